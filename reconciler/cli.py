@@ -1,0 +1,396 @@
+"""The `reconciler` command: a thin front end over the loader, engine and store.
+
+Each command turns its arguments into one engine call and its result into output and an
+exit code; no domain logic lives here. User mistakes (`ReconcilerError`) print one clear
+line (or one line per spec problem) and exit 1, never a traceback. Heavy modules are
+imported inside the commands that need them to keep start-up fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from reconciler.errors import ReconcilerError, SpecError
+
+if TYPE_CHECKING:
+    from reconciler.assembly import Runtime
+    from reconciler.engine.runs import RunResult
+    from reconciler.loading.specs import SpecSet
+    from reconciler.settings import Settings
+
+app = typer.Typer(
+    name="reconciler",
+    help="Declarative GitOps reconciler: specs in git, targets in sync.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class LogFormat(StrEnum):
+    console = "console"
+    json = "json"
+
+
+class ModeOption(StrEnum):
+    full = "full"
+    incremental = "incremental"
+
+
+_state: dict[str, Any] = {}
+
+PathArg = Annotated[Path, typer.Argument(help="A spec file or a folder of specs.")]
+TargetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--target", "-t", help="Only this object (KIND/NAME or KIND/NAMESPACE/NAME); repeatable."),
+]
+ModeOpt = Annotated[ModeOption, typer.Option(help="full or incremental reconciliation.")]
+
+
+@app.callback()
+def main_options(
+    log_format: Annotated[LogFormat | None, typer.Option(
+        help="console (default) or json; also RECONCILER_LOG_FORMAT.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    from reconciler.logs import configure
+    from reconciler.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if log_format is not None:
+        overrides["log_format"] = log_format.value
+    if log_level is not None:
+        overrides["log_level"] = log_level.lower()
+    try:
+        settings = Settings(**overrides)
+    except Exception as exc:
+        _fail(f"invalid settings: {exc}")
+    configure(fmt=settings.log_format, level=settings.log_level)
+    _state["settings"] = settings
+
+
+def _settings() -> Settings:
+    from reconciler.settings import Settings
+
+    return _state.get("settings") or Settings()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _report(exc: ReconcilerError) -> typer.Exit:
+    if isinstance(exc, SpecError):
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        typer.echo(f"{len(exc.problems)} problem(s); nothing was applied.", err=True)
+        raise typer.Exit(1)
+    return _fail(str(exc))
+
+
+def _load(path: Path) -> SpecSet:
+    from reconciler.assembly import load_drivers
+    from reconciler.loading import load_specs
+
+    _state["drivers"] = load_drivers(_settings())  # plugins may register kinds
+    return load_specs(path)
+
+
+def _runtime() -> Runtime:
+    from reconciler.assembly import open_runtime
+
+    return open_runtime(_settings(), drivers=_state.get("drivers"))
+
+
+def _targets(raw: list[str] | None) -> list[Any]:
+    from reconciler.models import ObjectRef
+
+    try:
+        return [ObjectRef.parse(t) for t in raw or []]
+    except ValueError as exc:
+        raise ReconcilerError(f"--target: {exc}") from None
+
+
+def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool) -> list[RunResult]:
+    from reconciler.engine.batches import reconcile_set, select_targets
+    from reconciler.engine.runs import Trigger
+    from reconciler.models import Mode
+
+    specs = _load(path)
+    runtime = _runtime()
+    try:
+        selection = select_targets(specs, runtime.drivers, _targets(targets))
+        for obj in selection.without_driver:
+            typer.echo(f"note: {obj.ref.short}: no driver for kind {obj.KIND} in this "
+                       "installation; skipped", err=True)
+        return asyncio.run(reconcile_set(
+            runtime.orchestrator, selection.targets, trigger=Trigger.MANUAL,
+            mode=Mode(mode.value), dry_run=dry_run, revision=specs.revision))
+    finally:
+        runtime.close()
+
+
+def _print_failures(results: list[RunResult]) -> bool:
+    failed = False
+    for result in results:
+        if not result.outcome.ok:
+            failed = True
+            typer.echo(f"error: {result.target.short}: {result.outcome}: {result.error}", err=True)
+    return failed
+
+
+@app.command()
+def validate(path: PathArg = Path("specs")) -> None:
+    """Check specs: syntax, schema, references. Exit 1 with file:line:col on problems."""
+    try:
+        specs = _load(path)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    kinds: dict[str, int] = {}
+    for obj in specs:
+        kinds[obj.KIND] = kinds.get(obj.KIND, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    typer.echo(f"{len(specs)} object(s) valid" + (f" ({detail})" if detail else "") + f" in {path}")
+
+
+@app.command()
+def plan(
+    path: PathArg = Path("specs"),
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="text, markdown or json.")] = PlanFormat.text,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would, 1 on errors.")] = False,
+    target: TargetOpt = None,
+    mode: ModeOpt = ModeOption.full,
+    max_changes: Annotated[int, typer.Option(help="Changes shown per target.")] = 100,
+) -> None:
+    """Show what apply would change (a dry run against the live targets)."""
+    from reconciler.engine.rendering import render
+
+    try:
+        results = _reconcile(path, target, mode, dry_run=True)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    plans = [r.plan for r in results if r.plan is not None]
+    color = fmt is PlanFormat.text and sys.stdout.isatty()
+    output = render(plans, fmt.value, max_changes=max_changes, color=color)
+    if color:
+        from rich.console import Console
+
+        Console(highlight=False).print(output)
+    else:
+        typer.echo(output)
+    if _print_failures(results):
+        raise typer.Exit(1)
+    if detailed_exitcode and any(p.has_changes for p in plans):
+        raise typer.Exit(2)
+
+
+@app.command()
+def apply(
+    path: PathArg = Path("specs"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and record, write nothing.")] = False,
+    target: TargetOpt = None,
+    mode: ModeOpt = ModeOption.full,
+) -> None:
+    """Reconcile the targets with the specs: apply only the difference."""
+    from reconciler.engine.rendering.text import summary_line
+
+    try:
+        results = _reconcile(path, target, mode, dry_run=dry_run)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    for result in results:
+        summary = summary_line(result.plan) if result.plan else "-"
+        if result.plan and not result.dry_run and result.outcome.value == "succeeded":
+            c = result.counts
+            summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
+                       f"{c.unchanged} unchanged" + (f", {c.invalid} invalid" if c.invalid else ""))
+        typer.echo(f"{result.target.short}: {result.outcome} ({summary}) "
+                   f"in {result.duration_seconds:.2f}s [run {result.run_id}]")
+        for warning in result.plan.warnings if result.plan else ():
+            typer.echo(f"  ! {warning}")
+    if _print_failures(results):
+        raise typer.Exit(1)
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = int((now - when).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{seconds // size}{unit}"
+            break
+    else:
+        text = f"{seconds}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+@app.command()
+def status(
+    path: Annotated[Path | None, typer.Argument(help="Specs to show (default: what the store knows).")] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """Objects with their last run and, for SyncJobs, their schedule and next run."""
+    from reconciler.status import object_statuses
+
+    try:
+        specs = _load(path) if path is not None else None
+        runtime = _runtime()
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    try:
+        rows = object_statuses(runtime.store, specs, now=datetime.now(UTC))
+    finally:
+        runtime.close()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([r.model_dump(mode="json", by_alias=True) for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    now = datetime.now(UTC)
+    table = Table(box=None, pad_edge=False)
+    for column in ("OBJECT", "READY", "LAST RUN", "RESULT", "SCHEDULE", "SUSPENDED", "NEXT RUN", "MESSAGE"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.object, row.ready, _ago(row.last_run_time, now), row.result or "-",
+                      row.schedule or "-", "-" if row.suspended is None else str(row.suspended),
+                      _ago(row.next_run_time, now), row.message)
+    Console(width=200).print(table)
+
+
+@app.command()
+def history(
+    target: Annotated[str | None, typer.Argument(help="KIND/NAME (default: all targets).")] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20,
+    run: Annotated[str | None, typer.Option("--run", help="Show one run (id or prefix) with its changes.")] = None,
+) -> None:
+    """Past runs, newest first (the store keeps every run)."""
+    try:
+        refs = _targets([target] if target else None)
+        runtime = _runtime()
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    try:
+        if run is not None:
+            record = runtime.store.run(run)
+            if record is None:
+                raise _fail(f"no run with id {run!r} (or the prefix is ambiguous)")
+            changes = runtime.store.changes(record.id)
+            if output is OutputFormat.json:
+                typer.echo(json.dumps({"run": record.model_dump(mode="json"),
+                                       "changes": [c.model_dump(mode="json") for c in changes]},
+                                      indent=2, ensure_ascii=False))
+                return
+            typer.echo(f"run {record.id} {record.target.short} {record.outcome} "
+                       f"({record.trigger}, {record.mode}{', dry run' if record.dry_run else ''})")
+            if record.error:
+                typer.echo(f"  error: {record.error}")
+            sign = {"create": "+", "update": "~", "delete": "-"}
+            for change in changes:
+                typer.echo(f"  {sign.get(change.action, '?')} {change.item} {change.key}")
+            return
+        records = runtime.store.runs(refs[0] if refs else None, limit=limit)
+    finally:
+        runtime.close()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("RUN", "STARTED", "TARGET", "TRIGGER", "MODE", "OUTCOME", "+", "~", "-", "=", "DURATION", "REVISION", "ERROR"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r.id, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.target.short, r.trigger,
+                      r.mode + (" (dry)" if r.dry_run else ""), r.outcome,
+                      *(str(r.counts[k]) for k in ("created", "updated", "deleted", "unchanged")),
+                      f"{r.duration_seconds:.2f}s" if r.duration_seconds is not None else "-",
+                      (r.revision or "-")[:12], (r.error or "")[:80])
+    Console(width=250).print(table)
+
+
+def _write_generated(files: dict[str, str], out: Path, check: bool) -> None:
+    stale = [name for name, content in files.items()
+             if not (out / name).exists() or (out / name).read_text(encoding="utf-8") != content]
+    if check:
+        if stale:
+            _fail(f"{len(stale)} generated file(s) in {out} differ from the models: {', '.join(stale)}")
+        typer.echo(f"{len(files)} file(s) in {out} are up to date")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (out / name).write_text(content, encoding="utf-8")
+    typer.echo(f"wrote {len(files)} file(s) to {out} ({len(stale)} changed)")
+
+
+CheckOpt = Annotated[bool, typer.Option("--check", help="Only verify the files are up to date.")]
+
+
+@app.command()
+def schema(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("specs/schemas"),
+           check: CheckOpt = False) -> None:
+    """Write the JSON Schemas of every kind (for editors)."""
+    from reconciler.artifacts import render_json_schemas
+
+    _write_generated(render_json_schemas(), out, check)
+
+
+@app.command()
+def crds(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("charts/reconciler/crds"),
+         check: CheckOpt = False) -> None:
+    """Write the CustomResourceDefinitions of every kind."""
+    from reconciler.artifacts import render_crds
+
+    _write_generated(render_crds(), out, check)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the store's schema (Alembic migrations)."""
+    from reconciler.store.migrating import HEAD_REVISION, upgrade
+    from reconciler.store.repository import Store
+
+    settings = _settings()
+    try:
+        store = Store.open(settings.store_url(), migrate=False)
+        before = upgrade(store.engine)
+        store.close()
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    typer.echo(f"store at revision {HEAD_REVISION} (was {before or 'empty'})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Drivers, one package per kind, and the default registry.
+
+The built-in drivers (`aed/`, `agents/`, `rbac/`) are registered here as their issues
+land. Site-specific drivers come from plugins: modules named in `RECONCILER_PLUGINS`
+(comma-separated) that, on import, may register a kind with
+`reconciler.models.register_kind` and expose `register(registry)` to add their driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from reconciler.engine.drivers import DriverRegistry
+from reconciler.errors import ReconcilerError
+
+
+def load_plugins(modules: list[str], registry: DriverRegistry) -> None:
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ReconcilerError(f"cannot import plugin {name!r}: {exc}") from None
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(registry)
+
+
+def default_registry(plugins: list[str] | None = None) -> DriverRegistry:
+    """The built-in drivers plus those of the given plugin modules."""
+    registry = DriverRegistry()
+    load_plugins(plugins or [], registry)
+    return registry

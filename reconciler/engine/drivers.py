@@ -1,0 +1,117 @@
+"""The driver contract and the registry of drivers by kind.
+
+A driver knows one kind of target. `observe` reads the actual state (I/O, read-only);
+`diff` compares it with the spec and returns a `Plan` (pure: no I/O, unit-tested with
+plain values); `apply` changes exactly what the plan names, in one transaction where the
+target has transactions and by atomic replacement where it writes files. The orchestrator
+owns everything around those three calls: locking, guards, recording, events.
+
+What a driver may know about the run comes in a `RunContext`: the object, the mode, the
+secrets resolver, the inventory of keys the reconciler owns in this target (ownership:
+delete only what we created) and a narrow view of the store for watermarks and snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from reconciler.engine.planning import Action, Plan
+from reconciler.engine.runs import Trigger
+from reconciler.errors import NoDriverError
+from reconciler.loading.secrets import SecretResolver
+from reconciler.models import Mode, Resource
+
+if TYPE_CHECKING:
+    from reconciler.engine.guards import Guard
+    from reconciler.store.repository import TargetState
+
+ProgressCallback = Callable[[str, int, int | None], None]
+"""(task description, units done so far, total or None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    run_id: str
+    obj: Resource
+    mode: Mode
+    dry_run: bool
+    trigger: Trigger
+    secrets: SecretResolver
+    inventory: frozenset[str] = frozenset()
+    revision: str | None = None
+    state: TargetState | None = None
+    progress: ProgressCallback | None = None
+    log: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What apply did. By default the orchestrator derives it from the plan."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    owned_added: tuple[str, ...] = ()
+    owned_removed: tuple[str, ...] = ()
+    watermarks: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_plan(cls, plan: Plan, **extra: Any) -> ApplyResult:
+        counts = plan.counts
+        return cls(
+            created=counts.created,
+            updated=counts.updated,
+            deleted=counts.deleted,
+            owned_added=tuple(c.key for c in plan.changes if c.action is not Action.DELETE),
+            owned_removed=tuple(c.key for c in plan.changes if c.action is Action.DELETE),
+            **extra,
+        )
+
+
+@runtime_checkable
+class Driver(Protocol):
+    kind: ClassVar[str]
+
+    async def observe(self, spec: Any, ctx: RunContext) -> Any: ...
+
+    def diff(self, spec: Any, actual: Any, ctx: RunContext) -> Plan: ...
+
+    async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult: ...
+
+
+def driver_guards(driver: Driver, spec: Resource) -> Sequence[Guard]:
+    """Guards a driver derives from its spec (optional `guards(spec)` method)."""
+    guards = getattr(driver, "guards", None)
+    return tuple(guards(spec)) if callable(guards) else ()
+
+
+DriverFactory = Callable[[], Driver]
+
+
+class DriverRegistry:
+    """Drivers by kind; a factory per kind so drivers are built only when used."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, DriverFactory] = {}
+        self._instances: dict[str, Driver] = {}
+
+    def register(self, kind: str, factory: DriverFactory) -> None:
+        self._factories[kind] = factory
+        self._instances.pop(kind, None)
+
+    def has(self, kind: str) -> bool:
+        return kind in self._factories
+
+    def kinds(self) -> list[str]:
+        return sorted(self._factories)
+
+    def get(self, kind: str) -> Driver:
+        if kind not in self._instances:
+            if kind not in self._factories:
+                available = ", ".join(self.kinds()) or "none"
+                raise NoDriverError(f"no driver for kind {kind}; drivers available: {available}")
+            self._instances[kind] = self._factories[kind]()
+        return self._instances[kind]

@@ -1,0 +1,82 @@
+"""The in-process event bus: every run announces itself to whoever listens.
+
+The orchestrator publishes an `Event` when a run starts and when it ends (succeeded,
+no-op, planned, aborted by a guard, failed). Subscribers are plain callables (the store
+writer, the CLI, later the Redis and MQTT publishers and the SSE stream); a subscriber
+that raises is logged and dropped from that delivery, never allowed to fail the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from reconciler.models import ObjectRef
+
+log = structlog.get_logger("reconciler.events")
+
+
+class EventType:
+    RUN_STARTED = "RunStarted"
+    RUN_SUCCEEDED = "RunSucceeded"
+    RUN_NOOP = "RunNoop"
+    RUN_PLANNED = "RunPlanned"
+    RUN_FAILED = "RunFailed"
+    GUARD_TRIPPED = "GuardTripped"
+    DRIFT_DETECTED = "DriftDetected"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    target: ObjectRef
+    run_id: str | None = None
+    reason: str = ""
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def warning(self) -> bool:
+        return self.type in (EventType.RUN_FAILED, EventType.GUARD_TRIPPED, EventType.DRIFT_DETECTED)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed", subscriber=repr(subscriber))
+
+    @contextlib.asynccontextmanager
+    async def stream(self, maxsize: int = 1000) -> AsyncIterator[asyncio.Queue[Event]]:
+        """A queue receiving every event published while the context is open."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+
+        def put(event: Event) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+        unsubscribe = self.subscribe(put)
+        try:
+            yield queue
+        finally:
+            unsubscribe()

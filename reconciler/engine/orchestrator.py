@@ -1,0 +1,228 @@
+"""The orchestrator: one run of one target, the same for every front end.
+
+`Orchestrator.run` is the only way anything reconciles. It takes the target's lock,
+records the run as started, builds the `RunContext`, then calls the driver's observe and
+diff, runs the guards, applies (unless it is a dry run or there is nothing to do), and
+records the end of the run with its changes, the inventory of owned keys and the
+watermarks in one store transaction. It publishes events on the bus at start and end.
+
+Failures never escape: a driver error, a guard, an unreachable target or a lock timeout
+all give a `RunResult` with the outcome and the error recorded, so a scheduler or an API
+handler can carry on. Every text that leaves a run (plan, error, warnings, events) is
+scrubbed of the secret values the run resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import structlog
+
+from reconciler.engine.drivers import (
+    ApplyResult,
+    DriverRegistry,
+    ProgressCallback,
+    RunContext,
+    driver_guards,
+)
+from reconciler.engine.events import Event, EventBus, EventType
+from reconciler.engine.guards import Guard
+from reconciler.engine.locking import target_lock
+from reconciler.engine.planning import Counts, Plan
+from reconciler.engine.runs import Outcome, RunResult, Trigger
+from reconciler.errors import GuardAborted, ReconcilerError
+from reconciler.loading.secrets import SecretResolver
+from reconciler.logs import scrubbing
+from reconciler.models import Mode, Resource
+from reconciler.store.repository import Store, TargetState
+
+log = structlog.get_logger("reconciler.run")
+
+_EVENT_FOR_OUTCOME = {
+    Outcome.SUCCEEDED: EventType.RUN_SUCCEEDED,
+    Outcome.NOOP: EventType.RUN_NOOP,
+    Outcome.PLANNED: EventType.RUN_PLANNED,
+    Outcome.ABORTED: EventType.GUARD_TRIPPED,
+    Outcome.FAILED: EventType.RUN_FAILED,
+}
+
+
+def new_run_id() -> str:
+    # Time-ordered prefix (milliseconds) so that ids sort like runs; random tail.
+    return f"{int(datetime.now(UTC).timestamp() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        drivers: DriverRegistry,
+        bus: EventBus | None = None,
+        guards: Sequence[Guard] = (),
+        lock_timeout: float = 600.0,
+        secrets: Callable[[], SecretResolver] = SecretResolver,
+    ) -> None:
+        self.store = store
+        self.drivers = drivers
+        self.bus = bus or EventBus()
+        self.guards = tuple(guards)
+        self.lock_timeout = lock_timeout
+        self._secrets = secrets
+
+    async def run(
+        self,
+        obj: Resource,
+        *,
+        trigger: Trigger,
+        mode: Mode = Mode.FULL,
+        dry_run: bool = False,
+        revision: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RunResult:
+        run_id = new_run_id()
+        target = obj.ref
+        started = datetime.now(UTC)
+        secrets = self._secrets()
+        with structlog.contextvars.bound_contextvars(
+            run_id=run_id, kind=target.kind, name=target.name, namespace=target.namespace
+        ), scrubbing(secrets.scrub):
+            try:
+                async with target_lock(self.store, target, timeout=self.lock_timeout):
+                    started = datetime.now(UTC)
+                    self.store.start_run(
+                        run_id=run_id, target=target, trigger=str(trigger), mode=str(mode),
+                        dry_run=dry_run, revision=revision,
+                        generation=obj.metadata.generation, started_at=started,
+                    )
+                    self._publish(Event(EventType.RUN_STARTED, target, run_id, "Progressing",
+                                        f"{'planning' if dry_run else 'reconciling'} "
+                                        f"{target.short} ({mode}, trigger {trigger})"))
+                    log.info("run started", trigger=str(trigger), mode=str(mode), dry_run=dry_run)
+                    ctx = RunContext(
+                        run_id=run_id, obj=obj, mode=mode, dry_run=dry_run, trigger=trigger,
+                        secrets=secrets, inventory=self.store.inventory(target),
+                        revision=revision, state=TargetState(self.store, target, run_id),
+                        progress=progress, log=log,
+                    )
+                    return await self._reconcile(ctx, started)
+            except asyncio.CancelledError:
+                self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision, started,
+                                    "run cancelled before it finished", "Cancelled", secrets)
+                raise
+            except Exception as exc:  # lock timeout or store failure before the run began
+                return self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision,
+                                           started, str(exc), type(exc).__name__, secrets)
+
+    async def _reconcile(self, ctx: RunContext, started: datetime) -> RunResult:
+        obj, secrets = ctx.obj, ctx.secrets
+        plan: Plan | None = None
+        applied: ApplyResult | None = None
+        warnings: tuple[str, ...] = ()
+        try:
+            driver = self.drivers.get(obj.KIND)
+            actual = await driver.observe(obj, ctx)
+            plan = driver.diff(obj, actual, ctx)
+            if secrets.has_secrets:
+                plan = plan.masked(secrets.scrub)
+            for guard in (*self.guards, *driver_guards(driver, obj)):
+                try:
+                    guard.check(plan, ctx)
+                except GuardAborted as exc:
+                    if not ctx.dry_run:
+                        raise
+                    plan = plan.with_warnings(f"guard {exc.guard} would abort the run: "
+                                              f"{secrets.scrub(str(exc).split(': ', 1)[-1])}")
+            warnings = plan.warnings
+            if ctx.dry_run:
+                outcome = Outcome.PLANNED
+            elif not plan.has_changes:
+                outcome = Outcome.NOOP
+            else:
+                applied = await driver.apply(plan, ctx)
+                warnings = (*warnings, *applied.warnings)
+                outcome = Outcome.SUCCEEDED
+            error = error_type = None
+        except GuardAborted as exc:
+            outcome, error, error_type = Outcome.ABORTED, secrets.scrub(str(exc)), "GuardAborted"
+        except ReconcilerError as exc:
+            outcome, error, error_type = Outcome.FAILED, secrets.scrub(str(exc)), type(exc).__name__
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug or an unexpected library error: recorded with its type, never re-raised.
+            log.exception("driver raised an unexpected error")
+            outcome, error, error_type = (Outcome.FAILED, secrets.scrub(f"{type(exc).__name__}: {exc}"),
+                                          type(exc).__name__)
+
+        counts = plan.counts if plan is not None else Counts()
+        if applied is not None:
+            counts = replace(counts, created=applied.created, updated=applied.updated,
+                             deleted=applied.deleted)
+        result = RunResult(
+            run_id=ctx.run_id, target=obj.ref, trigger=ctx.trigger, mode=ctx.mode,
+            dry_run=ctx.dry_run, outcome=outcome, counts=counts, started_at=started,
+            finished_at=datetime.now(UTC), revision=ctx.revision, plan=plan, error=error,
+            error_type=error_type, generation=obj.metadata.generation,
+        )
+        recorded = plan.changes if plan is not None and outcome is not Outcome.NOOP else ()
+        self.store.finish_run(
+            result, changes=recorded,
+            owned_added=applied.owned_added if applied else (),
+            owned_removed=applied.owned_removed if applied else (),
+            watermarks=applied.watermarks if applied else None,
+            warnings=[secrets.scrub(w) for w in warnings],
+        )
+        self._announce(result)
+        return result
+
+    def _fail_recorded(
+        self, run_id: str, obj: Resource, trigger: Trigger, mode: Mode, dry_run: bool,
+        revision: str | None, started: datetime, error: str, error_type: str,
+        secrets: SecretResolver,
+    ) -> RunResult:
+        """Record a run that failed outside the driver (lock timeout, cancellation)."""
+        result = RunResult(
+            run_id=run_id, target=obj.ref, trigger=trigger, mode=mode, dry_run=dry_run,
+            outcome=Outcome.FAILED, counts=Counts(), started_at=started,
+            finished_at=datetime.now(UTC), revision=revision, error=secrets.scrub(error),
+            error_type=error_type, generation=obj.metadata.generation,
+        )
+        try:
+            if self.store.run(run_id) is None:
+                self.store.start_run(run_id=run_id, target=obj.ref, trigger=str(trigger),
+                                     mode=str(mode), dry_run=dry_run, revision=revision,
+                                     generation=obj.metadata.generation, started_at=started)
+            self.store.finish_run(result)
+        except Exception:
+            log.exception("could not record the failed run")
+        self._announce(result)
+        return result
+
+    def _announce(self, result: RunResult) -> None:
+        c = result.counts
+        data = {"outcome": str(result.outcome), **c.as_dict(),
+                "durationSeconds": round(result.duration_seconds, 3),
+                "revision": result.revision, "trigger": str(result.trigger)}
+        summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
+                   f"{c.unchanged} unchanged, {c.invalid} invalid")
+        message = result.error or f"{result.outcome}: {summary}"
+        self._publish(Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
+                            result.target, result.run_id, str(result.outcome).capitalize(),
+                            message, data))
+        level = "info" if result.outcome.ok else "warning"
+        getattr(log, level)("run finished", outcome=str(result.outcome), error=result.error,
+                            duration=round(result.duration_seconds, 3), **c.as_dict())
+
+    def _publish(self, event: Event) -> None:
+        try:
+            self.store.record_event(target=event.target, run_id=event.run_id, type_=event.type,
+                                    reason=event.reason, message=event.message,
+                                    data=event.data, at=event.at)
+        except Exception:
+            log.exception("could not record an event")
+        self.bus.publish(event)

@@ -1,0 +1,170 @@
+"""Plans: the typed list of changes a run would make to one target.
+
+A `Change` is one keyed item to create, update or delete, with its before and after
+values and, for updates, the field-level differences (computed with deepdiff on the one
+item, never on a whole table: drivers compare large sets by key and content hash first and
+build changes only for the items that differ). A `Plan` is the changes plus the counts of
+what stays as it is, the items the driver rejected, and warnings. Both are immutable: a
+step that alters a plan returns a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from reconciler.models import ObjectRef
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed leaf inside an item: its path (`a.b[0]`), old and new value."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+
+def _format_path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def field_changes(before: Any, after: Any) -> tuple[FieldChange, ...]:
+    """The leaf-level differences between two JSON-like values, in a stable order."""
+    if before == after:
+        return ()
+    if not isinstance(before, dict | list) or not isinstance(after, dict | list):
+        return (FieldChange("", before, after),)
+    from deepdiff import DeepDiff  # imported on first use: deepdiff is slow to import
+
+    tree = DeepDiff(before, after, view="tree", verbose_level=2)
+    found: list[FieldChange] = []
+    for report in tree.values():
+        for level in report:
+            path = _format_path(level.path(output_format="list"))
+            old = None if _is_missing(level.t1) else level.t1
+            new = None if _is_missing(level.t2) else level.t2
+            found.append(FieldChange(path, old, new))
+    return tuple(sorted(found, key=lambda c: c.path))
+
+
+def _is_missing(value: Any) -> bool:
+    return type(value).__name__ == "NotPresent"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One item to create, update or delete, identified by a stable key."""
+
+    action: Action
+    key: str
+    before: Any = None
+    after: Any = None
+    fields: tuple[FieldChange, ...] = ()
+    item: str = "item"
+
+    @classmethod
+    def create(cls, key: str, after: Any, *, item: str = "item") -> Change:
+        return cls(Action.CREATE, key, None, after, (), item)
+
+    @classmethod
+    def update(cls, key: str, before: Any, after: Any, *, item: str = "item") -> Change:
+        return cls(Action.UPDATE, key, before, after, field_changes(before, after), item)
+
+    @classmethod
+    def delete(cls, key: str, before: Any, *, item: str = "item") -> Change:
+        return cls(Action.DELETE, key, before, None, (), item)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.deleted
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run would do to one target."""
+
+    target: ObjectRef
+    changes: tuple[Change, ...] = ()
+    unchanged: int = 0
+    invalid: int = 0
+    warnings: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> Counts:
+        by_action = {a: 0 for a in Action}
+        for change in self.changes:
+            by_action[change.action] += 1
+        return Counts(
+            created=by_action[Action.CREATE],
+            updated=by_action[Action.UPDATE],
+            deleted=by_action[Action.DELETE],
+            unchanged=self.unchanged,
+            invalid=self.invalid,
+        )
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def with_warnings(self, *warnings: str) -> Plan:
+        return replace(self, warnings=(*self.warnings, *warnings))
+
+    def masked(self, scrub: Callable[[str], str]) -> Plan:
+        """A copy with `scrub` applied to every string inside it (secret masking)."""
+        return replace(
+            self,
+            changes=tuple(_map_strings(c, scrub) for c in self.changes),
+            warnings=tuple(scrub(w) for w in self.warnings),
+            details=_map_strings(self.details, scrub),
+        )
+
+
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, Change):
+        return replace(
+            value,
+            key=fn(value.key),
+            before=_map_strings(value.before, fn),
+            after=_map_strings(value.after, fn),
+            fields=tuple(_map_strings(f, fn) for f in value.fields),
+        )
+    if isinstance(value, FieldChange):
+        return FieldChange(fn(value.path), _map_strings(value.before, fn), _map_strings(value.after, fn))
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_map_strings(v, fn) for v in value)
+    return value

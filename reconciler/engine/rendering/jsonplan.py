@@ -1,0 +1,42 @@
+"""Stable JSON: sorted keys, one document for all targets, versioned format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.engine.planning import Plan
+
+FORMAT_VERSION = 1
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    t = plan.target
+    return {
+        "target": {"kind": t.kind, "namespace": t.namespace, "name": t.name},
+        "counts": plan.counts.as_dict(),
+        "warnings": list(plan.warnings),
+        "changes": [
+            {"action": str(c.action), "item": c.item, "key": c.key, "before": c.before,
+             "after": c.after,
+             "fields": [{"path": f.path, "before": f.before, "after": f.after} for f in c.fields]}
+            for c in plan.changes
+        ],
+    }
+
+
+def render_json(plans: Sequence[Plan]) -> str:
+    from reconciler.store.repository import jsonable
+
+    totals = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0, "invalid": 0}
+    for plan in plans:
+        for key, value in plan.counts.as_dict().items():
+            totals[key] += value
+    document = {
+        "formatVersion": FORMAT_VERSION,
+        "changed": any(p.has_changes for p in plans),
+        "totals": totals,
+        "plans": [plan_document(p) for p in plans],
+    }
+    return json.dumps(jsonable(document), sort_keys=True, ensure_ascii=False, indent=2)

@@ -1,0 +1,57 @@
+"""Markdown for pull-request comments: a counts table, then one `<details>` per target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.engine.planning import Action, Plan
+from reconciler.engine.rendering import format_value
+from reconciler.engine.rendering.text import summary_line
+
+_SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(body: str) -> str:
+    ticks = "```"
+    while ticks in body:
+        ticks += "`"
+    return f"{ticks}diff\n{body}\n{ticks}"
+
+
+def render_markdown(plans: Sequence[Plan], *, max_changes: int = 100) -> str:
+    lines = ["### reconciler plan", ""]
+    if not plans:
+        return "\n".join([*lines, "No objects to plan."])
+    lines += [
+        "| Target | Create | Update | Delete | Unchanged | Invalid | Warnings |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for plan in plans:
+        c = plan.counts
+        warn = "⚠️ " + "; ".join(_cell(w) for w in plan.warnings) if plan.warnings else ""
+        lines.append(f"| `{plan.target.short}` | {c.created} | {c.updated} | {c.deleted} | "
+                     f"{c.unchanged} | {c.invalid} | {warn} |")
+    for plan in plans:
+        if not plan.changes and not plan.warnings:
+            continue
+        body: list[str] = []
+        for change in plan.changes[:max_changes]:
+            body.append(f"{_SIGN[change.action]} {change.item} {change.key}")
+            if change.action is Action.UPDATE:
+                body += [f"!     {f.path or '(value)'}: {format_value(f.before)} → "
+                         f"{format_value(f.after)}" for f in change.fields]
+        hidden = len(plan.changes) - max_changes
+        lines += ["", f"<details><summary><code>{plan.target.short}</code>: "
+                  f"{summary_line(plan)}</summary>", ""]
+        if body:
+            lines.append(_fence("\n".join(body)))
+        if hidden > 0:
+            lines.append(f"\n… and {hidden} more changes (first {max_changes} shown).")
+        for warning in plan.warnings:
+            lines.append(f"\n> ⚠️ {warning}")
+        lines += ["", "</details>"]
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Runs: why one started (trigger), how it ended (outcome), and the result value.
+
+A run is one pass of observe → diff → guards → apply over one target. Its result is the
+single record every view reads: the store keeps it, status conditions are computed from
+it, the CLI prints it and events announce it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from reconciler.engine.planning import Counts, Plan
+from reconciler.models import Mode, ObjectRef
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    GIT = "git"
+    ANNOTATION = "annotation"
+    FILE_WATCH = "file-watch"
+    API = "api"
+
+
+class Outcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # changes applied
+    NOOP = "noop"  # nothing to change
+    PLANNED = "planned"  # dry run: changes computed, nothing written
+    ABORTED = "aborted"  # a guard stopped the run before anything was written
+    FAILED = "failed"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.SUCCEEDED, Outcome.NOOP, Outcome.PLANNED)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: str
+    target: ObjectRef
+    trigger: Trigger
+    mode: Mode
+    dry_run: bool
+    outcome: Outcome
+    counts: Counts
+    started_at: datetime
+    finished_at: datetime
+    revision: str | None = None
+    plan: Plan | None = None
+    error: str | None = None
+    error_type: str | None = None
+    generation: int | None = None
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

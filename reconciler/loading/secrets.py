@@ -1,0 +1,90 @@
+"""Resolving secret references at run time, and keeping their values out of every output.
+
+A spec holds only references. At run time a driver asks the run's `SecretResolver` for a
+value; the resolver reads it from the environment, a file or (in a cluster) a Kubernetes
+Secret, wraps it in a `Secret` that prints as `***`, and remembers it. Everything the run
+writes for people (plans, errors, events, logs) is passed through `scrub`, so a value that
+slipped into an error message from a driver or a database library is masked too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import SecretError
+from reconciler.models import SecretRef
+
+MASK = "***"
+
+KubernetesSecretLookup = Callable[[str, str, str], str]
+"""(namespace, secret name, key) -> value; provided by the operator in a cluster."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A resolved secret value that never prints itself."""
+
+    _value: str = field(repr=False)
+    reference: str = ""
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return f"Secret({self.reference or MASK})"
+
+
+class SecretResolver:
+    """Resolves references for one run and scrubs their values out of text."""
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        kubernetes: KubernetesSecretLookup | None = None,
+    ) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._kubernetes = kubernetes
+        self._revealed: set[str] = set()
+
+    def resolve(self, ref: SecretRef, *, namespace: str = "default") -> Secret:
+        value = self._read(ref, namespace)
+        if value:
+            self._revealed.add(value)
+        return Secret(value, ref.describe())
+
+    def _read(self, ref: SecretRef, namespace: str) -> str:
+        if ref.env is not None:
+            if ref.env not in self._environ:
+                raise SecretError(f"secret {ref.describe()}: environment variable {ref.env} is not set")
+            return self._environ[ref.env]
+        if ref.file is not None:
+            path = Path(os.path.expandvars(ref.file)).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").rstrip("\n")
+            except OSError as exc:
+                raise SecretError(f"secret {ref.describe()}: cannot read {path}: {exc.strerror}") from None
+        assert ref.secret_ref is not None
+        if self._kubernetes is None:
+            raise SecretError(
+                f"secret {ref.describe()}: secretRef is resolved by the Kubernetes operator; "
+                "outside a cluster use {env: NAME} or {file: PATH}"
+            )
+        return self._kubernetes(namespace, ref.secret_ref.name, ref.secret_ref.key)
+
+    def scrub(self, text: str) -> str:
+        """Replace every value this resolver has handed out with `***`."""
+        # Longest first, so that a secret containing another is masked whole.
+        for value in sorted(self._revealed, key=len, reverse=True):
+            text = text.replace(value, MASK)
+        return text
+
+    @property
+    def has_secrets(self) -> bool:
+        return bool(self._revealed)

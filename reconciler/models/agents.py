@@ -1,0 +1,378 @@
+"""`AgentConfig`: one canonical AI-client configuration, rendered into each client's files.
+
+Teams using several AI coding clients keep the same MCP servers, rules and tool
+permissions in six native formats. An AgentConfig states them once: `mcpServers` (stdio
+servers started with `command`, or remote servers at a `url`), `rules` (Markdown
+instructions, always on or scoped to path globs) and `permissions` (Claude-style
+`Tool` / `Tool(specifier)` lists). `targets` say which clients receive them, at which
+scope (`user` or `project`) and under which root folder; the reconciler owns the keys it
+writes, never whole foreign files.
+
+When a file was edited by hand, `conflictPolicy` decides (by default, per client or per
+key path): `Override` re-imposes the spec, `Merge` keeps fields others added inside an
+owned object, `IfNotPresent` creates once and never updates, `Ignore` leaves it, and
+`Adopt` proposes a spec patch and stops with `Drifted`. With `strict: true`, a canonical
+field that a client cannot express is an error instead of a warning.
+
+Secret values never appear in the spec: env values and headers take `{env: NAME}`-style
+references, which each client's renderer writes as that client's own env syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.models.common import Resource, SecretRef, SpecModel
+from reconciler.models.status import ObjectStatus
+
+# --- scalar types ----------------------------------------------------------------------------
+
+_SERVER_NAME = r"^[A-Za-z0-9_-]+$"
+_RULE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_PERMISSION_RULE = r"^[A-Za-z_][A-Za-z0-9_:.*-]*(\(.*\))?$"
+_JSON_POINTER = r"^(/([^~/]|~[01])*)+$"
+
+
+def _matching(pattern: str, expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+McpServerName = Annotated[
+    str,
+    _matching(_SERVER_NAME, "an MCP server name of letters, digits, '_' and '-', such as 'github'"),
+    WithJsonSchema({"type": "string", "pattern": _SERVER_NAME}),
+]
+EnvName = Annotated[
+    str,
+    _matching(_ENV_NAME, "an environment variable name such as 'GITHUB_TOKEN'"),
+    WithJsonSchema({"type": "string", "pattern": _ENV_NAME}),
+]
+PermissionRule = Annotated[
+    str,
+    _matching(
+        _PERMISSION_RULE,
+        "a permission rule in the form Tool or Tool(specifier), such as 'Read', "
+        "'Bash(npm run test *)' or 'mcp__github__get_issue'",
+    ),
+    WithJsonSchema({"type": "string", "pattern": _PERMISSION_RULE}),
+]
+JsonPointer = Annotated[
+    str,
+    _matching(_JSON_POINTER, "a JSON pointer starting with '/', such as '/mcpServers/github'"),
+    WithJsonSchema({"type": "string", "pattern": _JSON_POINTER}),
+]
+
+
+def _check_rule_name(value: str) -> str:
+    if len(value) > 63 or not re.fullmatch(_RULE_NAME, value):
+        raise ValueError(
+            "expected a DNS-1123 label: lower-case letters, digits and '-', starting and "
+            f"ending with a letter or digit, at most 63 characters; got {value!r}"
+        )
+    return value
+
+
+RuleName = Annotated[
+    str,
+    AfterValidator(_check_rule_name),
+    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _RULE_NAME}),
+]
+
+
+def _check_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+HttpUrlText = Annotated[
+    str,
+    AfterValidator(_check_url),
+    WithJsonSchema({"type": "string", "pattern": r"^https?://", "format": "uri"}),
+]
+
+# Names whose literal values would be secrets: they must be secret references.
+_SECRET_ENV = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$",
+    re.IGNORECASE,
+)
+_SECRET_HEADER = re.compile(
+    r"^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret", re.IGNORECASE
+)
+
+# --- MCP servers -------------------------------------------------------------------------------
+
+
+class McpTransport(StrEnum):
+    HTTP = "http"  # streamable HTTP
+    SSE = "sse"
+
+
+_STDIO_ONLY = (("args", "args"), ("env", "env"), ("cwd", "cwd"))
+_REMOTE_ONLY = (("transport", "transport"), ("headers", "headers"), ("bearer_token", "bearerToken"))
+
+
+class McpServer(SpecModel):
+    """An MCP server: stdio (`command`, `args`, `env`, `cwd`) or remote (`url`, `transport`,
+    `headers`, `bearerToken`); exactly one of `command` or `url`."""
+
+    command: str | None = Field(default=None, min_length=1, description="stdio: executable.")
+    args: list[str] = Field(default_factory=list, description="stdio: arguments.")
+    env: dict[EnvName, str | SecretRef] = Field(
+        default_factory=dict,
+        description="stdio: environment; secrets as references such as {env: GITHUB_TOKEN}.",
+    )
+    cwd: str | None = Field(default=None, description="stdio: working directory.")
+    url: HttpUrlText | None = Field(default=None, description="remote: server URL.")
+    transport: McpTransport | None = Field(
+        default=None,
+        description="remote: http (streamable HTTP, the default for url servers) or sse. "
+        "Not allowed on stdio servers.",
+    )
+    headers: dict[str, str | SecretRef] = Field(
+        default_factory=dict,
+        description="remote: HTTP headers; credentials as secret references.",
+    )
+    bearer_token: SecretRef | None = Field(
+        default=None, description="remote: sent as 'Authorization: Bearer <token>'."
+    )
+    enabled_tools: list[str] | None = Field(
+        default=None, description="Only these tools (none = every tool)."
+    )
+    disabled_tools: list[str] = Field(
+        default_factory=list, description="Tools to hide (applied after enabledTools)."
+    )
+    enabled: bool = Field(default=True, description="Render the server as enabled.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("url") is not None and "transport" not in data:
+            return {**data, "transport": McpTransport.HTTP.value}
+        return data
+
+    @model_validator(mode="after")
+    def _stdio_or_remote(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "expected exactly one of command (a stdio server) or url (a remote server), "
+                f"got {'both' if self.command is not None else 'neither'}"
+            )
+        if self.url is not None:
+            for attr, name in _STDIO_ONLY:
+                if getattr(self, attr):
+                    raise ValueError(
+                        f"expected no {name} on a remote server (url), got {name}; "
+                        f"{name} applies to stdio servers (command) only"
+                    )
+        else:
+            for attr, name in _REMOTE_ONLY:
+                if getattr(self, attr):
+                    raise ValueError(
+                        f"expected no {name} on a stdio server (command), got {name}; "
+                        f"{name} applies to remote servers (url) only"
+                    )
+        for key, value in self.env.items():
+            if isinstance(value, str) and _SECRET_ENV.search(key):
+                raise ValueError(
+                    f"expected a secret reference such as {{env: {key}}} for env {key}, got a "
+                    "literal value; secret values are never written in specs"
+                )
+        for key, value in self.headers.items():
+            if isinstance(value, str) and _SECRET_HEADER.search(key):
+                raise ValueError(
+                    f"expected a secret reference (or bearerToken) for header {key}, got a "
+                    "literal value; secret values are never written in specs"
+                )
+        return self
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url is not None
+
+
+# --- rules and permissions ---------------------------------------------------------------------
+
+
+class AgentRule(SpecModel):
+    """Markdown instructions for the agent, always on or only for matching paths."""
+
+    name: RuleName = Field(description="Rule name (a DNS-1123 label); also the file name.")
+    description: str = Field(default="", description="One line on what the rule is for.")
+    content: str = Field(min_length=1, description="The instructions, in Markdown.")
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="Globs the rule applies to; empty = always on."
+    )
+
+
+class DefaultMode(StrEnum):
+    DEFAULT = "default"
+    ACCEPT_EDITS = "acceptEdits"
+    PLAN = "plan"
+    BYPASS_PERMISSIONS = "bypassPermissions"
+
+
+class AgentPermissions(SpecModel):
+    """Tool permissions in the Claude-like `Tool` / `Tool(specifier)` syntax."""
+
+    allow: list[PermissionRule] = Field(default_factory=list, description="Allowed without asking.")
+    ask: list[PermissionRule] = Field(default_factory=list, description="Ask every time.")
+    deny: list[PermissionRule] = Field(default_factory=list, description="Never allowed.")
+    default_mode: DefaultMode | None = Field(
+        default=None, description="Permission mode for everything not listed."
+    )
+
+
+# --- targets and conflict policies -------------------------------------------------------------
+
+
+class AgentClient(StrEnum):
+    CLAUDE_CODE = "claude-code"
+    CODEX = "codex"
+    QWEN_CODE = "qwen-code"
+    ROVO_DEV = "rovo-dev"
+    GEMINI_CLI = "gemini-cli"
+    CURSOR = "cursor"
+
+
+class TargetScope(StrEnum):
+    USER = "user"
+    PROJECT = "project"
+
+
+class ConflictPolicy(StrEnum):
+    """What to do with an owned key that differs from the spec (a hand edit)."""
+
+    OVERRIDE = "Override"
+    MERGE = "Merge"
+    IF_NOT_PRESENT = "IfNotPresent"
+    IGNORE = "Ignore"
+    ADOPT = "Adopt"
+
+
+class AgentTarget(SpecModel):
+    """One client at one scope under one root folder."""
+
+    client: AgentClient = Field(description="The AI client whose native files are written.")
+    scope: TargetScope = Field(default=TargetScope.PROJECT, description="user or project.")
+    root: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Home (user scope) or project folder; ~ and $VARS expand. Default: '~' "
+        "for user scope, '.' for project scope.",
+    )
+    overrides: Annotated[
+        dict[str, JsonValue],
+        WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    ] = Field(
+        default_factory=dict,
+        description="Client knobs with no canonical form, e.g. approval_policy for codex.",
+    )
+    conflict_policy: ConflictPolicy | None = Field(
+        default=None, description="Policy for this target (over the spec's per-client one)."
+    )
+
+    @property
+    def effective_root(self) -> str:
+        if self.root is not None:
+            return self.root
+        return "~" if self.scope is TargetScope.USER else "."
+
+
+class PathPolicy(SpecModel):
+    path: JsonPointer = Field(description="Key path in the native file, e.g. /mcpServers/github.")
+    policy: ConflictPolicy
+
+
+class ConflictPolicyConfig(SpecModel):
+    """Policies for hand edits: per key path, else per target/client, else the default."""
+
+    default: ConflictPolicy = Field(default=ConflictPolicy.OVERRIDE, description="Fallback.")
+    clients: dict[AgentClient, ConflictPolicy] = Field(
+        default_factory=dict, description="Policy per client."
+    )
+    paths: list[PathPolicy] = Field(default_factory=list, description="Policy per key path.")
+
+    @model_validator(mode="after")
+    def _unique_paths(self) -> ConflictPolicyConfig:
+        seen: set[str] = set()
+        for entry in self.paths:
+            if entry.path in seen:
+                raise ValueError(
+                    f"expected each path once in conflictPolicy.paths, got {entry.path!r} twice"
+                )
+            seen.add(entry.path)
+        return self
+
+
+# --- the kind ----------------------------------------------------------------------------------
+
+
+class AgentConfigSpec(SpecModel):
+    mcp_servers: dict[McpServerName, McpServer] = Field(
+        default_factory=dict, description="MCP servers by name."
+    )
+    rules: list[AgentRule] = Field(default_factory=list, description="Instructions (Markdown).")
+    permissions: AgentPermissions = Field(
+        default_factory=AgentPermissions, description="Tool permissions."
+    )
+    targets: list[AgentTarget] = Field(description="Clients to render into (at least one).")
+    conflict_policy: ConflictPolicyConfig = Field(
+        default_factory=ConflictPolicyConfig, description="What to do with hand edits."
+    )
+    strict: bool = Field(
+        default=False, description="A field a client cannot express is an error, not a warning."
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_unique(cls, targets: list[AgentTarget]) -> list[AgentTarget]:
+        if not targets:
+            raise ValueError("expected at least one target, got none")
+        seen: set[tuple[str, str, str]] = set()
+        for target in targets:
+            key = (target.client.value, target.scope.value, target.effective_root)
+            if key in seen:
+                raise ValueError(
+                    f"expected each (client, scope, root) once in targets, got client {key[0]!r}, "
+                    f"scope {key[1]!r}, root {key[2]!r} twice"
+                )
+            seen.add(key)
+        return targets
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_unique(cls, rules: list[AgentRule]) -> list[AgentRule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.name in seen:
+                raise ValueError(f"expected unique rule names, got {rule.name!r} twice")
+            seen.add(rule.name)
+        return rules
+
+
+class AgentConfig(Resource):
+    KIND: ClassVar[str] = "AgentConfig"
+    PLURAL: ClassVar[str] = "agentconfigs"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ac",)
+
+    kind: Literal["AgentConfig"]
+    spec: AgentConfigSpec
+    status: ObjectStatus | None = None

@@ -1,0 +1,1 @@
+"""Schedules: cron and interval maths (the scheduler loop arrives with the daemon)."""

@@ -1,0 +1,43 @@
+"""Process-wide settings, read once from the environment and passed down explicitly.
+
+Nothing in the code reads environment variables for its own configuration except through
+:class:`Settings`; front ends build one and hand it (or the pieces it configures) to the
+engine, which is also how tests inject a throw-away store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    """Follow the XDG base-directory convention: `$XDG_STATE_HOME/reconciler`."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reconciler"
+
+
+class Settings(BaseSettings):
+    """Settings of one reconciler process (`RECONCILER_*` environment variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    database_url: str | None = None
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    plugins: str = ""
+    lock_timeout_seconds: float = 600.0
+
+    def store_url(self) -> str:
+        """The store's SQLAlchemy URL: the configured one, or SQLite in the state directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.state_dir / 'reconciler.db'}"
+
+    def plugin_modules(self) -> list[str]:
+        return [m.strip() for m in self.plugins.split(",") if m.strip()]

@@ -1,0 +1,80 @@
+"""The status view: every object with its last run, and SyncJobs with their next run.
+
+`reconciler status` (and later the HTTP API) read this one function. The facts come from
+the store's runs; the spec set, when given, adds objects that never ran and the SyncJobs'
+schedules. Ready is derived from the last run's outcome with the condition helpers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.engine.conditions import ready_for_outcome
+from reconciler.engine.runs import Outcome
+from reconciler.loading.specs import SpecSet
+from reconciler.models import ObjectRef, SyncJob
+from reconciler.schedule.timing import next_run_time
+from reconciler.store.repository import RunRecord, Store
+
+
+class StatusRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    object: str
+    kind: str
+    namespace: str
+    name: str
+    ready: str
+    reason: str
+    message: str = ""
+    last_run_id: str | None = None
+    last_run_time: datetime | None = None
+    result: str | None = None
+    counts: dict[str, int] | None = None
+    target: str | None = None
+    schedule: str | None = None
+    suspended: bool | None = None
+    next_run_time: datetime | None = None
+
+
+def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
+    if last is None:
+        ready, reason, message = "Unknown", "NeverRun", "not reconciled yet"
+    else:
+        status, reason = ready_for_outcome(Outcome(last.outcome), last.error)
+        ready = status.value
+        c = last.counts
+        message = last.error or (f"{c['created']} created, {c['updated']} updated, "
+                                 f"{c['deleted']} deleted, {c['unchanged']} unchanged")
+    return StatusRow(
+        object=ref.short, kind=ref.kind, namespace=ref.namespace, name=ref.name, ready=ready,
+        reason=reason, message=message, last_run_id=last.id if last else None,
+        last_run_time=last.started_at if last else None,
+        result=last.outcome if last else None, counts=last.counts if last else None,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> list[StatusRow]:
+    latest = store.latest_runs()
+    rows: list[StatusRow] = []
+    if specs is None:
+        return [_row(ref, run) for ref, run in sorted(latest.items())]
+    for obj in specs:
+        if isinstance(obj, SyncJob):
+            spec = obj.spec
+            target = ObjectRef(spec.target_ref.kind, spec.target_ref.namespace or obj.metadata.namespace,
+                               spec.target_ref.name)
+            last = latest.get(target)
+            rows.append(_row(
+                obj.ref, last, target=target.short,
+                schedule=spec.schedule or f"every {obj.model_dump(by_alias=True, mode='json')['spec']['interval']}",
+                suspended=spec.suspend,
+                next_run_time=None if spec.suspend else next_run_time(
+                    spec, after=now, last_run=last.started_at if last else None),
+            ))
+        else:
+            rows.append(_row(obj.ref, latest.get(obj.ref)))
+    return rows

@@ -1,0 +1,345 @@
+"""The store: recording runs, changes, events, inventory, watermarks, snapshots, audit.
+
+`Store` wraps one SQLAlchemy engine (SQLite by default, PostgreSQL in production) and
+offers the few operations the engine and the front ends need, each in its own
+transaction. A finished run is written in one transaction with its changes, inventory
+update and watermarks, so the record and the ownership data never disagree.
+`TargetState` is the narrow slice of the store a driver may touch during a run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+
+from reconciler.engine.planning import Change, Counts
+from reconciler.engine.runs import RunResult
+from reconciler.errors import StoreError
+from reconciler.models import ObjectRef
+from reconciler.store import tables as t
+from reconciler.store.migrating import ensure_schema
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-serialisable copy of a value (dates as ISO strings, decimals as strings)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class RunRecord(BaseModel):
+    """A run as stored: what `history`, `status` and the API show."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str
+    namespace: str
+    name: str
+    trigger: str
+    mode: str
+    dry_run: bool
+    revision: str | None
+    generation: int | None
+    outcome: str
+    counts: dict[str, int]
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    error: str | None
+    error_type: str | None
+    warnings: list[str]
+
+    @property
+    def target(self) -> ObjectRef:
+        return ObjectRef(self.kind, self.namespace, self.name)
+
+
+class ChangeRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    action: str
+    item: str
+    key: str
+    before: Any
+    after: Any
+    fields: list[dict[str, Any]]
+
+
+def _run_record(row: Any) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"], kind=m["kind"], namespace=m["namespace"], name=m["name"],
+        trigger=m["trigger"], mode=m["mode"], dry_run=m["dry_run"], revision=m["revision"],
+        generation=m["generation"], outcome=m["outcome"],
+        counts={k: m[k] for k in ("created", "updated", "deleted", "unchanged", "invalid")},
+        started_at=_aware(m["started_at"]), finished_at=_aware(m["finished_at"]),
+        duration_seconds=m["duration_seconds"], error=m["error"], error_type=m["error_type"],
+        warnings=list(m["warnings"] or []),
+    )
+
+
+def _target_filter(table: Any, target: ObjectRef) -> list[Any]:
+    return [table.c.kind == target.kind, table.c.namespace == target.namespace,
+            table.c.name == target.name]
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use psycopg 3 for them."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        url = normalise_url(url)
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {"future": True}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = create_engine(url, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            if migrate:
+                ensure_schema(engine)
+        except StoreError:
+            raise
+        except Exception as exc:  # the database is unreachable or refuses us
+            engine.dispose()
+            raise StoreError(f"cannot open the store at {parsed.render_as_string()}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return Path(database).expanduser().resolve()
+        return None
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def start_run(
+        self, *, run_id: str, target: ObjectRef, trigger: str, mode: str, dry_run: bool,
+        revision: str | None, generation: int | None, started_at: datetime,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.runs).values(
+                id=run_id, kind=target.kind, namespace=target.namespace, name=target.name,
+                trigger=trigger, mode=mode, dry_run=dry_run, revision=revision,
+                generation=generation, outcome="running", created=0, updated=0, deleted=0,
+                unchanged=0, invalid=0, started_at=started_at, warnings=[],
+            ))
+
+    def finish_run(
+        self, result: RunResult, *, changes: Sequence[Change] = (),
+        owned_added: Iterable[str] = (), owned_removed: Iterable[str] = (),
+        watermarks: Mapping[str, str] | None = None, warnings: Sequence[str] = (),
+    ) -> None:
+        """Record a run's end with its changes, inventory and watermarks, atomically."""
+        c: Counts = result.counts
+        target = result.target
+        with self.engine.begin() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == result.run_id).values(
+                outcome=str(result.outcome), created=c.created, updated=c.updated,
+                deleted=c.deleted, unchanged=c.unchanged, invalid=c.invalid,
+                finished_at=result.finished_at, duration_seconds=result.duration_seconds,
+                error=result.error, error_type=result.error_type, warnings=list(warnings),
+            ))
+            if changes:
+                conn.execute(insert(t.changes), [
+                    {"run_id": result.run_id, "seq": i, "action": str(ch.action),
+                     "item": ch.item, "key": ch.key, "before": jsonable(ch.before),
+                     "after": jsonable(ch.after),
+                     "fields": [{"path": f.path, "before": jsonable(f.before),
+                                 "after": jsonable(f.after)} for f in ch.fields]}
+                    for i, ch in enumerate(changes)
+                ])
+            removed = list(owned_removed)
+            if removed:
+                conn.execute(delete(t.inventory).where(
+                    *_target_filter(t.inventory, target), t.inventory.c.item_key.in_(removed)))
+            added = sorted(set(owned_added))
+            if added:
+                conn.execute(delete(t.inventory).where(
+                    *_target_filter(t.inventory, target), t.inventory.c.item_key.in_(added)))
+                conn.execute(insert(t.inventory), [
+                    {"kind": target.kind, "namespace": target.namespace, "name": target.name,
+                     "item_key": key, "run_id": result.run_id, "applied_at": result.finished_at}
+                    for key in added
+                ])
+            for key, value in (watermarks or {}).items():
+                conn.execute(delete(t.watermarks).where(
+                    *_target_filter(t.watermarks, target), t.watermarks.c.key == key))
+                conn.execute(insert(t.watermarks).values(
+                    kind=target.kind, namespace=target.namespace, name=target.name, key=key,
+                    value=value, run_id=result.run_id, updated_at=result.finished_at))
+
+    def runs(self, target: ObjectRef | None = None, *, limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first, of one target or of all."""
+        query = select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id).limit(limit)
+        if target is not None:
+            query = query.where(*_target_filter(t.runs, target))
+        with self.engine.connect() as conn:
+            return [_run_record(r) for r in conn.execute(query)]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """A run by id, or by an unambiguous id prefix (as printed by the CLI)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.runs).where(t.runs.c.id.startswith(run_id, autoescape=True)).limit(2)
+            ).all()
+        if len(rows) != 1:
+            return None
+        return _run_record(rows[0])
+
+    def latest_runs(self) -> dict[ObjectRef, RunRecord]:
+        """The newest run of every target the store has seen."""
+        newest = (
+            select(t.runs.c.kind, t.runs.c.namespace, t.runs.c.name,
+                   func.max(t.runs.c.started_at).label("started_at"))
+            .group_by(t.runs.c.kind, t.runs.c.namespace, t.runs.c.name).subquery()
+        )
+        query = select(t.runs).join(newest, (t.runs.c.kind == newest.c.kind)
+                                    & (t.runs.c.namespace == newest.c.namespace)
+                                    & (t.runs.c.name == newest.c.name)
+                                    & (t.runs.c.started_at == newest.c.started_at))
+        with self.engine.connect() as conn:
+            records = [_run_record(r) for r in conn.execute(query)]
+        return {r.target: r for r in sorted(records, key=lambda r: r.started_at)}
+
+    def changes(self, run_id: str) -> list[ChangeRecord]:
+        query = select(t.changes).where(t.changes.c.run_id == run_id).order_by(t.changes.c.seq)
+        with self.engine.connect() as conn:
+            return [ChangeRecord(seq=r.seq, action=r.action, item=r.item, key=r.key,
+                                 before=r.before, after=r.after, fields=r.fields or [])
+                    for r in conn.execute(query)]
+
+    # --- events and audit ---------------------------------------------------------------
+
+    def record_event(self, *, target: ObjectRef, run_id: str | None, type_: str, reason: str,
+                     message: str, data: Mapping[str, Any], at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.events).values(
+                run_id=run_id, kind=target.kind, namespace=target.namespace, name=target.name,
+                type=type_, reason=reason, message=message, data=jsonable(data), at=at))
+
+    def events(self, target: ObjectRef | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(t.events).order_by(t.events.c.at.desc(), t.events.c.id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(*_target_filter(t.events, target))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) | {"at": _aware(r.at)} for r in conn.execute(query)]
+
+    def record_audit(self, *, actor: str, action: str, obj: str | None = None,
+                     source: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.audit).values(
+                at=datetime.now(UTC), actor=actor, action=action, object=obj, source=source,
+                detail=jsonable(detail or {})))
+
+    # --- ownership, watermarks, snapshots -----------------------------------------------
+
+    def inventory(self, target: ObjectRef) -> frozenset[str]:
+        query = select(t.inventory.c.item_key).where(*_target_filter(t.inventory, target))
+        with self.engine.connect() as conn:
+            return frozenset(conn.execute(query).scalars())
+
+    def watermark(self, target: ObjectRef, key: str) -> str | None:
+        query = select(t.watermarks.c.value).where(
+            *_target_filter(t.watermarks, target), t.watermarks.c.key == key)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def save_snapshots(self, run_id: str, target: ObjectRef,
+                       items: Iterable[tuple[str, Any]]) -> int:
+        now = datetime.now(UTC)
+        rows = [{"run_id": run_id, "kind": target.kind, "namespace": target.namespace,
+                 "name": target.name, "item_key": key, "content": jsonable(content),
+                 "created_at": now} for key, content in items]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.snapshots), rows)
+        return len(rows)
+
+    def snapshots(self, run_id: str) -> list[tuple[str, Any]]:
+        query = select(t.snapshots.c.item_key, t.snapshots.c.content).where(
+            t.snapshots.c.run_id == run_id).order_by(t.snapshots.c.id)
+        with self.engine.connect() as conn:
+            return [(r.item_key, r.content) for r in conn.execute(query)]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """What a driver may read and write in the store during one run of one target."""
+
+    store: Store
+    target: ObjectRef
+    run_id: str
+
+    def watermark(self, key: str) -> str | None:
+        return self.store.watermark(self.target, key)
+
+    def save_snapshots(self, items: Iterable[tuple[str, Any]]) -> int:
+        return self.store.save_snapshots(self.run_id, self.target, items)
+
+    def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
+        return self.store.snapshots(run_id)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(jsonable(value), sort_keys=True, ensure_ascii=False)
