@@ -20,7 +20,6 @@ placeholder strings, ±10% row-count guard, mark-then-suspect after 7 days).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -29,7 +28,6 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, mod
 from reconciler.models.common import Duration, Resource, SecretRef, SpecModel, Threshold
 from reconciler.models.status import ObjectStatus
 
-_1S, _30S = timedelta(seconds=1), timedelta(seconds=30)
 DEFAULT_BASE_URL = "https://apis.data.go.kr/B552657/AEDInfoInqireService"
 DEFAULT_PLACEHOLDERS: tuple[str, ...] = ("필요", "신규", "미정", "없음")
 # Query parameters the driver sets itself; `source.params` may not override them.
@@ -109,15 +107,15 @@ class RetryPolicy(SpecModel):
     """Retries of a failed page: exponential back-off from `backoff`, capped at `maxBackoff`."""
 
     limit: int = Field(default=4, ge=0, le=20, description="Retries per page after the first try.")
-    backoff: Duration = Field(default=_1S, description="First wait; doubles on each retry.")
-    max_backoff: Duration = Field(default=_30S, description="Longest wait between retries.")
+    # Duration defaults are written as text (validated) so the JSON Schema shows "30s".
+    backoff: Duration = Field("1s", validate_default=True, description="First wait; doubles.")
+    max_backoff: Duration = Field("30s", validate_default=True, description="Longest wait.")
 
     @model_validator(mode="after")
     def _backoff_within_cap(self) -> RetryPolicy:
         if self.backoff > self.max_backoff:
             raise ValueError(
-                f"expected backoff <= maxBackoff, got backoff {self.backoff} > "
-                f"maxBackoff {self.max_backoff}"
+                f"expected backoff <= maxBackoff, got backoff {self.backoff} > maxBackoff {self.max_backoff}"
             )
         return self
 
@@ -137,7 +135,7 @@ class AedSource(SpecModel):
     )
     page_size: int = Field(default=1000, ge=1, le=10000, description="numOfRows per page.")
     concurrency: int = Field(default=4, ge=1, le=32, description="Pages fetched at once.")
-    timeout: Duration = Field(default=_30S, description="Timeout of one HTTP request.")
+    timeout: Duration = Field("30s", validate_default=True, description="Per HTTP request.")
     retries: RetryPolicy = Field(default_factory=RetryPolicy, description="Retries per page.")
     format: SourceFormat = Field(default=SourceFormat.XML, description="xml, or json (_type).")
 
@@ -207,8 +205,7 @@ class ColumnMapping(SpecModel):
         both = {Transform.SIDO_SHORT_NAME, Transform.SIDO_LONG_NAME}
         if both <= set(self.transforms):
             raise ValueError(
-                f"expected at most one of sidoShortName or sidoLongName on column "
-                f"{self.column!r}, got both"
+                f"expected at most one of sidoShortName or sidoLongName on column {self.column!r}, got both"
             )
         return self
 
@@ -376,8 +373,7 @@ class AedSourceBindingSpec(SpecModel):
         key = self.target.key_column
         if key not in mapped:
             raise ValueError(
-                f"expected target.keyColumn {key!r} to be a mapped column, got columns "
-                f"{list(mapped)}"
+                f"expected target.keyColumn {key!r} to be a mapped column, got columns {list(mapped)}"
             )
         if key not in self.mapping.owned:
             raise ValueError(
@@ -387,8 +383,7 @@ class AedSourceBindingSpec(SpecModel):
         for column in self.validation.format.required.fields:
             if column not in mapped:
                 raise ValueError(
-                    "expected validation.format.required.fields to name mapped columns, got "
-                    f"{column!r}"
+                    f"expected validation.format.required.fields to name mapped columns, got {column!r}"
                 )
         return self
 

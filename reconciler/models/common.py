@@ -220,7 +220,8 @@ class SecretRef(SpecModel):
         if not isinstance(data, dict):
             raise ValueError(
                 "expected a secret reference {env: NAME}, {file: PATH} or "
-                "{secretRef: {name, key}}; secret values are never written in specs"
+                "{secretRef: {name, key}}; got a literal value (not shown): secret values "
+                "are never written in specs"
             )
         return data
 

@@ -1,0 +1,164 @@
+"""The `reconciler` command as users run it: real processes, real files, SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[1]
+
+
+def kv_spec(target: Path, data: dict[str, str], name: str = "settings", extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: reconciler.dev/v1alpha1
+        kind: KeyValueStore
+        metadata: {{name: {name}}}
+        spec:
+          file: {target}
+          data: {json.dumps(data)}
+        """) + extra
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    env = {**os.environ, "RECONCILER_STATE_DIR": str(tmp_path / "state"),
+           "RECONCILER_PLUGINS": "kvstore_driver",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("RECONCILER_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def test_validate_a_broken_spec_prints_location_and_exits_1(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {}).replace("file:", "fiel:"))
+    result = cli("validate", "specs")
+    assert result.returncode == 1
+    assert "specs/kv.yaml:5:3: spec.fiel: unknown field 'fiel'; did you mean 'file'?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_the_shipped_specs_exits_0(cli) -> None:
+    result = cli("validate", str(REPO / "specs"))
+    assert result.returncode == 0, result.stderr
+    assert "object(s) valid" in result.stdout
+
+
+def test_plan_detailed_exitcode_is_0_2_or_1(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    target = tmp_path / "kv.json"
+    (specs / "kv.yaml").write_text(kv_spec(target, {"a": "1"}))
+    changes = cli("plan", "specs", "--detailed-exitcode")
+    assert changes.returncode == 2, changes.stderr
+    assert "+ key a" in changes.stdout and "1 to create" in changes.stdout
+    assert not target.exists()
+
+    assert cli("apply", "specs").returncode == 0
+    same = cli("plan", "specs", "--detailed-exitcode")
+    assert same.returncode == 0, same.stderr
+    assert "No changes" in same.stdout
+
+    (specs / "kv.yaml").write_text(kv_spec(target, {"a": "1"}, extra="  failOn: observe\n"))
+    error = cli("plan", "specs", "--detailed-exitcode")
+    assert error.returncode == 1
+    assert "simulated failure" in error.stderr
+
+    (specs / "kv.yaml").write_text("kind: [broken")
+    assert cli("plan", "specs", "--detailed-exitcode").returncode == 1
+
+
+def test_apply_then_apply_again_changes_nothing(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    target = tmp_path / "kv.json"
+    (specs / "kv.yaml").write_text(kv_spec(target, {"a": "1", "b": "2"}))
+    first = cli("apply", "specs")
+    assert first.returncode == 0, first.stderr
+    assert "KeyValueStore/settings: succeeded (2 created" in first.stdout
+    content = target.read_bytes()
+    second = cli("apply", "specs")
+    assert "KeyValueStore/settings: noop" in second.stdout
+    assert target.read_bytes() == content
+
+
+def test_apply_dry_run_writes_nothing(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "1"}))
+    result = cli("apply", "specs", "--dry-run")
+    assert "planned" in result.stdout
+    assert not (tmp_path / "kv.json").exists()
+
+
+def test_apply_target_runs_only_the_named_object(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "one.json", {"a": "1"}, name="one") + "---\n"
+                                   + kv_spec(tmp_path / "two.json", {"a": "1"}, name="two"))
+    assert cli("apply", "specs", "--target", "KeyValueStore/two").returncode == 0
+    assert (tmp_path / "two.json").exists() and not (tmp_path / "one.json").exists()
+    unknown = cli("apply", "specs", "--target", "KeyValueStore/three")
+    assert unknown.returncode == 1 and "no target KeyValueStore/three" in unknown.stderr
+
+
+def test_plan_markdown_and_json_formats(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "1"}))
+    markdown = cli("plan", "specs", "--format", "markdown").stdout
+    assert "| `KeyValueStore/settings` | 1 | 0 | 0 | 0 | 0 |  |" in markdown
+    assert "<details><summary>" in markdown
+    document = json.loads(cli("plan", "specs", "--format", "json").stdout)
+    assert document["changed"] is True
+    assert document["plans"][0]["changes"][0]["key"] == "a"
+
+
+def test_history_and_status_show_recorded_runs(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "1"}))
+    cli("apply", "specs")
+    cli("apply", "specs")
+    runs = json.loads(cli("history", "KeyValueStore/settings", "--output", "json").stdout)
+    assert [r["outcome"] for r in runs] == ["noop", "succeeded"]
+    detail = cli("history", "--run", runs[1]["id"][:14])
+    assert "+ key a" in detail.stdout
+    rows = json.loads(cli("status", "specs", "--output", "json").stdout)
+    assert rows[0]["object"] == "KeyValueStore/settings" and rows[0]["ready"] == "True"
+    assert "KeyValueStore/settings" in cli("status").stdout
+
+
+def test_kinds_without_a_driver_are_skipped_with_a_note(cli) -> None:
+    result = cli("plan", str(REPO / "specs"))
+    assert result.returncode == 0, result.stderr
+    assert "no driver for kind AgentConfig in this installation; skipped" in result.stderr
+
+
+def test_log_lines_are_json_with_run_identity(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "1"}))
+    result = cli("--log-format", "json", "apply", "specs")
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    finished = [line for line in lines if line["event"] == "run finished"]
+    assert finished and finished[0]["kind"] == "KeyValueStore" and finished[0]["name"] == "settings"
+    assert len(finished[0]["run_id"]) == 32
+
+
+def test_db_upgrade_creates_the_schema(cli, tmp_path: Path) -> None:
+    result = cli("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "store at revision 0001" in result.stdout
+    assert (tmp_path / "state" / "reconciler.db").exists()
