@@ -70,8 +70,9 @@ ModeOpt = Annotated[ModeOption, typer.Option(help="full or incremental reconcili
 
 @app.callback()
 def main_options(
-    log_format: Annotated[LogFormat | None, typer.Option(
-        help="console (default) or json; also RECONCILER_LOG_FORMAT.")] = None,
+    log_format: Annotated[
+        LogFormat | None, typer.Option(help="console (default) or json; also RECONCILER_LOG_FORMAT.")
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
     from reconciler.logs import configure
@@ -143,11 +144,20 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
     try:
         selection = select_targets(specs, runtime.drivers, _targets(targets))
         for obj in selection.without_driver:
-            typer.echo(f"note: {obj.ref.short}: no driver for kind {obj.KIND} in this "
-                       "installation; skipped", err=True)
-        return asyncio.run(reconcile_set(
-            runtime.orchestrator, selection.targets, trigger=Trigger.MANUAL,
-            mode=Mode(mode.value), dry_run=dry_run, revision=specs.revision))
+            typer.echo(
+                f"note: {obj.ref.short}: no driver for kind {obj.KIND} in this installation; skipped",
+                err=True,
+            )
+        return asyncio.run(
+            reconcile_set(
+                runtime.orchestrator,
+                selection.targets,
+                trigger=Trigger.MANUAL,
+                mode=Mode(mode.value),
+                dry_run=dry_run,
+                revision=specs.revision,
+            )
+        )
     finally:
         runtime.close()
 
@@ -178,9 +188,16 @@ def validate(path: PathArg = Path("specs")) -> None:
 @app.command()
 def plan(
     path: PathArg = Path("specs"),
-    fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="text, markdown or json.")] = PlanFormat.text,
-    detailed_exitcode: Annotated[bool, typer.Option(
-        "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would, 1 on errors.")] = False,
+    fmt: Annotated[
+        PlanFormat, typer.Option("--format", "-f", help="text, markdown or json.")
+    ] = PlanFormat.text,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0 when nothing would change, 2 when something would, 1 on errors.",
+        ),
+    ] = False,
     target: TargetOpt = None,
     mode: ModeOpt = ModeOption.full,
     max_changes: Annotated[int, typer.Option(help="Changes shown per target.")] = 100,
@@ -225,10 +242,14 @@ def apply(
         summary = summary_line(result.plan) if result.plan else "-"
         if result.plan and not result.dry_run and result.outcome.value == "succeeded":
             c = result.counts
-            summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
-                       f"{c.unchanged} unchanged" + (f", {c.invalid} invalid" if c.invalid else ""))
-        typer.echo(f"{result.target.short}: {result.outcome} ({summary}) "
-                   f"in {result.duration_seconds:.2f}s [run {result.run_id}]")
+            summary = (
+                f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
+                f"{c.unchanged} unchanged" + (f", {c.invalid} invalid" if c.invalid else "")
+            )
+        typer.echo(
+            f"{result.target.short}: {result.outcome} ({summary}) "
+            f"in {result.duration_seconds:.2f}s [run {result.run_id}]"
+        )
         for warning in result.plan.warnings if result.plan else ():
             typer.echo(f"  ! {warning}")
     if _print_failures(results):
@@ -252,7 +273,9 @@ def _ago(when: datetime | None, now: datetime) -> str:
 
 @app.command()
 def status(
-    path: Annotated[Path | None, typer.Argument(help="Specs to show (default: what the store knows).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Specs to show (default: what the store knows).")
+    ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
 ) -> None:
     """Objects with their last run and, for SyncJobs, their schedule and next run."""
@@ -278,9 +301,16 @@ def status(
     for column in ("OBJECT", "READY", "LAST RUN", "RESULT", "SCHEDULE", "SUSPENDED", "NEXT RUN", "MESSAGE"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.object, row.ready, _ago(row.last_run_time, now), row.result or "-",
-                      row.schedule or "-", "-" if row.suspended is None else str(row.suspended),
-                      _ago(row.next_run_time, now), row.message)
+        table.add_row(
+            row.object,
+            row.ready,
+            _ago(row.last_run_time, now),
+            row.result or "-",
+            row.schedule or "-",
+            "-" if row.suspended is None else str(row.suspended),
+            _ago(row.next_run_time, now),
+            row.message,
+        )
     Console(width=200).print(table)
 
 
@@ -289,7 +319,9 @@ def history(
     target: Annotated[str | None, typer.Argument(help="KIND/NAME (default: all targets).")] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20,
-    run: Annotated[str | None, typer.Option("--run", help="Show one run (id or prefix) with its changes.")] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Show one run (id or prefix) with its changes.")
+    ] = None,
 ) -> None:
     """Past runs, newest first (the store keeps every run)."""
     try:
@@ -304,12 +336,21 @@ def history(
                 raise _fail(f"no run with id {run!r} (or the prefix is ambiguous)")
             changes = runtime.store.changes(record.id)
             if output is OutputFormat.json:
-                typer.echo(json.dumps({"run": record.model_dump(mode="json"),
-                                       "changes": [c.model_dump(mode="json") for c in changes]},
-                                      indent=2, ensure_ascii=False))
+                typer.echo(
+                    json.dumps(
+                        {
+                            "run": record.model_dump(mode="json"),
+                            "changes": [c.model_dump(mode="json") for c in changes],
+                        },
+                        indent=2,
+                        ensure_ascii=False,
+                    )
+                )
                 return
-            typer.echo(f"run {record.id} {record.target.short} {record.outcome} "
-                       f"({record.trigger}, {record.mode}{', dry run' if record.dry_run else ''})")
+            typer.echo(
+                f"run {record.id} {record.target.short} {record.outcome} "
+                f"({record.trigger}, {record.mode}{', dry run' if record.dry_run else ''})"
+            )
             if record.error:
                 typer.echo(f"  error: {record.error}")
             sign = {"create": "+", "update": "~", "delete": "-"}
@@ -326,20 +367,44 @@ def history(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("RUN", "STARTED", "TARGET", "TRIGGER", "MODE", "OUTCOME", "+", "~", "-", "=", "DURATION", "REVISION", "ERROR"):
+    for column in (
+        "RUN",
+        "STARTED",
+        "TARGET",
+        "TRIGGER",
+        "MODE",
+        "OUTCOME",
+        "+",
+        "~",
+        "-",
+        "=",
+        "DURATION",
+        "REVISION",
+        "ERROR",
+    ):
         table.add_column(column)
     for r in records:
-        table.add_row(r.id, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.target.short, r.trigger,
-                      r.mode + (" (dry)" if r.dry_run else ""), r.outcome,
-                      *(str(r.counts[k]) for k in ("created", "updated", "deleted", "unchanged")),
-                      f"{r.duration_seconds:.2f}s" if r.duration_seconds is not None else "-",
-                      (r.revision or "-")[:12], (r.error or "")[:80])
+        table.add_row(
+            r.id,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.target.short,
+            r.trigger,
+            r.mode + (" (dry)" if r.dry_run else ""),
+            r.outcome,
+            *(str(r.counts[k]) for k in ("created", "updated", "deleted", "unchanged")),
+            f"{r.duration_seconds:.2f}s" if r.duration_seconds is not None else "-",
+            (r.revision or "-")[:12],
+            (r.error or "")[:80],
+        )
     Console(width=250).print(table)
 
 
 def _write_generated(files: dict[str, str], out: Path, check: bool) -> None:
-    stale = [name for name, content in files.items()
-             if not (out / name).exists() or (out / name).read_text(encoding="utf-8") != content]
+    stale = [
+        name
+        for name, content in files.items()
+        if not (out / name).exists() or (out / name).read_text(encoding="utf-8") != content
+    ]
     if check:
         if stale:
             _fail(f"{len(stale)} generated file(s) in {out} differ from the models: {', '.join(stale)}")
@@ -355,8 +420,9 @@ CheckOpt = Annotated[bool, typer.Option("--check", help="Only verify the files a
 
 
 @app.command()
-def schema(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("specs/schemas"),
-           check: CheckOpt = False) -> None:
+def schema(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("specs/schemas"), check: CheckOpt = False
+) -> None:
     """Write the JSON Schemas of every kind (for editors)."""
     from reconciler.artifacts import render_json_schemas
 
@@ -364,8 +430,10 @@ def schema(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("spe
 
 
 @app.command()
-def crds(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("charts/reconciler/crds"),
-         check: CheckOpt = False) -> None:
+def crds(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("charts/reconciler/crds"),
+    check: CheckOpt = False,
+) -> None:
     """Write the CustomResourceDefinitions of every kind."""
     from reconciler.artifacts import render_crds
 

@@ -46,13 +46,22 @@ def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
         status, reason = ready_for_outcome(Outcome(last.outcome), last.error)
         ready = status.value
         c = last.counts
-        message = last.error or (f"{c['created']} created, {c['updated']} updated, "
-                                 f"{c['deleted']} deleted, {c['unchanged']} unchanged")
+        message = last.error or (
+            f"{c['created']} created, {c['updated']} updated, "
+            f"{c['deleted']} deleted, {c['unchanged']} unchanged"
+        )
     return StatusRow(
-        object=ref.short, kind=ref.kind, namespace=ref.namespace, name=ref.name, ready=ready,
-        reason=reason, message=message, last_run_id=last.id if last else None,
+        object=ref.short,
+        kind=ref.kind,
+        namespace=ref.namespace,
+        name=ref.name,
+        ready=ready,
+        reason=reason,
+        message=message,
+        last_run_id=last.id if last else None,
         last_run_time=last.started_at if last else None,
-        result=last.outcome if last else None, counts=last.counts if last else None,
+        result=last.outcome if last else None,
+        counts=last.counts if last else None,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -65,16 +74,25 @@ def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> li
     for obj in specs:
         if isinstance(obj, SyncJob):
             spec = obj.spec
-            target = ObjectRef(spec.target_ref.kind, spec.target_ref.namespace or obj.metadata.namespace,
-                               spec.target_ref.name)
+            target = ObjectRef(
+                spec.target_ref.kind,
+                spec.target_ref.namespace or obj.metadata.namespace,
+                spec.target_ref.name,
+            )
             last = latest.get(target)
-            rows.append(_row(
-                obj.ref, last, target=target.short,
-                schedule=spec.schedule or f"every {obj.model_dump(by_alias=True, mode='json')['spec']['interval']}",
-                suspended=spec.suspend,
-                next_run_time=None if spec.suspend else next_run_time(
-                    spec, after=now, last_run=last.started_at if last else None),
-            ))
+            rows.append(
+                _row(
+                    obj.ref,
+                    last,
+                    target=target.short,
+                    schedule=spec.schedule
+                    or f"every {obj.model_dump(by_alias=True, mode='json')['spec']['interval']}",
+                    suspended=spec.suspend,
+                    next_run_time=None
+                    if spec.suspend
+                    else next_run_time(spec, after=now, last_run=last.started_at if last else None),
+                )
+            )
         else:
             rows.append(_row(obj.ref, latest.get(obj.ref)))
     return rows

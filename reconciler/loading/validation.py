@@ -143,14 +143,14 @@ def validate_document(doc: SpecDocument) -> tuple[Resource | None, list[SpecProb
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         known = ", ".join(sorted(KINDS))
-        path, line, column = locate(doc.node, ("kind",))
+        _path, line, column = locate(doc.node, ("kind",))
         if kind is None:
             message = f"required field is missing; expected one of: {known}"
         else:
             message = f"unknown kind {_short_repr(kind)}; expected one of: {known}"
         return None, [SpecProblem(doc.source, line or doc.line, column or doc.column, "kind", message)]
     if data.get("apiVersion") != API_VERSION:
-        path, line, column = locate(doc.node, ("apiVersion",))
+        _path, line, column = locate(doc.node, ("apiVersion",))
         got = data.get("apiVersion")
         return None, [
             SpecProblem(doc.source, line or doc.line, column or doc.column, "apiVersion",

@@ -97,7 +97,7 @@ def test_two_concurrent_runs_of_one_target_are_serialized(store: Store, tmp_path
 
     results = asyncio.run(both())
     assert {r.outcome for r in results} == {Outcome.SUCCEEDED}
-    (_, s1, e1), (_, s2, e2) = sorted(kvstore_driver.INTERVALS, key=lambda i: i[1])
+    (_, _s1, e1), (_, s2, _e2) = sorted(kvstore_driver.INTERVALS, key=lambda i: i[1])
     assert s2 >= e1, "the second apply started before the first one finished"
     assert len(store.runs(first.ref)) == 2
 
@@ -113,7 +113,7 @@ def test_runs_of_different_targets_do_not_wait_for_each_other(store: Store, tmp_
                                     orch.run(two, trigger=Trigger.API))
 
     asyncio.run(both())
-    (_, s1, e1), (_, s2, _e2) = sorted(kvstore_driver.INTERVALS, key=lambda i: i[1])
+    (_, _s1, e1), (_, s2, _e2) = sorted(kvstore_driver.INTERVALS, key=lambda i: i[1])
     assert s2 < e1, "runs of different targets were serialized"
 
 

@@ -10,8 +10,11 @@ from reconciler.models import ObjectRef
 
 PLAN = Plan(
     ObjectRef("AgentConfig", "default", "team"),
-    (Change.create("a", {"v": 1}, item="key"), Change.update("b", {"v": 1}, {"v": 2}, item="key"),
-     Change.delete("c", {"v": 3}, item="key")),
+    (
+        Change.create("a", {"v": 1}, item="key"),
+        Change.update("b", {"v": 1}, {"v": 2}, item="key"),
+        Change.delete("c", {"v": 3}, item="key"),
+    ),
     unchanged=4,
     warnings=("codex cannot express sse",),
 )
@@ -27,7 +30,9 @@ def test_text_shows_signs_field_diffs_and_totals() -> None:
 
 
 def test_text_says_when_nothing_changes() -> None:
-    assert render([Plan(PLAN.target, unchanged=3)], "text").endswith("No changes. The targets match the specs.")
+    assert render([Plan(PLAN.target, unchanged=3)], "text").endswith(
+        "No changes. The targets match the specs."
+    )
 
 
 def test_text_cuts_long_plans_with_a_count() -> None:

@@ -14,8 +14,9 @@ from reconciler.schedule.timing import next_run_time
 DURATION = TypeAdapter(Duration)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400),
-                                                ("500ms", 0.5), ("2d", 172800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)]
+)
 def test_durations_parse_go_style(text: str, seconds: float) -> None:
     assert DURATION.validate_python(text) == timedelta(seconds=seconds)
 
@@ -47,9 +48,14 @@ def test_object_refs_parse_with_and_without_namespace() -> None:
 
 
 def job(**spec) -> SyncJob:
-    return SyncJob.model_validate({
-        "apiVersion": "reconciler.dev/v1alpha1", "kind": "SyncJob", "metadata": {"name": "j"},
-        "spec": {"targetRef": {"kind": "AedSourceBinding", "name": "aed"}, **spec}})
+    return SyncJob.model_validate(
+        {
+            "apiVersion": "reconciler.dev/v1alpha1",
+            "kind": "SyncJob",
+            "metadata": {"name": "j"},
+            "spec": {"targetRef": {"kind": "AedSourceBinding", "name": "aed"}, **spec},
+        }
+    )
 
 
 def test_a_syncjob_needs_exactly_one_of_schedule_and_interval() -> None:
@@ -62,7 +68,12 @@ def test_a_syncjob_needs_exactly_one_of_schedule_and_interval() -> None:
 def test_syncjob_defaults_follow_cronjob() -> None:
     spec = job(schedule="0 4 * * *").spec
     assert (spec.time_zone, spec.suspend, spec.mode, spec.concurrency_policy, spec.history_limit) == (
-        "UTC", False, "full", "Forbid", 10)
+        "UTC",
+        False,
+        "full",
+        "Forbid",
+        10,
+    )
 
 
 def test_cron_is_evaluated_in_the_job_time_zone() -> None:
@@ -74,4 +85,6 @@ def test_cron_is_evaluated_in_the_job_time_zone() -> None:
 def test_an_interval_is_due_one_interval_after_the_last_run() -> None:
     spec = job(interval="15m").spec
     last = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-    assert next_run_time(spec, after=last + timedelta(minutes=1), last_run=last) == last + timedelta(minutes=15)
+    assert next_run_time(spec, after=last + timedelta(minutes=1), last_run=last) == last + timedelta(
+        minutes=15
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 
 from reconciler.store import Store
 from reconciler.store.migrating import HEAD_REVISION, MIGRATIONS, current_revision, upgrade
