@@ -260,6 +260,8 @@ def _ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "-"
     seconds = int((now - when).total_seconds())
+    if abs(seconds) < 2:
+        return "now"
     future = seconds < 0
     seconds = abs(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

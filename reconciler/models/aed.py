@@ -19,13 +19,20 @@ placeholder strings, ±10% row-count guard, mark-then-suspect after 7 days).
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from reconciler.models.common import Duration, Resource, SecretRef, SpecModel, Threshold
+from reconciler.models.common import (
+    Duration,
+    HttpUrlText,
+    Resource,
+    SecretRef,
+    SpecModel,
+    SqlIdentifier,
+    Threshold,
+)
 from reconciler.models.status import ObjectStatus
 
 DEFAULT_BASE_URL = "https://apis.data.go.kr/B552657/AEDInfoInqireService"
@@ -34,38 +41,6 @@ DEFAULT_PLACEHOLDERS: tuple[str, ...] = ("필요", "신규", "미정", "없음")
 RESERVED_PARAMS = frozenset({"serviceKey", "pageNo", "numOfRows", "_type"})
 
 # --- scalar types ----------------------------------------------------------------------------
-
-_SQL_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def _check_sql_identifier(value: str) -> str:
-    if len(value) > 63 or not re.fullmatch(_SQL_IDENTIFIER, value):
-        raise ValueError(
-            "expected an SQL identifier (letters, digits and '_', not starting with a digit, "
-            f"at most 63 characters), got {value!r}"
-        )
-    return value
-
-
-SqlIdentifier = Annotated[
-    str,
-    AfterValidator(_check_sql_identifier),
-    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _SQL_IDENTIFIER}),
-]
-
-
-def _check_http_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return value
-
-
-HttpUrlText = Annotated[
-    str,
-    AfterValidator(_check_http_url),
-    WithJsonSchema({"type": "string", "pattern": r"^https?://", "format": "uri"}),
-]
-
 
 def _check_range(value: Any) -> tuple[float, float]:
     numbers = (

@@ -33,13 +33,12 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.models.common import Resource, SecretRef, SpecModel
+from reconciler.models.common import DnsLabel, HttpUrlText, Resource, SecretRef, SpecModel
 from reconciler.models.status import ObjectStatus
 
 # --- scalar types ----------------------------------------------------------------------------
 
 _SERVER_NAME = r"^[A-Za-z0-9_-]+$"
-_RULE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _PERMISSION_RULE = r"^[A-Za-z_][A-Za-z0-9_:.*-]*(\(.*\))?$"
 _JSON_POINTER = r"^(/([^~/]|~[01])*)+$"
@@ -80,33 +79,7 @@ JsonPointer = Annotated[
 ]
 
 
-def _check_rule_name(value: str) -> str:
-    if len(value) > 63 or not re.fullmatch(_RULE_NAME, value):
-        raise ValueError(
-            "expected a DNS-1123 label: lower-case letters, digits and '-', starting and "
-            f"ending with a letter or digit, at most 63 characters; got {value!r}"
-        )
-    return value
-
-
-RuleName = Annotated[
-    str,
-    AfterValidator(_check_rule_name),
-    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _RULE_NAME}),
-]
-
-
-def _check_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return value
-
-
-HttpUrlText = Annotated[
-    str,
-    AfterValidator(_check_url),
-    WithJsonSchema({"type": "string", "pattern": r"^https?://", "format": "uri"}),
-]
+RuleName = DnsLabel
 
 # Names whose literal values would be secrets: they must be secret references.
 _SECRET_ENV = re.compile(

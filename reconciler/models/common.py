@@ -81,6 +81,40 @@ NamespaceName = Annotated[
     WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _DNS1123_LABEL}),
 ]
 
+SQL_IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_HTTP_URL = r"https?://[^\s/]+(/\S*)?"
+
+
+def _check_sql_identifier(value: str) -> str:
+    if len(value) > 63 or not re.fullmatch(SQL_IDENTIFIER_PATTERN, value):
+        raise ValueError(
+            "expected an SQL identifier (letters, digits and '_', not starting with a digit, "
+            f"at most 63 characters), got {value!r}"
+        )
+    return value
+
+
+SqlIdentifier = Annotated[
+    str,
+    AfterValidator(_check_sql_identifier),
+    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": SQL_IDENTIFIER_PATTERN}),
+]
+
+
+def _check_http_url(value: str) -> str:
+    if not re.fullmatch(_HTTP_URL, value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+HttpUrlText = Annotated[
+    str,
+    AfterValidator(_check_http_url),
+    WithJsonSchema({"type": "string", "pattern": r"^https?://", "format": "uri"}),
+]
+DnsLabel = NamespaceName
+"""A DNS-1123 label: the shape of namespaces and of names that become file names."""
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

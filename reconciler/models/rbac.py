@@ -22,13 +22,19 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
-from reconciler.models.common import Resource, SecretRef, SpecModel, Threshold
+from reconciler.models.common import (
+    SQL_IDENTIFIER_PATTERN,
+    Resource,
+    SecretRef,
+    SpecModel,
+    SqlIdentifier,
+    Threshold,
+)
 from reconciler.models.status import ObjectStatus
 
 # --- scalar types ----------------------------------------------------------------------------
 
 _NAME = r"^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$"
-_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _check_name(value: str) -> str:
@@ -47,25 +53,11 @@ RbacName = Annotated[
 ]
 
 
-def _check_identifier(value: str) -> str:
-    if len(value) > 63 or not re.fullmatch(_IDENTIFIER, value):
-        raise ValueError(
-            "expected an SQL identifier (letters, digits and '_', not starting with a digit, "
-            f"at most 63 characters), got {value!r}"
-        )
-    return value
-
-
-SqlIdentifier = Annotated[
-    str,
-    AfterValidator(_check_identifier),
-    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _IDENTIFIER}),
-]
 
 
 def _check_table_name(value: str) -> str:
     parts = value.split(".")
-    if len(parts) > 2 or not all(re.fullmatch(_IDENTIFIER, p) for p in parts):
+    if len(parts) > 2 or not all(re.fullmatch(SQL_IDENTIFIER_PATTERN, p) for p in parts):
         raise ValueError(f"expected a table name such as 'roles' or 'app.roles', got {value!r}")
     return value
 
@@ -94,7 +86,7 @@ def template_placeholders(template: str) -> tuple[str, ...]:
             raise ValueError(
                 f"expected balanced braces in template, got a lone {token!r} in {template!r}"
             )
-        if not re.fullmatch(_IDENTIFIER, name):
+        if not re.fullmatch(SQL_IDENTIFIER_PATTERN, name):
             raise ValueError(
                 "expected placeholders such as {institution} (letters, digits, '_'), got "
                 f"{{{name}}} in {template!r}"
