@@ -37,6 +37,7 @@ class StatusRow(BaseModel):
     schedule: str | None = None
     suspended: bool | None = None
     next_run_time: datetime | None = None
+    drifted: list[str] = []
 
 
 def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
@@ -62,6 +63,7 @@ def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
         last_run_time=last.started_at if last else None,
         result=last.outcome if last else None,
         counts=last.counts if last else None,
+        drifted=list(last.drift) if last else [],
         **extra,  # type: ignore[arg-type]
     )
 

@@ -85,6 +85,13 @@ def from_result(
     """The conditions after a run: Ready from its outcome, Reconciling removed."""
     now = now or result.finished_at
     out = remove(conditions, RECONCILING)
+    if result.drift:
+        shown = ", ".join(result.drift[:5]) + (" …" if len(result.drift) > 5 else "")
+        out = set_condition(out, DRIFTED, ConditionStatus.TRUE, "DriftDetected",
+                            f"{len(result.drift)} key(s) changed outside the reconciler: {shown}",
+                            generation=generation, now=now)
+    elif result.outcome in (Outcome.SUCCEEDED, Outcome.NOOP, Outcome.PLANNED):
+        out = remove(out, DRIFTED)
     c = result.counts
     summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
                f"{c.unchanged} unchanged")

@@ -14,7 +14,7 @@ delete only what we created) and a narrow view of the store for watermarks and s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from reconciler.engine.planning import Action, Plan
@@ -59,16 +59,26 @@ class ApplyResult:
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def from_plan(cls, plan: Plan, **extra: Any) -> ApplyResult:
+    def from_plan(cls, plan: Plan, inventory: frozenset[str] = frozenset(), **extra: Any) -> ApplyResult:
+        """The result of applying `plan` in full; `inventory` is what the target owned before."""
         counts = plan.counts
-        return cls(
-            created=counts.created,
-            updated=counts.updated,
-            deleted=counts.deleted,
-            owned_added=tuple(c.key for c in plan.changes if c.action is not Action.DELETE),
-            owned_removed=tuple(c.key for c in plan.changes if c.action is Action.DELETE),
-            **extra,
-        )
+        if plan.inventory is not None:
+            added: tuple[str, ...] = plan.inventory
+            removed = tuple(sorted(inventory - set(plan.inventory)))
+        else:
+            added = tuple(c.key for c in plan.changes if c.action is not Action.DELETE)
+            removed = tuple(c.key for c in plan.changes if c.action is Action.DELETE)
+        extra.setdefault("watermarks", dict(plan.watermarks))
+        return cls(created=counts.created, updated=counts.updated, deleted=counts.deleted,
+                   owned_added=added, owned_removed=removed, **extra)
+
+    @classmethod
+    def bookkeeping(cls, plan: Plan, inventory: frozenset[str]) -> ApplyResult | None:
+        """What a run that changes nothing still records (the plan's inventory, watermarks)."""
+        if plan.inventory is None and not plan.watermarks:
+            return None
+        result = cls.from_plan(plan, inventory)
+        return replace(result, created=0, updated=0, deleted=0)
 
 
 @runtime_checkable

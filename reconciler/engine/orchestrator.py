@@ -142,6 +142,7 @@ class Orchestrator:
                 outcome = Outcome.PLANNED
             elif not plan.has_changes:
                 outcome = Outcome.NOOP
+                applied = ApplyResult.bookkeeping(plan, ctx.inventory)
             else:
                 applied = await driver.apply(plan, ctx)
                 warnings = (*warnings, *applied.warnings)
@@ -214,6 +215,11 @@ class Orchestrator:
         self._publish(Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
                             result.target, result.run_id, str(result.outcome).capitalize(),
                             message, data))
+        if result.drift:
+            self._publish(Event(EventType.DRIFT_DETECTED, result.target, result.run_id,
+                                "DriftDetected",
+                                f"{len(result.drift)} key(s) changed outside the reconciler",
+                                {"keys": list(result.drift)}))
         level = "info" if result.outcome.ok else "warning"
         getattr(log, level)("run finished", outcome=str(result.outcome), error=result.error,
                             duration=round(result.duration_seconds, 3), **c.as_dict())

@@ -119,6 +119,13 @@ class Plan:
     invalid: int = 0
     warnings: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    drift: tuple[str, ...] = ()
+    """Keys changed outside the reconciler (hand or client edits) that this plan found."""
+    inventory: tuple[str, ...] | None = None
+    """Every key the target owns once this plan is applied (None: derived from the changes).
+    Recorded on every run that is not a dry run, even when nothing changes."""
+    watermarks: dict[str, str] = field(default_factory=dict)
+    """Bookkeeping recorded with the inventory (for example the last value written per key)."""
 
     @property
     def counts(self) -> Counts:

@@ -55,5 +55,15 @@ class RunResult:
     generation: int | None = None
 
     @property
+    def drift(self) -> tuple[str, ...]:
+        """Keys still changed outside the reconciler after this run (not re-imposed)."""
+        if self.plan is None or not self.plan.drift:
+            return ()
+        if self.dry_run or self.outcome not in (Outcome.SUCCEEDED, Outcome.NOOP):
+            return self.plan.drift
+        fixed = {c.key for c in self.plan.changes}
+        return tuple(k for k in self.plan.drift if k not in fixed)
+
+    @property
     def duration_seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()

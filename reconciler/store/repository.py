@@ -77,6 +77,7 @@ class RunRecord(BaseModel):
     error: str | None
     error_type: str | None
     warnings: list[str]
+    drift: list[str] = []
 
     @property
     def target(self) -> ObjectRef:
@@ -104,7 +105,7 @@ def _run_record(row: Any) -> RunRecord:
         counts={k: m[k] for k in ("created", "updated", "deleted", "unchanged", "invalid")},
         started_at=_aware(m["started_at"]), finished_at=_aware(m["finished_at"]),
         duration_seconds=m["duration_seconds"], error=m["error"], error_type=m["error_type"],
-        warnings=list(m["warnings"] or []),
+        warnings=list(m["warnings"] or []), drift=list(m["drift"] or []),
     )
 
 
@@ -191,6 +192,7 @@ class Store:
                 deleted=c.deleted, unchanged=c.unchanged, invalid=c.invalid,
                 finished_at=result.finished_at, duration_seconds=result.duration_seconds,
                 error=result.error, error_type=result.error_type, warnings=list(warnings),
+                drift=list(result.drift),
             ))
             if changes:
                 conn.execute(insert(t.changes), [
@@ -291,6 +293,12 @@ class Store:
         with self.engine.connect() as conn:
             return frozenset(conn.execute(query).scalars())
 
+    def watermarks(self, target: ObjectRef) -> dict[str, str]:
+        query = select(t.watermarks.c.key, t.watermarks.c.value).where(
+            *_target_filter(t.watermarks, target))
+        with self.engine.connect() as conn:
+            return {r.key: r.value for r in conn.execute(query)}
+
     def watermark(self, target: ObjectRef, key: str) -> str | None:
         query = select(t.watermarks.c.value).where(
             *_target_filter(t.watermarks, target), t.watermarks.c.key == key)
@@ -333,6 +341,9 @@ class TargetState:
 
     def watermark(self, key: str) -> str | None:
         return self.store.watermark(self.target, key)
+
+    def watermarks(self) -> dict[str, str]:
+        return self.store.watermarks(self.target)
 
     def save_snapshots(self, items: Iterable[tuple[str, Any]]) -> int:
         return self.store.save_snapshots(self.run_id, self.target, items)

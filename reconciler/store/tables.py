@@ -64,6 +64,7 @@ runs = Table(
     Column("error", Text),
     Column("error_type", String(64)),
     Column("warnings", Json),
+    Column("drift", Json),
     Index("ix_runs_target_started", "kind", "namespace", "name", "started_at"),
 )
 

@@ -1,0 +1,306 @@
+"""Native files as editable documents: get, set and delete one key, keep the rest.
+
+Every client file the reconciler touches is opened as a `Document` of its format:
+JSON/JSONC (edited in the text, see `jsonc`), TOML (tomlkit, which keeps comments and
+layout), YAML (ruamel.yaml round trip), a whole text file (rules the reconciler creates),
+or a managed block inside a Markdown file that people also edit (`CLAUDE.md`,
+`AGENTS.md`: only the text between the reconciler's markers is ours). Values going in and
+out are plain JSON-like Python values; `render()` gives the new file text, or None when
+the file should not exist. A file that does not parse raises `DocumentError` with the
+file, line and column: it is never treated as empty.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Protocol
+
+from reconciler.drivers.agents import jsonc
+from reconciler.errors import DriverError
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+"""The value of a key that is not in the file."""
+
+Path_ = tuple[str, ...]
+
+
+class Format(StrEnum):
+    JSON = "json"
+    TOML = "toml"
+    YAML = "yaml"
+    TEXT = "text"  # a whole file the reconciler owns
+    BLOCK = "block"  # the reconciler's block inside a Markdown file
+
+
+class DocumentError(DriverError):
+    """An existing native file that does not parse."""
+
+    def __init__(self, source: str, line: int | None, column: int | None, reason: str) -> None:
+        self.source, self.line, self.column, self.reason = source, line, column, reason
+        where = source + (f":{line}" if line else "") + (f":{column}" if column else "")
+        super().__init__(f"{where}: cannot parse the existing file: {reason}; nothing was written "
+                         "to any client (fix or move the file, then run again)")
+
+
+class Document(Protocol):
+    def get(self, path: Path_) -> Any: ...
+
+    def set(self, path: Path_, value: Any) -> None: ...
+
+    def delete(self, path: Path_) -> None: ...
+
+    def render(self) -> str | None: ...
+
+
+def _walk(value: Any, path: Path_) -> Any:
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return MISSING
+        value = value[key]
+    return value
+
+
+class JsonDocument:
+    def __init__(self, text: str | None, source: str) -> None:
+        self.text = text or ""
+        try:
+            self._value = jsonc.loads(self.text) if self.text.strip() else {}
+        except jsonc.JsonSyntaxError as exc:
+            raise DocumentError(source, exc.line, exc.column, exc.reason) from None
+        if not isinstance(self._value, dict):
+            raise DocumentError(source, 1, 1, "expected a JSON object at the top level")
+
+    def get(self, path: Path_) -> Any:
+        return _walk(self._value, path)
+
+    def set(self, path: Path_, value: Any) -> None:
+        self.text = jsonc.set_value(self.text, path, value)
+        self._value = jsonc.loads(self.text)
+
+    def delete(self, path: Path_) -> None:
+        self.text = jsonc.delete_value(self.text, path)
+        self._value = jsonc.loads(self.text) if self.text.strip() else {}
+
+    def render(self) -> str | None:
+        return self.text
+
+
+def _toml_item(value: Any, *, top: bool = False) -> Any:
+    """A tomlkit item for a new value: tables for entries, inline tables for small maps."""
+    import tomlkit
+
+    if isinstance(value, Mapping):
+        if top or any(isinstance(v, Mapping) for v in value.values()):
+            table = tomlkit.table()
+            for key, item in value.items():
+                table[key] = _toml_item(item)
+            return table
+        inline = tomlkit.inline_table()
+        inline.update(value)
+        return inline
+    return value
+
+
+class TomlDocument:
+    def __init__(self, text: str | None, source: str) -> None:
+        import tomlkit
+        from tomlkit.exceptions import ParseError
+
+        try:
+            self._doc = tomlkit.parse(text or "")
+        except ParseError as exc:
+            reason = str(exc).split(" at line ")[0]
+            raise DocumentError(source, exc.line, exc.col + 1, reason) from None
+
+    def get(self, path: Path_) -> Any:
+        return _walk(self._doc.unwrap(), path)
+
+    def set(self, path: Path_, value: Any) -> None:
+        import tomlkit
+
+        container: Any = self._doc
+        for depth, key in enumerate(path[:-1]):
+            if key not in container or not isinstance(container[key], Mapping):
+                container[key] = tomlkit.table(is_super_table=depth == 0)
+            container = container[key]
+        is_entry = isinstance(value, Mapping) and len(path) == 2
+        container[path[-1]] = _toml_item(value, top=is_entry)
+
+    def delete(self, path: Path_) -> None:
+        container: Any = self._doc
+        for key in path[:-1]:
+            if key not in container:
+                return
+            container = container[key]
+        if isinstance(container, Mapping) and path[-1] in container:
+            del container[path[-1]]
+
+    def render(self) -> str | None:
+        import tomlkit
+
+        return tomlkit.dumps(self._doc)
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class YamlDocument:
+    def __init__(self, text: str | None, source: str) -> None:
+        from ruamel.yaml.error import MarkedYAMLError
+
+        self._yaml = _yaml()
+        if text and re.search(r"^(\s*)[^\s#-][^\n]*:\s*\n\1[ ]+- ", text, re.MULTILINE):
+            self._yaml.indent(mapping=2, sequence=4, offset=2)
+        try:
+            loaded = self._yaml.load(text) if text and text.strip() else None
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            raise DocumentError(source, mark.line + 1 if mark else None,
+                                mark.column + 1 if mark else None, str(exc.problem)) from None
+        if loaded is None:
+            from ruamel.yaml.comments import CommentedMap
+
+            loaded = CommentedMap()
+        if not isinstance(loaded, Mapping):
+            raise DocumentError(source, 1, 1, "expected a mapping at the top level")
+        self._doc = loaded
+
+    def get(self, path: Path_) -> Any:
+        return _plain(_walk(self._doc, path)) if path else _plain(self._doc)
+
+    def set(self, path: Path_, value: Any) -> None:
+        from ruamel.yaml.comments import CommentedMap
+
+        container: Any = self._doc
+        for key in path[:-1]:
+            if key not in container or not isinstance(container[key], Mapping):
+                container[key] = CommentedMap()
+            container = container[key]
+        container[path[-1]] = value
+
+    def delete(self, path: Path_) -> None:
+        container: Any = self._doc
+        for key in path[:-1]:
+            if key not in container:
+                return
+            container = container[key]
+        if isinstance(container, Mapping) and path[-1] in container:
+            del container[path[-1]]
+
+    def render(self) -> str | None:
+        out = io.StringIO()
+        self._yaml.dump(self._doc, out)
+        return out.getvalue()
+
+
+class TextDocument:
+    """A whole file the reconciler owns (a rule file, a policy file)."""
+
+    def __init__(self, text: str | None, source: str) -> None:
+        self.text = text
+
+    def get(self, path: Path_) -> Any:
+        return MISSING if self.text is None else self.text
+
+    def set(self, path: Path_, value: Any) -> None:
+        self.text = str(value)
+
+    def delete(self, path: Path_) -> None:
+        self.text = None
+
+    def render(self) -> str | None:
+        return self.text
+
+
+class BlockDocument:
+    """The reconciler's block in a Markdown file people also edit.
+
+    The block sits between `<!-- reconciler:begin NAME -->` and
+    `<!-- reconciler:end NAME -->`; text outside it is never touched.
+    """
+
+    def __init__(self, text: str | None, source: str, marker: str) -> None:
+        self.text = text
+        self.begin = f"<!-- reconciler:begin {marker} -->"
+        self.end = f"<!-- reconciler:end {marker} -->"
+        if text is not None and (text.count(self.begin) > 1 or
+                                 (self.begin in text) != (self.end in text)):
+            line = text[: text.find(self.begin if self.begin in text else self.end)].count("\n") + 1
+            raise DocumentError(source, line, 1, f"expected one pair of {self.begin} / {self.end} "
+                                "markers, got a broken or repeated block")
+
+    def _span(self) -> tuple[int, int] | None:
+        if self.text is None or self.begin not in self.text:
+            return None
+        start = self.text.index(self.begin)
+        end = self.text.index(self.end, start) + len(self.end)
+        return start, end
+
+    def get(self, path: Path_) -> Any:
+        span = self._span()
+        if span is None:
+            return MISSING
+        assert self.text is not None
+        body = self.text[span[0] + len(self.begin): span[1] - len(self.end)]
+        return body.strip("\n") + "\n"
+
+    def set(self, path: Path_, value: Any) -> None:
+        block = f"{self.begin}\n{str(value).strip(chr(10))}\n{self.end}"
+        span = self._span()
+        if span is not None:
+            assert self.text is not None
+            self.text = self.text[: span[0]] + block + self.text[span[1]:]
+        elif not self.text or not self.text.strip():
+            self.text = block + "\n"
+        else:
+            self.text = self.text.rstrip("\n") + "\n\n" + block + "\n"
+
+    def delete(self, path: Path_) -> None:
+        span = self._span()
+        if span is None:
+            return
+        assert self.text is not None
+        rest = (self.text[: span[0]].rstrip("\n") + "\n" + self.text[span[1]:].lstrip("\n"))
+        self.text = None if not rest.strip() else rest.lstrip("\n")
+
+    def render(self) -> str | None:
+        return self.text
+
+
+def open_document(fmt: Format, text: str | None, source: str, *, marker: str = "") -> Document:
+    """The document of one file (`text` None = the file does not exist)."""
+    if fmt is Format.JSON:
+        return JsonDocument(text, source)
+    if fmt is Format.TOML:
+        return TomlDocument(text, source)
+    if fmt is Format.YAML:
+        return YamlDocument(text, source)
+    if fmt is Format.BLOCK:
+        return BlockDocument(text, source, marker)
+    return TextDocument(text, source)

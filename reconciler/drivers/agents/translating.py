@@ -1,0 +1,191 @@
+"""Shared pieces of translation between the canonical spec and the clients' formats.
+
+Secret references become each client's env-reference syntax (`${VAR}`, `$VAR`,
+`${env:VAR}`) and never a value; permission rules are split into tool and specifier;
+Bash specifiers become command prefixes where a client only knows prefixes; rules become
+Markdown sections or files with front matter. Adapters call these and record what they
+cannot express as notes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.drivers.agents.documents import Format
+from reconciler.drivers.agents.entries import Rendering
+from reconciler.models.agents import AgentRule, McpServer
+from reconciler.models.common import SecretRef
+
+_RULE = re.compile(r"^(?P<tool>[^()]+?)(?:\((?P<spec>.*)\))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    tool: str
+    specifier: str | None
+    decision: str  # allow | ask | deny
+
+    @property
+    def text(self) -> str:
+        return self.tool if self.specifier is None else f"{self.tool}({self.specifier})"
+
+
+def permissions_of(spec_permissions: Any) -> list[Permission]:
+    """Every canonical rule as a `Permission`, deny first (the order clients evaluate)."""
+    out: list[Permission] = []
+    for decision in ("deny", "ask", "allow"):
+        for rule in getattr(spec_permissions, decision):
+            match = _RULE.match(rule)
+            assert match is not None  # the model validated the syntax
+            out.append(Permission(match["tool"], match["spec"], decision))
+    return out
+
+
+def command_prefix(specifier: str | None) -> list[str] | None:
+    """`npm run test *` / `npm run test:*` → ['npm', 'run', 'test']; None if not a plain prefix.
+
+    A bare `Bash` (no specifier) is every command: the empty prefix.
+    """
+    if specifier is None or specifier.strip() in ("", "*"):
+        return []
+    text = specifier.strip()
+    if text.endswith(":*"):
+        text = text[:-2]
+    elif text.endswith(" *"):
+        text = text[:-2]
+    if any(ch in text for ch in "*?[]|&;<>$`\"'"):
+        return None
+    words = text.split()
+    return words or None
+
+
+def env_reference(value: str | SecretRef, syntax: str) -> str | None:
+    """A literal value as is; an `{env: NAME}` reference in the client's syntax.
+
+    `syntax` holds `{name}`, e.g. '${{{name}}}'. File and Kubernetes secret references
+    cannot be written without their value: None (the caller reports it).
+    """
+    if isinstance(value, str):
+        return value
+    if value.env is not None:
+        return syntax.format(name=value.env)
+    return None
+
+
+def rendered_env(rendering: Rendering, server: str, values: Mapping[str, str | SecretRef], syntax: str,
+                 field: str = "env") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        rendered = env_reference(value, syntax)
+        if rendered is None:
+            rendering.dropped(f"mcpServers.{server}.{field}.{key}",
+                              f"{value.describe() if isinstance(value, SecretRef) else 'value'} cannot "
+                              "be written without its value; only {env: NAME} references are rendered")
+            continue
+        out[key] = rendered
+    return out
+
+
+def headers_with_bearer(server: McpServer) -> dict[str, str | SecretRef]:
+    """The headers plus `Authorization: Bearer …` for a bearerToken (as a reference)."""
+    headers: dict[str, str | SecretRef] = dict(server.headers)
+    if server.bearer_token is not None:
+        headers["Authorization"] = server.bearer_token
+    return headers
+
+
+def bearer_env_syntax(syntax: str) -> str:
+    return "Bearer " + syntax
+
+
+def rendered_headers(rendering: Rendering, name: str, server: McpServer, syntax: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in headers_with_bearer(server).items():
+        use = bearer_env_syntax(syntax) if key == "Authorization" and value is server.bearer_token else syntax
+        rendered = env_reference(value, use)
+        if rendered is None:
+            rendering.dropped(f"mcpServers.{name}.headers.{key}", "only {env: NAME} secret references "
+                              "can be rendered into client files")
+            continue
+        out[key] = rendered
+    return out
+
+
+def note_tool_filters(rendering: Rendering, name: str, server: McpServer, how: str = "") -> None:
+    if server.enabled_tools is not None:
+        rendering.dropped(f"mcpServers.{name}.enabledTools", how or "the client has no per-server "
+                          "tool allowlist")
+    if server.disabled_tools:
+        rendering.dropped(f"mcpServers.{name}.disabledTools", how or "the client has no per-server "
+                          "tool denylist")
+
+
+def rule_section(rule: AgentRule) -> str:
+    lines = [f"## {rule.name}", ""]
+    if rule.description:
+        lines += [f"> {rule.description}", ""]
+    if rule.paths:
+        lines += ["Applies to files matching: " + ", ".join(f"`{p}`" for p in rule.paths), ""]
+    lines.append(rule.content.strip("\n"))
+    return "\n".join(lines)
+
+
+def rules_block(rules: Iterable[AgentRule]) -> str:
+    """All rules as Markdown sections, for a managed block in CLAUDE.md / AGENTS.md / …"""
+    return "\n\n".join(rule_section(r) for r in rules) + "\n"
+
+
+def front_matter(fields: Mapping[str, Any], body: str) -> str:
+    """A Markdown file with YAML front matter (only the given, non-empty fields)."""
+    import json
+
+    lines = ["---"]
+    for key, value in fields.items():
+        if isinstance(value, list):
+            lines.append(f"{key}:")
+            lines += [f"  - {json.dumps(v, ensure_ascii=False)}" for v in value]
+        elif isinstance(value, bool):
+            lines.append(f"{key}: {'true' if value else 'false'}")
+        else:
+            lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+    lines.append("---")
+    return "\n".join(lines) + "\n\n" + body.strip("\n") + "\n"
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """(front matter, body) of a Markdown file; ({}, text) without front matter."""
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---", 4)
+    if end < 0:
+        return {}, text
+    from ruamel.yaml import YAML
+
+    loaded = YAML(typ="safe").load(text[4:end]) or {}
+    body = text[end + 4:].lstrip("\n")
+    return (dict(loaded) if isinstance(loaded, dict) else {}), body
+
+
+def put_overrides(rendering: Rendering, relative: str, fmt: Format) -> None:
+    """A target's `overrides` as owned keys of its main settings file (dotted paths)."""
+    for dotted, value in rendering.place.overrides.items():
+        rendering.put(relative, fmt, tuple(dotted.split(".")), value,
+                      canonical=f"targets[{rendering.place.client}].overrides.{dotted}")
+
+
+def parse_sections(markdown: str) -> list[tuple[str, str, list[str], str]]:
+    """(name, description, paths, content) of the `## name` sections `rules_block` writes."""
+    out: list[tuple[str, str, list[str], str]] = []
+    parts = re.split(r"^## (\S+)\n", markdown, flags=re.MULTILINE)
+    for name, body in zip(parts[1::2], parts[2::2], strict=False):
+        paragraphs = body.strip("\n").split("\n\n")
+        description, paths = "", []
+        if paragraphs and paragraphs[0].startswith("> "):
+            description = paragraphs.pop(0)[2:]
+        if paragraphs and paragraphs[0].startswith("Applies to files matching: "):
+            paths = re.findall(r"`([^`]+)`", paragraphs.pop(0))
+        out.append((name, description, paths, "\n\n".join(paragraphs).strip("\n") + "\n"))
+    return out
