@@ -9,6 +9,7 @@ land. Site-specific drivers come from plugins: modules named in `RECONCILER_PLUG
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from reconciler.engine.drivers import DriverRegistry
 from reconciler.errors import ReconcilerError
@@ -25,8 +26,15 @@ def load_plugins(modules: list[str], registry: DriverRegistry) -> None:
             register(registry)
 
 
+def _agent_config_driver() -> Any:
+    from reconciler.drivers.agents.driver import AgentConfigDriver
+
+    return AgentConfigDriver()
+
+
 def default_registry(plugins: list[str] | None = None) -> DriverRegistry:
     """The built-in drivers plus those of the given plugin modules."""
     registry = DriverRegistry()
+    registry.register("AgentConfig", _agent_config_driver)
     load_plugins(plugins or [], registry)
     return registry

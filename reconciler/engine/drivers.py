@@ -44,6 +44,8 @@ class RunContext:
     state: TargetState | None = None
     progress: ProgressCallback | None = None
     log: Any = None
+    rollback_to: str | None = None
+    """Restore the target to its state right after this run (drivers with snapshots)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ class Orchestrator:
         dry_run: bool = False,
         revision: str | None = None,
         progress: ProgressCallback | None = None,
+        rollback_to: str | None = None,
     ) -> RunResult:
         run_id = new_run_id()
         target = obj.ref
@@ -107,7 +108,7 @@ class Orchestrator:
                         run_id=run_id, obj=obj, mode=mode, dry_run=dry_run, trigger=trigger,
                         secrets=secrets, inventory=self.store.inventory(target),
                         revision=revision, state=TargetState(self.store, target, run_id),
-                        progress=progress, log=log,
+                        progress=progress, log=log, rollback_to=rollback_to,
                     )
                     return await self._reconcile(ctx, started)
             except asyncio.CancelledError:

@@ -22,6 +22,7 @@ class Trigger(StrEnum):
     ANNOTATION = "annotation"
     FILE_WATCH = "file-watch"
     API = "api"
+    ROLLBACK = "rollback"
 
 
 class Outcome(StrEnum):

@@ -1,0 +1,141 @@
+"""Claude Code: `.mcp.json` / `~/.claude.json`, `.claude/settings.json`, `CLAUDE.md`, `.claude/rules/`.
+
+- MCP servers go to `mcpServers` in `.mcp.json` (project) or `~/.claude.json` (user; the
+  rest of that state file — sign-in, projects, history — is never touched). Entries carry
+  `type` (`stdio`, `http`, `sse`): Claude treats a `url` without `type` as stdio. Env
+  references are `${VAR}`. `cwd` is not supported by Claude (silently ignored): dropped
+  with a note. `disabledTools` become `deny` rules `mcp__<server>__<tool>`, which remove
+  the tools from the model's context; `enabledTools` has no equivalent.
+- Permissions: `permissions.allow/ask/deny/defaultMode` in `.claude/settings.json` (at both
+  scopes, under the root). Hooks, env, statusLine and every other key stay as they are;
+  Claude's own `settings.local.json` is never written.
+- Rules: always-on rules in the reconciler's block of `CLAUDE.md` (`~/.claude/CLAUDE.md`
+  at user scope); path-scoped rules as `.claude/rules/<name>.md` with `paths` front matter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from reconciler.drivers.agents import importing
+from reconciler.drivers.agents.clients import Reader
+from reconciler.drivers.agents.documents import Format, JsonDocument
+from reconciler.drivers.agents.entries import Place, Rendering
+from reconciler.drivers.agents.translating import (
+    front_matter,
+    put_overrides,
+    rendered_env,
+    rendered_headers,
+    rules_block,
+)
+from reconciler.models.agents import AgentClient, AgentConfigSpec
+
+ENV = "${{{name}}}"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SETTINGS = ".claude/settings.json"
+
+
+def _mcp_file(place: Place) -> str:
+    return ".claude.json" if place.user else ".mcp.json"
+
+
+def _memory_file(place: Place) -> str:
+    return ".claude/CLAUDE.md" if place.user else "CLAUDE.md"
+
+
+class ClaudeCode:
+    client: ClassVar[AgentClient] = AgentClient.CLAUDE_CODE
+    CAPABILITIES: ClassVar[dict[str, str]] = {
+        "mcp": "`.mcp.json` / `~/.claude.json` `mcpServers`",
+        "stdio cwd": "no (dropped)",
+        "sse": "yes",
+        "secrets": "`${VAR}`",
+        "tool filters": "disabledTools → deny `mcp__s__t`; enabledTools dropped",
+        "rules": "`CLAUDE.md` block; scoped: `.claude/rules/*.md`",
+        "permissions": "allow / ask / deny / defaultMode",
+    }
+
+    def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
+        out = Rendering(place)
+        extra_deny: list[str] = []
+        for name, server in spec.mcp_servers.items():
+            where = f"mcpServers.{name}"
+            if not server.enabled:
+                out.dropped(f"{where}.enabled", "Claude Code has no per-entry switch; the "
+                            "disabled server is not rendered")
+                continue
+            entry: dict[str, Any]
+            if server.command is not None:
+                entry = {"type": "stdio", "command": server.command}
+                if server.args:
+                    entry["args"] = list(server.args)
+                env = rendered_env(out, name, server.env, ENV)
+                if env:
+                    entry["env"] = env
+                if server.cwd:
+                    out.dropped(f"{where}.cwd", "Claude Code ignores cwd for MCP servers "
+                                "(anthropics/claude-code#17565)")
+            else:
+                entry = {"type": str(server.transport or "http"), "url": server.url}
+                headers = rendered_headers(out, name, server, ENV)
+                if headers:
+                    entry["headers"] = headers
+            if server.enabled_tools is not None:
+                out.dropped(f"{where}.enabledTools", "Claude Code has no tool allowlist per "
+                            "server; use permissions.deny")
+            extra_deny += [f"mcp__{name}__{tool}" for tool in server.disabled_tools]
+            out.put(_mcp_file(place), Format.JSON, ("mcpServers", name), entry, canonical=where)
+        perms = spec.permissions
+        for decision, rules in (("allow", perms.allow), ("ask", perms.ask),
+                                ("deny", [*perms.deny, *extra_deny])):
+            if rules:
+                out.put(SETTINGS, Format.JSON, ("permissions", decision), list(rules),
+                        canonical=f"permissions.{decision}")
+        if perms.default_mode is not None:
+            out.put(SETTINGS, Format.JSON, ("permissions", "defaultMode"), str(perms.default_mode),
+                    canonical="permissions.defaultMode")
+        always = [r for r in spec.rules if not r.paths]
+        if always:
+            out.put(_memory_file(place), Format.BLOCK, (), rules_block(always), canonical="rules")
+        for rule in spec.rules:
+            if rule.paths:
+                meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
+                meta["paths"] = list(rule.paths)
+                out.put(f".claude/rules/{rule.name}.md", Format.TEXT, (),
+                        front_matter(meta, rule.content), canonical=f"rules[{rule.name}]")
+        put_overrides(out, SETTINGS, Format.JSON)
+        return out
+
+    def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
+        mcp = JsonDocument(reader.text(_mcp_file(place)), _mcp_file(place)).get(("mcpServers",))
+        servers: dict[str, Any] = {}
+        for name, entry in (mcp or {}).items():
+            where = f"mcpServers.{name}"
+            if "command" in entry:
+                servers[name] = importing.server(
+                    command=entry["command"], args=entry.get("args"),
+                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn))
+            else:
+                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
+                                                        f"{where}.headers", warn)
+                servers[name] = importing.server(url=entry.get("url"), transport=entry.get("type"),
+                                                 headers=headers, bearer=bearer)
+        settings = JsonDocument(reader.text(SETTINGS), SETTINGS).get(("permissions",)) or {}
+        deny = []
+        for rule in settings.get("deny") or []:
+            match = re.fullmatch(r"mcp__([A-Za-z0-9-]+)__([A-Za-z0-9_.-]+)", rule)
+            if match and match.group(1) in servers:
+                servers[match.group(1)].setdefault("disabledTools", []).append(match.group(2))
+            else:
+                deny.append(rule)
+        rules = importing.rules_from_block(reader.text(_memory_file(place)))
+        scoped = {rel: reader.text(rel) or "" for rel in reader.glob(".claude/rules", "*.md")}
+        rules += importing.rules_from_files(scoped)
+        return {"mcpServers": servers, "rules": rules,
+                "permissions": importing.permissions(settings.get("allow"), settings.get("ask"), deny,
+                                                     settings.get("defaultMode"))}
+
+
+ADAPTER = ClaudeCode()

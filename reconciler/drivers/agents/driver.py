@@ -1,0 +1,184 @@
+"""The AgentConfig driver: observe the clients' files, plan per key, write atomically.
+
+`observe` renders the spec (so it knows which files matter), reads every such file and
+every file of a key the reconciler owns, parses them all (one unparsable file fails the
+run before anything is written), and loads the last-applied values from the store.
+`diff` is `planning.plan_files`, pure. `apply` checks that no file changed since it was
+read, stores a snapshot of each file it is about to change, then writes them all by
+temp file + fsync + rename, keeping each file's mode; if a write fails, the files already
+replaced are put back.
+
+A rollback (`RunContext.rollback_to`) plans the files back to how they were right after
+that run, from the snapshots, and is applied like any other plan, as a recorded run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from reconciler.drivers.agents.documents import MISSING, open_document
+from reconciler.drivers.agents.entries import expand, parse_key
+from reconciler.drivers.agents.planning import (
+    FileState,
+    Rendered,
+    _diff,
+    files_to_read,
+    format_of,
+    last_applied,
+    plan_files,
+    render_spec,
+    watermark_key,
+    watermark_value,
+)
+from reconciler.engine.drivers import ApplyResult, RunContext
+from reconciler.engine.planning import Change, Plan
+from reconciler.errors import ConflictError, DriverError
+from reconciler.models.agents import AgentConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    rendered: Rendered
+    files: dict[str, FileState]
+    last: dict[str, Any]
+    restore: dict[str, str | None] | None = None  # rollback: file → text after the run
+
+
+def read_file(display: str) -> FileState:
+    path = expand(display)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return FileState(str(path), None)
+    except IsADirectoryError:
+        raise DriverError(f"{display}: expected a file, got a directory") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DriverError(f"{display}: cannot read the existing file: not UTF-8 at byte {exc.start}; "
+                          "nothing was written to any client") from None
+    return FileState(str(path), text, stat.S_IMODE(path.stat().st_mode))
+
+
+def rollback_texts(ctx: RunContext, run_id: str) -> dict[str, str | None]:
+    """file → its text right after run `run_id`, for every file changed then or since."""
+    assert ctx.state is not None
+    store, target = ctx.state.store, ctx.state.target
+    runs = [r for r in store.runs(target, limit=100_000) if r.id >= run_id]
+    if not any(r.id == run_id for r in runs):
+        raise DriverError(f"no run {run_id} of {target.short}; see `reconciler history`")
+    restore: dict[str, str | None] = {}
+    for run in sorted(runs, key=lambda r: r.id):
+        for file, snap in store.snapshots(run.id):
+            if file not in restore:
+                restore[file] = snap["after"] if run.id == run_id else snap["before"]
+    return restore
+
+
+class AgentConfigDriver:
+    kind: ClassVar[str] = "AgentConfig"
+
+    async def observe(self, obj: AgentConfig, ctx: RunContext) -> Observed:
+        rendered = render_spec(obj)
+        wanted = files_to_read(rendered, ctx.inventory)
+        restore = rollback_texts(ctx, ctx.rollback_to) if ctx.rollback_to else None
+        for file in restore or {}:
+            wanted.setdefault(file, format_of(file, False))
+        files = {file: read_file(file) for file in sorted(wanted)}
+        for file, fmt in wanted.items():  # refuse before anything is written
+            open_document(fmt, files[file].text, file, marker=obj.metadata.name)
+        last = last_applied(ctx.state.watermarks()) if ctx.state is not None else {}
+        return Observed(rendered, files, last, restore)
+
+    def diff(self, obj: AgentConfig, actual: Observed, ctx: RunContext) -> Plan:
+        if actual.restore is not None:
+            return plan_restore(obj, actual, ctx.inventory)
+        return plan_files(obj, actual.rendered, actual.files, ctx.inventory, actual.last)
+
+    async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
+        writes: Mapping[str, Mapping[str, Any]] = plan.details.get("_writes", {})
+        for file, write in writes.items():
+            now = read_file(file)
+            if now.text != write["before"]:
+                raise ConflictError(f"{file} changed after it was read; nothing was written, "
+                                    "run again")
+        if ctx.state is not None:
+            ctx.state.save_snapshots(
+                (file, {"path": w["path"], "before": w["before"], "after": w["after"],
+                        "mode": w["mode"]}) for file, w in writes.items())
+        write_all(writes)
+        return ApplyResult.from_plan(plan, ctx.inventory)
+
+
+def _atomic_write(path: Path, text: str, mode: int | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode if mode is not None else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_all(writes: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write every file; if one fails, put back those already written, then raise."""
+    done: list[Mapping[str, Any]] = []
+    try:
+        for write in writes.values():
+            path = Path(write["path"])
+            if write["after"] is None:
+                path.unlink(missing_ok=True)
+            else:
+                _atomic_write(path, write["after"], write["mode"])
+            done.append(write)
+    except OSError as exc:
+        for write in reversed(done):
+            path = Path(write["path"])
+            if write["before"] is None:
+                path.unlink(missing_ok=True)
+            else:
+                _atomic_write(path, write["before"], write["mode"])
+        raise DriverError(f"cannot write {exc.filename}: {exc.strerror}; the files already "
+                          "written were restored") from None
+
+
+def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) -> Plan:
+    """Files back to their snapshot texts; owned keys' last-applied values follow them."""
+    assert actual.restore is not None
+    changes: list[Change] = []
+    diffs: dict[str, str] = {}
+    writes: dict[str, dict[str, Any]] = {}
+    watermarks: dict[str, str] = {}
+    for file, text in sorted(actual.restore.items()):
+        state = actual.files[file]
+        if text == state.text:
+            continue
+        if text is None:
+            changes.append(Change.delete(file, state.text, item="file"))
+        elif state.text is None:
+            changes.append(Change.create(file, text, item="file"))
+        else:
+            changes.append(Change.update(file, state.text, text, item="file"))
+        diffs[file] = _diff(file, state.text, text)
+        writes[file] = {"path": state.path, "before": state.text, "after": text, "mode": state.mode}
+        for key in inventory:
+            key_file, pointer, is_block = parse_key(key)
+            if key_file == file:
+                doc = open_document(format_of(file, is_block), text, file, marker=obj.metadata.name)
+                value = doc.get(pointer)
+                watermarks[watermark_key(key)] = watermark_value(key, value if value is not MISSING
+                                                                 else MISSING)
+    return Plan(target=obj.ref, changes=tuple(changes), unchanged=len(actual.restore) - len(changes),
+                details={"files": diffs, "_writes": writes, "rollback": True},
+                inventory=tuple(sorted(inventory)), watermarks=watermarks)

@@ -1,0 +1,156 @@
+"""Reading native files back into the canonical spec (`reconciler import agents`).
+
+The reverse of rendering, shared by the adapters: env references in a client's syntax
+become `{env: NAME}`, `Bearer ${NAME}` headers become `bearerToken`, rule files and the
+reconciler's Markdown sections become rules. A literal value under a secret-looking name
+is never copied into the spec: it becomes a reference to an env var of the same name, and
+the import says so on stderr. `import_spec` assembles an `AgentConfig` document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.drivers.agents.translating import parse_sections, split_front_matter
+from reconciler.models.agents import AgentClient, TargetScope
+
+Warn = Callable[[str], None]
+
+_SECRET_NAME = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$|"
+    r"^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret",
+    re.IGNORECASE,
+)
+
+
+def env_value(value: Any, pattern: re.Pattern[str], name: str, where: str, warn: Warn) -> Any:
+    """A native env/header value as canonical: a reference, or the literal when harmless."""
+    text = str(value)
+    match = pattern.fullmatch(text)
+    if match:
+        return {"env": match.group(1)}
+    if _SECRET_NAME.search(name):
+        ref = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+        warn(f"{where}: a literal secret value was not imported; it is now {{env: {ref}}}: "
+             f"export {ref} where the client runs")
+        return {"env": ref}
+    return text
+
+
+def env_map(values: Mapping[str, Any] | None, pattern: re.Pattern[str], where: str, warn: Warn) -> dict[str, Any]:
+    return {k: env_value(v, pattern, k, f"{where}.{k}", warn) for k, v in (values or {}).items()}
+
+
+def headers_map(values: Mapping[str, Any] | None, pattern: re.Pattern[str], where: str,
+                warn: Warn) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """(headers, bearerToken) from native headers."""
+    headers: dict[str, Any] = {}
+    bearer = None
+    for key, value in (values or {}).items():
+        text = str(value)
+        if key.lower() == "authorization" and text.startswith("Bearer "):
+            match = pattern.fullmatch(text[len("Bearer "):])
+            if match:
+                bearer = {"env": match.group(1)}
+                continue
+        headers[key] = env_value(value, pattern, key, f"{where}.{key}", warn)
+    return headers, bearer
+
+
+def server(*, command: str | None = None, args: list[str] | None = None, env: dict[str, Any] | None = None,
+           cwd: str | None = None, url: str | None = None, transport: str | None = None,
+           headers: dict[str, Any] | None = None, bearer: dict[str, str] | None = None,
+           enabled_tools: list[str] | None = None, disabled_tools: list[str] | None = None,
+           enabled: bool = True) -> dict[str, Any]:
+    """A canonical MCP server (camelCase), without empty fields."""
+    out: dict[str, Any] = {}
+    if command is not None:
+        out["command"] = command
+        if args:
+            out["args"] = list(args)
+        if env:
+            out["env"] = env
+        if cwd:
+            out["cwd"] = cwd
+    else:
+        out["url"] = url
+        if transport and transport != "http":
+            out["transport"] = transport
+        if headers:
+            out["headers"] = headers
+        if bearer:
+            out["bearerToken"] = bearer
+    if enabled_tools is not None:
+        out["enabledTools"] = list(enabled_tools)
+    if disabled_tools:
+        out["disabledTools"] = list(disabled_tools)
+    if not enabled:
+        out["enabled"] = False
+    return out
+
+
+def rules_from_block(text: str | None, marker: str | None = None) -> list[dict[str, Any]]:
+    """Rules from the reconciler's block (or, without one, from `## name` sections)."""
+    if not text:
+        return []
+    match = re.search(r"<!-- reconciler:begin (\S+) -->\n(.*?)\n<!-- reconciler:end \1 -->", text, re.S)
+    body = match.group(2) if match else text
+    return [rule(name, description, paths, content)
+            for name, description, paths, content in parse_sections(body)]
+
+
+def rules_from_files(texts: Mapping[str, str], paths_key: str = "paths") -> list[dict[str, Any]]:
+    """Rules from files with front matter (`.claude/rules/*.md`, `.cursor/rules/*.mdc`)."""
+    out = []
+    for relative, text in texts.items():
+        meta, body = split_front_matter(text)
+        name = Path(relative).stem
+        globs = meta.get(paths_key) or []
+        if isinstance(globs, str):
+            globs = [g.strip() for g in globs.split(",") if g.strip()]
+        out.append(rule(name, str(meta.get("description") or ""), list(globs), body))
+    return out
+
+
+def rule(name: str, description: str, paths: list[str], content: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "rule"}
+    if description:
+        out["description"] = description
+    out["content"] = content.strip("\n") + "\n"
+    if paths:
+        out["paths"] = list(paths)
+    return out
+
+
+def permissions(allow: list[str] | None = None, ask: list[str] | None = None,
+                deny: list[str] | None = None, default_mode: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, values in (("allow", allow), ("ask", ask), ("deny", deny)):
+        if values:
+            out[key] = list(values)
+    if default_mode:
+        out["defaultMode"] = default_mode
+    return out
+
+
+def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
+                warn: Warn) -> dict[str, Any]:
+    """An AgentConfig document (a dict) from one client's files under `root`."""
+    from reconciler.drivers.agents.clients import Reader, adapter_for
+    from reconciler.drivers.agents.entries import Place, expand
+
+    place = Place(client, scope, root, name)
+    found = adapter_for(client).read(Reader(expand(root)), place, warn)
+    spec: dict[str, Any] = {}
+    for key in ("mcpServers", "rules", "permissions"):
+        if found.get(key):
+            spec[key] = found[key]
+    target: dict[str, Any] = {"client": str(client), "scope": str(scope)}
+    if root != ("~" if scope is TargetScope.USER else "."):
+        target["root"] = root
+    spec["targets"] = [target]
+    return {"apiVersion": "reconciler.dev/v1alpha1", "kind": "AgentConfig",
+            "metadata": {"name": name}, "spec": spec}
