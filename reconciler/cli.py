@@ -35,6 +35,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+import_app = typer.Typer(help="Start a spec from the native files that exist.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 
 class PlanFormat(StrEnum):
@@ -195,7 +197,8 @@ def plan(
         bool,
         typer.Option(
             "--detailed-exitcode",
-            help="Exit 0 when nothing would change, 2 when something would, 1 on errors.",
+            help="Exit 0 when nothing would change, 2 when something would (or drift was found), "
+            "1 on errors.",
         ),
     ] = False,
     target: TargetOpt = None,
@@ -220,7 +223,7 @@ def plan(
         typer.echo(output)
     if _print_failures(results):
         raise typer.Exit(1)
-    if detailed_exitcode and any(p.has_changes for p in plans):
+    if detailed_exitcode and any(p.has_changes or p.drift for p in plans):
         raise typer.Exit(2)
 
 
@@ -252,6 +255,8 @@ def apply(
         )
         for warning in result.plan.warnings if result.plan else ():
             typer.echo(f"  ! {warning}")
+        for key in result.drift:
+            typer.echo(f"  ≠ drift {key}: changed outside the reconciler, left as it is by policy")
     if _print_failures(results):
         raise typer.Exit(1)
 
@@ -399,6 +404,76 @@ def history(
             (r.error or "")[:80],
         )
     Console(width=250).print(table)
+
+
+@app.command()
+def rollback(
+    target: Annotated[str, typer.Argument(help="The object, KIND/NAME (for example AgentConfig/team).")],
+    to: Annotated[str, typer.Option("--to", help="Restore the target as it was right after this run "
+                                    "(id or prefix, see `reconciler history`).")],
+    path: Annotated[Path, typer.Option("--specs", help="Where the object's spec is.")] = Path("specs"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the rollback plan only.")] = False,
+) -> None:
+    """Restore a target's files from the snapshots of a past run, as a recorded run."""
+    from reconciler.engine.rendering import render
+    from reconciler.engine.runs import Trigger
+
+    try:
+        ref = _targets([target])[0]
+        specs = _load(path)
+        obj = next((o for o in specs if o.ref == ref or (o.KIND, o.metadata.name) == (ref.kind, ref.name)),
+                   None)
+        if obj is None:
+            raise ReconcilerError(f"{target}: no such object in {path}")
+        runtime = _runtime()
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    try:
+        record = runtime.store.run(to)
+        if record is None or record.target != obj.ref:
+            raise _fail(f"no run {to!r} of {obj.ref.short} (or the prefix is ambiguous); "
+                        f"see `reconciler history {obj.ref.short}`")
+        result = asyncio.run(runtime.orchestrator.run(
+            obj, trigger=Trigger.ROLLBACK, dry_run=dry_run, revision=specs.revision,
+            rollback_to=record.id))
+    finally:
+        runtime.close()
+    if result.plan is not None:
+        typer.echo(render([result.plan], "text"))
+    typer.echo(f"{obj.ref.short}: rollback to run {record.id}: {result.outcome} [run {result.run_id}]")
+    if _print_failures([result]):
+        raise typer.Exit(1)
+
+
+@import_app.command("agents")
+def import_agents(
+    client: Annotated[str, typer.Option("--client", help="claude-code, codex, qwen-code, rovo-dev, "
+                                        "gemini-cli or cursor.")],
+    scope: Annotated[str, typer.Option(help="user or project.")] = "project",
+    root: Annotated[str | None, typer.Option(help="Home (user scope) or project folder; "
+                                             "default ~ or '.'.")] = None,
+    name: Annotated[str, typer.Option(help="metadata.name of the AgentConfig printed.")] = "imported",
+) -> None:
+    """Print an AgentConfig spec (YAML) read from one client's existing native files."""
+    from reconciler.drivers.agents.importing import import_spec, to_yaml
+    from reconciler.models.agents import AgentClient, AgentConfig, TargetScope
+
+    try:
+        client_ = AgentClient(client)
+        scope_ = TargetScope(scope)
+    except ValueError as exc:
+        raise _fail(f"{exc}; expected --client one of {', '.join(c.value for c in AgentClient)} "
+                    "and --scope user or project") from None
+    try:
+        document = import_spec(client_, scope_, root or ("~" if scope_ is TargetScope.USER else "."),
+                               name, lambda message: typer.echo(f"warning: {message}", err=True))
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    try:
+        AgentConfig.model_validate(document)
+    except Exception as exc:
+        raise _fail(f"the imported files do not make a valid AgentConfig: {exc}") from None
+    typer.echo(to_yaml(document), nl=False)
 
 
 def _write_generated(files: dict[str, str], out: Path, check: bool) -> None:

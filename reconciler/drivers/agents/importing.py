@@ -40,7 +40,8 @@ def env_value(value: Any, pattern: re.Pattern[str], name: str, where: str, warn:
     return text
 
 
-def env_map(values: Mapping[str, Any] | None, pattern: re.Pattern[str], where: str, warn: Warn) -> dict[str, Any]:
+def env_map(values: Mapping[str, Any] | None, pattern: re.Pattern[str], where: str,
+            warn: Warn) -> dict[str, Any]:
     return {k: env_value(v, pattern, k, f"{where}.{k}", warn) for k, v in (values or {}).items()}
 
 
@@ -154,3 +155,27 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
     spec["targets"] = [target]
     return {"apiVersion": "reconciler.dev/v1alpha1", "kind": "AgentConfig",
             "metadata": {"name": name}, "spec": spec}
+
+
+def to_yaml(document: Any) -> str:
+    """The document as YAML, multi-line texts as literal blocks (`|`)."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
+    def literal(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: literal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [literal(v) for v in value]
+        if isinstance(value, str) and "\n" in value:
+            return LiteralScalarString(value)
+        return value
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    out = StringIO()
+    yaml.dump(literal(document), out)
+    return out.getvalue()

@@ -112,10 +112,7 @@ def decide(desired: Any, actual: Any, last: Any, *, owned: bool, policy: Conflic
     else:
         edited = actual is MISSING or not holds(actual, last, view, preserve)
         changed = not _equal(desired, last)
-        if not edited:
-            state = State.SPEC_CHANGED
-        else:
-            state = State.CONFLICT if changed else State.DRIFT
+        state = State.SPEC_CHANGED if not edited else State.CONFLICT if changed else State.DRIFT
     if policy is ConflictPolicy.IF_NOT_PRESENT:
         # Create once, never update: only a key that is missing is written.
         return Decision(state, actual is MISSING and state is not State.DRIFT, target)

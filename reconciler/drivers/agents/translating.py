@@ -52,9 +52,7 @@ def command_prefix(specifier: str | None) -> list[str] | None:
     if specifier is None or specifier.strip() in ("", "*"):
         return []
     text = specifier.strip()
-    if text.endswith(":*"):
-        text = text[:-2]
-    elif text.endswith(" *"):
+    if text.endswith(":*") or text.endswith(" *"):
         text = text[:-2]
     if any(ch in text for ch in "*?[]|&;<>$`\"'"):
         return None

@@ -17,6 +17,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "target": {"kind": t.kind, "namespace": t.namespace, "name": t.name},
         "counts": plan.counts.as_dict(),
         "warnings": list(plan.warnings),
+        "drift": list(plan.drift),
+        "details": {k: v for k, v in plan.details.items() if not k.startswith("_")},
         "changes": [
             {"action": str(c.action), "item": c.item, "key": c.key, "before": c.before,
              "after": c.after,
@@ -36,6 +38,7 @@ def render_json(plans: Sequence[Plan]) -> str:
     document = {
         "formatVersion": FORMAT_VERSION,
         "changed": any(p.has_changes for p in plans),
+        "drifted": any(p.drift for p in plans),
         "totals": totals,
         "plans": [plan_document(p) for p in plans],
     }

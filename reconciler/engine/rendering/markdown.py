@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from reconciler.engine.planning import Action, Plan
 from reconciler.engine.rendering import format_value
-from reconciler.engine.rendering.text import summary_line
+from reconciler.engine.rendering.text import WHOLE_TEXT_ITEMS, summary_line
 
 _SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 
@@ -36,12 +36,12 @@ def render_markdown(plans: Sequence[Plan], *, max_changes: int = 100) -> str:
         lines.append(f"| `{plan.target.short}` | {c.created} | {c.updated} | {c.deleted} | "
                      f"{c.unchanged} | {c.invalid} | {warn} |")
     for plan in plans:
-        if not plan.changes and not plan.warnings:
+        if not plan.changes and not plan.warnings and not plan.drift:
             continue
         body: list[str] = []
         for change in plan.changes[:max_changes]:
             body.append(f"{_SIGN[change.action]} {change.item} {change.key}")
-            if change.action is Action.UPDATE:
+            if change.action is Action.UPDATE and change.item not in WHOLE_TEXT_ITEMS:
                 body += [f"!     {f.path or '(value)'}: {format_value(f.before)} → "
                          f"{format_value(f.after)}" for f in change.fields]
         hidden = len(plan.changes) - max_changes
@@ -49,6 +49,11 @@ def render_markdown(plans: Sequence[Plan], *, max_changes: int = 100) -> str:
                   f"{summary_line(plan)}</summary>", ""]
         if body:
             lines.append(_fence("\n".join(body)))
+        for file, diff in plan.details.get("files", {}).items():
+            lines += ["", f"<details><summary><code>{file}</code></summary>", "", _fence(diff.rstrip("\n")),
+                      "", "</details>"]
+        for key in plan.drift:
+            lines.append(f"\n> ≠ drift: `{key}` was changed outside the reconciler")
         if hidden > 0:
             lines.append(f"\n… and {hidden} more changes (first {max_changes} shown).")
         for warning in plan.warnings:

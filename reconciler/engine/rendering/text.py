@@ -22,6 +22,8 @@ def _paint(text: str, style: str, color: bool) -> str:
 def _change_lines(change: Change, color: bool) -> list[str]:
     head = f"  {_SIGN[change.action]} {change.item} {change.key}"
     lines = [_paint(head, _STYLE[change.action], color)]
+    if change.item in WHOLE_TEXT_ITEMS:
+        return lines  # shown as a unified diff of the file instead
     if change.action is Action.UPDATE:
         for f in change.fields:
             lines.append(_paint(f"      {f.path or '(value)'}: {format_value(f.before)} → "
@@ -30,6 +32,24 @@ def _change_lines(change: Change, color: bool) -> list[str]:
         for key, value in change.after.items():
             lines.append(_paint(f"      {key}: {format_value(value)}", "green", color))
     return lines
+
+
+WHOLE_TEXT_ITEMS = ("file", "block")
+"""Items whose value is a text: plans show their file's unified diff, not before/after."""
+
+_DIFF_STYLE = {"+": "green", "-": "red", "@": "cyan"}
+
+
+def diff_lines(plan: Plan, color: bool) -> list[str]:
+    """The unified diffs a file-writing driver put in `details["files"]`, indented."""
+    out: list[str] = []
+    for diff in plan.details.get("files", {}).values():
+        for line in diff.splitlines():
+            style = _DIFF_STYLE.get(line[:1], "")
+            if line.startswith(("+++", "---")):
+                style = "bold"
+            out.append(_paint("    " + line, style, color) if style else "    " + line)
+    return out
 
 
 def summary_line(plan: Plan) -> str:
@@ -51,12 +71,17 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
         hidden = len(plan.changes) - max_changes
         if hidden > 0:
             out.append(f"  … and {hidden} more changes")
+        out += diff_lines(plan, color)
+        for key in plan.drift:
+            out.append(_paint(f"  ≠ drift {key}: changed outside the reconciler", "magenta", color))
         for warning in plan.warnings:
             out.append(_paint(f"  ! {warning}", "magenta", color))
     if not plans:
         out.append("No objects to plan.")
-    elif not any(totals):
+    elif not any(totals) and not any(p.drift for p in plans):
         out.append("No changes. The targets match the specs.")
+    elif not any(totals):
+        out.append("No changes to make, but drift was found (see above).")
     else:
         out.append(f"Plan: {totals[0]} to create, {totals[1]} to update, "
                    f"{totals[2]} to delete.")
