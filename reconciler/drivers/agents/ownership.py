@@ -101,7 +101,9 @@ def decide(desired: Any, actual: Any, last: Any, *, owned: bool, policy: Conflic
             return Decision(State.PRUNE, False, actual, release=True)
         if edited and policy is ConflictPolicy.ADOPT:
             return Decision(State.CONFLICT, False, actual, held=True)
-        return Decision(State.PRUNE, True, _prune_value(actual, preserve))
+        # The whole entry goes, client sub-paths too: a Codex server table left with only
+        # its approval tables would stop Codex from starting ("invalid transport").
+        return Decision(State.PRUNE, True, MISSING)
     if holds(actual, desired, view, preserve):
         return Decision(State.IN_SYNC, False, actual)
     target = merged(actual, desired, view, preserve)
@@ -124,11 +126,3 @@ def decide(desired: Any, actual: Any, last: Any, *, owned: bool, policy: Conflic
         return Decision(state, False, actual, held=True)
     return Decision(state, True, target)
 
-
-def _prune_value(actual: Any, preserve: Sequence[tuple[str, ...]]) -> Any:
-    """What remains of a pruned key: nothing, or only the client's own sub-paths."""
-    if isinstance(actual, Mapping):
-        keep = {p[0] for p in preserve if p and p[0] in actual}
-        if keep:
-            return {k: actual[k] for k in actual if k in keep}
-    return MISSING
