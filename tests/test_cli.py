@@ -143,7 +143,7 @@ def test_history_and_status_show_recorded_runs(cli, tmp_path: Path) -> None:
 def test_kinds_without_a_driver_are_skipped_with_a_note(cli) -> None:
     result = cli("plan", str(REPO / "specs"))
     assert result.returncode == 0, result.stderr
-    assert "no driver for kind AgentConfig in this installation; skipped" in result.stderr
+    assert "no driver for kind AedSourceBinding in this installation; skipped" in result.stderr
 
 
 def test_log_lines_are_json_with_run_identity(cli, tmp_path: Path) -> None:

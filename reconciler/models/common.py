@@ -38,6 +38,7 @@ class SpecModel(BaseModel):
     """Base of every spec model: camelCase in YAML, strict, immutable."""
 
     model_config = ConfigDict(
+        defer_build=True,  # validators are built on first use: CLI start-up stays fast
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
