@@ -65,3 +65,17 @@ def adapter_for(client: AgentClient | str) -> Adapter:
 
 def all_adapters() -> list[Adapter]:
     return [adapter_for(c) for c in AgentClient]
+
+
+FEATURES = ("mcp", "stdio cwd", "sse", "secrets", "tool filters", "rules", "permissions")
+
+
+def capability_table() -> str:
+    """The Markdown table of what each client supports (in the README)."""
+    adapters = all_adapters()
+    lines = ["| | " + " | ".join(str(a.client) for a in adapters) + " |",
+             "|---|" + "---|" * len(adapters)]
+    for feature in FEATURES:
+        cells = [a.CAPABILITIES.get(feature, "–").replace("|", "\\|") for a in adapters]
+        lines.append(f"| {feature} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
