@@ -305,12 +305,14 @@ def status(
 
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
-    for column in ("OBJECT", "READY", "LAST RUN", "RESULT", "SCHEDULE", "SUSPENDED", "NEXT RUN", "MESSAGE"):
+    for column in ("OBJECT", "READY", "DRIFTED", "LAST RUN", "RESULT", "SCHEDULE", "SUSPENDED", "NEXT RUN",
+                   "MESSAGE"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             row.object,
             row.ready,
+            f"True ({len(row.drifted)})" if row.drifted else "-",
             _ago(row.last_run_time, now),
             row.result or "-",
             row.schedule or "-",

@@ -172,6 +172,7 @@ def test_adopt_holds_the_edit_and_proposes_a_patch(runner: Runner, home: Path) -
     proposal = result.plan.details["adopt"][key]
     assert proposal["canonical"] == "permissions.allow"
     assert proposal["file"] == ["Read", "Bash(make *)", "Bash(npm run test *)"]
+    assert proposal["proposed"] == ["Read", "Bash(make *)", "Bash(npm run test *)"]
     assert any("policy Adopt" in w for w in result.plan.warnings)
     cond = conditions.from_result((), result)
     drifted = conditions.get(cond, conditions.DRIFTED)
@@ -281,3 +282,17 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, home
     assert imported.mcp_servers == expected.mcp_servers
     assert imported.permissions == expected.permissions
     assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+
+
+def test_adopted_server_edit_is_proposed_in_canonical_form(runner: Runner, home: Path) -> None:
+    obj = agent_config(spec(home, conflictPolicy={"default": "Adopt"}))
+    runner(obj)
+    path = home / ".claude.json"
+    path.write_text(path.read_text().replace('"MODE": "ro"', '"MODE": "rw"'))
+    result = runner(obj, dry_run=True)
+    assert result.plan is not None
+    proposal = result.plan.details["adopt"][f"{home}/.claude.json#/mcpServers/github"]
+    assert proposal["canonical"] == "mcpServers.github"
+    assert proposal["proposed"]["env"] == {"GITHUB_TOKEN": {"env": "GITHUB_TOKEN"}, "MODE": "rw"}
+    text = render([result.plan], "text")
+    assert "? proposed spec patch for" in text and "spec.mcpServers.github" in text

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.drivers.agents.clients import adapter_for
+from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import MISSING, Document, Format, open_document
 from reconciler.drivers.agents.entries import Entry, Note, Place, expand, parse_key
 from reconciler.drivers.agents.ownership import Decision, State, decide
@@ -48,6 +48,7 @@ class Rendered:
     entries: list[Entry] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     shared: dict[str, list[str]] = field(default_factory=dict)
+    places: dict[str, Place] = field(default_factory=dict)  # key → the target that owns it
 
     def files(self) -> dict[str, Format]:
         return {e.file: e.format for e in self.entries}
@@ -66,6 +67,7 @@ def render_spec(obj: AgentConfig) -> Rendered:
             if first is None:
                 by_key[entry.key] = entry
                 out.entries.append(entry)
+                out.places[entry.key] = place
             elif first.value != entry.value:
                 raise DriverError(f"targets {first.client} and {entry.client} render different "
                                   f"content for {entry.key}; give one of them another root")
@@ -220,7 +222,10 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                 drift.append(key)
             if decision.held:
                 adopt[key] = {"canonical": entry.canonical if entry else "",
-                              "file": actual, "spec": None if desired is MISSING else desired}
+                              "file": None if actual is MISSING else actual,
+                              "spec": None if desired is MISSING else desired}
+                if entry is not None:
+                    adopt[key]["proposed"] = proposed_value(entry, rendered.places[key], files)
             keeps = entry is not None and not decision.release and (decision.write or
                                                                      decision.state is State.IN_SYNC)
             if keeps:
@@ -247,6 +252,43 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                  "shared": rendered.shared, "adopt": adopt, "_writes": writes},
         drift=tuple(drift), inventory=tuple(sorted(owned | held)), watermarks=watermarks,
     )
+
+
+class _MemoryReader(Reader):
+    """The observed file texts, as an adapter's `read` sees files (no I/O)."""
+
+    def __init__(self, files: Mapping[str, FileState], place: Place) -> None:
+        self.files, self.place = files, place
+
+    def text(self, relative: str) -> str | None:
+        state = self.files.get(self.place.file(relative))
+        return state.text if state is not None else None
+
+    def glob(self, relative_dir: str, pattern: str) -> list[str]:
+        return []
+
+
+def proposed_value(entry: Entry, place: Place, files: Mapping[str, FileState]) -> Any:
+    """What the spec field behind `entry` would be if it took the file's current content.
+
+    The client's adapter reads the observed files back into canonical form (as `import`
+    does) and the field the entry came from is picked out: the spec patch of an Adopt.
+    """
+    try:
+        found = adapter_for(entry.client).read(_MemoryReader(files, place), place, lambda _: None)
+    except Exception as exc:  # a hand edit the adapter cannot read back
+        return {"error": f"cannot read the edit back into the spec: {exc}"}
+    canonical = entry.canonical
+    if canonical.startswith("rules"):
+        rules = found.get("rules") or []
+        name = canonical[len("rules["):-1] if canonical.startswith("rules[") else None
+        return [r for r in rules if name is None or r.get("name") == name]
+    value: Any = found
+    for part in canonical.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None  # removed by hand: the proposal is to drop the field
+        value = value[part]
+    return value
 
 
 def expand_files(files: Mapping[str, Format]) -> dict[str, str]:

@@ -74,6 +74,9 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
         out += diff_lines(plan, color)
         for key in plan.drift:
             out.append(_paint(f"  ≠ drift {key}: changed outside the reconciler", "magenta", color))
+        for key, adopt in plan.details.get("adopt", {}).items():
+            out.append(_paint(f"  ? proposed spec patch for {key}: spec.{adopt.get('canonical')} = "
+                              f"{format_value(adopt.get('proposed'))}", "magenta", color))
         for warning in plan.warnings:
             out.append(_paint(f"  ! {warning}", "magenta", color))
     if not plans:

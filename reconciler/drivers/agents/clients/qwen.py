@@ -1,0 +1,170 @@
+"""Qwen Code: `.qwen/settings.json`, `QWEN.md`, `.qwen/rules/`.
+
+- MCP servers go to `mcpServers` in `.qwen/settings.json` (project) or `~/.qwen/settings.json`
+  (user). Qwen has no transport key: `command` is stdio, `url` is SSE and `httpUrl` is
+  streamable HTTP. Env references are `${VAR}`; `cwd` is supported. `enabledTools` and
+  `disabledTools` become the entry's `includeTools` / `excludeTools`.
+- Permissions: `permissions.allow/ask/deny` in the same settings file, in Claude's syntax
+  except that a web-fetch domain has no `domain:` prefix (`WebFetch(example.com)`).
+  `defaultMode` becomes `tools.approvalMode` (`default`, `auto-edit`, `plan`, `yolo`).
+  The settings file is JSONC: comments, `model`, `ui` and every key the reconciler does not
+  own stay as they are.
+- Rules: always-on rules in the reconciler's block of `QWEN.md` (`~/.qwen/QWEN.md` at user
+  scope); path-scoped rules as `.qwen/rules/<name>.md` with `paths` front matter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from reconciler.drivers.agents import importing
+from reconciler.drivers.agents.clients import Reader
+from reconciler.drivers.agents.documents import Format, JsonDocument
+from reconciler.drivers.agents.entries import Place, Rendering
+from reconciler.drivers.agents.translating import (
+    Permission,
+    front_matter,
+    permissions_of,
+    put_overrides,
+    rendered_env,
+    rendered_headers,
+    rules_block,
+)
+from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpTransport
+
+ENV = "${{{name}}}"
+# `${VAR}` as rendered, or `$VAR` as people write it by hand.
+_ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z0-9_]*$))"
+                      r"([A-Za-z_][A-Za-z0-9_]*)\}?")
+SETTINGS = ".qwen/settings.json"
+RULES_DIR = ".qwen/rules"
+APPROVAL_MODES = {
+    DefaultMode.DEFAULT: "default",
+    DefaultMode.ACCEPT_EDITS: "auto-edit",
+    DefaultMode.PLAN: "plan",
+    DefaultMode.BYPASS_PERMISSIONS: "yolo",
+}
+_DOMAIN = "domain:"
+
+
+def _memory_file(place: Place) -> str:
+    return ".qwen/QWEN.md" if place.user else "QWEN.md"
+
+
+def _native_rule(permission: Permission) -> str:
+    """Claude syntax → Qwen syntax: only the `domain:` prefix of WebFetch differs."""
+    spec = permission.specifier
+    if permission.tool == "WebFetch" and spec is not None and spec.startswith(_DOMAIN):
+        return f"WebFetch({spec[len(_DOMAIN):]})"
+    return permission.text
+
+
+def _canonical_rule(rule: str) -> str:
+    match = re.fullmatch(r"WebFetch\((.+)\)", rule)
+    if match and not match.group(1).startswith(_DOMAIN):
+        return f"WebFetch({_DOMAIN}{match.group(1)})"
+    return rule
+
+
+class QwenCode:
+    client: ClassVar[AgentClient] = AgentClient.QWEN_CODE
+    CAPABILITIES: ClassVar[dict[str, str]] = {
+        "mcp": "`.qwen/settings.json` `mcpServers`",
+        "stdio cwd": "yes",
+        "sse": "yes (`url`; streamable HTTP is `httpUrl`)",
+        "secrets": "`${VAR}`",
+        "tool filters": "includeTools / excludeTools",
+        "rules": "`QWEN.md` block; scoped: `.qwen/rules/*.md`",
+        "permissions": "allow / ask / deny (`WebFetch` without `domain:`); defaultMode → "
+                       "`tools.approvalMode`",
+    }
+
+    def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
+        out = Rendering(place)
+        for name, server in spec.mcp_servers.items():
+            where = f"mcpServers.{name}"
+            if not server.enabled:
+                out.dropped(f"{where}.enabled", "Qwen Code has no per-entry switch; the disabled "
+                            "server is not rendered")
+                continue
+            entry: dict[str, Any]
+            if server.command is not None:
+                entry = {"command": server.command}
+                if server.args:
+                    entry["args"] = list(server.args)
+                env = rendered_env(out, name, server.env, ENV)
+                if env:
+                    entry["env"] = env
+                if server.cwd:
+                    entry["cwd"] = server.cwd
+            else:
+                entry = {"url" if server.transport is McpTransport.SSE else "httpUrl": server.url}
+                headers = rendered_headers(out, name, server, ENV)
+                if headers:
+                    entry["headers"] = headers
+            if server.enabled_tools is not None:
+                entry["includeTools"] = list(server.enabled_tools)
+            if server.disabled_tools:
+                entry["excludeTools"] = list(server.disabled_tools)
+            out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where)
+        rules: dict[str, list[str]] = {"allow": [], "ask": [], "deny": []}
+        for permission in permissions_of(spec.permissions):
+            rules[permission.decision].append(_native_rule(permission))
+        for decision in ("allow", "ask", "deny"):
+            # permissions_of lists deny first; each list keeps the spec's own order.
+            if rules[decision]:
+                out.put(SETTINGS, Format.JSON, ("permissions", decision), rules[decision],
+                        canonical=f"permissions.{decision}")
+        mode = spec.permissions.default_mode
+        if mode is not None:
+            out.put(SETTINGS, Format.JSON, ("tools", "approvalMode"), APPROVAL_MODES[mode],
+                    canonical="permissions.defaultMode")
+        always = [r for r in spec.rules if not r.paths]
+        if always:
+            out.put(_memory_file(place), Format.BLOCK, (), rules_block(always), canonical="rules")
+        for rule in spec.rules:
+            if rule.paths:
+                meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
+                meta["paths"] = list(rule.paths)
+                out.put(f"{RULES_DIR}/{rule.name}.md", Format.TEXT, (), front_matter(meta, rule.content),
+                        canonical=f"rules[{rule.name}]")
+        put_overrides(out, SETTINGS, Format.JSON)
+        return out
+
+    def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
+        settings = JsonDocument(reader.text(SETTINGS), SETTINGS)
+        servers: dict[str, Any] = {}
+        for name, entry in (settings.get(("mcpServers",)) or {}).items():
+            where = f"mcpServers.{name}"
+            tools = {"enabled_tools": entry.get("includeTools"), "disabled_tools": entry.get("excludeTools")}
+            if "command" in entry:
+                servers[name] = importing.server(
+                    command=entry["command"], args=entry.get("args"),
+                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn),
+                    cwd=entry.get("cwd"), **tools)
+            elif "httpUrl" in entry or "url" in entry:
+                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
+                                                        f"{where}.headers", warn)
+                transport = "http" if "httpUrl" in entry else "sse"
+                servers[name] = importing.server(url=entry.get("httpUrl") or entry.get("url"),
+                                                 transport=transport, headers=headers, bearer=bearer,
+                                                 **tools)
+            else:
+                warn(f"{SETTINGS}: {where} has none of command, url or httpUrl; not imported")
+        perms = settings.get(("permissions",)) or {}
+        lists = {k: [_canonical_rule(str(r)) for r in perms.get(k) or []] for k in ("allow", "ask", "deny")}
+        mode = settings.get(("tools", "approvalMode"))
+        default_mode = next((str(k) for k, v in APPROVAL_MODES.items() if v == mode), None)
+        if mode and default_mode is None:
+            warn(f"{SETTINGS}: tools.approvalMode {mode!r} has no canonical defaultMode; not imported")
+        rules = importing.rules_from_block(reader.text(_memory_file(place)))
+        scoped = {rel: reader.text(rel) or "" for rel in reader.glob(RULES_DIR, "*.md")}
+        rules += importing.rules_from_files(scoped)
+        return {"mcpServers": servers, "rules": rules,
+                "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"],
+                                                     default_mode)}
+
+
+ADAPTER = QwenCode()

@@ -1,0 +1,260 @@
+"""Rovo Dev CLI (`acli rovodev`): `.rovodev/mcp.json`, `.rovodev/config.yml`, `AGENTS.md`.
+
+- MCP servers go to `mcpServers` in `.rovodev/mcp.json` (`~/.rovodev/mcp.json` at user scope),
+  each with `transport` (`stdio`, `http`, `sse`). At project scope Rovo Dev reads that file
+  only when `mcp.mcpConfigPath` in `.rovodev/config.yml` points at it (rulesync#2726), so the
+  reconciler owns that key too. Env references are written as `${VAR}`, but whether Rovo Dev
+  expands them is unverified (a weakened note). `cwd` and per-server tool filters have no
+  known equivalent: dropped with a note.
+- Permissions: `toolPermissions` in `.rovodev/config.yml` (YAML, edited round trip: comments,
+  `agent`, `sessions` and every key the reconciler does not own stay). Per-tool levels are
+  nested under `toolPermissions.tools` (a level directly under `toolPermissions` is silently
+  ignored, rulesync#2422): a bare `Read` sets the read tools, a bare `Edit` the file-changing
+  tools, each as its own owned key, so tools the client itself records when someone answers
+  "Always" stay foreign. `Bash(...)` rules become the regex list `toolPermissions.bash.commands`;
+  the other `bash` keys (`bash.env`, `bash.default`) are never touched. `defaultMode` `default`
+  / `bypassPermissions` become `toolPermissions.default` `ask` / `allow`.
+- Rules: the reconciler's block of `AGENTS.md` (`~/.rovodev/AGENTS.md` at user scope). The
+  project `AGENTS.md` is shared with Codex, which renders the identical block. Rovo Dev has
+  no path-scoped rules: those rules are always on, their paths stated in the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from reconciler.drivers.agents import importing
+from reconciler.drivers.agents.clients import Reader
+from reconciler.drivers.agents.documents import Format, JsonDocument, YamlDocument
+from reconciler.drivers.agents.entries import Place, Rendering
+from reconciler.drivers.agents.translating import (
+    command_prefix,
+    headers_with_bearer,
+    note_tool_filters,
+    permissions_of,
+    put_overrides,
+    rendered_env,
+    rendered_headers,
+    rules_block,
+)
+from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpServer
+from reconciler.models.common import SecretRef
+
+ENV = "${{{name}}}"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MCP_FILE = ".rovodev/mcp.json"
+CONFIG = ".rovodev/config.yml"
+TOOL_GROUPS: dict[str, tuple[str, ...]] = {
+    "Read": ("open_files", "expand_code_chunks", "grep"),
+    "Edit": ("create_file", "delete_file", "move_file", "find_and_replace_code"),
+}
+DEFAULT_LEVELS = {DefaultMode.DEFAULT: "ask", DefaultMode.BYPASS_PERMISSIONS: "allow"}
+LEVELS = ("deny", "ask", "allow")  # strictest first
+ANY_COMMAND = ".*"
+WORD_WILDCARD = "( .*)?"  # `git *`: git alone or followed by arguments, not `gitk`
+_REGEX_SYNTAX = set(".^$*+?{}[]|()\\")
+
+
+def _memory_file(place: Place) -> str:
+    return ".rovodev/AGENTS.md" if place.user else "AGENTS.md"
+
+
+def command_regex(specifier: str | None) -> str | None:
+    """`npm run test *` → `npm run test( .*)?`; bare Bash → `.*`; None if not a plain prefix."""
+    words = command_prefix(specifier)
+    if words is None:
+        return None
+    if not words:
+        return ANY_COMMAND
+    text = " ".join(re.escape(word) for word in words)
+    assert specifier is not None
+    return text + WORD_WILDCARD if specifier.strip().endswith((" *", ":*")) else text
+
+
+def bash_rule(regex: str) -> str | None:
+    """The canonical rule of a command regex `command_regex` could have written, else None."""
+    if regex in (ANY_COMMAND, "^.*$"):
+        return "Bash"
+    wildcard = False
+    for suffix in (WORD_WILDCARD, " .*", ".*"):
+        if regex.endswith(suffix):
+            regex, wildcard = regex[: -len(suffix)], True
+            break
+    text, escaped = [], False
+    for char in regex:
+        if escaped:
+            text.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _REGEX_SYNTAX:
+            return None
+        else:
+            text.append(char)
+    command = "".join(text).strip()
+    if escaped or not command or command_prefix(command) is None:
+        return None
+    return f"Bash({command} *)" if wildcard else f"Bash({command})"
+
+
+def _has_reference(server: McpServer) -> bool:
+    values = [*server.env.values(), *headers_with_bearer(server).values()]
+    return any(isinstance(v, SecretRef) and v.env is not None for v in values)
+
+
+class RovoDev:
+    client: ClassVar[AgentClient] = AgentClient.ROVO_DEV
+    CAPABILITIES: ClassVar[dict[str, str]] = {
+        "mcp": "`.rovodev/mcp.json` `mcpServers` (project: via `mcp.mcpConfigPath`)",
+        "stdio cwd": "no (dropped; unverified)",
+        "sse": "yes",
+        "secrets": "`${VAR}` (expansion unverified)",
+        "tool filters": "no (dropped)",
+        "rules": "`AGENTS.md` block; scoped rules always on",
+        "permissions": "`config.yml` `toolPermissions`: Read / Edit tool levels, Bash regexes, "
+                       "default ask / allow",
+    }
+
+    def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
+        out = Rendering(place)
+        self._servers(spec, out)
+        self._permissions(spec, out)
+        if spec.rules:
+            out.put(_memory_file(place), Format.BLOCK, (), rules_block(spec.rules), canonical="rules")
+        for rule in spec.rules:
+            if rule.paths:
+                out.weakened(f"rules[{rule.name}].paths", "Rovo Dev has no path-scoped rules; the rule "
+                             "is always on, with its paths stated in its text")
+        put_overrides(out, CONFIG, Format.YAML)
+        return out
+
+    def _servers(self, spec: AgentConfigSpec, out: Rendering) -> None:
+        referenced: list[str] = []
+        for name, server in spec.mcp_servers.items():
+            where = f"mcpServers.{name}"
+            if not server.enabled:
+                out.dropped(f"{where}.enabled", "Rovo Dev's mcp.json has no per-entry switch; the "
+                            "disabled server is not rendered")
+                continue
+            entry: dict[str, Any]
+            if server.command is not None:
+                entry = {"command": server.command}
+                if server.args:
+                    entry["args"] = list(server.args)
+                env = rendered_env(out, name, server.env, ENV)
+                if env:
+                    entry["env"] = env
+                entry["transport"] = "stdio"
+                if server.cwd:
+                    out.dropped(f"{where}.cwd", "Rovo Dev's support for cwd is unverified; not rendered")
+            else:
+                entry = {"url": server.url}
+                headers = rendered_headers(out, name, server, ENV)
+                if headers:
+                    entry["headers"] = headers
+                entry["transport"] = str(server.transport or "http")
+            note_tool_filters(out, name, server, "Rovo Dev has no per-server tool filter")
+            if _has_reference(server):
+                referenced.append(name)
+            out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where)
+        if referenced:
+            out.weakened(f"mcpServers.{referenced[0]}.env",
+                         f"env references of {', '.join(referenced)} are written as ${{VAR}}; whether "
+                         "Rovo Dev expands them in mcp.json is unverified")
+        if not out.place.user and any(e.file == out.place.file(MCP_FILE) for e in out.entries):
+            # A project mcp.json is inert unless config.yml points at it (rulesync#2726).
+            out.put(CONFIG, Format.YAML, ("mcp", "mcpConfigPath"), MCP_FILE, canonical="mcpServers")
+
+    def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:
+        levels: dict[str, tuple[str, str]] = {}  # tool → (level, canonical); deny comes first
+        commands: list[dict[str, str]] = []
+        for permission in permissions_of(spec.permissions):
+            field = f"permissions.{permission.decision}[{permission.text}]"
+            if permission.tool in TOOL_GROUPS:
+                if permission.specifier is not None:
+                    out.dropped(field, "Rovo Dev sets one level per tool, not per path; not rendered")
+                    continue
+                for tool in TOOL_GROUPS[permission.tool]:
+                    levels.setdefault(tool, (permission.decision, f"permissions.{permission.decision}"))
+            elif permission.tool == "Bash":
+                regex = command_regex(permission.specifier)
+                if regex is None:
+                    out.dropped(field, "only a command prefix (optionally ending in ' *') can be "
+                                "written as a Rovo Dev command regex")
+                    continue
+                commands.append({"command": regex, "permission": permission.decision})
+            else:
+                out.dropped(field, f"Rovo Dev has no permission for {permission.tool}")
+        for tool, (level, canonical) in levels.items():
+            out.put(CONFIG, Format.YAML, ("toolPermissions", "tools", tool), level, canonical=canonical)
+        if commands:
+            out.put(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), commands,
+                    canonical="permissions (Bash)")
+        mode = spec.permissions.default_mode
+        if mode is not None and mode in DEFAULT_LEVELS:
+            out.put(CONFIG, Format.YAML, ("toolPermissions", "default"), DEFAULT_LEVELS[mode],
+                    canonical="permissions.defaultMode")
+        elif mode is not None:
+            out.dropped("permissions.defaultMode", f"Rovo Dev has no {mode} mode; only default (ask) "
+                        "and bypassPermissions (allow) have an equivalent")
+
+    def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
+        mcp = JsonDocument(reader.text(MCP_FILE), MCP_FILE).get(("mcpServers",))
+        servers: dict[str, Any] = {}
+        for name, entry in (mcp or {}).items():
+            where = f"mcpServers.{name}"
+            if "command" in entry:
+                servers[name] = importing.server(
+                    command=entry["command"], args=entry.get("args"),
+                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn))
+            elif "url" in entry:
+                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
+                                                        f"{where}.headers", warn)
+                servers[name] = importing.server(url=entry["url"], transport=entry.get("transport"),
+                                                 headers=headers, bearer=bearer)
+            else:
+                warn(f"{MCP_FILE}: {where} has neither command nor url; not imported")
+        perms = YamlDocument(reader.text(CONFIG), CONFIG).get(("toolPermissions",)) or {}
+        lists: dict[str, list[str]] = {level: [] for level in LEVELS}
+        self._read_tools(perms.get("tools") or {}, lists, warn)
+        for item in (perms.get("bash") or {}).get("commands") or []:
+            rule = bash_rule(str(item.get("command", ""))) if isinstance(item, dict) else None
+            level = item.get("permission") if isinstance(item, dict) else None
+            if rule is None or level not in LEVELS:
+                warn(f"{CONFIG}: toolPermissions.bash.commands entry {item!r} is not a command "
+                     "prefix with a level; not imported")
+                continue
+            lists[str(level)].append(rule)
+        default = perms.get("default")
+        mode = next((str(m) for m, level in DEFAULT_LEVELS.items() if level == default), None)
+        if default is not None and mode is None:
+            warn(f"{CONFIG}: toolPermissions.default {default!r} has no canonical defaultMode; "
+                 "not imported")
+        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place))),
+                "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"], mode)}
+
+    @staticmethod
+    def _read_tools(tools: dict[str, Any], lists: dict[str, list[str]], warn: Callable[[str], None]) -> None:
+        known = {tool for group in TOOL_GROUPS.values() for tool in group}
+        for tool in tools:
+            if tool not in known:
+                warn(f"{CONFIG}: toolPermissions.tools.{tool} has no canonical tool; not imported")
+        for name, group in TOOL_GROUPS.items():
+            found = [tools[t] for t in group if tools.get(t) in LEVELS]
+            if not found:
+                continue
+            strictest = min(found, key=LEVELS.index)
+            if len(found) == len(group) and len(set(found)) == 1:
+                lists[strictest].append(name)
+            elif strictest != "allow":
+                warn(f"{CONFIG}: the {name} tools ({', '.join(group)}) have different levels; imported "
+                     f"as {name} {strictest}, the strictest")
+                lists[strictest].append(name)
+            else:
+                warn(f"{CONFIG}: only some {name} tools ({', '.join(group)}) are allowed; not imported "
+                     f"(a canonical {name} allow would allow them all)")
+
+
+ADAPTER = RovoDev()
