@@ -71,3 +71,14 @@ def test_syntax_errors_have_line_and_column(text: str, line: int, column: int) -
     with pytest.raises(jsonc.JsonSyntaxError) as info:
         jsonc.loads(text)
     assert (info.value.line, info.value.column) == (line, column)
+
+
+def test_inserting_after_a_member_with_a_line_comment_keeps_the_comment_in_place() -> None:
+    text = '{\n  "mcpServers": {\n    "personal": {"command": "x"} // mine\n  }\n}\n'
+    out = jsonc.set_value(text, ("mcpServers", "github"), {"command": "npx"})
+    assert '"personal": {"command": "x"}, // mine\n    "github": {' in out
+    assert jsonc.loads(out)["mcpServers"] == {"personal": {"command": "x"}, "github": {"command": "npx"}}
+    trailing = '{\n  "a": 1, // one\n}\n'
+    out = jsonc.set_value(trailing, ("b",), 2)
+    assert out == '{\n  "a": 1, // one\n  "b": 2,\n}\n'
+    assert jsonc.delete_value(out, ("b",)) == trailing

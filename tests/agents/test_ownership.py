@@ -85,3 +85,15 @@ def test_prune_deletes_owned_keys_with_their_client_sub_paths() -> None:
     assert not decide(MISSING, SERVER, SERVER, owned=False, policy=P.OVERRIDE).write
     ignored = decide(MISSING, EDITED, SERVER, owned=True, policy=P.IGNORE)
     assert not ignored.write and ignored.release
+
+
+def test_yaml_documents_keep_their_own_indentation() -> None:
+    from reconciler.drivers.agents.documents import YamlDocument
+
+    text = "agent:\n    modelId: x   # mine\n    list:\n    - a\ntoolPermissions:\n    default: ask\n"
+    doc = YamlDocument(text, "config.yml")
+    doc.set(("toolPermissions", "tools", "grep"), "allow")
+    out = doc.render()
+    assert out is not None
+    assert out.startswith("agent:\n    modelId: x   # mine\n    list:\n    - a\n")
+    assert "\n    tools:\n        grep: allow\n" in out

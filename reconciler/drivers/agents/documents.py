@@ -162,6 +162,15 @@ def _yaml() -> Any:
     return yaml
 
 
+def _yaml_indent(text: str) -> dict[str, int]:
+    """The file's own indentation (ruamel applies one style to the whole file)."""
+    keys = [len(m.group(1)) for m in re.finditer(r"^( +)[^\s#-][^\n]*:", text, re.MULTILINE)]
+    mapping = min(keys) if keys else 2
+    dash = re.search(r"^( *)[^\s#-][^\n]*:[ \t]*\n( *)- ", text, re.MULTILINE)
+    offset = max(len(dash.group(2)) - len(dash.group(1)), 0) if dash else 0
+    return {"mapping": mapping, "sequence": offset + 2, "offset": offset}
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -175,8 +184,7 @@ class YamlDocument:
         from ruamel.yaml.error import MarkedYAMLError
 
         self._yaml = _yaml()
-        if text and re.search(r"^(\s*)[^\s#-][^\n]*:\s*\n\1[ ]+- ", text, re.MULTILINE):
-            self._yaml.indent(mapping=2, sequence=4, offset=2)
+        self._yaml.indent(**_yaml_indent(text or ""))
         try:
             loaded = self._yaml.load(text) if text and text.strip() else None
         except MarkedYAMLError as exc:

@@ -226,9 +226,28 @@ def _insert(text: str, obj: Node, key: str, value: Any, unit: str) -> str:
         last = obj.members[-1]
         same_line = "\n" not in text[obj.start: last.start]
         base = _line_indent(text, last.start)
-        sep = ", " if same_line else ",\n" + base
         entry = json.dumps(key, ensure_ascii=False) + ": " + _dump(value, unit, base)
-        return text[: last.node.end] + sep + entry + text[last.node.end:]
+        if same_line:
+            return text[: last.node.end] + ", " + entry + text[last.node.end:]
+        # After the last member's line, so that a comment ending that line stays with it.
+        pos, comma = last.node.end, False
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if text.startswith(",", pos):
+            comma, pos = True, pos + 1
+            while pos < len(text) and text[pos] in " \t":
+                pos += 1
+        if text.startswith("//", pos):
+            end = text.find("\n", pos)
+            pos = len(text) if end < 0 else end
+        elif text.startswith("/*", pos) and "\n" not in text[pos: text.find("*/", pos)]:
+            pos = text.find("*/", pos) + 2
+        else:
+            pos = last.node.end if not comma else pos
+        if comma:  # the object uses trailing commas (JSONC): so does the new member
+            return text[:pos] + "\n" + base + entry + "," + text[pos:]
+        return (text[: last.node.end] + "," + text[last.node.end: pos] + "\n" + base + entry
+                + text[pos:])
     base = _line_indent(text, obj.start)
     inner = base + unit
     entry = json.dumps(key, ensure_ascii=False) + ": " + _dump(value, unit, inner)
@@ -266,5 +285,13 @@ def delete_value(text: str, path: tuple[str, ...]) -> str:
         else:
             end = nxt.start
         return text[:start] + text[end:]
+    after = target.node.end
+    while after < len(text) and text[after] in " \t":
+        after += 1
+    if text.startswith(",", after):  # a trailing comma (JSONC): the member goes with its line
+        line_start = text.rfind("\n", 0, target.start) + 1
+        if text[line_start:target.start].strip():  # shares its line with what comes before
+            return text[: target.start].rstrip(" \t") + text[after + 1:]
+        return text[:line_start] + text[after + 1:].lstrip(" \t").removeprefix("\n")
     prev = members[index - 1]
     return text[: prev.node.end] + text[target.node.end:]

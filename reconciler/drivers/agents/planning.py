@@ -205,6 +205,7 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         doc = open_document(fmt, state.text, file, marker=obj.metadata.name)
         work: list[tuple[str, tuple[str, ...], Entry | None]] = [(e.key, e.pointer, e) for e in entries]
         work += [(key, pointer, None) for key, pointer, _ in pruned_by_file.get(file, [])]
+        touched = False
         for key, pointer, entry in work:
             desired = entry.value if entry is not None else MISSING
             actual = doc.get(pointer)
@@ -216,6 +217,7 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
             if change is not None:
                 changes.append(change)
                 _write(doc, pointer, actual, decision.value)
+                touched = True
             else:
                 unchanged += decision.state is State.IN_SYNC
             if decision.drifted and policy is not ConflictPolicy.IGNORE:
@@ -236,7 +238,8 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                 watermarks[watermark_key(key)] = watermark_value(key, MISSING)
             elif key in inventory and not decision.held:
                 owned.add(key)
-        after = doc.render()
+        # Render only an edited document: a serializer may normalise untouched files.
+        after = doc.render() if touched else state.text
         if after != state.text:
             diffs[file] = _diff(file, state.text, after)
             writes[file] = {"path": state.path, "before": state.text, "after": after,

@@ -161,8 +161,13 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     if end < 0:
         return {}, text
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    loaded = YAML(typ="safe").load(text[4:end]) or {}
+    try:
+        loaded = YAML(typ="safe").load(text[4:end]) or {}
+    except YAMLError:  # e.g. `globs: **/*.ts` in Cursor files: plain `key: value` lines
+        loaded = dict(line.split(":", 1) for line in text[4:end].splitlines() if ":" in line)
+        loaded = {k.strip(): v.strip() for k, v in loaded.items()}
     body = text[end + 4:].lstrip("\n")
     return (dict(loaded) if isinstance(loaded, dict) else {}), body
 

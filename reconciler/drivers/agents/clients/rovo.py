@@ -55,6 +55,7 @@ LEVELS = ("deny", "ask", "allow")  # strictest first
 ANY_COMMAND = ".*"
 WORD_WILDCARD = "( .*)?"  # `git *`: git alone or followed by arguments, not `gitk`
 _REGEX_SYNTAX = set(".^$*+?{}[]|()\\")
+_ESCAPE = re.compile(r"([.^$*+?{}\[\]|()\\])")
 
 
 def _memory_file(place: Place) -> str:
@@ -62,13 +63,16 @@ def _memory_file(place: Place) -> str:
 
 
 def command_regex(specifier: str | None) -> str | None:
-    """`npm run test *` → `npm run test( .*)?`; bare Bash → `.*`; None if not a plain prefix."""
+    """`npm run test *` → `npm run test( .*)?`; bare Bash → `.*`; None if not a plain prefix.
+
+    Regex syntax in the words is escaped (`make -C a.b` → `make -C a\\.b`).
+    """
     words = command_prefix(specifier)
     if words is None:
         return None
     if not words:
         return ANY_COMMAND
-    text = " ".join(re.escape(word) for word in words)
+    text = " ".join(_ESCAPE.sub(r"\\\1", word) for word in words)
     assert specifier is not None
     return text + WORD_WILDCARD if specifier.strip().endswith((" *", ":*")) else text
 
@@ -82,7 +86,8 @@ def bash_rule(regex: str) -> str | None:
         if regex.endswith(suffix):
             regex, wildcard = regex[: -len(suffix)], True
             break
-    text, escaped = [], False
+    text: list[str] = []
+    escaped = False
     for char in regex:
         if escaped:
             text.append(char)
@@ -97,6 +102,10 @@ def bash_rule(regex: str) -> str | None:
     if escaped or not command or command_prefix(command) is None:
         return None
     return f"Bash({command} *)" if wildcard else f"Bash({command})"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _has_reference(server: McpServer) -> bool:
@@ -160,9 +169,8 @@ class RovoDev:
                 referenced.append(name)
             out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where)
         if referenced:
-            out.weakened(f"mcpServers.{referenced[0]}.env",
-                         f"env references of {', '.join(referenced)} are written as ${{VAR}}; whether "
-                         "Rovo Dev expands them in mcp.json is unverified")
+            out.weakened("mcpServers", f"the secret references of {', '.join(referenced)} are written as "
+                         "${VAR}; whether Rovo Dev expands them in mcp.json is unverified")
         if not out.place.user and any(e.file == out.place.file(MCP_FILE) for e in out.entries):
             # A project mcp.json is inert unless config.yml points at it (rulesync#2726).
             out.put(CONFIG, Format.YAML, ("mcp", "mcpConfigPath"), MCP_FILE, canonical="mcpServers")
@@ -191,7 +199,7 @@ class RovoDev:
             out.put(CONFIG, Format.YAML, ("toolPermissions", "tools", tool), level, canonical=canonical)
         if commands:
             out.put(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), commands,
-                    canonical="permissions (Bash)")
+                    canonical="permissions.Bash")
         mode = spec.permissions.default_mode
         if mode is not None and mode in DEFAULT_LEVELS:
             out.put(CONFIG, Format.YAML, ("toolPermissions", "default"), DEFAULT_LEVELS[mode],
@@ -216,10 +224,11 @@ class RovoDev:
                                                  headers=headers, bearer=bearer)
             else:
                 warn(f"{MCP_FILE}: {where} has neither command nor url; not imported")
-        perms = YamlDocument(reader.text(CONFIG), CONFIG).get(("toolPermissions",)) or {}
+        perms = _mapping(YamlDocument(reader.text(CONFIG), CONFIG).get(("toolPermissions",)))
         lists: dict[str, list[str]] = {level: [] for level in LEVELS}
-        self._read_tools(perms.get("tools") or {}, lists, warn)
-        for item in (perms.get("bash") or {}).get("commands") or []:
+        self._read_tools(_mapping(perms.get("tools")), lists, warn)
+        commands = _mapping(perms.get("bash")).get("commands")
+        for item in commands if isinstance(commands, list) else []:
             rule = bash_rule(str(item.get("command", ""))) if isinstance(item, dict) else None
             level = item.get("permission") if isinstance(item, dict) else None
             if rule is None or level not in LEVELS:

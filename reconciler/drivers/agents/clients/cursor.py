@@ -1,0 +1,275 @@
+"""Cursor: `.cursor/mcp.json`, `.cursor/rules/*.mdc`, `.cursor/cli.json` / `~/.cursor/cli-config.json`.
+
+- MCP servers go to `mcpServers` in `.cursor/mcp.json` (`~/.cursor/mcp.json` at user scope).
+  Cursor infers the transport (`command` or `url`); only SSE entries carry `"type": "sse"`.
+  Env references are `${env:VAR}`. `cwd` support is unverified and Cursor has no per-server
+  tool filters: both are dropped with a note.
+- Rules: at project scope each rule is `.cursor/rules/<name>.mdc` with the MDC front matter
+  `description`, `globs` (one comma-separated, unquoted string: the front matter is not
+  YAML to Cursor) and `alwaysApply` (true for a rule without paths). Cursor keeps user rules
+  in its app settings, not in a file: at user scope rules are dropped with a note.
+- Permissions are those of the Cursor CLI: `permissions.allow` / `permissions.deny` in
+  `.cursor/cli.json` (project) or `~/.cursor/cli-config.json` (user), as `Shell(git)`,
+  `Read(glob)`, `Write(glob)`, `WebFetch(domain)` and `Mcp(server:tool)`. `Shell` matches a
+  command's first word only: a longer `Bash` prefix widens to its first word in `deny`
+  (broader, so safer; weakened note) and is dropped from `allow` (widening an allow is
+  unsafe). Cursor has no `ask` and no default mode: both are dropped with a note. Every
+  other key of the CLI file (`version`, `editor`, `model`, …) stays as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from reconciler.drivers.agents import importing
+from reconciler.drivers.agents.clients import Reader
+from reconciler.drivers.agents.documents import Format, JsonDocument
+from reconciler.drivers.agents.entries import Place, Rendering
+from reconciler.drivers.agents.translating import (
+    Permission,
+    command_prefix,
+    note_tool_filters,
+    permissions_of,
+    put_overrides,
+    rendered_env,
+    rendered_headers,
+)
+from reconciler.models.agents import AgentClient, AgentConfigSpec, AgentRule, McpTransport
+
+ENV = "${{env:{name}}}"
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+MCP_FILE = ".cursor/mcp.json"
+RULES_DIR = ".cursor/rules"
+_DOMAIN = "domain:"
+_MCP = re.compile(r"mcp__(.+?)(?:__(.+))?")
+_NATIVE = re.compile(r"(Shell|Read|Write|WebFetch|Mcp)\((.*)\)")
+
+
+def _cli_file(place: Place) -> str:
+    return ".cursor/cli-config.json" if place.user else ".cursor/cli.json"
+
+
+def mdc(rule: AgentRule) -> str:
+    """A rule as a Cursor `.mdc` file: MDC front matter (plain `key: value` lines) and the body."""
+    description = " ".join(rule.description.split())
+    lines = ["---", f"description: {description}".rstrip(), f"globs: {','.join(rule.paths)}".rstrip(),
+             f"alwaysApply: {'false' if rule.paths else 'true'}", "---", ""]
+    return "\n".join(lines) + "\n" + rule.content.strip("\n") + "\n"
+
+
+def parse_mdc(text: str) -> tuple[dict[str, Any], str]:
+    """(front matter, body) of an `.mdc` file, read line by line as Cursor does (not as YAML)."""
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---", 3)
+    if end < 0:
+        return {}, text
+    meta: dict[str, Any] = {}
+    key = ""
+    for line in text[4:end].splitlines():
+        item = re.fullmatch(r"\s+-\s*(.*)", line)
+        if item and key:  # a YAML-style list someone wrote by hand
+            value = meta.get(key)
+            meta[key] = [*(value if isinstance(value, list) else []), _unquote(item.group(1))]
+            continue
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*):\s*(.*)", line)
+        if match:
+            key, meta[match.group(1)] = match.group(1), _unquote(match.group(2).strip())
+    body = text[end + 4:].split("\n", 1)[1] if "\n" in text[end + 4:] else ""
+    return meta, body.lstrip("\n")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+class Cursor:
+    client: ClassVar[AgentClient] = AgentClient.CURSOR
+    CAPABILITIES: ClassVar[dict[str, str]] = {
+        "mcp": "`.cursor/mcp.json` `mcpServers`",
+        "stdio cwd": "no (dropped; unverified)",
+        "sse": "yes (`type: sse`)",
+        "secrets": "`${env:VAR}`",
+        "tool filters": "no (dropped)",
+        "rules": "project: `.cursor/rules/*.mdc`; user rules: app settings only (dropped)",
+        "permissions": "CLI allow / deny as `Shell` (first word), `Read`, `Write`, `WebFetch`, `Mcp`; "
+                       "ask and defaultMode dropped",
+    }
+
+    def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
+        out = Rendering(place)
+        for name, server in spec.mcp_servers.items():
+            where = f"mcpServers.{name}"
+            if not server.enabled:
+                out.dropped(f"{where}.enabled", "Cursor's mcp.json has no per-entry switch; the "
+                            "disabled server is not rendered")
+                continue
+            entry: dict[str, Any]
+            if server.command is not None:
+                entry = {"command": server.command}
+                if server.args:
+                    entry["args"] = list(server.args)
+                env = rendered_env(out, name, server.env, ENV)
+                if env:
+                    entry["env"] = env
+                if server.cwd:
+                    out.dropped(f"{where}.cwd", "Cursor's support for cwd is unverified; not rendered")
+            else:
+                entry = {"type": "sse"} if server.transport is McpTransport.SSE else {}
+                entry["url"] = server.url
+                headers = rendered_headers(out, name, server, ENV)
+                if headers:
+                    entry["headers"] = headers
+            note_tool_filters(out, name, server, "Cursor has no per-server tool filter")
+            out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where)
+        self._rules(spec, out)
+        self._permissions(spec, out)
+        put_overrides(out, _cli_file(place), Format.JSON)
+        return out
+
+    def _rules(self, spec: AgentConfigSpec, out: Rendering) -> None:
+        for rule in spec.rules:
+            if out.place.user:
+                out.dropped(f"rules[{rule.name}]", "Cursor keeps user rules in its app settings, not "
+                            "in a file; add the rule there or use a project target")
+                continue
+            if any("," in path for path in rule.paths):
+                out.weakened(f"rules[{rule.name}].paths", "Cursor's globs are one comma-separated "
+                             "string: a glob containing a comma is split")
+            out.put(f"{RULES_DIR}/{rule.name}.mdc", Format.TEXT, (), mdc(rule),
+                    canonical=f"rules[{rule.name}]")
+
+    def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:
+        lists: dict[str, list[str]] = {"allow": [], "deny": []}
+        for permission in permissions_of(spec.permissions):
+            native = self._native(permission, out)
+            if native is not None and native not in lists[permission.decision]:
+                lists[permission.decision].append(native)
+        for decision in ("allow", "deny"):
+            if lists[decision]:
+                out.put(_cli_file(out.place), Format.JSON, ("permissions", decision), lists[decision],
+                        canonical=f"permissions.{decision}")
+        if spec.permissions.default_mode is not None:
+            out.dropped("permissions.defaultMode", "the Cursor CLI has no default permission mode")
+
+    @staticmethod
+    def _native(permission: Permission, out: Rendering) -> str | None:
+        """The Cursor CLI token of one rule, or None (with a note) when there is none."""
+        field = f"permissions.{permission.decision}[{permission.text}]"
+        tool, spec, decision = permission.tool, permission.specifier, permission.decision
+        if decision == "ask":
+            out.dropped(field, "the Cursor CLI has no ask list (only allow and deny)")
+            return None
+        if tool == "Bash":
+            words = command_prefix(spec)
+            if words is None:
+                out.dropped(field, "Cursor's Shell(...) matches a command's first word; this is not "
+                            "a command prefix")
+                return None
+            if not words:
+                return "Shell(*)"
+            assert spec is not None
+            first = words[0]
+            if len(words) == 1:
+                if not spec.strip().endswith((" *", ":*")):
+                    out.weakened(field, f"Cursor's Shell({first}) also matches {first} with arguments")
+                return f"Shell({first})"
+            if decision == "deny":
+                out.weakened(field, f"Cursor's Shell(...) matches a command's first word only: denies "
+                             f"every {first} command (broader, safer)")
+                return f"Shell({first})"
+            out.dropped(field, f"Cursor's Shell(...) matches a command's first word only; allowing "
+                        f"every {first} command would be broader than the spec")
+            return None
+        if tool in ("Read", "Edit"):
+            return f"{'Read' if tool == 'Read' else 'Write'}({spec if spec is not None else '**'})"
+        if tool == "WebFetch":
+            if spec is None:
+                return "WebFetch(*)"
+            if spec.startswith(_DOMAIN):
+                return f"WebFetch({spec[len(_DOMAIN):]})"
+            out.dropped(field, "only WebFetch(domain:…) rules have a Cursor equivalent")
+            return None
+        mcp = _MCP.fullmatch(tool)
+        if mcp and spec is None:
+            return f"Mcp({mcp.group(1)}:{mcp.group(2) or '*'})"
+        out.dropped(field, f"the Cursor CLI has no permission for {tool}")
+        return None
+
+    def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
+        mcp = JsonDocument(reader.text(MCP_FILE), MCP_FILE).get(("mcpServers",))
+        servers: dict[str, Any] = {}
+        for name, entry in (mcp or {}).items():
+            where = f"mcpServers.{name}"
+            if "command" in entry:
+                servers[name] = importing.server(
+                    command=entry["command"], args=entry.get("args"),
+                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn))
+            elif "url" in entry:
+                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
+                                                        f"{where}.headers", warn)
+                transport = "sse" if entry.get("type") == "sse" else "http"
+                servers[name] = importing.server(url=entry["url"], transport=transport, headers=headers,
+                                                 bearer=bearer)
+            else:
+                warn(f"{MCP_FILE}: {where} has neither command nor url; not imported")
+        rules = [] if place.user else self._read_rules(reader, warn)
+        cli = _cli_file(place)
+        perms = JsonDocument(reader.text(cli), cli).get(("permissions",)) or {}
+        lists: dict[str, list[str]] = {"allow": [], "deny": []}
+        for decision in lists:
+            for token in perms.get(decision) or []:
+                rule = canonical_rule(str(token))
+                if rule is None:
+                    warn(f"{cli}: permissions.{decision} {token!r} has no canonical rule; not imported")
+                else:
+                    lists[decision].append(rule)
+        return {"mcpServers": servers, "rules": rules,
+                "permissions": importing.permissions(lists["allow"], None, lists["deny"])}
+
+    @staticmethod
+    def _read_rules(reader: Reader, warn: Callable[[str], None]) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = []
+        for relative in reader.glob(RULES_DIR, "*.mdc"):
+            meta, body = parse_mdc(reader.text(relative) or "")
+            globs = meta.get("globs") or []
+            paths = [g.strip() for g in globs.split(",")] if isinstance(globs, str) else list(globs)
+            always = str(meta.get("alwaysApply", "")).lower() == "true"
+            if always:
+                paths = []
+            elif not any(paths):
+                warn(f"{relative}: neither alwaysApply nor globs (an agent-requested or manual rule); "
+                     "imported as always on")
+            name = relative.rsplit("/", 1)[-1].removesuffix(".mdc")
+            rules.append(importing.rule(name, str(meta.get("description") or ""), [p for p in paths if p],
+                                        body))
+        return rules
+
+
+def canonical_rule(token: str) -> str | None:
+    """The canonical rule of a Cursor CLI token, or None."""
+    match = _NATIVE.fullmatch(token)
+    if not match:
+        return None
+    kind, arg = match.groups()
+    if kind == "Shell":
+        if arg == "*":
+            return "Bash"
+        word = arg.removesuffix(":*")
+        return f"Bash({word} *)" if re.fullmatch(r"[^\s*?()]+", word) else None
+    if kind in ("Read", "Write"):
+        tool = "Read" if kind == "Read" else "Edit"
+        return tool if arg == "**" else f"{tool}({arg})"
+    if kind == "WebFetch":
+        return "WebFetch" if arg == "*" else f"WebFetch({_DOMAIN}{arg})"
+    server, _, tool_name = arg.partition(":")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", server) or not tool_name:
+        return None
+    return f"mcp__{server}" if tool_name == "*" else f"mcp__{server}__{tool_name}"
+
+
+ADAPTER = Cursor()
