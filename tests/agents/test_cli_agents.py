@@ -97,7 +97,7 @@ def test_import_round_trips_a_rendered_client(cli, home: Path, tmp_path: Path) -
     result = cli("import", "agents", "--client", "claude-code", "--scope", "user", "--name", "mine")
     assert result.returncode == 0, result.stderr
     assert "kind: AgentConfig" in result.stdout and "name: mine" in result.stdout
-    assert "GITHUB_TOKEN:\n            env: GITHUB_TOKEN" in result.stdout
+    assert "GITHUB_TOKEN:\n          env: GITHUB_TOKEN" in result.stdout
     spec_dir = tmp_path / "imported"
     spec_dir.mkdir()
     (spec_dir / "mine.yaml").write_text(result.stdout)

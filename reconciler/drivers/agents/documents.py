@@ -123,6 +123,7 @@ class TomlDocument:
         except ParseError as exc:
             reason = str(exc).split(" at line ")[0]
             raise DocumentError(source, exc.line, exc.col + 1, reason) from None
+        self._ends_blank = (text or "").endswith("\n\n")
 
     def get(self, path: Path_) -> Any:
         return _walk(self._doc.unwrap(), path)
@@ -136,7 +137,10 @@ class TomlDocument:
                 container[key] = tomlkit.table(is_super_table=depth == 0)
             container = container[key]
         is_entry = isinstance(value, Mapping) and len(path) == 2
-        container[path[-1]] = _toml_item(value, top=is_entry)
+        item = _toml_item(value, top=is_entry)
+        if is_entry and path[-1] not in container:
+            item.add(tomlkit.nl())  # a blank line before whatever table follows
+        container[path[-1]] = item
 
     def delete(self, path: Path_) -> None:
         container: Any = self._doc
@@ -150,7 +154,10 @@ class TomlDocument:
     def render(self) -> str | None:
         import tomlkit
 
-        return tomlkit.dumps(self._doc)
+        out = tomlkit.dumps(self._doc)
+        if out.endswith("\n\n") and not self._ends_blank:
+            out = out.rstrip("\n") + "\n"
+        return out
 
 
 def _yaml() -> Any:

@@ -89,7 +89,7 @@ class AgentConfigDriver:
         wanted = files_to_read(rendered, ctx.inventory)
         restore = rollback_texts(ctx, ctx.rollback_to) if ctx.rollback_to else None
         for file in restore or {}:
-            wanted.setdefault(file, format_of(file, False))
+            wanted.setdefault(file, format_of(file, False, ()))
         files = {file: read_file(file) for file in sorted(wanted)}
         for file, fmt in wanted.items():  # refuse before anything is written
             open_document(fmt, files[file].text, file, marker=obj.metadata.name)
@@ -175,7 +175,8 @@ def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) 
         for key in inventory:
             key_file, pointer, is_block = parse_key(key)
             if key_file == file:
-                doc = open_document(format_of(file, is_block), text, file, marker=obj.metadata.name)
+                doc = open_document(format_of(file, is_block, pointer), text, file,
+                                    marker=obj.metadata.name)
                 value = doc.get(pointer)
                 watermarks[watermark_key(key)] = watermark_value(key, value if value is not MISSING
                                                                  else MISSING)

@@ -80,10 +80,12 @@ def render_spec(obj: AgentConfig) -> Rendered:
     return out
 
 
-def format_of(file: str, is_block: bool) -> Format:
+def format_of(file: str, is_block: bool, pointer: tuple[str, ...] | None = None) -> Format:
     """The format of a file known only by its inventory key (for pruning)."""
     if is_block:
         return Format.BLOCK
+    if pointer == ():  # a key without a pointer is a whole file the reconciler owns
+        return Format.TEXT
     name = file.rsplit("/", 1)[-1]
     if name.endswith((".json", ".jsonc")):
         return Format.JSON
@@ -98,8 +100,8 @@ def files_to_read(rendered: Rendered, inventory: Iterable[str]) -> dict[str, For
     """Every file the plan looks at: rendered ones and those of owned keys."""
     files = rendered.files()
     for key in inventory:
-        file, _, is_block = parse_key(key)
-        files.setdefault(file, format_of(file, is_block))
+        file, pointer, is_block = parse_key(key)
+        files.setdefault(file, format_of(file, is_block, pointer))
     return files
 
 
@@ -201,7 +203,8 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
     for file in sorted(set(entries_by_file) | set(pruned_by_file)):
         state = files[file]
         entries = entries_by_file.get(file, [])
-        fmt = entries[0].format if entries else format_of(file, pruned_by_file[file][0][2])
+        first = pruned_by_file.get(file, [("", (), False)])[0]
+        fmt = entries[0].format if entries else format_of(file, first[2], first[1])
         doc = open_document(fmt, state.text, file, marker=obj.metadata.name)
         work: list[tuple[str, tuple[str, ...], Entry | None]] = [(e.key, e.pointer, e) for e in entries]
         work += [(key, pointer, None) for key, pointer, _ in pruned_by_file.get(file, [])]
