@@ -536,7 +536,26 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    app()
+    """The console entry point: run the command, then leave without interpreter teardown.
+
+    Every command closes what it opened (store, files) before it returns, so the exit
+    skips only the garbage collection of imported modules (about 70 ms of a 0.45 s
+    no-op apply, as Mercurial does for its CLI). Output is flushed first.
+    """
+    import os
+
+    code: int = 0
+    try:
+        app()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            code = 1
+        else:
+            code = exc.code or 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
