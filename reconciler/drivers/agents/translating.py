@@ -10,7 +10,7 @@ cannot express as notes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,3 +192,48 @@ def parse_sections(markdown: str) -> list[tuple[str, str, list[str], str]]:
             paths = re.findall(r"`([^`]+)`", paragraphs.pop(0))
         out.append((name, description, paths, "\n\n".join(paragraphs).strip("\n") + "\n"))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ServerShape:
+    """How a client with JSON config writes one MCP server entry.
+
+    `stdio` / `remote` return the transport keys placed before and after the common ones,
+    `url` names the key of a remote URL per transport; `cwd_note` is why cwd is dropped
+    (None: the client supports cwd).
+    """
+
+    client: str  # as named in notes, e.g. "Qwen Code"
+    env: str  # env-reference syntax with {name}
+    stdio: Callable[[], tuple[dict[str, Any], dict[str, Any]]] = lambda: ({}, {})
+    remote: Callable[[McpServer], tuple[dict[str, Any], dict[str, Any]]] = lambda s: ({}, {})
+    url: Callable[[McpServer], str] = lambda s: "url"
+    cwd_note: str | None = None
+
+
+def server_entry(out: Rendering, name: str, server: McpServer, shape: ServerShape) -> dict[str, Any] | None:
+    """The entry of one server (tool filters aside), or None when the server is disabled."""
+    where = f"mcpServers.{name}"
+    if not server.enabled:
+        out.dropped(f"{where}.enabled", f"{shape.client} has no per-entry switch; the disabled server "
+                    "is not rendered")
+        return None
+    if server.command is not None:
+        before, after = shape.stdio()
+        entry: dict[str, Any] = {**before, "command": server.command}
+        if server.args:
+            entry["args"] = list(server.args)
+        env = rendered_env(out, name, server.env, shape.env)
+        if env:
+            entry["env"] = env
+        if server.cwd and shape.cwd_note is None:
+            entry["cwd"] = server.cwd
+        elif server.cwd:
+            out.dropped(f"{where}.cwd", shape.cwd_note or "")
+        return {**entry, **after}
+    before, after = shape.remote(server)
+    entry = {**before, shape.url(server): server.url}
+    headers = rendered_headers(out, name, server, shape.env)
+    if headers:
+        entry["headers"] = headers
+    return {**entry, **after}

@@ -24,16 +24,20 @@ from reconciler.drivers.agents.clients import Reader
 from reconciler.drivers.agents.documents import Format, JsonDocument
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
+    ServerShape,
     front_matter,
     put_overrides,
-    rendered_env,
-    rendered_headers,
     rules_block,
+    server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec
 
 ENV = "${{{name}}}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SHAPE = ServerShape(
+    "Claude Code", ENV, stdio=lambda: ({"type": "stdio"}, {}),
+    remote=lambda s: ({"type": str(s.transport or "http")}, {}),
+    cwd_note="Claude Code ignores cwd for MCP servers (anthropics/claude-code#17565)")
 SETTINGS = ".claude/settings.json"
 
 
@@ -62,26 +66,9 @@ class ClaudeCode:
         extra_deny: list[str] = []
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
-            if not server.enabled:
-                out.dropped(f"{where}.enabled", "Claude Code has no per-entry switch; the "
-                            "disabled server is not rendered")
+            entry = server_entry(out, name, server, SHAPE)
+            if entry is None:
                 continue
-            entry: dict[str, Any]
-            if server.command is not None:
-                entry = {"type": "stdio", "command": server.command}
-                if server.args:
-                    entry["args"] = list(server.args)
-                env = rendered_env(out, name, server.env, ENV)
-                if env:
-                    entry["env"] = env
-                if server.cwd:
-                    out.dropped(f"{where}.cwd", "Claude Code ignores cwd for MCP servers "
-                                "(anthropics/claude-code#17565)")
-            else:
-                entry = {"type": str(server.transport or "http"), "url": server.url}
-                headers = rendered_headers(out, name, server, ENV)
-                if headers:
-                    entry["headers"] = headers
             if server.enabled_tools is not None:
                 out.dropped(f"{where}.enabledTools", "Claude Code has no tool allowlist per "
                             "server; use permissions.deny")

@@ -29,17 +29,21 @@ from reconciler.drivers.agents.documents import Format, JsonDocument
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
+    ServerShape,
     command_prefix,
     note_tool_filters,
     permissions_of,
     put_overrides,
-    rendered_env,
-    rendered_headers,
+    server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, AgentRule, McpTransport
 
 ENV = "${{env:{name}}}"
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+SHAPE = ServerShape(
+    "Cursor's mcp.json", ENV,
+    remote=lambda s: ({"type": "sse"} if s.transport is McpTransport.SSE else {}, {}),
+    cwd_note="Cursor's support for cwd is unverified; not rendered")
 MCP_FILE = ".cursor/mcp.json"
 RULES_DIR = ".cursor/rules"
 _DOMAIN = "domain:"
@@ -104,26 +108,9 @@ class Cursor:
         out = Rendering(place)
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
-            if not server.enabled:
-                out.dropped(f"{where}.enabled", "Cursor's mcp.json has no per-entry switch; the "
-                            "disabled server is not rendered")
+            entry = server_entry(out, name, server, SHAPE)
+            if entry is None:
                 continue
-            entry: dict[str, Any]
-            if server.command is not None:
-                entry = {"command": server.command}
-                if server.args:
-                    entry["args"] = list(server.args)
-                env = rendered_env(out, name, server.env, ENV)
-                if env:
-                    entry["env"] = env
-                if server.cwd:
-                    out.dropped(f"{where}.cwd", "Cursor's support for cwd is unverified; not rendered")
-            else:
-                entry = {"type": "sse"} if server.transport is McpTransport.SSE else {}
-                entry["url"] = server.url
-                headers = rendered_headers(out, name, server, ENV)
-                if headers:
-                    entry["headers"] = headers
             note_tool_filters(out, name, server, "Cursor has no per-server tool filter")
             out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where)
         self._rules(spec, out)

@@ -35,12 +35,12 @@ from reconciler.drivers.agents.documents import DocumentError, Format, JsonDocum
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
+    ServerShape,
     command_prefix,
     permissions_of,
     put_overrides,
-    rendered_env,
-    rendered_headers,
     rules_block,
+    server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpTransport
 
@@ -48,6 +48,8 @@ ENV = "${name}"  # `$VAR`
 # `$VAR` as rendered, or `${VAR}` as people write it by hand.
 _ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z0-9_]*$))"
                       r"([A-Za-z_][A-Za-z0-9_]*)\}?")
+SHAPE = ServerShape(
+    "Gemini CLI", ENV, url=lambda s: "url" if s.transport is McpTransport.SSE else "httpUrl")
 SETTINGS = ".gemini/settings.json"
 POLICIES_DIR = ".gemini/policies"
 POLICY_FILE = f"{POLICIES_DIR}/reconciler.toml"
@@ -97,28 +99,12 @@ class GeminiCli:
         out = Rendering(place)
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
-            if not server.enabled:
-                out.dropped(f"{where}.enabled", "Gemini CLI has no per-entry switch; the disabled "
-                            "server is not rendered")
-                continue
             if "_" in name:
                 out.weakened(where, "Gemini's policy engine splits tool names (mcp_<server>_<tool>) at "
                              "the first '_': policies for this server may not match; use '-' instead")
-            entry: dict[str, Any]
-            if server.command is not None:
-                entry = {"command": server.command}
-                if server.args:
-                    entry["args"] = list(server.args)
-                env = rendered_env(out, name, server.env, ENV)
-                if env:
-                    entry["env"] = env
-                if server.cwd:
-                    entry["cwd"] = server.cwd
-            else:
-                entry = {"url" if server.transport is McpTransport.SSE else "httpUrl": server.url}
-                headers = rendered_headers(out, name, server, ENV)
-                if headers:
-                    entry["headers"] = headers
+            entry = server_entry(out, name, server, SHAPE)
+            if entry is None:
+                continue
             if server.enabled_tools is not None:
                 entry["includeTools"] = list(server.enabled_tools)
             if server.disabled_tools:

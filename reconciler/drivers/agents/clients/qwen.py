@@ -25,12 +25,12 @@ from reconciler.drivers.agents.documents import Format, JsonDocument
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
+    ServerShape,
     front_matter,
     permissions_of,
     put_overrides,
-    rendered_env,
-    rendered_headers,
     rules_block,
+    server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpTransport
 
@@ -38,6 +38,8 @@ ENV = "${{{name}}}"
 # `${VAR}` as rendered, or `$VAR` as people write it by hand.
 _ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z0-9_]*$))"
                       r"([A-Za-z_][A-Za-z0-9_]*)\}?")
+SHAPE = ServerShape(
+    "Qwen Code", ENV, url=lambda s: "url" if s.transport is McpTransport.SSE else "httpUrl")
 SETTINGS = ".qwen/settings.json"
 RULES_DIR = ".qwen/rules"
 APPROVAL_MODES = {
@@ -85,25 +87,9 @@ class QwenCode:
         out = Rendering(place)
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
-            if not server.enabled:
-                out.dropped(f"{where}.enabled", "Qwen Code has no per-entry switch; the disabled "
-                            "server is not rendered")
+            entry = server_entry(out, name, server, SHAPE)
+            if entry is None:
                 continue
-            entry: dict[str, Any]
-            if server.command is not None:
-                entry = {"command": server.command}
-                if server.args:
-                    entry["args"] = list(server.args)
-                env = rendered_env(out, name, server.env, ENV)
-                if env:
-                    entry["env"] = env
-                if server.cwd:
-                    entry["cwd"] = server.cwd
-            else:
-                entry = {"url" if server.transport is McpTransport.SSE else "httpUrl": server.url}
-                headers = rendered_headers(out, name, server, ENV)
-                if headers:
-                    entry["headers"] = headers
             if server.enabled_tools is not None:
                 entry["includeTools"] = list(server.enabled_tools)
             if server.disabled_tools:

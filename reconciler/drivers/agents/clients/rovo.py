@@ -30,20 +30,24 @@ from reconciler.drivers.agents.clients import Reader
 from reconciler.drivers.agents.documents import Format, JsonDocument, YamlDocument
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
+    ServerShape,
     command_prefix,
     headers_with_bearer,
     note_tool_filters,
     permissions_of,
     put_overrides,
-    rendered_env,
-    rendered_headers,
     rules_block,
+    server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpServer
 from reconciler.models.common import SecretRef
 
 ENV = "${{{name}}}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SHAPE = ServerShape(
+    "Rovo Dev's mcp.json", ENV, stdio=lambda: ({}, {"transport": "stdio"}),
+    remote=lambda s: ({}, {"transport": str(s.transport or "http")}),
+    cwd_note="Rovo Dev's support for cwd is unverified; not rendered")
 MCP_FILE = ".rovodev/mcp.json"
 CONFIG = ".rovodev/config.yml"
 TOOL_GROUPS: dict[str, tuple[str, ...]] = {
@@ -143,27 +147,9 @@ class RovoDev:
         referenced: list[str] = []
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
-            if not server.enabled:
-                out.dropped(f"{where}.enabled", "Rovo Dev's mcp.json has no per-entry switch; the "
-                            "disabled server is not rendered")
+            entry = server_entry(out, name, server, SHAPE)
+            if entry is None:
                 continue
-            entry: dict[str, Any]
-            if server.command is not None:
-                entry = {"command": server.command}
-                if server.args:
-                    entry["args"] = list(server.args)
-                env = rendered_env(out, name, server.env, ENV)
-                if env:
-                    entry["env"] = env
-                entry["transport"] = "stdio"
-                if server.cwd:
-                    out.dropped(f"{where}.cwd", "Rovo Dev's support for cwd is unverified; not rendered")
-            else:
-                entry = {"url": server.url}
-                headers = rendered_headers(out, name, server, ENV)
-                if headers:
-                    entry["headers"] = headers
-                entry["transport"] = str(server.transport or "http")
             note_tool_filters(out, name, server, "Rovo Dev has no per-server tool filter")
             if _has_reference(server):
                 referenced.append(name)
