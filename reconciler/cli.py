@@ -9,8 +9,10 @@ imported inside the commands that need them to keep start-up fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -37,6 +39,9 @@ db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 import_app = typer.Typer(help="Start a spec from the native files that exist.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+emulator_app = typer.Typer(help="Emulators of the sources, for tests and the quickstart.",
+                           no_args_is_help=True)
+app.add_typer(emulator_app, name="emulator")
 
 
 class PlanFormat(StrEnum):
@@ -150,18 +155,77 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
                 f"note: {obj.ref.short}: no driver for kind {obj.KIND} in this installation; skipped",
                 err=True,
             )
-        return asyncio.run(
-            reconcile_set(
-                runtime.orchestrator,
-                selection.targets,
-                trigger=Trigger.MANUAL,
-                mode=Mode(mode.value),
-                dry_run=dry_run,
-                revision=specs.revision,
+        with _progress_bar() as progress:
+            return asyncio.run(
+                reconcile_set(
+                    runtime.orchestrator,
+                    selection.targets,
+                    trigger=Trigger.MANUAL,
+                    mode=Mode(mode.value),
+                    dry_run=dry_run,
+                    revision=specs.revision,
+                    progress=progress,
+                )
             )
-        )
     finally:
         runtime.close()
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Any]:
+    """A rich progress bar on stderr for long runs (pages fetched, rows validated); only on a
+    terminal, so scripts and CI logs stay plain."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        def update(description: str, done: int, total: int | None) -> None:
+            if description not in tasks:
+                tasks[description] = bar.add_task(description, total=total)
+            bar.update(tasks[description], completed=done, total=total)
+
+        yield update
+
+
+def _show_plans(results: list[RunResult], fmt: PlanFormat, max_changes: int) -> list[Any]:
+    from reconciler.engine.rendering import render
+
+    plans = [r.plan for r in results if r.plan is not None]
+    color = fmt is PlanFormat.text and sys.stdout.isatty()
+    output = render(plans, fmt.value, max_changes=max_changes, color=color)
+    if color:
+        from rich.console import Console
+
+        Console(highlight=False).print(output)
+    else:
+        typer.echo(output)
+    return plans
+
+
+def _show_applied(results: list[RunResult]) -> None:
+    from reconciler.engine.rendering.text import summary_line
+
+    for result in results:
+        summary = summary_line(result.plan) if result.plan else "-"
+        if result.plan and not result.dry_run and result.outcome.value == "succeeded":
+            c = result.counts
+            summary = (
+                f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
+                f"{c.unchanged} unchanged" + (f", {c.invalid} invalid" if c.invalid else "")
+            )
+        typer.echo(
+            f"{result.target.short}: {result.outcome} ({summary}) "
+            f"in {result.duration_seconds:.2f}s [run {result.run_id}]"
+        )
+        for warning in result.plan.warnings if result.plan else ():
+            typer.echo(f"  ! {warning}")
+        for key in result.drift:
+            typer.echo(f"  ≠ drift {key}: changed outside the reconciler, left as it is by policy")
 
 
 def _print_failures(results: list[RunResult]) -> bool:
@@ -206,21 +270,11 @@ def plan(
     max_changes: Annotated[int, typer.Option(help="Changes shown per target.")] = 100,
 ) -> None:
     """Show what apply would change (a dry run against the live targets)."""
-    from reconciler.engine.rendering import render
-
     try:
         results = _reconcile(path, target, mode, dry_run=True)
     except ReconcilerError as exc:
         raise _report(exc) from None
-    plans = [r.plan for r in results if r.plan is not None]
-    color = fmt is PlanFormat.text and sys.stdout.isatty()
-    output = render(plans, fmt.value, max_changes=max_changes, color=color)
-    if color:
-        from rich.console import Console
-
-        Console(highlight=False).print(output)
-    else:
-        typer.echo(output)
+    plans = _show_plans(results, fmt, max_changes)
     if _print_failures(results):
         raise typer.Exit(1)
     if detailed_exitcode and any(p.has_changes or p.drift for p in plans):
@@ -235,28 +289,11 @@ def apply(
     mode: ModeOpt = ModeOption.full,
 ) -> None:
     """Reconcile the targets with the specs: apply only the difference."""
-    from reconciler.engine.rendering.text import summary_line
-
     try:
         results = _reconcile(path, target, mode, dry_run=dry_run)
     except ReconcilerError as exc:
         raise _report(exc) from None
-    for result in results:
-        summary = summary_line(result.plan) if result.plan else "-"
-        if result.plan and not result.dry_run and result.outcome.value == "succeeded":
-            c = result.counts
-            summary = (
-                f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
-                f"{c.unchanged} unchanged" + (f", {c.invalid} invalid" if c.invalid else "")
-            )
-        typer.echo(
-            f"{result.target.short}: {result.outcome} ({summary}) "
-            f"in {result.duration_seconds:.2f}s [run {result.run_id}]"
-        )
-        for warning in result.plan.warnings if result.plan else ():
-            typer.echo(f"  ! {warning}")
-        for key in result.drift:
-            typer.echo(f"  ≠ drift {key}: changed outside the reconciler, left as it is by policy")
+    _show_applied(results)
     if _print_failures(results):
         raise typer.Exit(1)
 
@@ -297,6 +334,10 @@ def status(
         rows = object_statuses(runtime.store, specs, now=datetime.now(UTC))
     finally:
         runtime.close()
+    _show_status(rows, output)
+
+
+def _show_status(rows: list[Any], output: OutputFormat) -> None:
     if output is OutputFormat.json:
         typer.echo(json.dumps([r.model_dump(mode="json", by_alias=True) for r in rows], indent=2))
         return
@@ -350,6 +391,7 @@ def history(
                         {
                             "run": record.model_dump(mode="json"),
                             "changes": [c.model_dump(mode="json") for c in changes],
+                            "rejects": runtime.store.rejects(record.id),
                         },
                         indent=2,
                         ensure_ascii=False,
@@ -365,6 +407,12 @@ def history(
             sign = {"create": "+", "update": "~", "delete": "-"}
             for change in changes:
                 typer.echo(f"  {sign.get(change.action, '?')} {change.item} {change.key}")
+            rejects = runtime.store.rejects(record.id, limit=50)
+            for reject in rejects:
+                typer.echo(f"  ✗ rejected {reject['key']}: {reject['stage']}.{reject['rule']} "
+                           f"({reject['column']}): {reject['message']}")
+            if len(rejects) == 50:
+                typer.echo("  … more rejected rows: --output json lists them all")
             return
         records = runtime.store.runs(refs[0] if refs else None, limit=limit)
     finally:
@@ -476,6 +524,76 @@ def import_agents(
     except Exception as exc:
         raise _fail(f"the imported files do not make a valid AgentConfig: {exc}") from None
     typer.echo(to_yaml(document), nl=False)
+
+
+@emulator_app.command("egen")
+def emulator_egen(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8089,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    count: Annotated[int, typer.Option(help="Records in the synthetic registry.")] = 81464,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data set.")] = 20251201,
+    changed_fraction: Annotated[float, typer.Option(help="Share of records changed, added and removed "
+                                                    "(a day of changes).")] = 0.0,
+    dirty_fraction: Annotated[float, typer.Option(
+        help="Share of records with problems for validation.")] = 0.0,
+    fault: Annotated[list[str] | None, typer.Option(help="Misbehaviour, repeatable: quota:page=3, "
+                                                    "http500:page=2,times=10, slow:page=4,seconds=2, "
+                                                    "truncate:page=5, empty, unregistered-key, …")] = None,
+) -> None:
+    """Serve an emulator of the national AED open API (data.go.kr B552657) over HTTP."""
+    from reconciler.emulator.egen import serve
+
+    try:
+        serve(port=port, host=host, count=count, seed=seed, changed_fraction=changed_fraction,
+              dirty_fraction=dirty_fraction, faults=list(fault or []))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def quickstart(
+    path: PathArg = Path("specs"),
+    port: Annotated[int, typer.Option(help="Port of the AED emulator.")] = 8089,
+) -> None:
+    """The main job on embedded defaults: start the AED emulator, then plan, apply and show status.
+
+    Unless set, EGEN_SERVICE_KEY is a demo key and AED_DATABASE_URL a SQLite file in the
+    state directory; the AgentConfig renders into its sandbox folder."""
+    import os
+
+    from reconciler.emulator.egen import EgenEmulator
+
+    settings = _settings()
+    os.environ.setdefault("EGEN_SERVICE_KEY", "quickstart-demo-key")
+    os.environ.setdefault("AED_DATABASE_URL", f"sqlite:///{settings.state_dir / 'aed.db'}")
+    emulator = EgenEmulator(port=port)
+    try:
+        typer.echo(f"AED emulator: {emulator.start()}")
+    except OSError as exc:
+        emulator = None
+        typer.echo(f"note: port {port} is busy ({exc.strerror}); using the emulator already there", err=True)
+    try:
+        from reconciler.status import object_statuses
+
+        typer.echo("\n== plan ==")
+        _show_plans(_reconcile(path, None, ModeOption.full, dry_run=True), PlanFormat.text, 5)
+        typer.echo("\n== apply ==")
+        results = _reconcile(path, None, ModeOption.full, dry_run=False)
+        _show_applied(results)
+        typer.echo("\n== status ==")
+        runtime = _runtime()
+        try:
+            rows = object_statuses(runtime.store, _load(path), now=datetime.now(UTC))
+        finally:
+            runtime.close()
+        _show_status(rows, OutputFormat.table)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    if _print_failures(results):
+        raise typer.Exit(1)
 
 
 def _write_generated(files: dict[str, str], out: Path, check: bool) -> None:

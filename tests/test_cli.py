@@ -140,10 +140,13 @@ def test_history_and_status_show_recorded_runs(cli, tmp_path: Path) -> None:
     assert "KeyValueStore/settings" in cli("status").stdout
 
 
-def test_kinds_without_a_driver_are_skipped_with_a_note(cli) -> None:
-    result = cli("plan", str(REPO / "specs"))
+def test_kinds_without_a_driver_are_skipped_with_a_note(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "rbac-only"
+    specs.mkdir()
+    (specs / "rbac.yaml").write_text((REPO / "specs" / "rbac.yaml").read_text())
+    result = cli("plan", str(specs))
     assert result.returncode == 0, result.stderr
-    assert "no driver for kind AedSourceBinding in this installation; skipped" in result.stderr
+    assert "no driver for kind RbacMapping in this installation; skipped" in result.stderr
 
 
 def test_log_lines_are_json_with_run_identity(cli, tmp_path: Path) -> None:
@@ -160,5 +163,5 @@ def test_log_lines_are_json_with_run_identity(cli, tmp_path: Path) -> None:
 def test_db_upgrade_creates_the_schema(cli, tmp_path: Path) -> None:
     result = cli("db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "store at revision 0002" in result.stdout
+    assert "store at revision 0003" in result.stdout
     assert (tmp_path / "state" / "reconciler.db").exists()

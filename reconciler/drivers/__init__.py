@@ -32,9 +32,16 @@ def _agent_config_driver() -> Any:
     return AgentConfigDriver()
 
 
+def _aed_driver() -> Any:
+    from reconciler.drivers.aed.driver import AedSourceBindingDriver
+
+    return AedSourceBindingDriver()
+
+
 def default_registry(plugins: list[str] | None = None) -> DriverRegistry:
     """The built-in drivers plus those of the given plugin modules."""
     registry = DriverRegistry()
     registry.register("AgentConfig", _agent_config_driver)
+    registry.register("AedSourceBinding", _aed_driver)
     load_plugins(plugins or [], registry)
     return registry

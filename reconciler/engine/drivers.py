@@ -94,6 +94,15 @@ class Driver(Protocol):
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult: ...
 
 
+async def release(driver: Driver, ctx: RunContext) -> None:
+    """Let a driver free what it holds across observe and apply (optional `release(ctx)`):
+    called once at the end of every run, whatever happened (a transaction still open after
+    a dry run, a guard or a failure is rolled back there)."""
+    hook = getattr(driver, "release", None)
+    if callable(hook):
+        await hook(ctx)
+
+
 def driver_guards(driver: Driver, spec: Resource) -> Sequence[Guard]:
     """Guards a driver derives from its spec (optional `guards(spec)` method)."""
     guards = getattr(driver, "guards", None)

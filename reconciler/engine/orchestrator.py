@@ -24,10 +24,12 @@ import structlog
 
 from reconciler.engine.drivers import (
     ApplyResult,
+    Driver,
     DriverRegistry,
     ProgressCallback,
     RunContext,
     driver_guards,
+    release,
 )
 from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.engine.guards import Guard
@@ -124,6 +126,7 @@ class Orchestrator:
         plan: Plan | None = None
         applied: ApplyResult | None = None
         warnings: tuple[str, ...] = ()
+        driver: Driver | None = None
         try:
             driver = self.drivers.get(obj.KIND)
             actual = await driver.observe(obj, ctx)
@@ -160,6 +163,12 @@ class Orchestrator:
             log.exception("driver raised an unexpected error")
             outcome, error, error_type = (Outcome.FAILED, secrets.scrub(f"{type(exc).__name__}: {exc}"),
                                           type(exc).__name__)
+        finally:
+            if driver is not None:
+                try:
+                    await release(driver, ctx)
+                except Exception:
+                    log.exception("driver release failed")
 
         counts = plan.counts if plan is not None else Counts()
         if applied is not None:

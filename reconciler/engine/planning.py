@@ -126,9 +126,13 @@ class Plan:
     Recorded on every run that is not a dry run, even when nothing changes."""
     watermarks: dict[str, str] = field(default_factory=dict)
     """Bookkeeping recorded with the inventory (for example the last value written per key)."""
+    totals: Counts | None = None
+    """The full counts when `changes` is only a sample (large row sets)."""
 
     @property
     def counts(self) -> Counts:
+        if self.totals is not None:
+            return self.totals
         by_action = {a: 0 for a in Action}
         for change in self.changes:
             by_action[change.action] += 1
@@ -142,7 +146,12 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes) or self.counts.changed > 0
+
+    @property
+    def sampled(self) -> bool:
+        """Whether `changes` lists only some of the changes (see `totals`)."""
+        return self.totals is not None and self.totals.changed > len(self.changes)
 
     def with_warnings(self, *warnings: str) -> Plan:
         return replace(self, warnings=(*self.warnings, *warnings))

@@ -316,6 +316,24 @@ class Store:
                 conn.execute(insert(t.snapshots), rows)
         return len(rows)
 
+    def save_rejects(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Rows a run refused: dicts with key, stage, rule, column, message, content."""
+        batch = [{"run_id": run_id, "item_key": r.get("key"), "stage": r["stage"], "rule": r["rule"],
+                  "column_name": r["column"], "message": r["message"], "content": jsonable(r.get("content"))}
+                 for r in rows]
+        if batch:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.rejects), batch)
+        return len(batch)
+
+    def rejects(self, run_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        query = select(t.rejects).where(t.rejects.c.run_id == run_id).order_by(t.rejects.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [{"key": r.item_key, "stage": r.stage, "rule": r.rule, "column": r.column_name,
+                     "message": r.message, "content": r.content} for r in conn.execute(query)]
+
     def snapshots(self, run_id: str) -> list[tuple[str, Any]]:
         query = select(t.snapshots.c.item_key, t.snapshots.c.content).where(
             t.snapshots.c.run_id == run_id).order_by(t.snapshots.c.id)
@@ -347,6 +365,9 @@ class TargetState:
 
     def save_snapshots(self, items: Iterable[tuple[str, Any]]) -> int:
         return self.store.save_snapshots(self.run_id, self.target, items)
+
+    def save_rejects(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        return self.store.save_rejects(self.run_id, rows)
 
     def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
         return self.store.snapshots(run_id)

@@ -132,6 +132,20 @@ snapshots = Table(
     Index("ix_snapshots_run", "run_id"),
 )
 
+rejects = Table(
+    "rejects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("item_key", Text),
+    Column("stage", String(16), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("column_name", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("content", Json),
+    Index("ix_rejects_run", "run_id"),
+)
+
 audit = Table(
     "audit",
     metadata,

@@ -1,0 +1,236 @@
+"""The AedSourceBinding driver: the AED open API into one table, all or nothing.
+
+`observe` opens one transaction on the target (kept until the run ends), pulls every page
+concurrently, maps and validates each row as its page arrives (stages 1 and 2) and
+stages the valid ones (COPY), records rejected rows with their rule and column, runs the
+target's own constraints on the stage (stage 3), and compares stage and table in SQL.
+`diff` turns those figures into a plan: the counts, a sample of the row changes with
+their field diffs, and the figures the guards read. `apply` snapshots the rows it will
+change into the store, runs the one upsert and, in full mode, the deletions or marks,
+checks the counts (stage 4) and commits. `release` rolls back whatever was not
+committed: a dry run, a tripped guard, a failed page, a killed process all leave the
+table exactly as it was.
+
+A rollback (`RunContext.rollback_to`) puts back, from the snapshots of the runs after the
+given one, every row those runs changed, as a recorded run of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from reconciler.drivers.aed.guards import aed_guards
+from reconciler.drivers.aed.mapping import Mapper, _typed
+from reconciler.drivers.aed.targets import TRACKING, Comparison, Target, open_target
+from reconciler.drivers.aed.validating import ValidationFailed, Validator, post_sync
+from reconciler.engine.drivers import ApplyResult, RunContext
+from reconciler.engine.planning import Change, Counts, Plan
+from reconciler.errors import DriverError
+from reconciler.models import Mode
+from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, ColumnType, RuleAction
+
+SAMPLE = 100  # row changes listed per kind in a plan (the counts are always complete)
+CREATED = "__created__"  # the snapshot item listing the keys a run created
+
+
+@dataclass(slots=True)
+class Observed:
+    comparison: Comparison
+    pages: int = 0
+    source_rows: int = 0
+    rejected: int = 0
+    reject_samples: list[dict[str, Any]] = field(default_factory=list)
+    restore: list[tuple[str, dict[str, Any] | None]] | None = None
+    current_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _column_types(spec: AedSourceBindingSpec) -> dict[str, ColumnType]:
+    types = {m.column: m.type for m in spec.mapping.columns}
+    for column in TRACKING:
+        types[column] = (ColumnType.DATE if column.endswith("_date") else
+                         ColumnType.INTEGER if column == "consecutive_missing_days" else ColumnType.TEXT)
+    return types
+
+
+def typed_row(values: dict[str, Any], types: dict[str, ColumnType]) -> dict[str, Any]:
+    """A snapshot row (JSON: decimals and dates as strings) back in column types."""
+    return {c: _typed(v, types.get(c, ColumnType.TEXT)) for c, v in values.items()}
+
+
+class AedSourceBindingDriver:
+    kind: ClassVar[str] = "AedSourceBinding"
+
+    def __init__(self) -> None:
+        self._targets: dict[str, Target] = {}
+
+    # --- observe ------------------------------------------------------------------------
+
+    async def observe(self, obj: AedSourceBinding, ctx: RunContext) -> Observed:
+        spec = obj.spec
+        namespace = obj.metadata.namespace
+        url = ctx.secrets.resolve(spec.target.database_url, namespace=namespace).reveal()
+        target = open_target(url, spec)
+        self._targets[ctx.run_id] = target
+        target.prepare()
+        if ctx.rollback_to:
+            return self._observe_rollback(spec, target, ctx)
+        from reconciler.drivers.aed.fetching import fetch_pages
+
+        service_key = ctx.secrets.resolve(spec.source.service_key, namespace=namespace).reveal()
+        mapper, validator = Mapper(spec), Validator(spec)
+        observed = Observed(Comparison())
+        rejects: list[dict[str, Any]] = []
+
+        def progress(done: int, total: int | None) -> None:
+            if ctx.progress is not None:
+                ctx.progress("pages fetched", done, total)
+
+        async for page in fetch_pages(spec.source, service_key, on_progress=progress):
+            observed.pages += 1
+            good: list[tuple[Any, ...]] = []
+            for item in page.items:
+                row = validator.check(mapper.row(item))
+                if row.problems:
+                    rejects += [{"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
+                                 "message": p.message, "content": dict(item)} for p in row.problems]
+                    observed.rejected += 1
+                else:
+                    good.append(row.values)
+            observed.source_rows += len(page.items)
+            target.load_stage(good)
+            if ctx.progress is not None:
+                ctx.progress("rows validated", observed.source_rows, None)
+        target.index_stage()
+        for key, rule, column, message in target.run_database_checks():
+            problem_action = validator.actions.get(rule, RuleAction.REJECT_ROW)
+            if problem_action is RuleAction.FAIL_RUN:
+                raise ValidationFailed(f"validation database.{rule} failed (action fail-run) on row {key!r}, "
+                                       f"column {column}: {message}; nothing was written")
+            rejects.append({"key": key, "stage": "database", "rule": rule, "column": column,
+                            "message": message, "content": None})
+            observed.rejected += 1
+        observed.comparison = target.compare(full=ctx.mode is Mode.FULL, samples=SAMPLE)
+        observed.reject_samples = rejects[:SAMPLE]
+        if rejects and ctx.state is not None:
+            ctx.state.save_rejects(rejects)
+        return observed
+
+    def _observe_rollback(self, spec: AedSourceBindingSpec, target: Target, ctx: RunContext) -> Observed:
+        assert ctx.state is not None and ctx.rollback_to is not None
+        store, ref = ctx.state.store, ctx.state.target
+        runs = sorted((r for r in store.runs(ref, limit=100_000) if r.id >= ctx.rollback_to),
+                      key=lambda r: r.id)
+        if not runs or runs[0].id != ctx.rollback_to:
+            raise DriverError(f"no run {ctx.rollback_to} of {ref.short}; see `reconciler history`")
+        types = _column_types(spec)
+        restore: dict[str, dict[str, Any] | None] = {}
+        for run in runs[1:]:
+            for key, content in store.snapshots(run.id):
+                if key == CREATED:
+                    for created in content or []:
+                        restore.setdefault(created, None)
+                else:
+                    restore.setdefault(key, typed_row(content, types) if content is not None else None)
+        rows = sorted(restore.items())
+        current = target.rows_of([k for k, _ in rows])
+        return Observed(target.compare(full=False, samples=0), restore=rows, current_rows=current)
+
+    # --- diff (pure) ----------------------------------------------------------------------
+
+    def diff(self, obj: AedSourceBinding, actual: Observed, ctx: RunContext) -> Plan:
+        if actual.restore is not None:
+            return self._diff_rollback(obj, actual)
+        c = actual.comparison
+        changes: list[Change] = []
+        for action, key, before, after in c.samples:
+            if action == "create":
+                changes.append(Change.create(key, after, item="row"))
+            elif action == "update":
+                changes.append(Change.update(key, before, after, item="row"))
+            else:
+                changes.append(Change.delete(key, before, item="row"))
+        totals = Counts(created=c.inserts, updated=c.updates, deleted=c.absent, unchanged=c.unchanged,
+                        invalid=actual.rejected)
+        warnings = []
+        if actual.rejected:
+            warnings.append(f"{actual.rejected} row(s) rejected by validation; see "
+                            f"`reconciler history --run {ctx.run_id}`")
+        policy = obj.spec.deletion.policy.value
+        details = {"currentRows": c.current, "activeRows": c.active, "sourceRows": actual.source_rows,
+                   "validRows": c.staged, "pages": actual.pages, "nullColumns": c.null_columns,
+                   "deletion": policy if ctx.mode is Mode.FULL else "none (incremental)",
+                   "rejects": actual.reject_samples[:20]}
+        return Plan(target=obj.ref, changes=tuple(changes), unchanged=c.unchanged, invalid=actual.rejected,
+                    warnings=tuple(warnings), details=details, totals=totals)
+
+    def _diff_rollback(self, obj: AedSourceBinding, actual: Observed) -> Plan:
+        assert actual.restore is not None
+        changes: list[Change] = []
+        unchanged = 0
+        for key, values in actual.restore:
+            now = actual.current_rows.get(key)
+            if values is None and now is None:
+                unchanged += 1
+            elif values is None:
+                changes.append(Change.delete(key, now, item="row"))
+            elif now is None:
+                changes.append(Change.create(key, values, item="row"))
+            elif {k: now.get(k) for k in values} != values:
+                changes.append(Change.update(key, {k: now.get(k) for k in values}, values, item="row"))
+            else:
+                unchanged += 1
+        return Plan(target=obj.ref, changes=tuple(changes), unchanged=unchanged,
+                    details={"rollback": True, "restoredRows": len(actual.restore)})
+
+    # --- apply ----------------------------------------------------------------------------
+
+    async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
+        obj: AedSourceBinding = ctx.obj  # type: ignore[assignment]
+        target = self._targets[ctx.run_id]
+        if plan.details.get("rollback"):
+            return self._apply_rollback(plan, target, ctx)
+        full = ctx.mode is Mode.FULL
+        before, created = target.snapshot(full=full)
+        if ctx.state is not None:
+            ctx.state.save_snapshots([*before, (CREATED, created)])
+        inserted, updated = target.upsert(ctx.run_id)
+        deleted = target.remove_absent(self._last_seen(ctx)) if full else 0
+        post_sync(obj.spec, inserted=inserted, updated=updated, deleted=deleted,
+                  current=int(plan.details.get("currentRows", 0)))
+        target.commit()
+        return ApplyResult(created=inserted, updated=updated, deleted=deleted)
+
+    def _apply_rollback(self, plan: Plan, target: Target, ctx: RunContext) -> ApplyResult:
+        keys = [c.key for c in plan.changes]
+        now = target.rows_of(keys)
+        snapshots: list[tuple[str, Any]] = [(k, now[k]) for k in keys if k in now]
+        snapshots.append((CREATED, [k for k in keys if k not in now]))
+        if ctx.state is not None:
+            ctx.state.save_snapshots(snapshots)
+        rows: Sequence[tuple[str, dict[str, Any] | None]] = [
+            (c.key, c.after) for c in plan.changes]
+        created, updated, deleted = target.restore(rows)
+        target.commit()
+        return ApplyResult(created=created, updated=updated, deleted=deleted)
+
+    @staticmethod
+    def _last_seen(ctx: RunContext) -> date:
+        """The date of the previous successful run: when rows absent now were last pulled."""
+        today = datetime.now(UTC).date()
+        if ctx.state is None:
+            return today
+        for run in ctx.state.store.runs(ctx.state.target, limit=50):
+            if run.id != ctx.run_id and not run.dry_run and run.outcome in ("succeeded", "noop"):
+                return run.started_at.date()
+        return today
+
+    async def release(self, ctx: RunContext) -> None:
+        target = self._targets.pop(ctx.run_id, None)
+        if target is not None:
+            target.close()
+
+    def guards(self, obj: AedSourceBinding) -> list[object]:
+        return aed_guards(obj.spec.guards)

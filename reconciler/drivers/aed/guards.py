@@ -1,0 +1,82 @@
+"""Anomaly guards of an AedSourceBinding: stop a run that looks wrong before any write.
+
+The peers' worst failures (dlt, Airbyte, bruin) were loads that silently emptied or
+truncated a table after a bad pull. These guards read the figures the plan carries
+(`details`): the rows in the table now, the valid rows pulled, the owned columns that
+came back all NULL; and the plan's counts for deletions. A tripped guard aborts the run
+with the table untouched; on a dry run it becomes a plan warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.engine.drivers import RunContext
+from reconciler.engine.guards import MaxDeletes
+from reconciler.engine.planning import Plan
+from reconciler.errors import GuardAborted
+from reconciler.models.aed import AedGuards
+from reconciler.models.common import threshold_limit
+
+
+@dataclass(frozen=True, slots=True)
+class EmptySource:
+    """A pull with no rows at all (an error envelope read as empty, a broken gateway)."""
+
+    name: str = "allowEmpty"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        if plan.details.get("rollback"):
+            return
+        if plan.details.get("sourceRows", 0) == 0:
+            raise GuardAborted(self.name, "the source returned no rows; set guards.allowEmpty: true to "
+                               "accept an empty registry", sourceRows=0)
+
+
+@dataclass(frozen=True, slots=True)
+class RowCountChange:
+    """The valid rows pulled differ from the rows in the table by more than `limit`
+    (a count, or a share of the table). A first load into an empty table passes."""
+
+    limit: int | str
+    name: str = "maxRowCountChange"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        if plan.details.get("rollback"):
+            return
+        current = int(plan.details.get("activeRows", 0))
+        pulled = int(plan.details.get("validRows", 0))
+        if current == 0:
+            return
+        allowed = threshold_limit(self.limit, current)
+        change = abs(pulled - current)
+        if change > allowed:
+            share = 100.0 * change / current
+            raise GuardAborted(
+                self.name, f"the pull has {pulled} valid rows against {current} in the table "
+                f"({share:.1f}% change, at most {self.limit} allowed)",
+                pulled=pulled, current=current, limit=str(self.limit))
+
+
+@dataclass(frozen=True, slots=True)
+class AllNullColumns:
+    """An owned column that would hold only NULLs (a renamed or dropped API field)."""
+
+    name: str = "forbidAllNullColumns"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        columns = plan.details.get("nullColumns") or []
+        if columns and not plan.details.get("rollback"):
+            raise GuardAborted(self.name, f"owned column(s) {', '.join(columns)} would be NULL in every "
+                               "row; did the API rename a field?", columns=",".join(columns))
+
+
+def aed_guards(spec: AedGuards) -> list[object]:
+    guards: list[object] = [RowCountChange(spec.max_row_count_change)]
+    if not spec.allow_empty:
+        guards.insert(0, EmptySource())
+    if spec.forbid_all_null_columns:
+        guards.append(AllNullColumns())
+    if spec.max_deletes is not None:
+        guards.append(MaxDeletes(spec.max_deletes))
+    return guards

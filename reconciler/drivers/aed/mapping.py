@@ -1,0 +1,182 @@
+"""From API items to typed rows: the column mapping and its transforms (pure).
+
+Each mapped column names the API field it is filled from and a list of transforms,
+applied in order: `trim`, `placeholderToNull` (필요 / 신규 / 미정 / 없음 and the spec's own
+list become NULL), `parseNumber`, `parseDate`, `sidoShortName` / `sidoLongName`
+(서울특별시 ↔ 서울), `prefixAddress` (the full-download address lacks the sido and gugun:
+they are prepended when missing). Then the value is converted to the column's type.
+
+A `Mapper` turns one item into a `Row`: the key, the values in column order, and the
+problems found on the way (stage 1 of validation: required fields, types, lengths),
+each naming the column and the rule. Field names are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from reconciler.drivers.aed.regions import long_sido, short_sido
+from reconciler.models.aed import AedSourceBindingSpec, ColumnMapping, ColumnType, Transform
+
+_DATE = re.compile(r"^(\d{4})[-./]?(\d{2})[-./]?(\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a row is rejected: the stage, the rule, the column, what was wrong."""
+
+    stage: str  # format | business | database
+    rule: str  # required | types | lengths | duplicateKeys | bounds | sidoGugun | constraints | ...
+    column: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    key: str | None
+    values: tuple[Any, ...]  # in the mapping's column order
+    problems: tuple[Problem, ...] = ()
+    raw: Mapping[str, str] | None = None  # the item, kept only for rejected rows
+
+
+def _number(text: str) -> Decimal:
+    value = Decimal(text.replace(",", ""))
+    if not value.is_finite():
+        raise InvalidOperation(text)
+    return value
+
+
+def _date(text: str) -> date:
+    match = _DATE.match(text)
+    if not match:
+        raise ValueError(f"expected a date such as 2025-12-01 or 20251201, got {text!r}")
+    return date(int(match[1]), int(match[2]), int(match[3]))
+
+
+def _typed(value: Any, type_: ColumnType) -> Any:
+    """The value as the column's type; raises ValueError with a message on failure."""
+    if value is None:
+        return None
+    if type_ is ColumnType.TEXT:
+        return str(value)
+    if type_ is ColumnType.NUMERIC:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            return _number(str(value).strip())
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if type_ is ColumnType.INTEGER:
+        try:
+            number = value if isinstance(value, Decimal) else _number(str(value).strip())
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"expected an integer, got {value!r}") from None
+        if number != number.to_integral_value():
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(number)
+    if type_ is ColumnType.DATE:
+        return value if isinstance(value, date) else _date(str(value).strip())
+    if type_ is ColumnType.TIMESTAMP:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a timestamp such as 2025-12-01T09:00:00, got {value!r}") from None
+    if type_ is ColumnType.BOOLEAN:
+        text = str(value).strip().upper()
+        if text in ("Y", "YES", "TRUE", "1"):
+            return True
+        if text in ("N", "NO", "FALSE", "0"):
+            return False
+        raise ValueError(f"expected Y/N or true/false, got {value!r}")
+    raise ValueError(f"unknown type {type_}")
+
+
+class Mapper:
+    """Maps items of one binding; built once per run (lookups precomputed)."""
+
+    def __init__(self, spec: AedSourceBindingSpec) -> None:
+        self.spec = spec
+        self.columns: tuple[ColumnMapping, ...] = tuple(spec.mapping.columns)
+        self.names = tuple(m.column for m in self.columns)
+        self.key_index = self.names.index(spec.target.key_column)
+        self.placeholders = frozenset(spec.mapping.placeholders)
+        required = set(spec.validation.format.required.fields)
+        self.required = tuple(m.required or m.column in required for m in self.columns)
+        fmt = spec.validation.format
+        self.check_required = fmt.required.enabled
+        self.check_types = fmt.types.enabled
+        self.check_lengths = fmt.lengths.enabled
+
+    @staticmethod
+    def field(item: Mapping[str, str], name: str) -> str | None:
+        value = item.get(name)
+        if value is None:
+            lowered = name.lower()
+            for key, candidate in item.items():
+                if key.lower() == lowered:
+                    return candidate
+        return value
+
+    def _transform(self, value: Any, transforms: list[Transform], item: Mapping[str, str]) -> Any:
+        for transform in transforms:
+            if value is None:
+                return None
+            if transform is Transform.TRIM:
+                value = str(value).strip() or None
+            elif transform is Transform.PLACEHOLDER_TO_NULL:
+                value = None if str(value).strip() in self.placeholders else value
+            elif transform is Transform.PARSE_NUMBER:
+                value = _number(str(value).strip())
+            elif transform is Transform.PARSE_DATE:
+                value = _date(str(value).strip())
+            elif transform is Transform.SIDO_SHORT_NAME:
+                value = short_sido(str(value)) or value
+            elif transform is Transform.SIDO_LONG_NAME:
+                value = long_sido(str(value)) or value
+            elif transform is Transform.PREFIX_ADDRESS:
+                value = self._prefixed(str(value), item)
+        return value
+
+    def _prefixed(self, address: str, item: Mapping[str, str]) -> str:
+        sido = (self.field(item, "sido") or "").strip()
+        gugun = (self.field(item, "gugun") or "").strip()
+        if not sido:
+            return address
+        first = address.split(" ", 1)[0]
+        if short_sido(first) is not None:  # already starts with a sido name
+            return address
+        prefix = f"{long_sido(sido) or sido} {gugun}".strip()
+        return address if address.startswith(prefix) else f"{prefix} {address}"
+
+    def row(self, item: Mapping[str, str]) -> Row:
+        values: list[Any] = []
+        problems: list[Problem] = []
+        for index, mapping in enumerate(self.columns):
+            raw = self.field(item, mapping.source_field)
+            try:
+                value = _typed(self._transform(raw, mapping.transforms, item), mapping.type)
+            except (ValueError, InvalidOperation) as exc:
+                if self.check_types:
+                    message = str(exc) if str(exc) else f"cannot convert {raw!r}"
+                    problems.append(Problem("format", "types", mapping.column,
+                                            f"{mapping.source_field}: {message}"))
+                value = None
+            if value is None and self.required[index] and self.check_required:
+                problems.append(Problem("format", "required", mapping.column,
+                                        f"{mapping.source_field}: required, got nothing"))
+            if (self.check_lengths and mapping.max_length is not None and isinstance(value, str)
+                    and len(value) > mapping.max_length):
+                problems.append(Problem("format", "lengths", mapping.column,
+                                        f"{mapping.source_field}: at most {mapping.max_length} "
+                                        f"characters, got {len(value)}"))
+            values.append(value)
+        key = values[self.key_index]
+        return Row(None if key is None else str(key), tuple(values), tuple(problems),
+                   item if problems else None)

@@ -1,0 +1,431 @@
+"""Reading one page of the AED open API: envelopes, result codes and XML quirks.
+
+A page arrives in one of several shapes, and the HTTP status says little about which: the
+data.go.kr gateway answers quota and key errors with HTTP 200 as often as with 401/403,
+and a JSON request can get an XML error back (and the other way round). So the body
+alone decides, sniffed by its first non-space byte (`<` is XML, `{` is JSON), never by
+the requested format or the status:
+
+- the normal envelope `response/header/{resultCode, resultMsg}` + `response/body/{items,
+  numOfRows, pageNo, totalCount}`, in XML or JSON;
+- the gateway envelope `OpenAPI_ServiceResponse/cmmMsgHeader/{errMsg, returnAuthMsg,
+  returnReasonCode}`, in XML or as JSON `{"OpenAPI_ServiceResponse": {...}}`;
+- a bare JSON `{resultCode, resultMsg}` for gateway parameter errors.
+
+Every result code other than `00` raises an `ApiError` whose `retry_class` says what the
+caller may do (the table `CODES`, from the reference notes): retry with back-off, fail at
+once, or stop the whole run and keep the database (`22`, `QuotaExceeded`). `03`
+(NODATA) also raises, with `RetryClass.EMPTY`: an error must never be read as "the source
+is empty" here, so deciding whether "no data" may stand for an empty page is left to the
+fetcher (which allows it for page 1 only) and, after it, to the driver's empty-source guard.
+
+Items are dicts of strings, exactly as sent: leading zeros kept (`zipcode1` "030", times
+"0900"), absent elements absent, an empty element the empty string. Field names are
+matched case-insensitively and written in the API's camelCase (`FIELDS`), because the
+provider's guide spells some in lower case; unknown fields keep their own name. The XML
+quirks that trip other clients are normalised: one `<item>` is still a one-item tuple,
+`<items/>` and `"items": ""` are empty, and `resultCode` stays the string "00".
+
+XML is parsed while it downloads (`XmlPageParser`, on `xml.etree.ElementTree.XMLPullParser`):
+each item is collected when its end tag arrives and its element is dropped at once, so a
+page never exists twice in memory. A document cut short is a `ResponseFormatError`, which
+is retryable: a truncated page is a transport accident, not an answer.
+
+This module does no I/O and knows nothing about requests or secrets; the fetcher attaches
+the (redacted) request to the errors raised here with `with_request`.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from reconciler.errors import SourceError
+
+_TIMES = tuple(
+    f"{day}{edge}Tme"
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "hol")
+    for edge in ("Stt", "End")
+)
+FIELDS: tuple[str, ...] = (
+    "serialSeq", "rnum", "sido", "gugun", "org", "buildAddress", "buildPlace", "clerkTel",
+    "manager", "managerTel", "mfg", "model", "wgs84Lat", "wgs84Lon", "zipcode1", "zipcode2",
+    "cnt", "distance",
+    *_TIMES,
+    "sunFrtYon", "sunScdYon", "sunThiYon", "sunFurYon", "sunFifYon",
+)  # fmt: skip
+"""The item fields in the API's own camelCase; names are matched against them ignoring case."""
+
+_FIELD_BY_LOWER = {name.lower(): name for name in FIELDS}
+
+
+class RetryClass(StrEnum):
+    """What a result code allows the caller to do."""
+
+    OK = "ok"  # 00 only
+    RETRY = "retry"  # retry this request with back-off
+    FAIL = "fail"  # retrying cannot help: the request, key or account is wrong
+    STOP = "stop"  # stop the whole run now and keep the database as it is (daily quota)
+    EMPTY = "empty"  # "no data": an empty answer, which the caller must decide to trust
+
+
+CODES: dict[str, tuple[str, RetryClass]] = {
+    "00": ("NORMAL_SERVICE", RetryClass.OK),
+    "01": ("APPLICATION_ERROR", RetryClass.RETRY),
+    "02": ("DB_ERROR", RetryClass.RETRY),
+    "03": ("NODATA_ERROR", RetryClass.EMPTY),
+    "04": ("HTTP_ERROR", RetryClass.RETRY),
+    "05": ("SERVICETIMEOUT_ERROR", RetryClass.RETRY),
+    "10": ("INVALID_REQUEST_PARAMETER_ERROR", RetryClass.FAIL),
+    "11": ("NO_MANDATORY_REQUEST_PARAMETERS_ERROR", RetryClass.FAIL),
+    "12": ("NO_OPENAPI_SERVICE_ERROR", RetryClass.FAIL),
+    "20": ("SERVICE_ACCESS_DENIED_ERROR", RetryClass.FAIL),
+    "21": ("TEMPORARILY_DISABLE_THE_SERVICEKEY_ERROR", RetryClass.RETRY),
+    "22": ("LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR", RetryClass.STOP),
+    "30": ("SERVICE_KEY_IS_NOT_REGISTERED_ERROR", RetryClass.FAIL),
+    "31": ("DEADLINE_HAS_EXPIRED_ERROR", RetryClass.FAIL),
+    "32": ("UNREGISTERED_IP_ERROR", RetryClass.FAIL),
+    "33": ("UNSIGNED_CALL_ERROR", RetryClass.FAIL),
+    "99": ("UNKNOWN_ERROR", RetryClass.RETRY),
+}
+"""data.go.kr result codes: name and retry class (reference `aed-egen.md` §2.5)."""
+
+RETRY_ONCE: frozenset[str] = frozenset({"99"})
+"""Codes retried at most once whatever the retry policy says: an unknown error may be a
+blip, but hammering a gateway that cannot say what is wrong does not help."""
+
+_CODE_BY_NAME = {name: code for code, (name, _) in CODES.items()}
+_UNKNOWN_CODE = ("UNKNOWN_RESULT_CODE", RetryClass.RETRY)  # a code missing from the table: like 99
+_HINTS = {
+    "22": "the daily request quota is used up; stop and try again after it resets",
+    "30": "a new or reissued key can take an hour or more to reach the provider",
+    "31": "the key's period of use has expired; extend it on data.go.kr",
+}
+
+
+class ApiError(SourceError):
+    """The API answered with a result code other than 00.
+
+    `retry_class` says whether to retry (`RETRY`, and `retry_limit` caps the retries when
+    set), give up (`FAIL`), stop the run (`STOP`) or treat the answer as empty (`EMPTY`).
+    `retryable` (from `SourceError`) answers a different question: may a later run
+    succeed without anyone changing the spec? True for RETRY and STOP, false otherwise.
+    """
+
+    def __init__(self, code: str, reason: str = "", *, request: str = "") -> None:
+        self.code_name, self.retry_class = CODES.get(code, _UNKNOWN_CODE)
+        self.reason = reason
+        self.retry_limit: int | None = 1 if code in RETRY_ONCE or code not in CODES else None
+        message = f"the API answered {code} {self.code_name}"
+        if reason and reason != self.code_name:
+            message += f": {reason}"
+        if code in _HINTS:
+            message += f" ({_HINTS[code]})"
+        if request:
+            message = f"{request}: {message}"
+        super().__init__(
+            message,
+            request=request,
+            code=code,
+            retryable=self.retry_class in (RetryClass.RETRY, RetryClass.STOP),
+        )
+
+    def with_request(self, request: str, *, reason: str | None = None) -> ApiError:
+        """The same error, naming the request it answered (and optionally a cleaned reason)."""
+        return type(self)(self.code, self.reason if reason is None else reason, request=request)
+
+
+class QuotaExceeded(ApiError):
+    """Code 22: the daily quota is used up. The run stops at once; nothing is written."""
+
+
+class ResponseFormatError(SourceError):
+    """A body that is not a page: unparsable, truncated, empty, or an unknown document.
+
+    Retryable: a cut-off or garbled page is usually a transport accident.
+    """
+
+    def __init__(self, detail: str, *, request: str = "") -> None:
+        self.detail = detail
+        super().__init__(f"{request}: {detail}" if request else detail, request=request, retryable=True)
+
+    def with_request(self, request: str) -> ResponseFormatError:
+        return type(self)(self.detail, request=request)
+
+
+def api_error(code: str, reason: str = "") -> ApiError:
+    """The `ApiError` for a result code (`QuotaExceeded` for 22)."""
+    return QuotaExceeded(code, reason) if code == "22" else ApiError(code, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PageData:
+    """One page as the API sent it: every item value a string, absent fields absent."""
+
+    page_no: int
+    num_of_rows: int
+    total_count: int
+    items: tuple[dict[str, str], ...]
+
+
+def field_name(tag: str) -> str:
+    """The canonical name of an item field: camelCase when known, else the name as sent."""
+    return _FIELD_BY_LOWER.get(tag.lower(), tag)
+
+
+def parse_page(body: bytes, *, fmt: str = "xml") -> PageData:
+    """Parse one whole response body, whatever its shape (see the module docstring).
+
+    `fmt` is the format that was requested; it only words the error for an empty body,
+    since the body's first byte decides how it is read.
+    """
+    parser = XmlPageParser(requested=fmt)
+    parser.feed(body)
+    return parser.close()
+
+
+# --- the envelope, once read -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Envelope:
+    """What was read from a document, before it is judged."""
+
+    kind: str = ""  # "response", "gateway" or "bare"
+    header: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: dict[str, str] = field(default_factory=dict)  # lower-case names
+    items: list[dict[str, str]] = field(default_factory=list)
+
+
+def _normalise_code(code: str) -> str:
+    code = code.strip()
+    # JSON clients report "00" arriving as the number 0; a one-digit code is a lost zero.
+    return code.zfill(2) if code.isdigit() and len(code) < 2 else code
+
+
+def _raise_for_code(envelope: _Envelope) -> None:
+    header = envelope.header
+    if envelope.kind == "gateway":
+        auth = header.get("returnauthmsg", "").strip()
+        err = header.get("errmsg", "").strip()
+        code = header.get("returnreasoncode", "").strip() or _CODE_BY_NAME.get(auth, "99")
+        reason = " / ".join(part for part in (auth, err) if part)
+    else:
+        if "resultcode" not in header:
+            raise ResponseFormatError("a response without a resultCode")
+        code = header["resultcode"]
+        reason = (header.get("resultmsg") or header.get("resultmag") or "").strip()
+    code = _normalise_code(code)
+    if code != "00":
+        raise api_error(code, reason)
+
+
+def _count(body: dict[str, str], name: str, label: str) -> int:
+    text = body.get(name)
+    if text is None:
+        raise ResponseFormatError(f"a page without {label}")
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ResponseFormatError(f"{label} is not a number: {text[:40]!r}") from None
+
+
+def _page(envelope: _Envelope) -> PageData:
+    _raise_for_code(envelope)
+    if envelope.kind != "response":
+        raise ResponseFormatError("a success code without a page body")
+    return PageData(
+        page_no=_count(envelope.body, "pageno", "pageNo"),
+        num_of_rows=_count(envelope.body, "numofrows", "numOfRows"),
+        total_count=_count(envelope.body, "totalcount", "totalCount"),
+        items=tuple(envelope.items),
+    )
+
+
+# --- XML, streamed ---------------------------------------------------------------------------
+
+_XML_ROOTS = {"response": "response", "openapi_serviceresponse": "gateway"}
+_BOM = b"\xef\xbb\xbf"
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class XmlPageParser:
+    """Parse a page from byte chunks as they arrive: `feed(chunk)` then `close()`.
+
+    Items are collected as their end tags arrive and their elements are removed from the
+    tree, so memory holds the items read so far and little else. The first non-space
+    byte decides the format: a body that turns out to be JSON (a gateway error answering
+    an XML request) is buffered and parsed whole by `close()`.
+
+    `feed` raises `ResponseFormatError` as soon as the bytes cannot be XML; `close`
+    returns the page or raises `ApiError` / `ResponseFormatError`.
+    """
+
+    def __init__(self, *, requested: str = "xml") -> None:
+        self._requested = requested
+        self._mode: str | None = None  # "xml" or "json" once the first byte is seen
+        self._head = bytearray()  # bytes seen before the format is known
+        self._json = bytearray()
+        self._pull = ET.XMLPullParser(events=("start", "end"))
+        self._path: list[str] = []  # lower-case local names from the root down
+        self._elements: list[ET.Element] = []
+        self._envelope = _Envelope()
+        self._item: dict[str, str] | None = None
+        self._broken: str | None = None
+        self._root = ""
+
+    def feed(self, chunk: bytes) -> None:
+        if self._broken is not None or not chunk:
+            return
+        if self._mode is None:
+            self._head.extend(chunk)
+            start = bytes(self._head).removeprefix(_BOM).lstrip()
+            if not start:
+                return  # only a BOM or white space so far: the format is still open
+            self._mode = "xml" if start.startswith(b"<") else "json"
+            # Leading space (even a newline) before `<?xml` is an XML error; not worth failing on.
+            chunk = start
+            self._head.clear()
+        if self._mode == "json":
+            self._json.extend(chunk)
+            return
+        try:
+            self._pull.feed(chunk)
+            self._drain()
+        except ET.ParseError as exc:
+            self._broken = f"unparsable XML: {exc}"
+            raise ResponseFormatError(self._broken) from None
+
+    def close(self) -> PageData:
+        if self._broken is not None:
+            raise ResponseFormatError(self._broken)
+        if self._mode is None:
+            raise ResponseFormatError(f"an empty body (expected {self._requested.upper()})")
+        if self._mode == "json":
+            return _parse_json(bytes(self._json))
+        truncated: str | None = None
+        try:
+            self._pull.close()
+            self._drain()
+        except ET.ParseError as exc:
+            truncated = str(exc)
+        envelope = self._envelope
+        if truncated is not None:
+            # An error code read in full is trusted even if the rest was cut off.
+            code = "returnreasoncode" if envelope.kind == "gateway" else "resultcode"
+            if _normalise_code(envelope.header.get(code, "00")) != "00":
+                _raise_for_code(envelope)
+            raise ResponseFormatError(f"truncated or malformed XML: {truncated}")
+        if not envelope.kind:
+            raise ResponseFormatError(f"an unknown XML document (root element <{self._root}>)")
+        return _page(envelope)
+
+    def _drain(self) -> None:
+        for event, element in self._pull.read_events():
+            if event == "start":
+                self._start(element)
+            else:
+                self._end(element)
+
+    def _start(self, element: ET.Element) -> None:
+        name = _local(element.tag).lower()
+        self._path.append(name)
+        self._elements.append(element)
+        if len(self._path) == 1:
+            self._root = _local(element.tag)
+            self._envelope.kind = _XML_ROOTS.get(name, "")
+        elif self._path == ["response", "body", "items", "item"]:
+            self._item = {}
+
+    def _end(self, element: ET.Element) -> None:
+        path = self._path
+        kind = self._envelope.kind
+        depth = len(path)
+        if kind == "response":
+            if depth == 5 and self._item is not None and path[1:4] == ["body", "items", "item"]:
+                self._item[field_name(_local(element.tag))] = element.text or ""
+            elif depth == 4 and self._item is not None and path[1:] == ["body", "items", "item"]:
+                self._envelope.items.append(self._item)
+                self._item = None
+                self._elements[-2].remove(element)  # done with it: let the tree forget it
+            elif depth == 3 and path[1] == "header":
+                self._envelope.header[path[2]] = (element.text or "").strip()
+            elif depth == 3 and path[1] == "body" and path[2] != "items":
+                self._envelope.body[path[2]] = (element.text or "").strip()
+        elif kind == "gateway" and depth == 3 and path[1] == "cmmmsgheader":
+            self._envelope.header[path[2]] = (element.text or "").strip()
+        path.pop()
+        self._elements.pop()
+
+
+# --- JSON, whole -----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _lower_keys(value: Any, what: str) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise ResponseFormatError(f"expected an object for {what}, got {type(value).__name__}")
+    return {str(k).lower(): v for k, v in value.items()}
+
+
+def _scalars(value: Any, what: str) -> dict[str, str]:
+    return {k: _text(v).strip() for k, v in _lower_keys(value, what).items() if v is not None}
+
+
+def _json_items(value: Any) -> list[dict[str, str]]:
+    if value is None or value == "" or value == []:
+        return []
+    if isinstance(value, dict):
+        inner = _lower_keys(value, "items")
+        if "item" not in inner:
+            return []
+        value = inner["item"]
+        if value is None or value == "":
+            return []
+        if isinstance(value, dict):
+            value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ResponseFormatError("items is neither an object nor a list of objects")
+    return [{field_name(str(k)): _text(v) for k, v in item.items() if v is not None} for item in value]
+
+
+def _parse_json(body: bytes) -> PageData:
+    try:
+        # Numbers are kept as the exact text sent, so "37.8175178800" keeps its digits.
+        doc = json.loads(body, parse_int=str, parse_float=str)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResponseFormatError(f"unparsable or truncated JSON: {exc}") from None
+    top = _lower_keys(doc, "the document")
+    envelope = _Envelope()
+    if "openapi_serviceresponse" in top:
+        gateway = _lower_keys(top["openapi_serviceresponse"], "OpenAPI_ServiceResponse")
+        envelope.kind = "gateway"
+        envelope.header = _scalars(gateway.get("cmmmsgheader", gateway), "cmmMsgHeader")
+    elif "response" in top or "header" in top:
+        response = _lower_keys(top["response"], "response") if "response" in top else top
+        envelope.kind = "response"
+        envelope.header = _scalars(response.get("header"), "header")
+        body_part = _lower_keys(response.get("body"), "body")
+        envelope.items = _json_items(body_part.pop("items", None))
+        envelope.body = {k: _text(v).strip() for k, v in body_part.items() if v is not None}
+    elif "resultcode" in top:
+        envelope.kind = "bare"
+        envelope.header = _scalars(top, "the document")
+    else:
+        raise ResponseFormatError(f"an unknown JSON document (keys: {', '.join(sorted(top)[:5])})")
+    return _page(envelope)

@@ -1,0 +1,513 @@
+"""The target table: staging, set-based comparison, one upsert, deletions — in one transaction.
+
+A run opens one transaction on the target and keeps it until apply commits or the run
+ends (dry run, guard, failure: rollback). Rows are staged as they arrive — COPY into a
+temporary table on PostgreSQL (psycopg 3 `write_row`), batched inserts on SQLite — so
+memory is bounded by the pages in flight. The comparison with the table is set-based
+SQL: new keys, keys whose owned columns differ (`IS DISTINCT FROM`), keys absent from
+the pull (never those of rejected rows). Apply is one `INSERT … ON CONFLICT … DO UPDATE
+… WHERE … IS DISTINCT FROM`, touching only rows whose content differs, then the
+deletions or marks of a full run. Only the owned columns (and, for the `mark` policy,
+the tracking columns) are ever written.
+
+Tracking columns (as the existing `aed_data` schema has them): `data_status` (`active`,
+`missing`, `deletion_suspected`), `first_seen_date`, `last_seen_date`,
+`consecutive_missing_days`, `deletion_suspected_date`, `sync_batch_id`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from reconciler.errors import DriverError
+from reconciler.models.aed import AedSourceBindingSpec, ColumnType
+
+TRACKING = ("data_status", "first_seen_date", "last_seen_date", "consecutive_missing_days",
+            "deletion_suspected_date", "sync_batch_id")
+_PG_TYPES = {ColumnType.TEXT: "text", ColumnType.INTEGER: "bigint", ColumnType.NUMERIC: "numeric",
+             ColumnType.DATE: "date", ColumnType.TIMESTAMP: "timestamptz", ColumnType.BOOLEAN: "boolean"}
+_SQLITE_TYPES = {ColumnType.TEXT: "TEXT", ColumnType.INTEGER: "INTEGER", ColumnType.NUMERIC: "TEXT",
+                 ColumnType.DATE: "TEXT", ColumnType.TIMESTAMP: "TEXT", ColumnType.BOOLEAN: "INTEGER"}
+STAGE = "_reconciler_aed_stage"
+REJECTED = "_reconciler_aed_rejected"
+
+
+@dataclass(slots=True)
+class Comparison:
+    """What applying the staged rows would do, counted in SQL."""
+
+    current: int = 0  # rows in the table now
+    active: int = 0  # of which not marked missing (all of them without tracking columns)
+    staged: int = 0
+    inserts: int = 0
+    updates: int = 0
+    unchanged: int = 0
+    absent: int = 0  # rows a full run deletes or marks
+    null_columns: list[str] = field(default_factory=list)  # owned columns all NULL in the pull
+    samples: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = field(default_factory=list)
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+class Target:
+    """One binding's table over a DB-API connection; subclasses bind the dialect."""
+
+    placeholder = "%s"
+
+    def __init__(self, conn: Any, spec: AedSourceBindingSpec) -> None:
+        self.conn = conn
+        self.spec = spec
+        t = spec.target
+        self.key = t.key_column
+        self.owned = tuple(spec.mapping.owned)
+        self.columns = tuple(m.column for m in spec.mapping.columns)
+        self.owned_index = tuple(self.columns.index(c) for c in self.owned)
+        self.types = {m.column: m.type for m in spec.mapping.columns}
+        self.table = self.qualified(t.schema_name, t.table)
+        self.tracking = False
+        self.cur = conn.cursor()
+
+    # --- dialect hooks ----------------------------------------------------------------
+
+    def qualified(self, schema: str, table: str) -> str:
+        return f"{quote(schema)}.{quote(table)}"
+
+    def table_columns(self) -> dict[str, bool] | None:
+        """column → NOT NULL, or None when the table does not exist."""
+        raise NotImplementedError
+
+    def create_table(self) -> None:
+        raise NotImplementedError
+
+    def create_stage(self) -> None:
+        raise NotImplementedError
+
+    def load_stage(self, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def distinct(self, left: str, right: str) -> str:
+        return f"({left}) IS DISTINCT FROM ({right})"
+
+    def today(self) -> str:
+        return "CURRENT_DATE"
+
+    def days_since(self, column: str) -> str:
+        return f"(CURRENT_DATE - {column})"
+
+    def database_checks(self) -> list[tuple[str, str, str, str]]:
+        """(rule, column, message, SQL that selects the offending stage keys)."""
+        return []
+
+    # --- shared SQL ---------------------------------------------------------------------
+
+    def sql(self, text: str, params: Sequence[Any] = ()) -> Any:
+        self.cur.execute(text.replace("{p}", self.placeholder), tuple(params))
+        return self.cur
+
+    def scalar(self, text: str, params: Sequence[Any] = ()) -> Any:
+        row = self.sql(text, params).fetchone()
+        return row[0] if row else None
+
+    def prepare(self) -> None:
+        """Create the table if allowed, check its columns, create the stage tables."""
+        columns = self.table_columns()
+        if columns is None:
+            if not self.spec.target.create_table:
+                raise DriverError(f"table {self.table} does not exist and target.createTable is false")
+            self.create_table()
+            columns = self.table_columns() or {}
+        missing = [c for c in self.owned if c not in columns]
+        if missing:
+            raise DriverError(f"table {self.table} has no column(s) {', '.join(missing)} that the mapping "
+                              "owns; add them or change mapping.ownedColumns")
+        self.tracking = all(c in columns for c in TRACKING)
+        if self.spec.deletion.policy.value == "mark" and not self.tracking:
+            absent = [c for c in TRACKING if c not in columns]
+            raise DriverError(f"deletion.policy mark needs the tracking column(s) {', '.join(absent)} in "
+                              f"{self.table}; add them, or use policy delete or ignore")
+        self.create_stage()
+
+    def _owned_list(self, alias: str = "") -> str:
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(prefix + quote(c) for c in self.owned)
+
+    def _absent_where(self, mode_full: bool) -> str:
+        k = quote(self.key)
+        return (f"NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.{k} = t.{k}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {REJECTED} r WHERE r.{k} = t.{k})")
+
+    def _reappeared(self) -> str:
+        return "t.data_status IS NOT NULL AND t.data_status <> 'active'" if self.tracking else "1 = 0"
+
+    def stage_rejected_keys(self, keys: Iterable[str]) -> None:
+        batch = [(k,) for k in keys]
+        if batch:
+            self.cur.executemany(f"INSERT INTO {REJECTED} ({quote(self.key)}) VALUES ({self.placeholder})",
+                                 batch)
+
+    def run_database_checks(self) -> list[tuple[str, str, str, str]]:
+        """Stage 3: (key, rule, column, message) of staged rows the target would refuse;
+        those rows are taken out of the stage."""
+        found: list[tuple[str, str, str, str]] = []
+        k = quote(self.key)
+        for rule, column, message, select in self.database_checks():
+            for (key,) in self.sql(select).fetchall():
+                found.append((key, rule, column, message))
+        keys = sorted({f[0] for f in found})
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            self.sql(f"DELETE FROM {STAGE} WHERE {k} IN ({', '.join('{p}' for _ in chunk)})", chunk)
+        self.stage_rejected_keys(keys)
+        return found
+
+    def compare(self, *, full: bool, samples: int) -> Comparison:
+        k = quote(self.key)
+        owned_t, owned_s = self._owned_list("t"), self._owned_list("s")
+        c = Comparison()
+        c.current = self.scalar(f"SELECT count(*) FROM {self.table}")
+        c.staged = self.scalar(f"SELECT count(*) FROM {STAGE}")
+        c.active = (self.scalar(f"SELECT count(*) FROM {self.table} WHERE data_status IS NULL OR "
+                                "data_status = 'active'") if self.tracking else c.current)
+        c.inserts = self.scalar(f"SELECT count(*) FROM {STAGE} s WHERE NOT EXISTS "
+                                f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k})")
+        changed = f"{self.distinct(owned_t, owned_s)} OR {self._reappeared()}"
+        c.updates = self.scalar(f"SELECT count(*) FROM {STAGE} s JOIN {self.table} t ON t.{k} = s.{k} "
+                                f"WHERE {changed}")
+        c.unchanged = c.staged - c.inserts - c.updates
+        policy = self.spec.deletion.policy.value
+        if full and policy != "ignore":
+            extra = " AND (t.data_status IS NULL OR t.data_status = 'active')" if policy == "mark" else ""
+            c.absent = self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {self._absent_where(full)}"
+                                   + extra)
+        if c.staged:
+            counts = self.sql("SELECT " + ", ".join(f"count({quote(col)})" for col in self.owned)
+                              + f" FROM {STAGE}").fetchone()
+            c.null_columns = [col for col, n in zip(self.owned, counts, strict=True) if n == 0]
+        c.samples = self._samples(samples, changed, full and policy != "ignore")
+        return c
+
+    def _samples(self, limit: int, changed: str, deletions: bool) -> list[tuple[str, str, Any, Any]]:
+        if limit <= 0:
+            return []
+        k = quote(self.key)
+        out: list[tuple[str, str, Any, Any]] = []
+        names = self.owned
+        rows = self.sql(f"SELECT {self._owned_list('s')} FROM {STAGE} s WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k}) ORDER BY s.{k} LIMIT {limit}")
+        for row in rows.fetchall():
+            after = dict(zip(names, row, strict=True))
+            out.append(("create", str(after[self.key]), None, after))
+        rows = self.sql(f"SELECT {self._owned_list('t')}, {self._owned_list('s')} FROM {STAGE} s "
+                        f"JOIN {self.table} t ON t.{k} = s.{k} WHERE {changed} ORDER BY s.{k} LIMIT {limit}")
+        for row in rows.fetchall():
+            before = dict(zip(names, row[: len(names)], strict=True))
+            after = dict(zip(names, row[len(names):], strict=True))
+            out.append(("update", str(after[self.key]), before, after))
+        if deletions:
+            rows = self.sql(f"SELECT {self._owned_list('t')} FROM {self.table} t WHERE "
+                            f"{self._absent_where(True)} ORDER BY t.{k} LIMIT {limit}")
+            for row in rows.fetchall():
+                before = dict(zip(names, row, strict=True))
+                out.append(("delete", str(before[self.key]), before, None))
+        return out
+
+    def snapshot(self, *, full: bool) -> tuple[list[tuple[str, dict[str, Any] | None]], list[str]]:
+        """The rows apply will change, as they are now (key → owned values and tracking), and
+        the keys it will create."""
+        k = quote(self.key)
+        cols = list(self.owned) + ([c for c in TRACKING] if self.tracking else [])
+        select = ", ".join(f"t.{quote(c)}" for c in cols)
+        changed = f"{self.distinct(self._owned_list('t'), self._owned_list('s'))} OR {self._reappeared()}"
+        rows = self.sql(f"SELECT {select} FROM {self.table} t JOIN {STAGE} s ON s.{k} = t.{k} "
+                        f"WHERE {changed}").fetchall()
+        policy = self.spec.deletion.policy.value
+        if full and policy != "ignore":
+            absent = self._absent_where(True)
+            rows += self.sql(f"SELECT {select} FROM {self.table} t WHERE {absent}").fetchall()
+        before = [(str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in rows]
+        created = [r[0] for r in self.sql(f"SELECT s.{k} FROM {STAGE} s WHERE NOT EXISTS "
+                                          f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k})").fetchall()]
+        return before, [str(c) for c in created]
+
+    def upsert(self, batch_id: str) -> tuple[int, int]:
+        """One set-based upsert of the staged rows; (inserted, updated)."""
+        k = quote(self.key)
+        owned = self._owned_list()
+        rest = [c for c in self.owned if c != self.key]
+        sets = [f"{quote(c)} = excluded.{quote(c)}" for c in rest]
+        before_inserts = self.scalar(f"SELECT count(*) FROM {self.table}")
+        if self.tracking:
+            cols = owned + ", data_status, first_seen_date, last_seen_date, consecutive_missing_days, " \
+                           "deletion_suspected_date, sync_batch_id"
+            values = (f"{self._owned_list('s')}, 'active', {self.today()}, {self.today()}, 0, NULL, "
+                      f"{self.placeholder}")
+            sets += ["data_status = 'active'", f"last_seen_date = {self.today()}",
+                     "consecutive_missing_days = 0", "deletion_suspected_date = NULL",
+                     "sync_batch_id = excluded.sync_batch_id"]
+            params: tuple[Any, ...] = (batch_id,)
+        else:
+            cols, values, params = owned, self._owned_list("s"), ()
+        old = ", ".join(f"t.{quote(c)}" for c in rest)
+        new = ", ".join(f"excluded.{quote(c)}" for c in rest)
+        where = self.distinct(old, new) if rest else "1 = 0"
+        if self.tracking:
+            where += f" OR {self._reappeared()}"
+        self.sql(f"INSERT INTO {self.table} AS t ({cols}) SELECT {values} FROM {STAGE} s WHERE true "
+                 f"ON CONFLICT ({k}) DO UPDATE SET {', '.join(sets) or f'{k} = excluded.{k}'} WHERE {where}",
+                 params)
+        written = self.cur.rowcount
+        inserted = self.scalar(f"SELECT count(*) FROM {self.table}") - before_inserts
+        return inserted, written - inserted
+
+    def remove_absent(self, last_seen: date) -> int:
+        """Deletions of a full run (policy delete) or marks (policy mark); the row count.
+
+        A row newly absent was last seen by the previous successful run (`last_seen`): every
+        run pulls the whole registry, so present rows need no daily bookkeeping write, and a
+        run with nothing to change stays a no-op. It turns `deletion_suspected` once it has
+        been missing for `suspectAfterDays` days."""
+        policy = self.spec.deletion.policy.value
+        absent = self._absent_where(True)
+        if policy == "delete":
+            return int(self.sql(f"DELETE FROM {self.table} AS t WHERE {absent}").rowcount)
+        if policy == "mark":
+            days = self.spec.deletion.suspect_after_days
+            since = self.days_since("t.last_seen_date")
+            update = f"UPDATE {self.table} AS t SET"
+            marked = self.sql(
+                f"{update} data_status = 'missing', last_seen_date = {{p}} "
+                f"WHERE {absent} AND (t.data_status IS NULL OR t.data_status = 'active')",
+                (self.adapt(last_seen, "last_seen_date"),)).rowcount
+            self.sql(f"{update} consecutive_missing_days = {since} WHERE {absent} "
+                     f"AND t.data_status IN ('missing', 'deletion_suspected')")
+            self.sql(
+                f"{update} data_status = 'deletion_suspected', deletion_suspected_date = {self.today()} "
+                f"WHERE {absent} AND t.data_status = 'missing' AND {since} >= {days}")
+            return int(marked)
+        return 0
+
+    def restore(self, rows: Sequence[tuple[str, dict[str, Any] | None]]) -> tuple[int, int, int]:
+        """Put rows back as snapshotted (None = the row did not exist): (created, updated, deleted)."""
+        created = updated = deleted = 0
+        k = quote(self.key)
+        for key, values in rows:
+            exists = self.scalar(f"SELECT count(*) FROM {self.table} WHERE {k} = {{p}}", (key,))
+            if values is None:
+                if exists:
+                    self.sql(f"DELETE FROM {self.table} WHERE {k} = {{p}}", (key,))
+                    deleted += 1
+                continue
+            cols = list(values)
+            params = [self.adapt(values[c], c) for c in cols]
+            if exists:
+                sets = ", ".join(f"{quote(c)} = {{p}}" for c in cols)
+                self.sql(f"UPDATE {self.table} SET {sets} WHERE {k} = {{p}}", [*params, key])
+                updated += 1
+            else:
+                self.sql(f"INSERT INTO {self.table} ({', '.join(quote(c) for c in cols)}) VALUES "
+                         f"({', '.join('{p}' for _ in cols)})", params)
+                created += 1
+        return created, updated, deleted
+
+    def adapt(self, value: Any, column: str) -> Any:
+        return value
+
+    def rows_of(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current rows (owned + tracking columns) of these keys."""
+        k = quote(self.key)
+        cols = list(self.owned) + (list(TRACKING) if self.tracking else [])
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            rows = self.sql(f"SELECT {', '.join(quote(c) for c in cols)} FROM {self.table} WHERE {k} IN "
+                            f"({', '.join('{p}' for _ in chunk)})", chunk).fetchall()
+            for row in rows:
+                values = dict(zip(cols, row, strict=True))
+                out[str(values[self.key])] = values
+        return out
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # the connection may already be gone
+            self.conn.rollback()
+        self.conn.close()
+
+
+class PostgresTarget(Target):
+    placeholder = "%s"
+
+    @classmethod
+    def connect(cls, url: str, spec: AedSourceBindingSpec) -> PostgresTarget:
+        import psycopg
+
+        url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            conn = psycopg.connect(url, autocommit=False)
+        except psycopg.Error as exc:
+            raise DriverError(f"cannot connect to the target database: {exc}".strip()) from None
+        return cls(conn, spec)
+
+    def table_columns(self) -> dict[str, bool] | None:
+        t = self.spec.target
+        rows = self.sql("SELECT a.attname, a.attnotnull FROM pg_attribute a JOIN pg_class c ON c.oid = "
+                        "a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND "
+                        "c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                        (t.schema_name, t.table)).fetchall()
+        return {name: notnull for name, notnull in rows} or None
+
+    def create_table(self) -> None:
+        cols = [f"{quote(m.column)} {_PG_TYPES[m.type]}" + (" PRIMARY KEY" if m.column == self.key else "")
+                for m in self.spec.mapping.columns]
+        cols += ["data_status text NOT NULL DEFAULT 'active'", "first_seen_date date", "last_seen_date date",
+                 "consecutive_missing_days integer NOT NULL DEFAULT 0", "deletion_suspected_date date",
+                 "sync_batch_id text"]
+        self.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(self.spec.target.schema_name)}")
+        self.sql(f"CREATE TABLE {self.table} ({', '.join(cols)})")
+
+    def create_stage(self) -> None:
+        k = quote(self.key)
+        self.sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {self._owned_list()} FROM {self.table} "
+                 "WITH NO DATA")
+        self.sql(f"CREATE TEMP TABLE {REJECTED} ON COMMIT DROP AS SELECT {k} FROM {self.table} WITH NO DATA")
+
+    def load_stage(self, rows: Iterable[Sequence[Any]]) -> None:
+        with self.cur.copy(f"COPY {STAGE} ({self._owned_list()}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[i] for i in self.owned_index])
+
+    def index_stage(self) -> None:
+        self.sql(f"CREATE UNIQUE INDEX ON {STAGE} ({quote(self.key)})")
+        self.sql(f"ANALYZE {STAGE}")
+
+    def database_checks(self) -> list[tuple[str, str, str, str]]:
+        """NOT NULL, CHECK and single-column foreign keys of the target, on the stage."""
+        checks: list[tuple[str, str, str, str]] = []
+        columns = self.table_columns() or {}
+        k = quote(self.key)
+        if self.spec.validation.database.constraints.enabled:
+            for column in self.owned:
+                if columns.get(column) and column != self.key:
+                    checks.append(("constraints", column, f"{column} is NOT NULL in the target",
+                                   f"SELECT {k} FROM {STAGE} WHERE {quote(column)} IS NULL"))
+            rows = self.sql("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE "
+                            "contype = 'c' AND conrelid = to_regclass(%s)", (self.table,)).fetchall()
+            for name, definition in rows:
+                expression = definition[len("CHECK "):] if definition.startswith("CHECK ") else None
+                if expression is None or any(c in expression for c in TRACKING):
+                    continue
+                checks.append(("constraints", name, f"check constraint {name}: {definition}",
+                               f"SELECT {k} FROM {STAGE} WHERE NOT {expression}"))
+        if self.spec.validation.database.foreign_keys.enabled:
+            rows = self.sql(
+                "SELECT c.conname, a.attname, c.confrelid::regclass::text, fa.attname FROM pg_constraint c "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "JOIN pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = c.confkey[1] "
+                "WHERE c.contype = 'f' AND c.conrelid = to_regclass(%s) AND cardinality(c.conkey) = 1",
+                (self.table,)).fetchall()
+            for name, column, ref_table, ref_column in rows:
+                if column not in self.owned:
+                    continue
+                own, ref = quote(column), quote(ref_column)
+                checks.append(("foreignKeys", column, f"foreign key {name}: no {ref_column} in {ref_table}",
+                               f"SELECT s.{k} FROM {STAGE} s WHERE s.{own} IS NOT NULL AND NOT EXISTS "
+                               f"(SELECT 1 FROM {ref_table} r WHERE r.{ref} = s.{own})"))
+        return checks
+
+
+class SqliteTarget(Target):
+    """SQLite for the quickstart: same semantics, batched inserts instead of COPY."""
+
+    placeholder = "?"
+
+    @classmethod
+    def connect(cls, url: str, spec: AedSourceBindingSpec) -> SqliteTarget:
+        path = url.split("///", 1)[1] if "///" in url else url.removeprefix("sqlite:")
+        from pathlib import Path
+
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(Path(path).expanduser()), isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("BEGIN IMMEDIATE")
+        return cls(conn, spec)
+
+    def qualified(self, schema: str, table: str) -> str:
+        return quote(table)  # SQLite has no schemas (the main database)
+
+    def table_columns(self) -> dict[str, bool] | None:
+        rows = self.sql(f"PRAGMA table_info({quote(self.spec.target.table)})").fetchall()
+        return {row[1]: bool(row[3]) for row in rows} or None
+
+    def create_table(self) -> None:
+        cols = [f"{quote(m.column)} {_SQLITE_TYPES[m.type]}" + (" PRIMARY KEY" if m.column == self.key
+                                                                 else "") for m in self.spec.mapping.columns]
+        cols += ["data_status TEXT NOT NULL DEFAULT 'active'", "first_seen_date TEXT", "last_seen_date TEXT",
+                 "consecutive_missing_days INTEGER NOT NULL DEFAULT 0", "deletion_suspected_date TEXT",
+                 "sync_batch_id TEXT"]
+        self.sql(f"CREATE TABLE {self.table} ({', '.join(cols)})")
+
+    def create_stage(self) -> None:
+        cols = ", ".join(f"{quote(c)} {_SQLITE_TYPES[self.types[c]]}" for c in self.owned)
+        self.sql(f"DROP TABLE IF EXISTS temp.{STAGE}")
+        self.sql(f"DROP TABLE IF EXISTS temp.{REJECTED}")
+        self.sql(f"CREATE TEMP TABLE {STAGE} ({cols}, PRIMARY KEY ({quote(self.key)}))")
+        self.sql(f"CREATE TEMP TABLE {REJECTED} ({quote(self.key)} TEXT PRIMARY KEY)")
+
+    def load_stage(self, rows: Iterable[Sequence[Any]]) -> None:
+        marks = ", ".join("?" for _ in self.owned)
+        self.cur.executemany(f"INSERT INTO {STAGE} ({self._owned_list()}) VALUES ({marks})",
+                             [[_sqlite_value(row[i]) for i in self.owned_index] for row in rows])
+
+    def index_stage(self) -> None:
+        self.sql(f"ANALYZE temp.{STAGE}")
+
+    def distinct(self, left: str, right: str) -> str:
+        lefts, rights = left.split(", "), right.split(", ")
+        return "(" + " OR ".join(f"{a} IS NOT {b}" for a, b in zip(lefts, rights, strict=True)) + ")"
+
+    def today(self) -> str:
+        return "date('now')"
+
+    def days_since(self, column: str) -> str:
+        return f"CAST(julianday(date('now')) - julianday({column}) AS INTEGER)"
+
+    def adapt(self, value: Any, column: str) -> Any:
+        return _sqlite_value(value)
+
+    def database_checks(self) -> list[tuple[str, str, str, str]]:
+        checks: list[tuple[str, str, str, str]] = []
+        if self.spec.validation.database.constraints.enabled:
+            k = quote(self.key)
+            for column, notnull in (self.table_columns() or {}).items():
+                if notnull and column in self.owned and column != self.key:
+                    checks.append(("constraints", column, f"{column} is NOT NULL in the target",
+                                   f"SELECT {k} FROM {STAGE} WHERE {quote(column)} IS NULL"))
+        return checks
+
+
+def open_target(url: str, spec: AedSourceBindingSpec) -> Target:
+    """A target for a `postgresql://…` or `sqlite:///path` URL."""
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        return PostgresTarget.connect(url.replace("postgres://", "postgresql://", 1), spec)
+    if url.startswith("sqlite:"):
+        return SqliteTarget.connect(url, spec)
+    scheme = url.split(":", 1)[0] if ":" in url else "(none)"
+    raise DriverError(f"target.databaseUrl: expected a postgresql:// or sqlite:/// URL, got scheme "
+                      f"{scheme!r}")

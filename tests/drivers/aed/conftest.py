@@ -1,0 +1,129 @@
+"""AED driver tests: the project's emulator over real HTTP, a real PostgreSQL table."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import PG_ADMIN_URL
+
+from reconciler.drivers import default_registry
+from reconciler.emulator.egen import EgenEmulator
+from reconciler.engine.orchestrator import Orchestrator
+from reconciler.engine.runs import RunResult, Trigger
+from reconciler.models import Mode
+from reconciler.models.aed import AedSourceBinding
+from reconciler.store import Store
+
+COUNT = 3000
+
+COLUMNS = [
+    {"column": "equipment_serial", "from": "serialSeq", "transforms": ["trim"], "maxLength": 20,
+     "required": True},
+    {"column": "sido", "from": "sido", "transforms": ["trim", "placeholderToNull", "sidoShortName"]},
+    {"column": "gugun", "from": "gugun", "transforms": ["trim", "placeholderToNull"]},
+    {"column": "installation_institution", "from": "org", "transforms": ["trim", "placeholderToNull"],
+     "maxLength": 100},
+    {"column": "installation_address", "from": "buildAddress",
+     "transforms": ["trim", "placeholderToNull", "prefixAddress"], "maxLength": 200},
+    {"column": "installation_position", "from": "buildPlace", "transforms": ["trim", "placeholderToNull"]},
+    {"column": "latitude", "from": "wgs84Lat", "type": "numeric", "transforms": ["trim", "parseNumber"],
+     "required": True},
+    {"column": "longitude", "from": "wgs84Lon", "type": "numeric", "transforms": ["trim", "parseNumber"],
+     "required": True},
+    {"column": "manufacturer", "from": "mfg", "transforms": ["trim", "placeholderToNull"]},
+    {"column": "model_name", "from": "model", "transforms": ["trim", "placeholderToNull"]},
+]
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EgenEmulator]:
+    emu = EgenEmulator(count=COUNT)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def aed_database() -> Iterator[str]:
+    """A database of its own for the AED target tables (the store's test database must hold
+    only the store's tables)."""
+    name = f"reconciler_aed_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(aed_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = aed_database
+    monkeypatch.setenv("AED_TEST_DB", url)
+    monkeypatch.setenv("AED_TEST_KEY", "test-service-key-0042")
+    return url
+
+
+@pytest.fixture
+def table() -> str:
+    return f"aed_{uuid.uuid4().hex[:10]}"
+
+
+def binding(base_url: str, table: str, *, name: str = "aed", **spec: Any) -> AedSourceBinding:
+    body: dict[str, Any] = {
+        "source": {"baseUrl": base_url, "serviceKey": {"env": "AED_TEST_KEY"}, "pageSize": 500,
+                   "concurrency": 4, "timeout": "10s",
+                   "retries": {"limit": 2, "backoff": "10ms", "maxBackoff": "50ms"}},
+        "target": {"databaseUrl": {"env": "AED_TEST_DB"}, "table": table},
+        "mapping": {"columns": COLUMNS},
+    }
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(body.get(key), dict):
+            body[key] = {**body[key], **value}
+        else:
+            body[key] = value
+    return AedSourceBinding.model_validate(
+        {"apiVersion": "reconciler.dev/v1alpha1", "kind": "AedSourceBinding", "metadata": {"name": name},
+         "spec": body})
+
+
+class Runner:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.orchestrator = Orchestrator(store=store, drivers=default_registry())
+
+    def __call__(self, obj: AedSourceBinding, **kwargs: Any) -> RunResult:
+        kwargs.setdefault("trigger", Trigger.MANUAL)
+        kwargs.setdefault("mode", Mode.FULL)
+        return asyncio.run(self.orchestrator.run(obj, **kwargs))
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[Runner]:
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    yield Runner(store)
+    store.close()
+
+
+def checksum(url: str, table: str) -> tuple[int, str | None]:
+    """(rows, md5 of every row in key order): equal means byte-for-byte the same content."""
+    with psycopg.connect(url) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()
+        if exists is None or exists[0] is None:
+            return (-1, None)
+        row = conn.execute(f'SELECT count(*), md5(string_agg(t::text, \'|\' ORDER BY equipment_serial)) '
+                           f'FROM "{table}" t').fetchone()
+        assert row is not None
+        return int(row[0]), row[1]
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
