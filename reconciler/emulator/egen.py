@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import signal
 import socketserver
 import threading
@@ -316,6 +317,10 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that drops a keep-alive connection is normal here, not a traceback on stderr.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client's connection pool is reused
@@ -340,7 +345,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - " + format, self.address_string(), *args)
+        # The request line carries the service key: never log it, even at debug level.
+        text = re.sub(r"(serviceKey=)[^&\s]*", r"\1***", format % args)
+        log.debug("%s - %s", self.address_string(), text)
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ given one, every row those runs changed, as a recorded run of its own.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -88,21 +89,23 @@ class AedSourceBindingDriver:
             if ctx.progress is not None:
                 ctx.progress("pages fetched", done, total)
 
-        async for page in fetch_pages(spec.source, service_key, on_progress=progress):
-            observed.pages += 1
-            good: list[tuple[Any, ...]] = []
-            for item in page.items:
-                row = validator.check(mapper.row(item))
-                if row.problems:
-                    rejects += [{"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
-                                 "message": p.message, "content": dict(item)} for p in row.problems]
-                    observed.rejected += 1
-                else:
-                    good.append(row.values)
-            observed.source_rows += len(page.items)
-            target.load_stage(good)
-            if ctx.progress is not None:
-                ctx.progress("rows validated", observed.source_rows, None)
+        pages = fetch_pages(spec.source, service_key, on_progress=progress)
+        async with contextlib.aclosing(pages):  # a failure mid-pull stops the fetch at once
+            async for page in pages:
+                observed.pages += 1
+                good: list[tuple[Any, ...]] = []
+                for item in page.items:
+                    row = validator.check(mapper.row(item))
+                    if row.problems:
+                        rejects += [{"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
+                                     "message": p.message, "content": dict(item)} for p in row.problems]
+                        observed.rejected += 1
+                    else:
+                        good.append(row.values)
+                observed.source_rows += len(page.items)
+                target.load_stage(good)
+                if ctx.progress is not None:
+                    ctx.progress("rows validated", observed.source_rows, None)
         target.index_stage()
         for key, rule, column, message in target.run_database_checks():
             problem_action = validator.actions.get(rule, RuleAction.REJECT_ROW)
