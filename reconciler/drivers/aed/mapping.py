@@ -14,7 +14,7 @@ each naming the column and the rule. Field names are matched case-insensitively.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -113,6 +113,31 @@ class Mapper:
         self.check_required = fmt.required.enabled
         self.check_types = fmt.types.enabled
         self.check_lengths = fmt.lengths.enabled
+        from reconciler.drivers.aed.parsing import FIELDS, field_name
+
+        # The parser names known fields in camelCase: one dict lookup per column; only an
+        # unknown field is looked up case-insensitively.
+        self.sources = tuple(field_name(m.source_field) for m in self.columns)
+        self.known = tuple(source in FIELDS for source in self.sources)
+        self.steps = tuple(self._compile(m) for m in self.columns)
+
+    def _compile(self, mapping: ColumnMapping) -> tuple[Callable[[Any, Mapping[str, str]], Any], ...]:
+        """The column's transforms and type conversion as a chain of small functions."""
+        placeholders = self.placeholders
+        table: dict[Transform, Callable[[Any, Mapping[str, str]], Any]] = {
+            Transform.TRIM: lambda v, _: str(v).strip() or None,
+            Transform.PLACEHOLDER_TO_NULL: lambda v, _: None if str(v).strip() in placeholders else v,
+            Transform.PARSE_NUMBER: lambda v, _: _number(str(v).strip()),
+            Transform.PARSE_DATE: lambda v, _: _date(str(v).strip()),
+            Transform.SIDO_SHORT_NAME: lambda v, _: short_sido(str(v)) or v,
+            Transform.SIDO_LONG_NAME: lambda v, _: long_sido(str(v)) or v,
+            Transform.PREFIX_ADDRESS: lambda v, item: self._prefixed(str(v), item),
+        }
+        steps = [table[t] for t in mapping.transforms]
+        if mapping.type is not ColumnType.TEXT:
+            type_ = mapping.type
+            steps.append(lambda v, _: _typed(v, type_))
+        return tuple(steps)
 
     @staticmethod
     def field(item: Mapping[str, str], name: str) -> str | None:
@@ -124,29 +149,9 @@ class Mapper:
                     return candidate
         return value
 
-    def _transform(self, value: Any, transforms: list[Transform], item: Mapping[str, str]) -> Any:
-        for transform in transforms:
-            if value is None:
-                return None
-            if transform is Transform.TRIM:
-                value = str(value).strip() or None
-            elif transform is Transform.PLACEHOLDER_TO_NULL:
-                value = None if str(value).strip() in self.placeholders else value
-            elif transform is Transform.PARSE_NUMBER:
-                value = _number(str(value).strip())
-            elif transform is Transform.PARSE_DATE:
-                value = _date(str(value).strip())
-            elif transform is Transform.SIDO_SHORT_NAME:
-                value = short_sido(str(value)) or value
-            elif transform is Transform.SIDO_LONG_NAME:
-                value = long_sido(str(value)) or value
-            elif transform is Transform.PREFIX_ADDRESS:
-                value = self._prefixed(str(value), item)
-        return value
-
     def _prefixed(self, address: str, item: Mapping[str, str]) -> str:
-        sido = (self.field(item, "sido") or "").strip()
-        gugun = (self.field(item, "gugun") or "").strip()
+        sido = (item.get("sido") or "").strip()
+        gugun = (item.get("gugun") or "").strip()
         if not sido:
             return address
         first = address.split(" ", 1)[0]
@@ -159,9 +164,15 @@ class Mapper:
         values: list[Any] = []
         problems: list[Problem] = []
         for index, mapping in enumerate(self.columns):
-            raw = self.field(item, mapping.source_field)
+            raw = item.get(self.sources[index])
+            if raw is None and not self.known[index]:
+                raw = self.field(item, mapping.source_field)
             try:
-                value = _typed(self._transform(raw, mapping.transforms, item), mapping.type)
+                value: Any = raw
+                for step in self.steps[index]:
+                    if value is None:
+                        break
+                    value = step(value, item)
             except (ValueError, InvalidOperation) as exc:
                 if self.check_types:
                     message = str(exc) if str(exc) else f"cannot convert {raw!r}"

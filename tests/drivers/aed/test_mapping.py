@@ -8,6 +8,7 @@ import pytest
 
 from drivers.aed.conftest import binding
 from reconciler.drivers.aed.mapping import Mapper
+from reconciler.drivers.aed.parsing import parse_page
 from reconciler.drivers.aed.validating import ValidationFailed, Validator, post_sync
 
 ITEM = {"serialSeq": " 031-130110-000123 ", "sido": "서울특별시", "gugun": "종로구", "org": " 종로구보건소 ",
@@ -37,9 +38,13 @@ def test_address_already_prefixed_is_kept() -> None:
     assert values["installation_address"] == "세종특별자치시 한누리대로 2130"
 
 
-def test_field_names_match_case_insensitively() -> None:
-    lower = {k.lower(): v for k, v in ITEM.items()}
-    assert Mapper(spec()).row(lower).values == Mapper(spec()).row(ITEM).values
+def test_lower_case_field_names_from_the_api_map_the_same() -> None:
+    fields = "".join(f"<{k.lower()}>{v}</{k.lower()}>" for k, v in ITEM.items())
+    body = ("<response><header><resultCode>00</resultCode><resultMsg>NORMAL SERVICE.</resultMsg></header>"
+            f"<body><items><item>{fields}</item></items><numOfRows>10</numOfRows><pageNo>1</pageNo>"
+            "<totalCount>1</totalCount></body></response>").encode()
+    item = parse_page(body, fmt="xml").items[0]
+    assert Mapper(spec()).row(item).values == Mapper(spec()).row(ITEM).values
 
 
 @pytest.mark.parametrize(("change", "rule", "column"), [

@@ -276,15 +276,6 @@ def test_streaming_parser_gives_the_same_page_for_any_chunking() -> None:
         assert parser.close() == expected
 
 
-def test_streaming_parser_drops_each_item_element_once_read() -> None:
-    whole = xml_page(b"<items>" + ITEM_1 * 50 + b"</items>")
-    parser = XmlPageParser()
-    parser.feed(whole.removesuffix(b"</body></response>"))  # still open: the tree is still held
-    body = parser._elements[-1]
-    items = body.find("items")
-    assert body.tag == "body" and items is not None and len(items) == 0
-
-
 def test_streaming_parser_fails_fast_on_bytes_that_cannot_be_xml() -> None:
     parser = XmlPageParser()
     with pytest.raises(ResponseFormatError):
