@@ -153,3 +153,29 @@ def test_secrets_never_leave_the_run(pg_url: str, runner: Runner, table: str) ->
     assert "test-service-key-0042" not in (result.error or "")
     for event in runner.store.events(result.target):
         assert "test-service-key-0042" not in str(event)
+
+
+def test_sqlite_target_has_the_same_semantics(runner: Runner, tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                              table: str) -> None:
+    import sqlite3
+
+    db = tmp_path / "aed.db"
+    monkeypatch.setenv("AED_TEST_DB", f"sqlite:///{db}")
+    monkeypatch.setenv("AED_TEST_KEY", "k")
+    with EgenEmulator(count=COUNT) as base:
+        first = runner(binding(base, table))
+        assert first.outcome is Outcome.SUCCEEDED and first.counts.created == COUNT, first.error
+        assert runner(binding(base, table)).outcome is Outcome.NOOP
+    with EgenEmulator(count=COUNT, changed_fraction=0.04) as base:
+        changed = runner(binding(base, table))
+    assert changed.outcome is Outcome.SUCCEEDED, changed.error
+    assert changed.counts.updated > 0 and changed.counts.deleted > 0
+    with sqlite3.connect(db) as conn:
+        statuses = dict(conn.execute(f'SELECT data_status, count(*) FROM "{table}" GROUP BY 1').fetchall())
+    assert statuses["missing"] == changed.counts.deleted
+    back = runner(binding(base, table), rollback_to=first.run_id)
+    assert back.outcome is Outcome.SUCCEEDED, back.error
+    with sqlite3.connect(db) as conn:
+        missing = conn.execute(f'SELECT count(*) FROM "{table}" WHERE data_status = ?', ("missing",))
+        assert missing.fetchone()[0] == 0
+        assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] == COUNT
