@@ -104,6 +104,9 @@ class Target:
     def distinct(self, left: str, right: str) -> str:
         return f"({left}) IS DISTINCT FROM ({right})"
 
+    def count_if(self, condition: str) -> str:
+        return f"count(*) FILTER (WHERE {condition})"
+
     def today(self) -> str:
         return "CURRENT_DATE"
 
@@ -180,25 +183,25 @@ class Target:
         k = quote(self.key)
         owned_t, owned_s = self._owned_list("t"), self._owned_list("s")
         c = Comparison()
-        c.current = self.scalar(f"SELECT count(*) FROM {self.table}")
-        c.staged = self.scalar(f"SELECT count(*) FROM {STAGE}")
-        c.active = (self.scalar(f"SELECT count(*) FROM {self.table} WHERE data_status IS NULL OR "
-                                "data_status = 'active'") if self.tracking else c.current)
-        c.inserts = self.scalar(f"SELECT count(*) FROM {STAGE} s WHERE NOT EXISTS "
-                                f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k})")
+        active = "data_status IS NULL OR data_status = 'active'" if self.tracking else "1 = 1"
+        c.current, c.active = self.sql(
+            f"SELECT count(*), {self.count_if(active)} FROM {self.table}").fetchone()
         changed = f"{self.distinct(owned_t, owned_s)} OR {self._reappeared()}"
-        c.updates = self.scalar(f"SELECT count(*) FROM {STAGE} s JOIN {self.table} t ON t.{k} = s.{k} "
-                                f"WHERE {changed}")
+        # One pass over the stage: its size, new keys, changed rows, and NULLs per owned column.
+        figures = self.sql(
+            f"SELECT count(*), {self.count_if(f't.{k} IS NULL')}, "
+            f"{self.count_if(f't.{k} IS NOT NULL AND ({changed})')}, "
+            + ", ".join(f"count(s.{quote(col)})" for col in self.owned)
+            + f" FROM {STAGE} s LEFT JOIN {self.table} t ON t.{k} = s.{k}").fetchone()
+        c.staged, c.inserts, c.updates = (int(v or 0) for v in figures[:3])
         c.unchanged = c.staged - c.inserts - c.updates
+        if c.staged:
+            c.null_columns = [col for col, n in zip(self.owned, figures[3:], strict=True) if n == 0]
         policy = self.spec.deletion.policy.value
         if full and policy != "ignore":
             extra = " AND (t.data_status IS NULL OR t.data_status = 'active')" if policy == "mark" else ""
             c.absent = self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {self._absent_where(full)}"
                                    + extra)
-        if c.staged:
-            counts = self.sql("SELECT " + ", ".join(f"count({quote(col)})" for col in self.owned)
-                              + f" FROM {STAGE}").fetchone()
-            c.null_columns = [col for col, n in zip(self.owned, counts, strict=True) if n == 0]
         c.samples = self._samples(samples, changed, full and policy != "ignore")
         return c
 
@@ -394,7 +397,7 @@ class PostgresTarget(Target):
                 copy.write_row([row[i] for i in self.owned_index])
 
     def index_stage(self) -> None:
-        self.sql(f"CREATE UNIQUE INDEX ON {STAGE} ({quote(self.key)})")
+        # Statistics for the planner (hash joins need no index; keys are unique by validation).
         self.sql(f"ANALYZE {STAGE}")
 
     def database_checks(self) -> list[tuple[str, str, str, str]]:
@@ -484,6 +487,9 @@ class SqliteTarget(Target):
 
     def today(self) -> str:
         return "date('now')"
+
+    def count_if(self, condition: str) -> str:
+        return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
     def days_since(self, column: str) -> str:
         return f"CAST(julianday(date('now')) - julianday({column}) AS INTEGER)"
