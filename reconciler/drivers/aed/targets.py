@@ -489,7 +489,7 @@ class SqliteTarget(Target):
         return "date('now')"
 
     def count_if(self, condition: str) -> str:
-        return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+        return f"coalesce(sum(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
 
     def days_since(self, column: str) -> str:
         return f"CAST(julianday(date('now')) - julianday({column}) AS INTEGER)"

@@ -161,7 +161,7 @@ def test_sqlite_target_has_the_same_semantics(runner: Runner, tmp_path, monkeypa
 
     db = tmp_path / "aed.db"
     monkeypatch.setenv("AED_TEST_DB", f"sqlite:///{db}")
-    monkeypatch.setenv("AED_TEST_KEY", "k")
+    monkeypatch.setenv("AED_TEST_KEY", "sqlite-test-key")
     with EgenEmulator(count=COUNT) as base:
         first = runner(binding(base, table))
         assert first.outcome is Outcome.SUCCEEDED and first.counts.created == COUNT, first.error
