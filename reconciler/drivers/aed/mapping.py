@@ -120,6 +120,10 @@ class Mapper:
         self.sources = tuple(field_name(m.source_field) for m in self.columns)
         self.known = tuple(source in FIELDS for source in self.sources)
         self.steps = tuple(self._compile(m) for m in self.columns)
+        uses_address = any(Transform.PREFIX_ADDRESS in m.transforms for m in self.columns)
+        self.needed_fields: frozenset[str] | None = (
+            frozenset(self.sources) | ({"sido", "gugun"} if uses_address else set())
+            if all(self.known) else None)
 
     def _compile(self, mapping: ColumnMapping) -> tuple[Callable[[Any, Mapping[str, str]], Any], ...]:
         """The column's transforms and type conversion as a chain of small functions."""

@@ -270,8 +270,9 @@ class XmlPageParser:
     returns the page or raises `ApiError` / `ResponseFormatError`.
     """
 
-    def __init__(self, *, requested: str = "xml") -> None:
+    def __init__(self, *, requested: str = "xml", fields: frozenset[str] | None = None) -> None:
         self._requested = requested
+        self._fields = fields  # keep only these item fields (canonical names); None: all
         self._mode: str | None = None  # "xml" or "json" once the first byte is seen
         self._head = bytearray()  # bytes seen before the format is known
         self._json = bytearray()
@@ -318,7 +319,7 @@ class XmlPageParser:
             root = self._tree.close()
         except ET.ParseError:
             return self._salvage()
-        envelope = _envelope_of(root)
+        envelope = _envelope_of(root, self._fields)
         if not envelope.kind:
             raise ResponseFormatError(f"an unknown XML document (root element <{_local(root.tag)}>)")
         return _page(envelope)
@@ -391,8 +392,23 @@ def _field(tag: str) -> str:
     return name
 
 
-def _envelope_of(root: ET.Element) -> _Envelope:
-    """The envelope of a whole parsed document (the fast path)."""
+def _items(items: ET.Element, fields: frozenset[str] | None) -> list[dict[str, str]]:
+    seen = _FIELDS_SEEN
+    out: list[dict[str, str]] = []
+    for item in items:
+        if _local(item.tag).lower() != "item":
+            continue
+        row: dict[str, str] = {}
+        for f in item:
+            name = seen[f.tag] if f.tag in seen else _field(f.tag)
+            if fields is None or name in fields:
+                row[name] = f.text or ""
+        out.append(row)
+    return out
+
+
+def _envelope_of(root: ET.Element, fields: frozenset[str] | None = None) -> _Envelope:
+    """The envelope of a whole parsed document (the fast path); items keep only `fields`."""
     envelope = _Envelope()
     envelope.kind = _XML_ROOTS.get(_local(root.tag).lower(), "")
     if envelope.kind == "gateway":
@@ -408,10 +424,7 @@ def _envelope_of(root: ET.Element) -> _Envelope:
                 for child in part:
                     child_name = _local(child.tag).lower()
                     if child_name == "items":
-                        seen = _FIELDS_SEEN
-                        envelope.items = [
-                            {(seen[f.tag] if f.tag in seen else _field(f.tag)): f.text or "" for f in item}
-                            for item in child if _local(item.tag).lower() == "item"]
+                        envelope.items = _items(child, fields)
                     else:
                         envelope.body[child_name] = (child.text or "").strip()
     return envelope

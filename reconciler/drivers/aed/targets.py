@@ -202,29 +202,37 @@ class Target:
             extra = " AND (t.data_status IS NULL OR t.data_status = 'active')" if policy == "mark" else ""
             c.absent = self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {self._absent_where(full)}"
                                    + extra)
-        c.samples = self._samples(samples, changed, full and policy != "ignore")
+        c.samples = self._samples(samples, changed, inserts=c.inserts > 0, updates=c.updates > 0,
+                                  deletions=c.absent > 0)
         return c
 
-    def _samples(self, limit: int, changed: str, deletions: bool) -> list[tuple[str, str, Any, Any]]:
+    def _samples(self, limit: int, changed: str, *, inserts: bool, updates: bool,
+                 deletions: bool) -> list[tuple[str, str, Any, Any]]:
+        """The first `limit` changes of each kind, by key (only kinds the counts say exist)."""
         if limit <= 0:
             return []
         k = quote(self.key)
         out: list[tuple[str, str, Any, Any]] = []
         names = self.owned
-        rows = self.sql(f"SELECT {self._owned_list('s')} FROM {STAGE} s WHERE NOT EXISTS "
-                        f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k}) ORDER BY s.{k} LIMIT {limit}")
-        for row in rows.fetchall():
-            after = dict(zip(names, row, strict=True))
-            out.append(("create", str(after[self.key]), None, after))
-        rows = self.sql(f"SELECT {self._owned_list('t')}, {self._owned_list('s')} FROM {STAGE} s "
-                        f"JOIN {self.table} t ON t.{k} = s.{k} WHERE {changed} ORDER BY s.{k} LIMIT {limit}")
-        for row in rows.fetchall():
-            before = dict(zip(names, row[: len(names)], strict=True))
-            after = dict(zip(names, row[len(names):], strict=True))
-            out.append(("update", str(after[self.key]), before, after))
+        if inserts:
+            rows = self.sql(f"SELECT {self._owned_list('s')} FROM {STAGE} s WHERE NOT EXISTS "
+                            f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k}) "
+                            f"ORDER BY s.{k} LIMIT {limit}")
+            for row in rows.fetchall():
+                after = dict(zip(names, row, strict=True))
+                out.append(("create", str(after[self.key]), None, after))
+        if updates:
+            rows = self.sql(f"SELECT {self._owned_list('t')}, {self._owned_list('s')} FROM {STAGE} s JOIN "
+                            f"{self.table} t ON t.{k} = s.{k} WHERE {changed} ORDER BY s.{k} LIMIT {limit}")
+            for row in rows.fetchall():
+                before = dict(zip(names, row[: len(names)], strict=True))
+                after = dict(zip(names, row[len(names):], strict=True))
+                out.append(("update", str(after[self.key]), before, after))
         if deletions:
+            marked = (" AND (t.data_status IS NULL OR t.data_status = 'active')"
+                      if self.spec.deletion.policy.value == "mark" else "")
             rows = self.sql(f"SELECT {self._owned_list('t')} FROM {self.table} t WHERE "
-                            f"{self._absent_where(True)} ORDER BY t.{k} LIMIT {limit}")
+                            f"{self._absent_where(True)}{marked} ORDER BY t.{k} LIMIT {limit}")
             for row in rows.fetchall():
                 before = dict(zip(names, row, strict=True))
                 out.append(("delete", str(before[self.key]), before, None))
@@ -396,10 +404,6 @@ class PostgresTarget(Target):
             for row in rows:
                 copy.write_row([row[i] for i in self.owned_index])
 
-    def index_stage(self) -> None:
-        # Statistics for the planner (hash joins need no index; keys are unique by validation).
-        self.sql(f"ANALYZE {STAGE}")
-
     def database_checks(self) -> list[tuple[str, str, str, str]]:
         """NOT NULL, CHECK and single-column foreign keys of the target, on the stage."""
         checks: list[tuple[str, str, str, str]] = []
@@ -477,9 +481,6 @@ class SqliteTarget(Target):
         marks = ", ".join("?" for _ in self.owned)
         self.cur.executemany(f"INSERT INTO {STAGE} ({self._owned_list()}) VALUES ({marks})",
                              [[_sqlite_value(row[i]) for i in self.owned_index] for row in rows])
-
-    def index_stage(self) -> None:
-        self.sql(f"ANALYZE temp.{STAGE}")
 
     def distinct(self, left: str, right: str) -> str:
         lefts, rights = left.split(", "), right.split(", ")
