@@ -36,6 +36,7 @@ _SQLITE_TYPES = {ColumnType.TEXT: "TEXT", ColumnType.INTEGER: "INTEGER", ColumnT
                  ColumnType.DATE: "TEXT", ColumnType.TIMESTAMP: "TEXT", ColumnType.BOOLEAN: "INTEGER"}
 STAGE = "_reconciler_aed_stage"
 REJECTED = "_reconciler_aed_rejected"
+CHANGES = "_reconciler_aed_changes"
 
 
 @dataclass(slots=True)
@@ -180,89 +181,71 @@ class Target:
         return found
 
     def compare(self, *, full: bool, samples: int) -> Comparison:
+        """One pass over stage and table writes the change set (key, action) into a temporary
+        table; every later step (counts, samples, snapshot, upsert, deletions) touches only
+        the rows in it."""
         k = quote(self.key)
-        owned_t, owned_s = self._owned_list("t"), self._owned_list("s")
         c = Comparison()
         active = "data_status IS NULL OR data_status = 'active'" if self.tracking else "1 = 1"
         c.current, c.active = self.sql(
             f"SELECT count(*), {self.count_if(active)} FROM {self.table}").fetchone()
-        changed = f"{self.distinct(owned_t, owned_s)} OR {self._reappeared()}"
-        # One pass over the stage: its size, new keys, changed rows, and NULLs per owned column.
-        figures = self.sql(
-            f"SELECT count(*), {self.count_if(f't.{k} IS NULL')}, "
-            f"{self.count_if(f't.{k} IS NOT NULL AND ({changed})')}, "
-            + ", ".join(f"count(s.{quote(col)})" for col in self.owned)
-            + f" FROM {STAGE} s LEFT JOIN {self.table} t ON t.{k} = s.{k}").fetchone()
-        c.staged, c.inserts, c.updates = (int(v or 0) for v in figures[:3])
-        c.unchanged = c.staged - c.inserts - c.updates
+        figures = self.sql("SELECT count(*), " + ", ".join(f"count({quote(col)})" for col in self.owned)
+                           + f" FROM {STAGE}").fetchone()
+        c.staged = int(figures[0] or 0)
         if c.staged:
-            c.null_columns = [col for col, n in zip(self.owned, figures[3:], strict=True) if n == 0]
+            c.null_columns = [col for col, n in zip(self.owned, figures[1:], strict=True) if n == 0]
+        changed = f"{self.distinct(self._owned_list('t'), self._owned_list('s'))} OR {self._reappeared()}"
+        self.sql(f"INSERT INTO {CHANGES} (k, action) SELECT s.{k}, CASE WHEN t.{k} IS NULL THEN 'create' "
+                 f"ELSE 'update' END FROM {STAGE} s LEFT JOIN {self.table} t ON t.{k} = s.{k} "
+                 f"WHERE t.{k} IS NULL OR {changed}")
         policy = self.spec.deletion.policy.value
         if full and policy != "ignore":
-            extra = " AND (t.data_status IS NULL OR t.data_status = 'active')" if policy == "mark" else ""
-            c.absent = self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {self._absent_where(full)}"
-                                   + extra)
-        c.samples = self._samples(samples, changed, inserts=c.inserts > 0, updates=c.updates > 0,
-                                  deletions=c.absent > 0)
+            marked = " AND (t.data_status IS NULL OR t.data_status = 'active')" if policy == "mark" else ""
+            self.sql(f"INSERT INTO {CHANGES} (k, action) SELECT t.{k}, 'delete' FROM {self.table} t "
+                     f"WHERE {self._absent_where(True)}{marked}")
+        counts = dict(self.sql(f"SELECT action, count(*) FROM {CHANGES} GROUP BY action").fetchall())
+        c.inserts, c.updates, c.absent = (int(counts.get(a, 0)) for a in ("create", "update", "delete"))
+        c.unchanged = c.staged - c.inserts - c.updates
+        c.samples = self._samples(samples)
         return c
 
-    def _samples(self, limit: int, changed: str, *, inserts: bool, updates: bool,
-                 deletions: bool) -> list[tuple[str, str, Any, Any]]:
-        """The first `limit` changes of each kind, by key (only kinds the counts say exist)."""
+    def _samples(self, limit: int) -> list[tuple[str, str, Any, Any]]:
+        """The first `limit` changes of each kind, by key."""
         if limit <= 0:
             return []
         k = quote(self.key)
         out: list[tuple[str, str, Any, Any]] = []
-        names = self.owned
-        if inserts:
-            rows = self.sql(f"SELECT {self._owned_list('s')} FROM {STAGE} s WHERE NOT EXISTS "
-                            f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k}) "
-                            f"ORDER BY s.{k} LIMIT {limit}")
-            for row in rows.fetchall():
-                after = dict(zip(names, row, strict=True))
-                out.append(("create", str(after[self.key]), None, after))
-        if updates:
-            rows = self.sql(f"SELECT {self._owned_list('t')}, {self._owned_list('s')} FROM {STAGE} s JOIN "
-                            f"{self.table} t ON t.{k} = s.{k} WHERE {changed} ORDER BY s.{k} LIMIT {limit}")
-            for row in rows.fetchall():
-                before = dict(zip(names, row[: len(names)], strict=True))
-                after = dict(zip(names, row[len(names):], strict=True))
-                out.append(("update", str(after[self.key]), before, after))
-        if deletions:
-            marked = (" AND (t.data_status IS NULL OR t.data_status = 'active')"
-                      if self.spec.deletion.policy.value == "mark" else "")
-            rows = self.sql(f"SELECT {self._owned_list('t')} FROM {self.table} t WHERE "
-                            f"{self._absent_where(True)}{marked} ORDER BY t.{k} LIMIT {limit}")
-            for row in rows.fetchall():
-                before = dict(zip(names, row, strict=True))
-                out.append(("delete", str(before[self.key]), before, None))
+        names, n = self.owned, len(self.owned)
+        rows = self.sql(
+            f"SELECT c.action, {self._owned_list('t')}, {self._owned_list('s')} FROM "
+            f"(SELECT k, action, row_number() OVER (PARTITION BY action ORDER BY k) AS n FROM {CHANGES}) c "
+            f"LEFT JOIN {self.table} t ON t.{k} = c.k LEFT JOIN {STAGE} s ON s.{k} = c.k "
+            f"WHERE c.n <= {int(limit)} ORDER BY c.action, c.k").fetchall()
+        for action, *values in rows:
+            before = dict(zip(names, values[:n], strict=True)) if action != "create" else None
+            after = dict(zip(names, values[n:], strict=True)) if action != "delete" else None
+            key = (after or before or {}).get(self.key)
+            out.append((action, str(key), before, after))
         return out
 
     def snapshot(self, *, full: bool) -> tuple[list[tuple[str, dict[str, Any] | None]], list[str]]:
         """The rows apply will change, as they are now (key → owned values and tracking), and
         the keys it will create."""
         k = quote(self.key)
-        cols = list(self.owned) + ([c for c in TRACKING] if self.tracking else [])
+        cols = list(self.owned) + (list(TRACKING) if self.tracking else [])
         select = ", ".join(f"t.{quote(c)}" for c in cols)
-        changed = f"{self.distinct(self._owned_list('t'), self._owned_list('s'))} OR {self._reappeared()}"
-        rows = self.sql(f"SELECT {select} FROM {self.table} t JOIN {STAGE} s ON s.{k} = t.{k} "
-                        f"WHERE {changed}").fetchall()
-        policy = self.spec.deletion.policy.value
-        if full and policy != "ignore":
-            absent = self._absent_where(True)
-            rows += self.sql(f"SELECT {select} FROM {self.table} t WHERE {absent}").fetchall()
+        rows = self.sql(f"SELECT {select} FROM {CHANGES} c JOIN {self.table} t ON t.{k} = c.k "
+                        f"WHERE c.action <> 'create'").fetchall()
         before = [(str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in rows]
-        created = [r[0] for r in self.sql(f"SELECT s.{k} FROM {STAGE} s WHERE NOT EXISTS "
-                                          f"(SELECT 1 FROM {self.table} t WHERE t.{k} = s.{k})").fetchall()]
-        return before, [str(c) for c in created]
+        created = [str(r[0]) for r in self.sql(f"SELECT k FROM {CHANGES} WHERE action = 'create'").fetchall()]
+        return before, created
 
     def upsert(self, batch_id: str) -> tuple[int, int]:
-        """One set-based upsert of the staged rows; (inserted, updated)."""
+        """One set-based upsert of the staged rows in the change set; (inserted, updated)."""
         k = quote(self.key)
         owned = self._owned_list()
         rest = [c for c in self.owned if c != self.key]
         sets = [f"{quote(c)} = excluded.{quote(c)}" for c in rest]
-        before_inserts = self.scalar(f"SELECT count(*) FROM {self.table}")
         if self.tracking:
             cols = owned + ", data_status, first_seen_date, last_seen_date, consecutive_missing_days, " \
                            "deletion_suspected_date, sync_batch_id"
@@ -279,11 +262,12 @@ class Target:
         where = self.distinct(old, new) if rest else "1 = 0"
         if self.tracking:
             where += f" OR {self._reappeared()}"
-        self.sql(f"INSERT INTO {self.table} AS t ({cols}) SELECT {values} FROM {STAGE} s WHERE true "
+        self.sql(f"INSERT INTO {self.table} AS t ({cols}) SELECT {values} FROM {STAGE} s JOIN {CHANGES} c "
+                 f"ON c.k = s.{k} AND c.action <> 'delete' WHERE true "
                  f"ON CONFLICT ({k}) DO UPDATE SET {', '.join(sets) or f'{k} = excluded.{k}'} WHERE {where}",
                  params)
-        written = self.cur.rowcount
-        inserted = self.scalar(f"SELECT count(*) FROM {self.table}") - before_inserts
+        written = int(self.cur.rowcount)
+        inserted = int(self.scalar(f"SELECT count(*) FROM {CHANGES} WHERE action = 'create'") or 0)
         return inserted, written - inserted
 
     def remove_absent(self, last_seen: date) -> int:
@@ -294,22 +278,20 @@ class Target:
         run with nothing to change stays a no-op. It turns `deletion_suspected` once it has
         been missing for `suspectAfterDays` days."""
         policy = self.spec.deletion.policy.value
-        absent = self._absent_where(True)
+        k = quote(self.key)
+        gone = f"t.{k} IN (SELECT k FROM {CHANGES} WHERE action = 'delete')"
         if policy == "delete":
-            return int(self.sql(f"DELETE FROM {self.table} AS t WHERE {absent}").rowcount)
+            return int(self.sql(f"DELETE FROM {self.table} AS t WHERE {gone}").rowcount)
         if policy == "mark":
             days = self.spec.deletion.suspect_after_days
             since = self.days_since("t.last_seen_date")
             update = f"UPDATE {self.table} AS t SET"
-            marked = self.sql(
-                f"{update} data_status = 'missing', last_seen_date = {{p}} "
-                f"WHERE {absent} AND (t.data_status IS NULL OR t.data_status = 'active')",
-                (self.adapt(last_seen, "last_seen_date"),)).rowcount
-            self.sql(f"{update} consecutive_missing_days = {since} WHERE {absent} "
-                     f"AND t.data_status IN ('missing', 'deletion_suspected')")
-            self.sql(
-                f"{update} data_status = 'deletion_suspected', deletion_suspected_date = {self.today()} "
-                f"WHERE {absent} AND t.data_status = 'missing' AND {since} >= {days}")
+            marked = self.sql(f"{update} data_status = 'missing', last_seen_date = {{p}} WHERE {gone}",
+                              (self.adapt(last_seen, "last_seen_date"),)).rowcount
+            still = f"t.data_status IN ('missing', 'deletion_suspected') AND {self._absent_where(True)}"
+            self.sql(f"{update} consecutive_missing_days = {since} WHERE {still}")
+            self.sql(f"{update} data_status = 'deletion_suspected', deletion_suspected_date = {self.today()} "
+                     f"WHERE t.data_status = 'missing' AND {since} >= {days} AND {self._absent_where(True)}")
             return int(marked)
         return 0
 
@@ -398,6 +380,8 @@ class PostgresTarget(Target):
         self.sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {self._owned_list()} FROM {self.table} "
                  "WITH NO DATA")
         self.sql(f"CREATE TEMP TABLE {REJECTED} ON COMMIT DROP AS SELECT {k} FROM {self.table} WITH NO DATA")
+        self.sql(f"CREATE TEMP TABLE {CHANGES} ON COMMIT DROP AS SELECT {k} AS k, ''::text AS action "
+                 f"FROM {self.table} WITH NO DATA")
 
     def load_stage(self, rows: Iterable[Sequence[Any]]) -> None:
         with self.cur.copy(f"COPY {STAGE} ({self._owned_list()}) FROM STDIN") as copy:
@@ -476,6 +460,8 @@ class SqliteTarget(Target):
         self.sql(f"DROP TABLE IF EXISTS temp.{REJECTED}")
         self.sql(f"CREATE TEMP TABLE {STAGE} ({cols}, PRIMARY KEY ({quote(self.key)}))")
         self.sql(f"CREATE TEMP TABLE {REJECTED} ({quote(self.key)} TEXT PRIMARY KEY)")
+        self.sql(f"DROP TABLE IF EXISTS temp.{CHANGES}")
+        self.sql(f"CREATE TEMP TABLE {CHANGES} (k TEXT PRIMARY KEY, action TEXT NOT NULL)")
 
     def load_stage(self, rows: Iterable[Sequence[Any]]) -> None:
         marks = ", ".join("?" for _ in self.owned)
