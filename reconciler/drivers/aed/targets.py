@@ -82,6 +82,7 @@ class Target:
         self.types = {m.column: m.type for m in spec.mapping.columns}
         self.table = self.qualified(t.schema_name, t.table)
         self.tracking = False
+        self.all_new = False  # the table was empty: the stage is the change set
         self.cur = conn.cursor()
 
     # --- dialect hooks ----------------------------------------------------------------
@@ -194,6 +195,11 @@ class Target:
         c.staged = int(figures[0] or 0)
         if c.staged:
             c.null_columns = [col for col, n in zip(self.owned, figures[1:], strict=True) if n == 0]
+        if c.current == 0:  # a first load: every staged row is new, nothing else to compare
+            self.all_new = True
+            c.inserts = c.staged
+            c.samples = self._samples(samples)
+            return c
         changed = f"{self.distinct(self._owned_list('t'), self._owned_list('s'))} OR {self._reappeared()}"
         self.sql(f"INSERT INTO {CHANGES} (k, action) SELECT s.{k}, CASE WHEN t.{k} IS NULL THEN 'create' "
                  f"ELSE 'update' END FROM {STAGE} s LEFT JOIN {self.table} t ON t.{k} = s.{k} "
@@ -216,6 +222,12 @@ class Target:
         k = quote(self.key)
         out: list[tuple[str, str, Any, Any]] = []
         names, n = self.owned, len(self.owned)
+        if self.all_new:
+            for row in self.sql(f"SELECT {self._owned_list()} FROM {STAGE} ORDER BY {k} "
+                                f"LIMIT {int(limit)}").fetchall():
+                after = dict(zip(names, row, strict=True))
+                out.append(("create", str(after[self.key]), None, after))
+            return out
         rows = self.sql(
             f"SELECT c.action, {self._owned_list('t')}, {self._owned_list('s')} FROM "
             f"(SELECT k, action, row_number() OVER (PARTITION BY action ORDER BY k) AS n FROM {CHANGES}) c "
@@ -234,6 +246,8 @@ class Target:
         k = quote(self.key)
         cols = list(self.owned) + (list(TRACKING) if self.tracking else [])
         select = ", ".join(f"t.{quote(c)}" for c in cols)
+        if self.all_new:
+            return [], [str(r[0]) for r in self.sql(f"SELECT {k} FROM {STAGE}").fetchall()]
         rows = self.sql(f"SELECT {select} FROM {CHANGES} c JOIN {self.table} t ON t.{k} = c.k "
                         f"WHERE c.action <> 'create'").fetchall()
         before = [(str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in rows]
@@ -262,11 +276,14 @@ class Target:
         where = self.distinct(old, new) if rest else "1 = 0"
         if self.tracking:
             where += f" OR {self._reappeared()}"
-        self.sql(f"INSERT INTO {self.table} AS t ({cols}) SELECT {values} FROM {STAGE} s JOIN {CHANGES} c "
-                 f"ON c.k = s.{k} AND c.action <> 'delete' WHERE true "
+        source = (f"{STAGE} s" if self.all_new else
+                  f"{STAGE} s JOIN {CHANGES} c ON c.k = s.{k} AND c.action <> 'delete'")
+        self.sql(f"INSERT INTO {self.table} AS t ({cols}) SELECT {values} FROM {source} WHERE true "
                  f"ON CONFLICT ({k}) DO UPDATE SET {', '.join(sets) or f'{k} = excluded.{k}'} WHERE {where}",
                  params)
         written = int(self.cur.rowcount)
+        if self.all_new:
+            return written, 0
         inserted = int(self.scalar(f"SELECT count(*) FROM {CHANGES} WHERE action = 'create'") or 0)
         return inserted, written - inserted
 
