@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from running import Runner, runner
 
-from reconciler.drivers import default_registry
-from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import RunResult, Trigger
 from reconciler.models.agents import AgentConfig
-from reconciler.store import Store
 
 
 def agent_config(spec: dict[str, Any], name: str = "team") -> AgentConfig:
@@ -22,21 +16,7 @@ def agent_config(spec: dict[str, Any], name: str = "team") -> AgentConfig:
          "spec": spec})
 
 
-class Runner:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.orchestrator = Orchestrator(store=store, drivers=default_registry())
-
-    def __call__(self, obj: AgentConfig, **kwargs: Any) -> RunResult:
-        kwargs.setdefault("trigger", Trigger.MANUAL)
-        return asyncio.run(self.orchestrator.run(obj, **kwargs))
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-    yield Runner(store)
-    store.close()
+__all__ = ["Runner", "runner"]
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from conftest import PG_ADMIN_URL
+from running import Runner, runner
 
-from reconciler.drivers import default_registry
 from reconciler.emulator.egen import EgenEmulator
-from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import RunResult, Trigger
-from reconciler.models import Mode
 from reconciler.models.aed import AedSourceBinding
-from reconciler.store import Store
 
 COUNT = 3000
 
@@ -93,22 +87,7 @@ def binding(base_url: str, table: str, *, name: str = "aed", **spec: Any) -> Aed
          "spec": body})
 
 
-class Runner:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.orchestrator = Orchestrator(store=store, drivers=default_registry())
-
-    def __call__(self, obj: AedSourceBinding, **kwargs: Any) -> RunResult:
-        kwargs.setdefault("trigger", Trigger.MANUAL)
-        kwargs.setdefault("mode", Mode.FULL)
-        return asyncio.run(self.orchestrator.run(obj, **kwargs))
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-    yield Runner(store)
-    store.close()
+__all__ = ["Runner", "runner"]
 
 
 def checksum(url: str, table: str) -> tuple[int, str | None]:
