@@ -334,11 +334,83 @@ class Store:
             return [{"key": r.item_key, "stage": r.stage, "rule": r.rule, "column": r.column_name,
                      "message": r.message, "content": r.content} for r in conn.execute(query)]
 
+    # --- schedules ---------------------------------------------------------------------
+
+    def schedule_state(self, job: ObjectRef) -> ScheduleState:
+        query = select(t.schedules).where(*_target_filter(t.schedules, job))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return ScheduleState()
+        m = row._mapping
+        return ScheduleState(**{f: (_aware(m[f]) if isinstance(m[f], datetime) else m[f])
+                                for f in _SCHEDULE_FIELDS})
+
+    def schedule_states(self) -> dict[ObjectRef, ScheduleState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.schedules)).fetchall()
+        return {ObjectRef(r.kind, r.namespace, r.name): ScheduleState(**{
+            f: (_aware(r._mapping[f]) if isinstance(r._mapping[f], datetime) else r._mapping[f])
+            for f in _SCHEDULE_FIELDS}) for r in rows}
+
+    def save_schedule_state(self, job: ObjectRef, state: ScheduleState) -> None:
+        values = {**state.model_dump(), "updated_at": datetime.now(UTC)}
+        with self.engine.begin() as conn:
+            done = conn.execute(update(t.schedules).where(*_target_filter(t.schedules, job))
+                                .values(**values)).rowcount
+            if not done:
+                conn.execute(insert(t.schedules).values(kind=job.kind, namespace=job.namespace,
+                                                        name=job.name, **values))
+
+    def claim_schedule(self, job: ObjectRef, *, expected_next: datetime | None,
+                       state: ScheduleState) -> bool:
+        """Compare-and-set: store `state` only if the job's next run time is still
+        `expected_next`. Several daemons on one store thus start a due run exactly once."""
+        values = {**state.model_dump(), "updated_at": datetime.now(UTC)}
+        condition = (t.schedules.c.next_run_time.is_(None) if expected_next is None
+                     else t.schedules.c.next_run_time == expected_next)
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.begin() as conn:
+                done = conn.execute(update(t.schedules).where(*_target_filter(t.schedules, job), condition)
+                                    .values(**values)).rowcount
+                if done:
+                    return True
+                exists = conn.execute(select(func.count()).select_from(t.schedules)
+                                      .where(*_target_filter(t.schedules, job))).scalar()
+                if exists:
+                    return False  # another daemon moved it on first
+                conn.execute(insert(t.schedules).values(kind=job.kind, namespace=job.namespace,
+                                                        name=job.name, **values))
+                return True
+        except IntegrityError:
+            return False  # another daemon inserted it first
+
     def snapshots(self, run_id: str) -> list[tuple[str, Any]]:
         query = select(t.snapshots.c.item_key, t.snapshots.c.content).where(
             t.snapshots.c.run_id == run_id).order_by(t.snapshots.c.id)
         with self.engine.connect() as conn:
             return [(r.item_key, r.content) for r in conn.execute(query)]
+
+
+class ScheduleState(BaseModel):
+    """What the scheduler persists per SyncJob (so a restart neither repeats nor loses a run)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    last_schedule_time: datetime | None = None
+    next_run_time: datetime | None = None
+    suspended: bool | None = None  # a runtime override of spec.suspend (API, MQTT)
+    override: dict[str, Any] | None = None  # a runtime schedule override: {schedule|interval, timeZone}
+    missed: int = 0
+    last_missed_time: datetime | None = None
+    failures: int = 0  # consecutive failed scheduled runs (retry back-off)
+    retry_at: datetime | None = None
+    spec_hash: str | None = None  # the spec the override was set against
+
+
+_SCHEDULE_FIELDS = tuple(ScheduleState.model_fields)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -146,6 +146,24 @@ rejects = Table(
     Index("ix_rejects_run", "run_id"),
 )
 
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("kind", String(63), primary_key=True),
+    Column("namespace", String(63), primary_key=True),
+    Column("name", String(253), primary_key=True),
+    Column("last_schedule_time", DateTime(timezone=True)),
+    Column("next_run_time", DateTime(timezone=True)),
+    Column("suspended", Boolean),
+    Column("override", Json),
+    Column("missed", Integer, nullable=False, server_default="0"),
+    Column("last_missed_time", DateTime(timezone=True)),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("retry_at", DateTime(timezone=True)),
+    Column("spec_hash", String(64)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 audit = Table(
     "audit",
     metadata,
