@@ -550,6 +550,125 @@ def emulator_egen(
         raise _fail(str(exc)) from None
 
 
+def _duration(text: str, option: str) -> float:
+    from pydantic import TypeAdapter, ValidationError
+
+    from reconciler.models.common import Duration
+
+    try:
+        return float(TypeAdapter(Duration).validate_python(text).total_seconds())
+    except ValidationError:
+        raise _fail(f"{option}: expected a duration such as 30s or 5m, got {text!r}") from None
+
+
+def _secret_env(name: str, option: str) -> str:
+    import os
+
+    value = os.environ.get(name)
+    if not value:
+        raise _fail(f"{option} {name}: the environment variable is not set")
+    return value
+
+
+@app.command()
+def serve(
+    specs: Annotated[Path | None, typer.Option("--specs", help="A folder of specs to serve.")] = None,
+    git: Annotated[str | None, typer.Option("--git",
+                                            help="A git repository URL (or path) to follow.")] = None,
+    branch: Annotated[str, typer.Option(help="The branch to follow.")] = "main",
+    path: Annotated[str, typer.Option(help="The folder of specs inside the repository.")] = ".",
+    poll: Annotated[str, typer.Option(help="How often to fetch the branch (a duration).")] = "30s",
+    host: Annotated[str, typer.Option(help="Address of the HTTP API.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8080,
+    admin_token_env: Annotated[list[str] | None, typer.Option(
+        help="Env var holding an admin API token (repeatable).")] = None,
+    viewer_token_env: Annotated[list[str] | None, typer.Option(
+        help="Env var holding a viewer API token (repeatable).")] = None,
+    webhook_secret_env: Annotated[str | None, typer.Option(
+        help="Env var holding the git webhook secret (HMAC or GitLab token).")] = None,
+    grace: Annotated[str, typer.Option(help="How long running applies may finish on SIGTERM.")] = "60s",
+) -> None:
+    """Run the daemon: scheduler, spec watcher (folder or git), HTTP API and events."""
+    from reconciler.api.auth import Role, TokenTable
+    from reconciler.logs import LogBuffer, configure
+    from reconciler.runtime.daemon import DaemonOptions
+    from reconciler.runtime.daemon import serve as run_daemon
+
+    if (specs is None) == (git is None):
+        raise _fail("serve needs exactly one of --specs PATH or --git URL")
+    tokens = TokenTable()
+    for name in admin_token_env or []:
+        tokens.add(_secret_env(name, "--admin-token-env"), Role.ADMIN)
+    for name in viewer_token_env or []:
+        tokens.add(_secret_env(name, "--viewer-token-env"), Role.VIEWER)
+    if not tokens.digests:
+        typer.echo("note: no API token configured: only /healthz, /readyz and /metrics answer", err=True)
+    settings = _settings()
+    logs = LogBuffer()
+    configure(fmt=settings.log_format, level=settings.log_level, buffer=logs)
+    options = DaemonOptions(specs=specs, git_url=git, branch=branch, path=path,
+                            poll_seconds=_duration(poll, "--poll"), host=host, port=port, tokens=tokens,
+                            webhook_secret=_secret_env(webhook_secret_env, "--webhook-secret-env")
+                            if webhook_secret_env else None, grace_seconds=_duration(grace, "--grace"))
+    try:
+        run_daemon(settings, options, logs)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+
+
+@app.command("run")
+def run_object(
+    target: Annotated[str, typer.Argument(help="KIND/NAME (a SyncJob runs its target with its mode).")],
+    path: Annotated[Path, typer.Option("--specs", help="Where the object's spec is.")] = Path("specs"),
+    mode: Annotated[ModeOption | None, typer.Option(help="full or incremental.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only.")] = False,
+    even_if_suspended: Annotated[bool, typer.Option(
+        "--even-if-suspended", help="Run even though the object is suspended (recorded as such).")] = False,
+    server: Annotated[str | None, typer.Option(help="Ask a running daemon instead (its URL).")] = None,
+    token_env: Annotated[str, typer.Option(help="Env var holding the API token (with --server).")]
+    = "RECONCILER_TOKEN",
+) -> None:
+    """Run one object now (a forced run, recorded with its trigger)."""
+    from reconciler.engine.runs import Trigger
+    from reconciler.models import Mode
+
+    if server is not None:
+        import httpx
+
+        ref = _targets([target])[0]
+        body = {"dryRun": dry_run, "evenIfSuspended": even_if_suspended,
+                **({"mode": mode.value} if mode else {})}
+        response = httpx.post(f"{server.rstrip('/')}/api/v1/objects/{ref.kind}/{ref.name}/run",
+                              params={"namespace": ref.namespace}, json=body,
+                              headers={"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"})
+        if response.status_code >= 400:
+            raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
+        typer.echo(f"{ref.short}: run accepted by {server}")
+        return
+    from reconciler.runtime.control import Controller
+
+    try:
+        ref = _targets([target])[0]
+        specs = _load(path)
+        runtime = _runtime()
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    try:
+        import getpass
+
+        controller = Controller(runtime, specs)
+        result = asyncio.run(controller.run_now(
+            ref, trigger=Trigger.MANUAL, mode=Mode(mode.value) if mode else None, dry_run=dry_run,
+            even_if_suspended=even_if_suspended, actor=f"cli:{getpass.getuser()}"))
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    finally:
+        runtime.close()
+    _show_applied([result])
+    if _print_failures([result]):
+        raise typer.Exit(1)
+
+
 @app.command()
 def quickstart(
     path: PathArg = Path("specs"),

@@ -37,7 +37,21 @@ def _scrub_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str,
     return {k: scrub(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
-def configure(*, fmt: str = "console", level: str = "info") -> None:
+class LogBuffer:
+    """The last `size` log entries (after secret scrubbing), for `GET /api/v1/logs`."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        import collections
+
+        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+
+    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.entries.append({k: v if isinstance(v, str | int | float | bool | None) else str(v)
+                             for k, v in event.items()})
+        return event
+
+
+def configure(*, fmt: str = "console", level: str = "info", buffer: LogBuffer | None = None) -> None:
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -49,6 +63,7 @@ def configure(*, fmt: str = "console", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info if fmt == "json" else _identity,
         _scrub_secrets,
+        *([buffer] if buffer is not None else []),
         renderer,
     ]
     structlog.configure(

@@ -1,0 +1,316 @@
+"""The HTTP API of a running reconciler (FastAPI; OpenAPI at `/docs` and `/openapi.json`).
+
+A thin front end over the `Controller`: status and history from the store, forced runs,
+suspend/resume, schedule overrides, run details, events as Server-Sent Events and over a
+WebSocket, recent logs, exports, health and Prometheus metrics. Every route but the health
+ones needs a bearer token; changes need the `admin` role and are written to the audit
+table with the caller and the client address. Store reads are plain functions, run by
+FastAPI in its thread pool so the event loop stays free for the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from reconciler.api.auth import Caller, Role, TokenTable
+from reconciler.api.metrics import Metrics
+from reconciler.engine.events import Event
+from reconciler.engine.runs import Trigger
+from reconciler.errors import ReconcilerError
+from reconciler.logs import LogBuffer
+from reconciler.models import Mode, ObjectRef, SyncJob
+from reconciler.runtime.control import Controller, NotFound, Refused
+from reconciler.status import object_statuses
+from reconciler.store.repository import jsonable
+
+log = structlog.get_logger("reconciler.api")
+
+
+class RunRequest(BaseModel):
+    mode: Mode | None = Field(default=None, description="full or incremental (default: the job's mode).")
+    dry_run: bool = Field(default=False, alias="dryRun")
+    even_if_suspended: bool = Field(default=False, alias="evenIfSuspended")
+
+
+class ScheduleOverride(BaseModel):
+    schedule: str | None = Field(default=None, description="A cron expression, instead of the spec's.")
+    interval: str | None = Field(default=None, description="A Go duration such as 15m, instead.")
+    time_zone: str | None = Field(default=None, alias="timeZone")
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    t = event.target
+    return {"type": event.type, "kind": t.kind, "namespace": t.namespace, "name": t.name,
+            "runId": event.run_id, "reason": event.reason, "message": event.message,
+            "data": jsonable(event.data), "at": event.at.isoformat()}
+
+
+def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | None = None,
+               ready: Callable[[], bool] | None = None, webhook_secret: str | None = None,
+               on_push: Callable[[], None] | None = None) -> FastAPI:
+    """The API over `controller`. `ready` reports whether the scheduler is alive; a verified
+    push webhook calls `on_push` (the spec watcher fetches at once)."""
+    app = FastAPI(title="reconciler", version="v1",
+                  description="Status, history and control of a running reconciler.")
+    metrics = Metrics()
+    controller.runtime.bus.subscribe(metrics.observe)
+    logs = logs or LogBuffer()
+    app.state.metrics = metrics
+
+    def caller(request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        found = tokens.check(token)
+        if found is None:
+            raise HTTPException(401, "a valid bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    def admin(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if who.role is not Role.ADMIN:
+            raise HTTPException(403, "this needs the admin role; the token has the viewer role")
+        return who
+
+    Viewer = Annotated[Caller, Depends(caller)]
+    Admin = Annotated[Caller, Depends(admin)]
+
+    def ref_of(kind: str, name: str, namespace: str) -> ObjectRef:
+        ref = ObjectRef(kind, namespace, name)
+        try:
+            controller.get(ref)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        return ref
+
+    def source(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(ReconcilerError)
+    async def bad(_request: Request, exc: ReconcilerError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    # --- health and metrics -------------------------------------------------------------
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        checks: dict[str, bool] = {}
+        try:
+            controller.store.runs(limit=1)
+            checks["store"] = True
+        except Exception:
+            checks["store"] = False
+        checks["scheduler"] = ready() if ready is not None else True
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # --- objects --------------------------------------------------------------------------
+
+    @app.get("/api/v1/objects", tags=["objects"])
+    def list_objects(_who: Viewer) -> list[dict[str, Any]]:
+        rows = object_statuses(controller.store, controller.specs, now=datetime.now(UTC))
+        return [r.model_dump(mode="json") for r in rows]
+
+    @app.get("/api/v1/objects/{kind}/{name}", tags=["objects"])
+    def get_object(kind: str, name: str, _who: Viewer, namespace: str = "default") -> dict[str, Any]:
+        ref = ref_of(kind, name, namespace)
+        rows = object_statuses(controller.store, controller.specs, now=datetime.now(UTC))
+        row = next(r for r in rows if r.object == ref.short or (r.kind, r.name) == (kind, name))
+        obj = controller.get(ref)
+        return {**row.model_dump(mode="json"), "suspended": controller.suspended(obj),
+                "spec": obj.model_dump(mode="json", by_alias=True)["spec"]}
+
+    @app.post("/api/v1/objects/{kind}/{name}/run", tags=["control"], status_code=202)
+    async def run(kind: str, name: str, who: Admin, request: Request, namespace: str = "default",
+                  body: RunRequest | None = None) -> dict[str, Any]:
+        ref = ref_of(kind, name, namespace)
+        body = body or RunRequest()
+        obj = controller.get(ref)
+        if controller.suspended(obj) and not body.even_if_suspended:
+            raise Refused(f"{ref.short} is suspended; resume it or send evenIfSuspended: true")
+        controller.start_run(ref, trigger=Trigger.API, mode=body.mode, dry_run=body.dry_run,
+                             even_if_suspended=body.even_if_suspended, actor=who.actor,
+                             source=source(request))
+        return {"accepted": True, "object": ref.short}
+
+    @app.post("/api/v1/objects/{kind}/{name}/suspend", tags=["control"])
+    def suspend(kind: str, name: str, who: Admin, request: Request,
+                namespace: str = "default") -> dict[str, Any]:
+        ref = ref_of(kind, name, namespace)
+        controller.set_suspended(ref, True, actor=who.actor, source=source(request))
+        return {"object": ref.short, "suspended": True}
+
+    @app.post("/api/v1/objects/{kind}/{name}/resume", tags=["control"])
+    def resume(kind: str, name: str, who: Admin, request: Request,
+               namespace: str = "default") -> dict[str, Any]:
+        ref = ref_of(kind, name, namespace)
+        controller.set_suspended(ref, False, actor=who.actor, source=source(request))
+        return {"object": ref.short, "suspended": False}
+
+    @app.get("/api/v1/objects/{kind}/{name}/schedule", tags=["control"])
+    def get_schedule(kind: str, name: str, _who: Viewer, namespace: str = "default") -> dict[str, Any]:
+        return jsonable(controller.schedule(ref_of(kind, name, namespace)))
+
+    @app.put("/api/v1/objects/{kind}/{name}/schedule", tags=["control"])
+    def put_schedule(kind: str, name: str, body: ScheduleOverride, who: Admin, request: Request,
+                     namespace: str = "default") -> dict[str, Any]:
+        ref = ref_of(kind, name, namespace)
+        override = body.model_dump(by_alias=True, exclude_none=True)
+        if not override.get("schedule") and not override.get("interval"):
+            raise HTTPException(422, "expected schedule (cron) or interval")
+        try:
+            controller.set_schedule(ref, override, actor=who.actor, source=source(request))
+        except ValueError as exc:
+            raise HTTPException(422, f"invalid schedule override: {exc}") from None
+        return jsonable(controller.schedule(ref))
+
+    @app.delete("/api/v1/objects/{kind}/{name}/schedule", tags=["control"])
+    def delete_schedule(kind: str, name: str, who: Admin, request: Request,
+                        namespace: str = "default") -> dict[str, Any]:
+        ref = ref_of(kind, name, namespace)
+        controller.set_schedule(ref, None, actor=who.actor, source=source(request))
+        return jsonable(controller.schedule(ref))
+
+    @app.get("/api/v1/objects/{kind}/{name}/history", tags=["objects"])
+    def history(kind: str, name: str, _who: Viewer, namespace: str = "default",
+                limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+        ref = ref_of(kind, name, namespace)
+        obj = controller.get(ref)
+        target = controller.job_target(obj) if isinstance(obj, SyncJob) else ref
+        return [r.model_dump(mode="json") for r in controller.store.runs(target, limit=limit)]
+
+    @app.get("/api/v1/runs/{run_id}", tags=["runs"])
+    def get_run(run_id: str, _who: Viewer) -> dict[str, Any]:
+        record = controller.store.run(run_id)
+        if record is None:
+            raise HTTPException(404, f"no run {run_id!r} (or the prefix is ambiguous)")
+        return {"run": record.model_dump(mode="json"),
+                "changes": [c.model_dump(mode="json") for c in controller.store.changes(record.id)],
+                "rejects": controller.store.rejects(record.id, limit=1000)}
+
+    @app.post("/api/v1/webhooks/git", tags=["control"], status_code=202)
+    async def git_push(request: Request) -> dict[str, Any]:
+        """A GitHub (`X-Hub-Signature-256` HMAC) or GitLab (`X-Gitlab-Token`) push event."""
+        body = await request.body()
+        if not webhook_secret:
+            raise HTTPException(404, "no webhook secret is configured (serve --webhook-secret-env)")
+        signature = request.headers.get("x-hub-signature-256")
+        gitlab = request.headers.get("x-gitlab-token")
+        expected = "sha256=" + hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        valid = ((signature is not None and hmac.compare_digest(signature, expected))
+                 or (gitlab is not None and hmac.compare_digest(gitlab, webhook_secret)))
+        if not valid:
+            log.warning("git webhook refused: bad signature", source=source(request))
+            raise HTTPException(401, "bad webhook signature")
+        controller.store.record_audit(actor="webhook", action="git-push", source=source(request))
+        if on_push is not None:
+            on_push()
+        return {"accepted": True}
+
+    # --- events, logs, export ---------------------------------------------------------------
+
+    @app.get("/api/v1/events", tags=["events"])
+    async def events(_who: Viewer, request: Request) -> StreamingResponse:
+        async def stream() -> AsyncIterator[bytes]:
+            async with controller.runtime.bus.stream() as queue:
+                yield b": connected\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout=15)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    data = json.dumps(_event_json(event), ensure_ascii=False)
+                    yield f"event: {event.type}\ndata: {data}\n\n".encode()
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    @app.websocket("/ws/events")
+    async def ws_events(websocket: WebSocket) -> None:
+        token = websocket.query_params.get("token") or (
+            websocket.headers.get("authorization", "")[7:] or None)
+        if tokens.check(token) is None:
+            await websocket.close(code=4401)
+            return
+        await websocket.accept()
+        async with controller.runtime.bus.stream() as queue:
+            try:
+                while True:
+                    event = await queue.get()
+                    await websocket.send_json(_event_json(event))
+            except WebSocketDisconnect:
+                return
+
+    @app.get("/api/v1/logs", tags=["events"])
+    def get_logs(_who: Viewer, object: str | None = None, level: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None,
+                 limit: Annotated[int, Query(ge=1, le=10000)] = 500) -> list[dict[str, Any]]:
+        out = []
+        for entry in reversed(logs.entries):
+            if level and entry.get("level") != level.lower():
+                continue
+            if object and f"{entry.get('kind')}/{entry.get('name')}" != object:
+                continue
+            stamp = entry.get("timestamp")
+            if (since or until) and isinstance(stamp, str):
+                at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                if (since and at < since) or (until and at > until):
+                    continue
+            out.append(entry)
+            if len(out) >= limit:
+                break
+        return out
+
+    @app.get("/api/v1/export", tags=["runs"])
+    def export(_who: Viewer, format: str = "json",
+               limit: Annotated[int, Query(ge=1, le=100000)] = 1000) -> Response:
+        runs = controller.store.runs(limit=limit)
+        if format == "json":
+            return JSONResponse([{"run": r.model_dump(mode="json"),
+                                  "changes": [c.model_dump(mode="json")
+                                              for c in controller.store.changes(r.id)]}
+                                 for r in runs])
+        if format != "csv":
+            raise HTTPException(422, "expected format=csv or format=json")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["run_id", "kind", "namespace", "name", "trigger", "mode", "dry_run", "outcome",
+                         "started_at", "duration_seconds", "revision", "action", "item", "key"])
+        for r in runs:
+            head = [r.id, r.kind, r.namespace, r.name, r.trigger, r.mode, r.dry_run, r.outcome,
+                    r.started_at.isoformat(), r.duration_seconds, r.revision or ""]
+            changes = controller.store.changes(r.id)
+            if not changes:
+                writer.writerow([*head, "", "", ""])
+            for c in changes:
+                writer.writerow([*head, c.action, c.item, c.key])
+        return Response(buffer.getvalue(), media_type="text/csv")
+
+    return app

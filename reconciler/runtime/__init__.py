@@ -1,0 +1,1 @@
+"""The runtime around the engine: daemon, scheduler bridge, API, events out."""

@@ -1,0 +1,215 @@
+"""The control surface of a running reconciler: what the API, MQTT and git watcher call.
+
+A `Controller` holds the current spec set (from a folder or a git commit) and the
+runtime (store, orchestrator, bus). It answers status and history from the store, starts
+forced runs (refused on a suspended object unless asked to run anyway, and recorded with
+their trigger either way), suspends and resumes SyncJobs by a runtime override kept in the
+store, and takes a new spec set: objects whose spec changed are reconciled, with the
+commit SHA recorded on their runs; removed objects are left alone (nothing is pruned
+unless a spec says so). No domain logic lives here: every run goes through the
+orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from reconciler.assembly import Runtime
+from reconciler.engine.runs import RunResult, Trigger
+from reconciler.errors import ReconcilerError
+from reconciler.loading.specs import SpecSet
+from reconciler.models import Mode, ObjectRef, Resource, SyncJob
+from reconciler.store.repository import ScheduleState
+
+log = structlog.get_logger("reconciler.control")
+
+
+class NotFound(ReconcilerError):
+    """No such object in the current spec set."""
+
+
+class Refused(ReconcilerError):
+    """A request that the object's state does not allow (a run of a suspended object)."""
+
+
+def spec_hash(obj: Resource) -> str:
+    body = obj.model_dump(mode="json", by_alias=True, exclude={"status"})
+    body.get("metadata", {}).pop("generation", None)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Controller:
+    runtime: Runtime
+    specs: SpecSet
+    tasks: set[asyncio.Task[RunResult]] = field(default_factory=set)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    # --- lookups --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Any:
+        return self.runtime.store
+
+    def objects(self) -> list[Resource]:
+        return list(self.specs)
+
+    def get(self, ref: ObjectRef) -> Resource:
+        for obj in self.specs:
+            if obj.ref == ref:
+                return obj
+        raise NotFound(f"no object {ref.short} in the current specs")
+
+    def jobs(self) -> list[SyncJob]:
+        return [o for o in self.specs if isinstance(o, SyncJob)]
+
+    def job_target(self, job: SyncJob) -> ObjectRef:
+        t = job.spec.target_ref
+        return ObjectRef(t.kind, t.namespace or job.metadata.namespace, t.name)
+
+    def jobs_of(self, target: ObjectRef) -> list[SyncJob]:
+        return [j for j in self.jobs() if self.job_target(j) == target]
+
+    def suspended(self, obj: Resource) -> bool:
+        """A SyncJob's suspension (the runtime override wins); a target is suspended when all
+        of its SyncJobs are."""
+        if isinstance(obj, SyncJob):
+            state = self.store.schedule_state(obj.ref)
+            return state.suspended if state.suspended is not None else obj.spec.suspend
+        jobs = self.jobs_of(obj.ref)
+        return bool(jobs) and all(self.suspended(j) for j in jobs)
+
+    # --- forced runs ----------------------------------------------------------------------
+
+    async def run_now(self, ref: ObjectRef, *, trigger: Trigger, mode: Mode | None = None,
+                      dry_run: bool = False, even_if_suspended: bool = False,
+                      actor: str = "system", source: str | None = None) -> RunResult:
+        """Run an object (a SyncJob runs its target with its mode) now, with `trigger`."""
+        obj = self.get(ref)
+        target, job = obj, None
+        if isinstance(obj, SyncJob):
+            job = obj
+            target = self.get(self.job_target(obj))
+        if self.suspended(obj) and not even_if_suspended:
+            raise Refused(f"{ref.short} is suspended; resume it, or ask for the run with "
+                          "--even-if-suspended (evenIfSuspended: true)")
+        if mode is None:
+            mode = job.spec.mode if job is not None else Mode.FULL
+        self.store.record_audit(actor=actor, action="run", obj=ref.short, source=source,
+                                detail={"trigger": str(trigger), "mode": str(mode), "dryRun": dry_run,
+                                        "evenIfSuspended": even_if_suspended,
+                                        "suspended": self.suspended(obj)})
+        return await self.runtime.orchestrator.run(target, trigger=trigger, mode=mode, dry_run=dry_run,
+                                                   revision=self.specs.revision)
+
+    def start_run(self, ref: ObjectRef, **kwargs: Any) -> asyncio.Task[RunResult]:
+        """`run_now` in the background (the API answers 202 with the task running)."""
+        self.get(ref)  # NotFound before anything starts
+        task = asyncio.get_running_loop().create_task(self.run_now(ref, **kwargs))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # --- suspend, resume, schedule overrides -----------------------------------------------
+
+    def _jobs_for(self, ref: ObjectRef) -> list[SyncJob]:
+        obj = self.get(ref)
+        jobs = [obj] if isinstance(obj, SyncJob) else self.jobs_of(ref)
+        if not jobs:
+            raise Refused(f"{ref.short} has no SyncJob to suspend or resume")
+        return jobs
+
+    def set_suspended(self, ref: ObjectRef, suspended: bool, *, actor: str,
+                      source: str | None = None) -> None:
+        for job in self._jobs_for(ref):
+            state = self.store.schedule_state(job.ref)
+            self.store.save_schedule_state(job.ref, state.model_copy(update={"suspended": suspended}))
+        self.store.record_audit(actor=actor, action="suspend" if suspended else "resume", obj=ref.short,
+                                source=source)
+
+    def schedule(self, ref: ObjectRef) -> dict[str, Any]:
+        job = self.get(ref)
+        if not isinstance(job, SyncJob):
+            raise Refused(f"{ref.short} is not a SyncJob")
+        state = self.store.schedule_state(ref)
+        spec = job.model_dump(mode="json", by_alias=True)["spec"]
+        return {"spec": {k: spec.get(k) for k in ("schedule", "interval", "timeZone", "suspend")},
+                "override": state.override, "suspendedOverride": state.suspended,
+                "nextRunTime": state.next_run_time, "lastScheduleTime": state.last_schedule_time,
+                "missed": state.missed}
+
+    def set_schedule(self, ref: ObjectRef, override: dict[str, Any] | None, *, actor: str,
+                     source: str | None = None) -> None:
+        """A runtime override of a SyncJob's schedule (None clears it); validated like a spec."""
+        job = self.get(ref)
+        if not isinstance(job, SyncJob):
+            raise Refused(f"{ref.short} is not a SyncJob")
+        if override is not None:
+            merged = {**job.model_dump(mode="json", by_alias=True)["spec"], **override}
+            if "schedule" in override:
+                merged.pop("interval", None)
+            if "interval" in override:
+                merged.pop("schedule", None)
+            SyncJob.model_validate({**job.model_dump(mode="json", by_alias=True), "spec": merged})
+        state = self.store.schedule_state(ref)
+        self.store.save_schedule_state(ref, state.model_copy(update={
+            "override": override, "spec_hash": spec_hash(job) if override is not None else None,
+            "next_run_time": None}))
+        self.store.record_audit(actor=actor, action="schedule" if override else "schedule-clear",
+                                obj=ref.short, source=source, detail={"override": override})
+
+    # --- new specs (a commit) -------------------------------------------------------------
+
+    def changed(self, new: SpecSet) -> list[Resource]:
+        """Objects of `new` that are new or whose spec differs from the current set."""
+        old = {o.ref: spec_hash(o) for o in self.specs}
+        return [o for o in new if old.get(o.ref) != spec_hash(o)]
+
+    async def take(self, new: SpecSet, *, trigger: Trigger = Trigger.GIT) -> list[RunResult]:
+        """Adopt a new spec set; reconcile the targets whose specs changed (a changed SyncJob
+        only reschedules). Schedule overrides of changed SyncJobs are cleared."""
+        changed = self.changed(new)
+        self.specs = new
+        results: list[RunResult] = []
+        for obj in changed:
+            if isinstance(obj, SyncJob):
+                state = self.store.schedule_state(obj.ref)
+                if state.override is not None or state.next_run_time is not None:
+                    self.store.save_schedule_state(obj.ref, state.model_copy(update={
+                        "override": None, "spec_hash": None, "next_run_time": None}))
+                continue
+            if not self.runtime.drivers.has(obj.KIND):
+                continue
+            log.info("spec changed", object=obj.ref.short, revision=new.revision)
+            results.append(await self.runtime.orchestrator.run(obj, trigger=trigger, mode=Mode.FULL,
+                                                               revision=new.revision))
+        return results
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for background runs (shutdown); those still running are cancelled and recorded."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def overrides(self) -> dict[ObjectRef, ScheduleState]:
+        return self.store.schedule_states()
+
+
+def parse_ref(kind: str, name: str, namespace: str | None = None) -> ObjectRef:
+    return ObjectRef(kind, namespace or "default", name)
+
+
+def refs(objs: Sequence[Resource]) -> list[str]:
+    return [o.ref.short for o in objs]

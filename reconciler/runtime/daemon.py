@@ -1,0 +1,184 @@
+"""`reconciler serve`: the scheduler, the spec watcher, the HTTP API and events, in one loop.
+
+At start the daemon loads the specs (folder or git), reconciles every object once (as
+Flux does after a restart), then runs concurrently:
+
+- the scheduler (SyncJobs: cron or interval, persisted next/last run times, claims that
+  make a due run happen once across daemons sharing a PostgreSQL store);
+- the spec watcher: a folder is re-read when a file changes, a git branch is fetched every
+  `poll` interval or at once on a verified push webhook; objects whose specs changed are
+  reconciled with the commit SHA recorded on their runs;
+- the HTTP API (uvicorn in the same event loop);
+- the event publishers (Redis Streams, MQTT) when configured.
+
+SIGTERM or SIGINT stops accepting work, lets running applies finish within the grace
+period (or cancels them: the orchestrator records a cancelled run and the drivers roll
+back), flushes the publishers and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from reconciler.api.auth import TokenTable
+from reconciler.assembly import open_runtime
+from reconciler.engine.runs import Trigger
+from reconciler.errors import ReconcilerError
+from reconciler.logs import LogBuffer
+from reconciler.runtime.control import Controller
+from reconciler.runtime.sources import FolderSource, GitSource
+from reconciler.settings import Settings
+
+log = structlog.get_logger("reconciler.daemon")
+
+
+@dataclass(slots=True)
+class DaemonOptions:
+    specs: Path | None = None
+    git_url: str | None = None
+    branch: str = "main"
+    path: str = "."
+    poll_seconds: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: TokenTable = field(default_factory=TokenTable)
+    webhook_secret: str | None = None
+    grace_seconds: float = 60.0
+    initial_reconcile: bool = True
+
+
+@dataclass(slots=True)
+class Daemon:
+    settings: Settings
+    options: DaemonOptions
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+    controller: Controller | None = None
+    scheduler: Any = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def source(self) -> FolderSource | GitSource:
+        o = self.options
+        if o.git_url:
+            return GitSource(o.git_url, o.branch, o.path, self.settings.state_dir / "git")
+        if o.specs is None:
+            raise ReconcilerError("serve needs --specs PATH or --git URL")
+        return FolderSource(o.specs)
+
+    async def run(self) -> None:
+        from reconciler.loading.specs import SpecSet
+
+        runtime = open_runtime(self.settings)
+        source = self.source()
+        head = await asyncio.to_thread(source.head)
+        specs = await asyncio.to_thread(self._load, source, head)
+        self.controller = controller = Controller(runtime, SpecSet((), {}, None))
+        log.info("daemon starting", source=source.describe(), revision=specs.revision, objects=len(specs))
+        await self._start_scheduler(controller)
+        server = self._server(controller)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        serving = asyncio.create_task(server.serve(), name="api")
+        try:
+            if self.options.initial_reconcile:
+                await controller.take(specs, trigger=Trigger.GIT if isinstance(source, GitSource)
+                                      else Trigger.MANUAL)
+            else:
+                controller.specs = specs
+            watcher = asyncio.create_task(self._watch(source, head), name="spec-watcher")
+            await self.stop.wait()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        finally:
+            log.info("daemon stopping", grace=self.options.grace_seconds)
+            if self.scheduler is not None:
+                await self.scheduler.shutdown(self.options.grace_seconds)
+            await controller.drain(self.options.grace_seconds)
+            server.should_exit = True
+            await asyncio.gather(serving, return_exceptions=True)
+            for close in reversed(self.closers):
+                with contextlib.suppress(Exception):
+                    await close()
+            runtime.close()
+            log.info("daemon stopped")
+
+    @staticmethod
+    def _load(source: FolderSource | GitSource, head: str | None) -> Any:
+        if isinstance(source, GitSource):
+            return source.load(head)
+        return source.load()
+
+    def _server(self, controller: Controller) -> Any:
+        import uvicorn
+
+        from reconciler.api.app import create_app
+
+        app = create_app(controller, tokens=self.options.tokens, logs=self.logs,
+                         ready=lambda: self.scheduler is None or self.scheduler.alive(),
+                         webhook_secret=self.options.webhook_secret, on_push=self.poke.set)
+        config = uvicorn.Config(app, host=self.options.host, port=self.options.port, log_level="warning",
+                                lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours handle it
+        return server
+
+    async def _start_scheduler(self, controller: Controller) -> None:
+        try:
+            from reconciler.schedule.scheduler import Scheduler
+        except ImportError:  # pragma: no cover - the scheduler ships with the package
+            return
+        from reconciler.schedule.clock import SystemClock
+
+        async def start_run(job: Any, target: Any, trigger: Trigger, mode: Any, dry_run: bool,
+                            scheduled_for: Any) -> Any:
+            obj = controller.get(target)
+            return await controller.runtime.orchestrator.run(obj, trigger=trigger, mode=mode,
+                                                            dry_run=dry_run,
+                                                            revision=controller.specs.revision)
+
+        self.scheduler = Scheduler(controller.store, clock=SystemClock(), start_run=start_run,
+                                   jobs=controller.jobs)
+        task = asyncio.create_task(self.scheduler.run_forever(self.stop), name="scheduler")
+        self.closers.append(lambda: asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5))
+
+    async def _watch(self, source: FolderSource | GitSource, head: str | None) -> None:
+        """Poll the source (or wake on a push webhook); reconcile what a new revision changed."""
+        assert self.controller is not None
+        current = head
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.poke.wait(), timeout=self.options.poll_seconds)
+            self.poke.clear()
+            try:
+                new_head = await asyncio.to_thread(source.head)
+                if new_head == current:
+                    continue
+                specs = await asyncio.to_thread(self._load, source, new_head)
+            except ReconcilerError as exc:
+                log.warning("new specs not loaded; keeping the last good set", error=str(exc))
+                current = await asyncio.to_thread(source.head)
+                continue
+            except Exception:
+                log.exception("could not read the spec source")
+                continue
+            current = new_head
+            changed = self.controller.changed(specs)
+            log.info("new specs", revision=specs.revision, changed=[o.ref.short for o in changed])
+            await self.controller.take(specs, trigger=Trigger.GIT if isinstance(source, GitSource)
+                                       else Trigger.MANUAL)
+
+
+def serve(settings: Settings, options: DaemonOptions, logs: LogBuffer | None = None) -> None:
+    daemon = Daemon(settings, options, logs or LogBuffer())
+    asyncio.run(daemon.run())
