@@ -8,8 +8,8 @@ table with the caller and the client address. Store reads are plain functions, r
 FastAPI in its thread pool so the event loop stays free for the scheduler.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the route annotations at run
+# time, and the dependencies (`Viewer`, `Admin`) are local to `create_app`.
 import asyncio
 import csv
 import hashlib
