@@ -50,7 +50,7 @@ def spec_hash(obj: Resource) -> str:
 class Controller:
     runtime: Runtime
     specs: SpecSet
-    tasks: set[asyncio.Task[RunResult]] = field(default_factory=set)
+    tasks: set[asyncio.Task[RunResult | None]] = field(default_factory=set)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     # --- lookups --------------------------------------------------------------------------
@@ -110,10 +110,18 @@ class Controller:
         return await self.runtime.orchestrator.run(target, trigger=trigger, mode=mode, dry_run=dry_run,
                                                    revision=self.specs.revision)
 
-    def start_run(self, ref: ObjectRef, **kwargs: Any) -> asyncio.Task[RunResult]:
+    def start_run(self, ref: ObjectRef, **kwargs: Any) -> asyncio.Task[RunResult | None]:
         """`run_now` in the background (the API answers 202 with the task running)."""
         self.get(ref)  # NotFound before anything starts
-        task = asyncio.get_running_loop().create_task(self.run_now(ref, **kwargs))
+
+        async def run() -> RunResult | None:  # type: ignore[return]
+            try:
+                return await self.run_now(ref, **kwargs)
+            except ReconcilerError as exc:
+                log.warning("run not started", object=ref.short, reason=str(exc))
+                return None
+
+        task = asyncio.get_running_loop().create_task(run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task

@@ -33,6 +33,7 @@ from reconciler.assembly import open_runtime
 from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
+from reconciler.models import ObjectRef
 from reconciler.runtime.control import Controller
 from reconciler.runtime.sources import FolderSource, GitSource
 from reconciler.settings import Settings
@@ -96,10 +97,12 @@ class Daemon:
                                       else Trigger.MANUAL)
             else:
                 controller.specs = specs
-            watcher = asyncio.create_task(self._watch(source, head), name="spec-watcher")
+            watchers = [asyncio.create_task(self._watch(source, head), name="spec-watcher"),
+                         asyncio.create_task(self._watch_targets(), name="target-watcher")]
             await self.stop.wait()
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
         finally:
             log.info("daemon stopping", grace=self.options.grace_seconds)
             if self.scheduler is not None:
@@ -177,6 +180,54 @@ class Daemon:
             log.info("new specs", revision=specs.revision, changed=[o.ref.short for o in changed])
             await self.controller.take(specs, trigger=Trigger.GIT if isinstance(source, GitSource)
                                        else Trigger.MANUAL)
+
+
+    def _watched(self) -> dict[Path, ObjectRef]:
+        """Target files that drivers ask to watch (`watch_paths`), and their objects."""
+        assert self.controller is not None
+        out: dict[Path, ObjectRef] = {}
+        for obj in self.controller.specs:
+            if not self.controller.runtime.drivers.has(obj.KIND):
+                continue
+            driver = self.controller.runtime.drivers.get(obj.KIND)
+            paths = getattr(driver, "watch_paths", None)
+            if callable(paths):
+                with contextlib.suppress(Exception):
+                    for path in paths(obj):
+                        out[Path(path)] = obj.ref
+        return out
+
+    async def _watch_targets(self) -> None:
+        """A hand edit of a watched file runs its object within a second (trigger
+        file-watch), so that its conflict policy handles the drift. The reconciler's own
+        writes are recognised and ignored: the object's last run ended just before."""
+        import time
+
+        from watchfiles import awatch
+
+        assert self.controller is not None
+        finished: dict[ObjectRef, float] = {}
+        self.controller.runtime.bus.subscribe(
+            lambda e: finished.__setitem__(e.target, time.monotonic()) if e.run_id else None)
+        while not self.stop.is_set():
+            watched = self._watched()
+            folders = sorted({p.parent for p in watched if p.parent.exists()})
+            if not folders:
+                await asyncio.sleep(self.options.poll_seconds)
+                continue
+            specs = self.controller.specs
+            async for changes in awatch(*folders, stop_event=self.stop, debounce=200, step=50,
+                                        recursive=False):
+                touched = {watched[Path(p)] for _, p in changes if Path(p) in watched}
+                for ref in touched:
+                    if time.monotonic() - finished.get(ref, 0.0) < 1.5:
+                        continue  # our own write
+                    log.info("target file changed outside the reconciler", object=ref.short)
+                    with contextlib.suppress(ReconcilerError):
+                        self.controller.start_run(ref, trigger=Trigger.FILE_WATCH,
+                                                  even_if_suspended=False)
+                if self.controller.specs is not specs:
+                    break  # new specs: new files to watch
 
 
 def serve(settings: Settings, options: DaemonOptions, logs: LogBuffer | None = None) -> None:

@@ -87,7 +87,8 @@ class StreamPublisher:
         self._redis: Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # a batch is full (or close() was called)
+        self._closed = asyncio.Event()
         self._closing = False
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -113,6 +114,7 @@ class StreamPublisher:
             self._unsubscribe()
             self._unsubscribe = None
         self._closing = True
+        self._closed.set()
         self._wake.set()
         if self._task is not None:
             try:
@@ -133,11 +135,12 @@ class StreamPublisher:
 
     def _accept(self, event: Event) -> None:
         if len(self._buffer) >= self.max_backlog:
-            self._buffer.popleft()
-            self.dropped += 1
-            self._dropped_unreported += 1
+            with contextlib.suppress(IndexError):  # emptied meanwhile by a flush
+                self._buffer.popleft()
+                self.dropped += 1
+                self._dropped_unreported += 1
         self._buffer.append(event)
-        if len(self._buffer) >= self.batch_size and self._loop is not None:
+        if len(self._buffer) % self.batch_size == 0 and self._loop is not None:
             # The bus may be called from a worker thread; an asyncio.Event is not thread-safe.
             with contextlib.suppress(RuntimeError):  # the loop is closed: close() was skipped
                 self._loop.call_soon_threadsafe(self._wake.set)
@@ -146,13 +149,11 @@ class StreamPublisher:
 
     async def _flush_loop(self) -> None:
         delay = 0.0
-        while True:
-            if self._closing and not self._buffer:
-                return
+        while self._buffer or not self._closing:
             if delay:
-                await self._sleep(delay)
-            elif len(self._buffer) < self.batch_size and not self._closing:
-                await self._sleep(self.flush_interval)
+                await self._back_off(delay)
+            else:
+                await self._wait_for_batch(self.flush_interval)
             if not self._buffer:
                 continue
             if await self._flush_batch():
@@ -165,11 +166,26 @@ class StreamPublisher:
                                 pending=self.pending)
                 delay = min(self.retry_max, max(0.1, delay * 2))
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait for `seconds`, or less if a batch fills up or close() is called."""
+    async def _wait_for_batch(self, seconds: float) -> None:
+        """Wait until a batch is full, close() is called, or `seconds` have passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        # Wake-ups can be stale (scheduled from the bus before the last flush): re-check.
+        while len(self._buffer) < self.batch_size and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep before retrying; close() cuts a long pause short, then retries come faster."""
+        if self._closing:
+            await asyncio.sleep(min(seconds, 0.5))
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        self._wake.clear()
+            await asyncio.wait_for(self._closed.wait(), timeout=seconds)
 
     async def _flush_batch(self) -> bool:
         """Write up to one batch; True when it was written."""

@@ -110,6 +110,13 @@ def test_serve_follows_git_and_obeys_the_api(daemon) -> None:
     assert time.monotonic() - started < 10  # within a few poll intervals
     assert "--v2" in (root / ".mcp.json").read_text()
 
+    # A hand edit of a target file is picked up within a second or two and re-imposed.
+    mcp = root / ".mcp.json"
+    mcp.write_text(mcp.read_text().replace('"npx"', '"evil"'))
+    wait(lambda: [r for r in history(base) if r["trigger"] == "file-watch" and r["outcome"] != "running"],
+         timeout=10)
+    assert '"evil"' not in mcp.read_text()
+
     viewer = {"Authorization": f"Bearer {VIEWER}"}
     admin = {"Authorization": f"Bearer {ADMIN}"}
     assert httpx.post(f"{base}/api/v1/objects/AgentConfig/team/run").status_code == 401

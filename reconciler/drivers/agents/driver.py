@@ -96,6 +96,10 @@ class AgentConfigDriver:
         last = last_applied(ctx.state.watermarks()) if ctx.state is not None else {}
         return Observed(rendered, files, last, restore)
 
+    def watch_paths(self, obj: AgentConfig) -> list[Path]:
+        """The native files of every target, for the daemon's file watcher (hand edits)."""
+        return [expand(file) for file in render_spec(obj).files()]
+
     def diff(self, obj: AgentConfig, actual: Observed, ctx: RunContext) -> Plan:
         if actual.restore is not None:
             return plan_restore(obj, actual, ctx.inventory)
