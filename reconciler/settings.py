@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     plugins: str = ""
     lock_timeout_seconds: float = 600.0
+    # Events out of the daemon (`reconciler serve`); None disables each.
+    redis_url: str | None = None
+    redis_stream: str = "reconciler:events"
+    redis_stream_maxlen: int = 100_000
+    redis_batch_size: int = 100
+    redis_flush_interval_seconds: float = 0.5
+    redis_max_backlog: int = 10_000
+    mqtt_host: str | None = None
+    mqtt_port: int = 1883
+    mqtt_prefix: str = "reconciler"
+    mqtt_heartbeat_seconds: float = 30.0
+    alert_webhook_url: str | None = Field(default=None, repr=False)
+    alert_consecutive_failures: int = 3
+    alert_long_run_seconds: float | None = None
+    alert_on_guard: bool = True
 
     def store_url(self) -> str:
         """The store's SQLAlchemy URL: the configured one, or SQLite in the state directory."""

@@ -23,6 +23,7 @@ class Trigger(StrEnum):
     FILE_WATCH = "file-watch"
     API = "api"
     ROLLBACK = "rollback"
+    MQTT = "mqtt"
 
 
 class Outcome(StrEnum):

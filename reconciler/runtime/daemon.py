@@ -85,6 +85,7 @@ class Daemon:
         self.controller = controller = Controller(runtime, SpecSet((), {}, None))
         log.info("daemon starting", source=source.describe(), revision=specs.revision, objects=len(specs))
         await self._start_scheduler(controller)
+        await self._start_publishers(controller)
         server = self._server(controller)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -154,6 +155,46 @@ class Daemon:
                                    jobs=controller.jobs)
         task = asyncio.create_task(self.scheduler.run_forever(self.stop), name="scheduler")
         self.closers.append(lambda: asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5))
+
+    async def _start_publishers(self, controller: Controller) -> None:
+        """Redis Streams, the MQTT command/status bridge and alerts, as configured."""
+        s, bus = self.settings, controller.runtime.bus
+        if s.redis_url:
+            from reconciler.runtime.streams import StreamPublisher
+
+            publisher = StreamPublisher(bus, url=s.redis_url, stream=s.redis_stream,
+                                        batch_size=s.redis_batch_size,
+                                        flush_interval=s.redis_flush_interval_seconds,
+                                        max_backlog=s.redis_max_backlog, maxlen=s.redis_stream_maxlen)
+            await publisher.start()
+            self.closers.append(publisher.close)
+        if s.mqtt_host:
+            from reconciler.runtime.mqtt import Command, CommandResult, MqttBridge
+
+            async def on_command(cmd: Command) -> CommandResult:
+                if cmd.action == "run":
+                    result = await controller.run_now(cmd.target, trigger=Trigger.MQTT, mode=cmd.mode,
+                                                      even_if_suspended=cmd.even_if_suspended,
+                                                      actor=f"mqtt:{cmd.role}", source="mqtt")
+                    return CommandResult(result.outcome.ok, result.error or str(result.outcome),
+                                         result.run_id, str(result.outcome))
+                controller.set_suspended(cmd.target, cmd.action == "suspend", actor=f"mqtt:{cmd.role}",
+                                         source="mqtt")
+                return CommandResult(True, f"{cmd.target.short} {cmd.action}ed")
+
+            bridge = MqttBridge(bus, host=s.mqtt_host, port=s.mqtt_port, prefix=s.mqtt_prefix,
+                                on_command=on_command, token_check=self.options.tokens.role_of,
+                                heartbeat_interval=s.mqtt_heartbeat_seconds)
+            await bridge.start()
+            self.closers.append(bridge.stop)
+        if s.alert_webhook_url:
+            from reconciler.runtime.alerts import AlertRules
+
+            alerts = AlertRules(bus, webhook_url=s.alert_webhook_url,
+                                consecutive_failures=s.alert_consecutive_failures,
+                                long_run_seconds=s.alert_long_run_seconds, on_guard=s.alert_on_guard)
+            await alerts.start()
+            self.closers.append(alerts.close)
 
     async def _watch(self, source: FolderSource | GitSource, head: str | None) -> None:
         """Poll the source (or wake on a push webhook); reconcile what a new revision changed."""

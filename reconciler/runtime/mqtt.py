@@ -281,12 +281,12 @@ class MqttBridge:
                     await self._session(client)
                     return
             except aiomqtt.MqttError as exc:
+                delay = min(self.reconnect_max, max(0.5, delay * 2))
                 log.warning("MQTT connection lost or refused; reconnecting", host=self.host, port=self.port,
-                            error=str(exc), retry_in=delay or 0.5)
+                            error=str(exc), retry_in=delay)
             finally:
                 self._client = None
                 self.connected.clear()
-            delay = min(self.reconnect_max, max(0.5, delay * 2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 

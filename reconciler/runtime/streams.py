@@ -9,9 +9,9 @@ must never wait or fail, so it only appends the event to an in-memory deque. A b
 task drains the deque in batches of up to `batch_size` (one pipelined round trip each),
 every `flush_interval` seconds or as soon as a batch is full. When Redis is unreachable the
 batch goes back to the front of the buffer and the task retries with exponential back-off;
-the buffer holds at most `max_backlog` events, and when it overflows the oldest are
-dropped, counted in `dropped` and reported once per flush attempt. `close()` flushes what
-is buffered before returning (within a timeout).
+the buffer holds at most `max_backlog` events (plus the one batch in flight), and when it
+overflows the oldest are dropped, counted in `dropped` and reported once per flush
+attempt. `close()` flushes what is buffered before returning (within a timeout).
 
 Delivery is at least once: if the connection breaks while a pipeline is executing, the
 whole batch is sent again and a few entries may appear twice. Entries carry the event's

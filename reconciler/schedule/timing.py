@@ -135,24 +135,28 @@ class Timing:
     def of(cls, spec: SyncJobSpec, *, key: str, override: Mapping[str, Any] | None = None) -> Timing:
         """The spec's timing, or a runtime override of it (`{schedule|interval, timeZone, jitter}`).
 
-        An override replaces the spec's schedule or interval; its time zone and jitter fall
-        back to the spec's. Raises `ValueError` for an override that is not valid.
+        The override's keys (camelCase, as in the spec) replace the spec's: a `schedule`
+        replaces the spec's interval and an `interval` its schedule; a key it does not give
+        keeps the spec's value. Raises `ValueError` for an override that is not valid.
         """
-        if not override:
-            return cls(key=key, schedule=spec.schedule, interval=spec.interval,
-                       time_zone=spec.time_zone, jitter=spec.jitter if spec.interval else None)
-        schedule, interval = override.get("schedule"), override.get("interval")
-        if (schedule is None) == (interval is None):
-            raise ValueError("a schedule override needs exactly one of schedule and interval")
-        zone_name = override.get("timeZone") or override.get("time_zone") or spec.time_zone
-        zone = _adapter(TimeZoneName).validate_python(zone_name)
-        if schedule is not None:
-            return cls(key=key, schedule=_adapter(CronExpression).validate_python(schedule), time_zone=zone)
-        every = parse_duration(interval)
-        jitter = override.get("jitter")
-        spread = parse_duration(jitter) if jitter is not None else spec.jitter
-        return cls(key=key, interval=every, time_zone=zone,
-                   jitter=min(spread, every) if spread is not None else None)
+        schedule, interval, jitter = spec.schedule, spec.interval, spec.jitter
+        zone = spec.time_zone
+        if override:
+            if override.get("schedule") is not None and override.get("interval") is not None:
+                raise ValueError("a schedule override takes exactly one of schedule and interval")
+            if override.get("schedule") is not None:
+                schedule, interval = _adapter(CronExpression).validate_python(override["schedule"]), None
+            if override.get("interval") is not None:
+                schedule, interval = None, parse_duration(override["interval"])
+            if override.get("jitter") is not None:
+                jitter = parse_duration(override["jitter"])
+            named = override.get("timeZone") or override.get("time_zone")
+            if named:
+                zone = _adapter(TimeZoneName).validate_python(named)
+        if interval is None:
+            return cls(key=key, schedule=schedule, time_zone=zone)
+        return cls(key=key, interval=interval, time_zone=zone,
+                   jitter=min(jitter, interval) if jitter is not None else None)
 
     def __str__(self) -> str:
         if self.schedule is not None:
@@ -190,6 +194,18 @@ class Timing:
         if self.schedule is None:
             return True
         return cron_next(self.schedule, self.time_zone, _utc(nominal) - _SECOND) == _utc(nominal)
+
+    def fits(self, pending: datetime, now: datetime) -> bool:
+        """Whether a stored pending occurrence still belongs to this timing at `now`.
+
+        A cron occurrence must be on the schedule and not later than the first occurrence
+        after now; an interval occurrence not more than one interval ahead. Anything else
+        was computed for another schedule (the spec or an override changed).
+        """
+        if self.interval is not None:
+            return _utc(pending) <= _utc(now) + self.interval
+        assert self.schedule is not None
+        return self.is_occurrence(pending) and _utc(pending) <= cron_next(self.schedule, self.time_zone, now)
 
     def due_between(self, pending: datetime, now: datetime) -> Occurrences | None:
         """The occurrences from `pending` (a nominal time) on that are due at `now`, or None."""
