@@ -321,10 +321,22 @@ def status(
         Path | None, typer.Argument(help="Specs to show (default: what the store knows).")
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    server: Annotated[str | None, typer.Option(help="Ask a running daemon (its URL) instead.")] = None,
+    token_env: Annotated[str, typer.Option(help="Env var holding the API token (with --server).")]
+    = "RECONCILER_TOKEN",
 ) -> None:
     """Objects with their last run and, for SyncJobs, their schedule and next run."""
-    from reconciler.status import object_statuses
+    from reconciler.status import StatusRow, object_statuses
 
+    if server is not None:
+        import httpx
+
+        response = httpx.get(f"{server.rstrip('/')}/api/v1/objects",
+                             headers={"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"})
+        if response.status_code >= 400:
+            raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
+        _show_status([StatusRow.model_validate(r) for r in response.json()], output)
+        return
     try:
         specs = _load(path) if path is not None else None
         runtime = _runtime()
