@@ -23,15 +23,15 @@ The rules, in the order `decide` applies them to a due occurrence:
    longer fits the schedule (its schedule, interval or time zone changed), the job is
    rescheduled to its first occurrence after now, without running; an interval keeps its
    chain anchored at the last run.
-2. **Missed occurrences.** If several occurrences passed (the daemon was down), only the
+2. **Suspend.** `state.suspended` (a runtime override, set through the API) wins over
+   `spec.suspend`. A suspended job starts nothing, but its next run time keeps moving
+   forward, so that resuming waits for the next occurrence instead of catching up.
+   Occurrences passed while suspended are not counted as missed; a pending retry is dropped.
+3. **Missed occurrences.** If several occurrences passed (the daemon was down), only the
    most recent may run; the earlier ones are counted in `state.missed`. With
    `startingDeadlineSeconds`, an occurrence later than the deadline does not run either
    and is counted as missed too (`missed`). Without a deadline the most recent one runs
    however late.
-3. **Suspend.** `state.suspended` (a runtime override, set through the API) wins over
-   `spec.suspend`. A suspended job starts nothing, but its next run time keeps moving
-   forward, so that resuming waits for the next occurrence instead of catching up.
-   Occurrences passed while suspended are not counted as missed; a pending retry is dropped.
 4. **Windows** (`spec.windows`, as Argo CD's sync windows, evaluated at the time the run
    would start): inside an open deny window, or outside every allow window when the job
    has any, the occurrence is not deferred but *blocked*: it does not run, an event
