@@ -241,15 +241,28 @@ class Daemon:
     async def _watch_targets(self) -> None:
         """A hand edit of a watched file runs its object within a second (trigger
         file-watch), so that its conflict policy handles the drift. The reconciler's own
-        writes are recognised and ignored: the object's last run ended just before."""
-        import time
+        writes are recognised and ignored: after each run the watched files' contents are
+        fingerprinted, and a change that leaves a file as the run wrote it is no edit."""
+        import hashlib
 
         from watchfiles import awatch
 
         assert self.controller is not None
-        finished: dict[ObjectRef, float] = {}
-        self.controller.runtime.bus.subscribe(
-            lambda e: finished.__setitem__(e.target, time.monotonic()) if e.run_id else None)
+        known: dict[Path, str | None] = {}
+
+        def fingerprint(path: Path) -> str | None:
+            try:
+                return hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                return None
+
+        def after_run(event: Any) -> None:
+            if event.run_id and event.type != "RunStarted":
+                for path, ref in self._watched().items():
+                    if ref == event.target:
+                        known[path] = fingerprint(path)
+
+        self.controller.runtime.bus.subscribe(after_run)
         while not self.stop.is_set():
             watched = self._watched()
             folders = sorted({p.parent for p in watched if p.parent.exists()})
@@ -257,12 +270,13 @@ class Daemon:
                 await asyncio.sleep(self.options.poll_seconds)
                 continue
             specs = self.controller.specs
+            for path in watched:
+                known.setdefault(path, fingerprint(path))
             async for changes in awatch(*folders, stop_event=self.stop, debounce=200, step=50,
                                         recursive=False):
-                touched = {watched[Path(p)] for _, p in changes if Path(p) in watched}
+                touched = {watched[Path(p)] for _, p in changes
+                           if Path(p) in watched and fingerprint(Path(p)) != known.get(Path(p))}
                 for ref in touched:
-                    if time.monotonic() - finished.get(ref, 0.0) < 1.5:
-                        continue  # our own write
                     log.info("target file changed outside the reconciler", object=ref.short)
                     with contextlib.suppress(ReconcilerError):
                         self.controller.start_run(ref, trigger=Trigger.FILE_WATCH,

@@ -1,1 +1,1 @@
-"""Schedules: cron and interval maths (the scheduler loop arrives with the daemon)."""
+"""Schedules: cron and interval maths (`timing`), clocks (`clock`), and the SyncJob scheduler (`scheduler`): pure decisions and the loop that claims and starts due runs."""
