@@ -15,8 +15,7 @@ from reconciler.engine.conditions import ready_for_outcome
 from reconciler.engine.runs import Outcome
 from reconciler.loading.specs import SpecSet
 from reconciler.models import ObjectRef, SyncJob
-from reconciler.schedule.timing import next_run_time
-from reconciler.store.repository import RunRecord, Store
+from reconciler.store.repository import RunRecord, ScheduleState, Store
 
 
 class StatusRow(BaseModel):
@@ -69,7 +68,10 @@ def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
 
 
 def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> list[StatusRow]:
+    from reconciler.schedule.scheduler import is_suspended, next_run_for
+
     latest = store.latest_runs()
+    states = store.schedule_states()
     rows: list[StatusRow] = []
     if specs is None:
         return [_row(ref, run) for ref, run in sorted(latest.items())]
@@ -82,17 +84,19 @@ def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> li
                 spec.target_ref.name,
             )
             last = latest.get(target)
+            state = states.get(obj.ref, ScheduleState())
+            override = state.override or {}
+            schedule = override.get("schedule") or (f"every {override['interval']}" if override.get(
+                "interval") else spec.schedule or
+                f"every {obj.model_dump(by_alias=True, mode='json')['spec']['interval']}")
             rows.append(
                 _row(
                     obj.ref,
                     last,
                     target=target.short,
-                    schedule=spec.schedule
-                    or f"every {obj.model_dump(by_alias=True, mode='json')['spec']['interval']}",
-                    suspended=spec.suspend,
-                    next_run_time=None
-                    if spec.suspend
-                    else next_run_time(spec, after=now, last_run=last.started_at if last else None),
+                    schedule=schedule + (" (override)" if override else ""),
+                    suspended=is_suspended(obj, state),
+                    next_run_time=next_run_for(obj, state, now),
                 )
             )
         else:
