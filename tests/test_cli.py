@@ -165,3 +165,33 @@ def test_db_upgrade_creates_the_schema(cli, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "store at revision 0004" in result.stdout
     assert (tmp_path / "state" / "reconciler.db").exists()
+
+
+def test_run_refuses_a_suspended_job_unless_asked(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "agents.yaml").write_text(textwrap.dedent(f"""\
+        apiVersion: reconciler.dev/v1alpha1
+        kind: AgentConfig
+        metadata: {{name: team}}
+        spec:
+          mcpServers: {{github: {{command: npx}}}}
+          targets: [{{client: claude-code, scope: project, root: "{tmp_path / 'project'}"}}]
+        ---
+        apiVersion: reconciler.dev/v1alpha1
+        kind: SyncJob
+        metadata: {{name: team-job}}
+        spec:
+          targetRef: {{kind: AgentConfig, name: team}}
+          interval: 5m
+          suspend: true
+        """))
+    refused = cli("run", "SyncJob/team-job", "--specs", "specs")
+    assert refused.returncode == 1 and "suspended" in refused.stderr
+    assert not (tmp_path / "project" / ".mcp.json").exists()
+    forced = cli("run", "SyncJob/team-job", "--specs", "specs", "--even-if-suspended")
+    assert forced.returncode == 0, forced.stderr
+    assert "AgentConfig/team: succeeded" in forced.stdout
+    assert (tmp_path / "project" / ".mcp.json").exists()
+    runs = json.loads(cli("history", "-o", "json").stdout)
+    assert runs[0]["trigger"] == "manual"
