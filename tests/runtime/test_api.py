@@ -149,3 +149,22 @@ def test_health_metrics_export_and_webhook(client: tuple[TestClient, Controller]
     assert http.post("/api/v1/webhooks/git", content=body,
                      headers={"X-Gitlab-Token": "hook-secret"}).status_code == 202
     assert "/api/v1/objects/{kind}/{name}/run" in http.get("/openapi.json").json()["paths"]
+
+
+def test_events_over_websocket_and_logs(client: tuple[TestClient, Controller]) -> None:
+    from reconciler.engine.events import Event, EventType
+    from reconciler.models import ObjectRef
+
+    http, controller = client
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect), http.websocket_connect("/ws/events?token=wrong") as ws:
+        ws.receive_json()
+    with http.websocket_connect(f"/ws/events?token={VIEWER}") as ws:
+        target = ObjectRef("AgentConfig", "default", "team")
+        controller.runtime.bus.publish(Event(EventType.GUARD_TRIPPED, target, "r1", "GuardTripped",
+                                             "maxDeletes", {"outcome": "aborted"}))
+        message = ws.receive_json()
+    assert message["type"] == "GuardTripped" and message["name"] == "team" and message["runId"] == "r1"
+    assert http.get("/api/v1/logs?level=info", headers=auth(VIEWER)).status_code == 200
+    assert http.get("/api/v1/logs").status_code == 401
