@@ -384,8 +384,27 @@ def history(
     run: Annotated[
         str | None, typer.Option("--run", help="Show one run (id or prefix) with its changes.")
     ] = None,
+    server: Annotated[str | None, typer.Option(help="Ask a running daemon (its URL) instead.")] = None,
+    token_env: Annotated[str, typer.Option(help="Env var holding the API token (with --server).")]
+    = "RECONCILER_TOKEN",
 ) -> None:
     """Past runs, newest first (the store keeps every run)."""
+    if server is not None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"}
+        if run is not None:
+            url = f"{server.rstrip('/')}/api/v1/runs/{run}"
+        elif target is not None:
+            ref = _targets([target])[0]
+            url = f"{server.rstrip('/')}/api/v1/objects/{ref.kind}/{ref.name}/history"
+        else:
+            raise _fail("history --server needs KIND/NAME or --run ID")
+        response = httpx.get(url, headers=headers, params={"limit": limit} if run is None else None)
+        if response.status_code >= 400:
+            raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
+        typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+        return
     try:
         refs = _targets([target] if target else None)
         runtime = _runtime()
