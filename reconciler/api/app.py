@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -51,6 +52,29 @@ class ScheduleOverride(BaseModel):
     time_zone: str | None = Field(default=None, alias="timeZone")
 
 
+class StatusCache:
+    """Every object's status row, built at most once per `ttl` seconds and dropped on any run
+    event or change made through the API: a status GET is a dictionary lookup, not a query
+    per request (the store is read once per second however many clients ask)."""
+
+    def __init__(self, controller: Controller, ttl: float = 1.0) -> None:
+        self.controller, self.ttl = controller, ttl
+        self._rows: dict[str, Any] | None = None
+        self._built = 0.0
+
+    def invalidate(self, *_: Any) -> None:
+        self._rows = None
+
+    def rows(self) -> dict[str, Any]:
+        now = time.monotonic()
+        rows = self._rows
+        if rows is None or now - self._built > self.ttl:
+            built = object_statuses(self.controller.store, self.controller.specs, now=datetime.now(UTC))
+            rows = {r.object: r.model_dump(mode="json") for r in built}
+            self._rows, self._built = rows, now
+        return rows
+
+
 def _event_json(event: Event) -> dict[str, Any]:
     t = event.target
     return {"type": event.type, "kind": t.kind, "namespace": t.namespace, "name": t.name,
@@ -67,10 +91,12 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                   description="Status, history and control of a running reconciler.")
     metrics = Metrics()
     controller.runtime.bus.subscribe(metrics.observe)
+    cache = StatusCache(controller)
+    controller.runtime.bus.subscribe(cache.invalidate)
     logs = logs or LogBuffer()
     app.state.metrics = metrics
 
-    def caller(request: Request) -> Caller:
+    async def caller(request: Request) -> Caller:  # async: no thread hop for a digest lookup
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         found = tokens.check(token)
@@ -79,9 +105,10 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                                 headers={"WWW-Authenticate": "Bearer"})
         return found
 
-    def admin(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+    async def admin(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
         if who.role is not Role.ADMIN:
             raise HTTPException(403, "this needs the admin role; the token has the viewer role")
+        cache.invalidate()  # whatever it changes shows at once
         return who
 
     Viewer = Annotated[Caller, Depends(caller)]
@@ -133,18 +160,21 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     # --- objects --------------------------------------------------------------------------
 
     @app.get("/api/v1/objects", tags=["objects"])
-    def list_objects(_who: Viewer) -> list[dict[str, Any]]:
-        rows = object_statuses(controller.store, controller.specs, now=datetime.now(UTC))
-        return [r.model_dump(mode="json") for r in rows]
+    async def list_objects(_who: Viewer) -> list[dict[str, Any]]:
+        return list(cache.rows().values())
 
     @app.get("/api/v1/objects/{kind}/{name}", tags=["objects"])
-    def get_object(kind: str, name: str, _who: Viewer, namespace: str = "default") -> dict[str, Any]:
+    async def get_object(kind: str, name: str, _who: Viewer, namespace: str = "default") -> dict[str, Any]:
         ref = ref_of(kind, name, namespace)
-        rows = object_statuses(controller.store, controller.specs, now=datetime.now(UTC))
-        row = next(r for r in rows if r.object == ref.short or (r.kind, r.name) == (kind, name))
         obj = controller.get(ref)
-        return {**row.model_dump(mode="json"), "suspended": controller.suspended(obj),
-                "spec": obj.model_dump(mode="json", by_alias=True)["spec"]}
+        rows = cache.rows()
+        row = rows[ref.short]
+        if isinstance(obj, SyncJob):
+            suspended = bool(row.get("suspended"))
+        else:
+            jobs = [rows[j.ref.short] for j in controller.jobs_of(ref) if j.ref.short in rows]
+            suspended = bool(jobs) and all(j.get("suspended") for j in jobs)
+        return {**row, "suspended": suspended, "spec": obj.model_dump(mode="json", by_alias=True)["spec"]}
 
     @app.post("/api/v1/objects/{kind}/{name}/run", tags=["control"], status_code=202)
     async def run(kind: str, name: str, who: Admin, request: Request, namespace: str = "default",

@@ -340,15 +340,17 @@ class Scheduler:
     async def tick(self) -> list[Decision]:
         """Decide for every job once and apply what this process claims."""
         now = self.clock.now()
-        states = self.store.schedule_states()
+        states = await asyncio.to_thread(self.store.schedule_states)
         decisions = []
         for job in self.jobs():
             try:
                 state = states.get(job.ref, ScheduleState())
                 decision = decide(job, state, now, self.is_running(job.target))
                 if decision.state is not None:
-                    decision = replace(decision, claimed=self.store.claim_schedule(
-                        job.ref, expected_next=decision.expected_next, state=decision.state))
+                    claimed = await asyncio.to_thread(self.store.claim_schedule, job.ref,
+                                                      expected_next=decision.expected_next,
+                                                      state=decision.state)
+                    decision = replace(decision, claimed=claimed)
                     if decision.claimed:
                         self._apply(job, decision, now)
             except Exception:  # one broken job must not stop the others
@@ -423,16 +425,15 @@ class Scheduler:
             log.exception("scheduled run raised", job=str(job.ref))
             outcome = Outcome.FAILED
         try:
-            self._after_run(job, decision, outcome)
+            await asyncio.to_thread(self._after_run, job, decision, outcome, self.clock.now())
         except Exception:  # the run itself is recorded; only the retry bookkeeping is lost
             log.exception("could not record the end of a scheduled run", job=str(job.ref))
 
-    def _after_run(self, job: SyncJob, decision: Decision, outcome: Outcome) -> None:
+    def _after_run(self, job: SyncJob, decision: Decision, outcome: Outcome, ended: datetime) -> None:
         # Compare-and-set as well: another daemon may move the schedule on meanwhile.
         for _ in range(3):
             state = self.store.schedule_state(job.ref)
-            new = after_run(job, state, occurrence=decision.scheduled_for, outcome=outcome,
-                            now=self.clock.now())
+            new = after_run(job, state, occurrence=decision.scheduled_for, outcome=outcome, now=ended)
             if new is None or new == state:
                 return
             if self.store.claim_schedule(job.ref, expected_next=state.next_run_time, state=new):
