@@ -425,7 +425,8 @@ class Scheduler:
             log.exception("scheduled run raised", job=str(job.ref))
             outcome = Outcome.FAILED
         try:
-            await asyncio.to_thread(self._after_run, job, decision, outcome, self.clock.now())
+            # On the loop: the next tick must see this bookkeeping (two small queries).
+            self._after_run(job, decision, outcome, self.clock.now())
         except Exception:  # the run itself is recorded; only the retry bookkeeping is lost
             log.exception("could not record the end of a scheduled run", job=str(job.ref))
 
