@@ -701,6 +701,31 @@ def run_object(
 
 
 @app.command()
+def operator(
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", help="Watch this namespace (repeatable); default: all namespaces.")] = None,
+    port: Annotated[int, typer.Option(help="Port of the health, metrics and status API.")] = 8080,
+    priority: Annotated[int, typer.Option(help="kopf peering priority; give each replica its own.")] = 0,
+    tick: Annotated[str, typer.Option(help="How often SyncJob schedules are checked.")] = "10s",
+    admin_token_env: Annotated[list[str] | None, typer.Option(
+        help="Env var with an admin API token.")] = None,
+    viewer_token_env: Annotated[list[str] | None, typer.Option(
+        help="Env var with a viewer API token.")] = None,
+) -> None:
+    """Run the Kubernetes operator (kopf) with the HTTP API for probes and metrics."""
+    from reconciler.api.auth import Role, TokenTable
+    from reconciler.operator.running import run_operator
+
+    tokens = TokenTable()
+    for name in admin_token_env or []:
+        tokens.add(_secret_env(name, "--admin-token-env"), Role.ADMIN)
+    for name in viewer_token_env or []:
+        tokens.add(_secret_env(name, "--viewer-token-env"), Role.VIEWER)
+    run_operator(_settings(), namespaces=list(namespace or []), port=port, priority=priority,
+                 tick_seconds=_duration(tick, "--tick"), tokens=tokens)
+
+
+@app.command()
 def quickstart(
     path: PathArg = Path("specs"),
     port: Annotated[int, typer.Option(help="Port of the AED emulator.")] = 8089,

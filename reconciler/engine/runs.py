@@ -24,6 +24,7 @@ class Trigger(StrEnum):
     API = "api"
     ROLLBACK = "rollback"
     MQTT = "mqtt"
+    SPEC = "spec"  # a Kubernetes object created or its spec changed
 
 
 class Outcome(StrEnum):

@@ -1,0 +1,172 @@
+"""kopf handlers: causes in, orchestrator runs out, status patched.
+
+- A domain object (AgentConfig, AedSourceBinding, RbacMapping) is reconciled on create, on
+  every operator start (resume) and on a spec change (a new generation); its status gets
+  the run's conditions and result.
+- `kubectl annotate KIND NAME reconciler.dev/run-now="$(date +%s)" --overwrite` runs the
+  object once per new value and echoes the value into `status.lastHandledRunRequest` (the
+  annotation is never removed, as Flux's `requestedAt`). A suspended object (all of its
+  SyncJobs suspended) refuses it, with the reason in a condition and an Event, unless the
+  annotation `reconciler.dev/run-even-if-suspended: "true"` is also set.
+- A SyncJob is ticked by a kopf timer through the shared scheduler decisions: a due
+  occurrence is claimed in the store (so replicas and restarts neither repeat nor skip it),
+  its target is run, and `nextRunTime` / `lastScheduleTime` are patched for the printer
+  columns.
+- Deleting an object never touches its target (`deletionPolicy: Orphan`, the only policy so
+  far): the store keeps its history.
+
+Kubernetes Events are posted for run started, succeeded, failed, guard tripped and drift,
+with the counts. Secrets referenced with `secretRef` are read from the object's namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from reconciler.assembly import Runtime
+from reconciler.engine.runs import Outcome, RunResult, Trigger
+from reconciler.models import API_GROUP, KINDS, Mode, ObjectRef, Resource, SyncJob
+from reconciler.operator.status import refused_status, run_status, schedule_status
+
+VERSION = "v1alpha1"
+RUN_NOW = "reconciler.dev/run-now"
+EVEN_IF_SUSPENDED = "reconciler.dev/run-even-if-suspended"
+TARGET_KINDS = ("AgentConfig", "AedSourceBinding", "RbacMapping")
+
+
+def resource_of(body: Any) -> Resource:
+    """The typed object of a custom resource body (status left out)."""
+    meta = body.get("metadata", {})
+    document = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations", "generation")
+                             if meta.get(k) is not None},
+                "spec": body.get("spec", {})}
+    return KINDS[str(body.get("kind"))].model_validate(document)
+
+
+class Operator:
+    """The handlers of one operator process, registered on `registry`."""
+
+    def __init__(self, runtime: Runtime, registry: kopf.OperatorRegistry, *,
+                 tick_seconds: float = 10.0) -> None:
+        self.runtime = runtime
+        self.registry = registry
+        self.tick_seconds = tick_seconds
+        self.objects: dict[ObjectRef, Resource] = {}  # every target object seen, for SyncJobs
+        self.jobs: dict[ObjectRef, SyncJob] = {}
+        self.running: set[ObjectRef] = set()
+        self._register()
+
+    # --- running ------------------------------------------------------------------------
+
+    async def _run(self, obj: Resource, trigger: Trigger, mode: Mode = Mode.FULL) -> RunResult:
+        self.running.add(obj.ref)
+        try:
+            return await self.runtime.orchestrator.run(obj, trigger=trigger, mode=mode)
+        finally:
+            self.running.discard(obj.ref)
+
+    def _suspended(self, ref: ObjectRef) -> bool:
+        from reconciler.schedule.scheduler import is_suspended
+
+        jobs = [j for j in self.jobs.values() if j.target == ref]
+        return bool(jobs) and all(is_suspended(j, self.runtime.store.schedule_state(j.ref)) for j in jobs)
+
+    @staticmethod
+    def _announce(body: Any, result: RunResult) -> None:
+        c = result.counts
+        counts = f"{c.created} created, {c.updated} updated, {c.deleted} deleted, {c.unchanged} unchanged"
+        if result.outcome in (Outcome.SUCCEEDED, Outcome.NOOP):
+            kopf.info(body, reason="RunSucceeded",
+                      message=f"{result.outcome}: {counts} [run {result.run_id}]")
+        elif result.outcome is Outcome.ABORTED:
+            kopf.warn(body, reason="GuardTripped", message=result.error or "a guard stopped the run")
+        elif result.outcome is Outcome.FAILED:
+            kopf.warn(body, reason="RunFailed", message=result.error or "the run failed")
+        if result.drift:
+            kopf.warn(body, reason="DriftDetected", message=f"{len(result.drift)} key(s) changed outside "
+                      "the reconciler")
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _register(self) -> None:
+        registry = self.registry
+        for kind in TARGET_KINDS:
+            plural = KINDS[kind].PLURAL
+            kopf.on.resume(API_GROUP, VERSION, plural, registry=registry)(self.reconcile)
+            kopf.on.create(API_GROUP, VERSION, plural, registry=registry)(self.reconcile)
+            kopf.on.update(API_GROUP, VERSION, plural, field="spec", registry=registry)(self.reconcile)
+            kopf.on.field(API_GROUP, VERSION, plural, field=("metadata", "annotations", RUN_NOW),
+                          registry=registry)(self.run_now)
+            kopf.on.delete(API_GROUP, VERSION, plural, registry=registry, optional=True)(self.forget)
+        jobs = KINDS["SyncJob"].PLURAL
+        kopf.on.resume(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
+        kopf.on.create(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
+        kopf.on.update(API_GROUP, VERSION, jobs, field="spec", registry=registry)(self.track_job)
+        kopf.on.delete(API_GROUP, VERSION, jobs, registry=registry, optional=True)(self.forget_job)
+        kopf.timer(API_GROUP, VERSION, jobs, interval=self.tick_seconds, registry=registry)(self.tick)
+
+    async def reconcile(self, body: Any, patch: Any, **_: Any) -> None:
+        obj = resource_of(body)
+        self.objects[obj.ref] = obj
+        kopf.info(body, reason="RunStarted", message=f"reconciling generation {obj.metadata.generation}")
+        result = await self._run(obj, Trigger.SPEC)
+        patch.status.update(run_status(result, body.get("status")))
+        self._announce(body, result)
+
+    async def run_now(self, body: Any, new: Any, patch: Any, **_: Any) -> None:
+        token = str(new) if new else None
+        status = body.get("status") or {}
+        if token is None or token == status.get("lastHandledRunRequest"):
+            return
+        obj = resource_of(body)
+        self.objects[obj.ref] = obj
+        allowed = (body.get("metadata", {}).get("annotations", {}) or {}).get(EVEN_IF_SUSPENDED) == "true"
+        if self._suspended(obj.ref) and not allowed:
+            message = f"run request {token} refused: {obj.ref.short} is suspended"
+            kopf.warn(body, reason="RunRequestRefused", message=message)
+            patch.status.update(refused_status(status, "Suspended", message, handled_request=token))
+            return
+        result = await self._run(obj, Trigger.ANNOTATION)
+        patch.status.update(run_status(result, status, handled_request=token))
+        self._announce(body, result)
+
+    async def forget(self, body: Any, **_: Any) -> None:
+        self.objects.pop(resource_of(body).ref, None)
+
+    async def track_job(self, body: Any, **_: Any) -> None:
+        job = resource_of(body)
+        assert isinstance(job, SyncJob)
+        self.jobs[job.ref] = job
+
+    async def forget_job(self, body: Any, **_: Any) -> None:
+        self.jobs.pop(resource_of(body).ref, None)
+
+    async def tick(self, body: Any, patch: Any, **_: Any) -> None:
+        """The scheduler's decision for one SyncJob; a claimed due occurrence runs its target."""
+        from reconciler.schedule.scheduler import decide, next_run_for
+
+        job = resource_of(body)
+        assert isinstance(job, SyncJob)
+        self.jobs[job.ref] = job
+        store = self.runtime.store
+        now = datetime.now(UTC)
+        state = await asyncio.to_thread(store.schedule_state, job.ref)
+        decision = decide(job, state, now, job.target in self.running)
+        claimed = decision.state is not None and await asyncio.to_thread(
+            store.claim_schedule, job.ref, expected_next=decision.expected_next, state=decision.state)
+        target = self.objects.get(job.target)
+        if claimed and decision.run and target is not None:
+            await self._run(target, Trigger.SCHEDULE, job.spec.mode)
+        fresh = await asyncio.to_thread(store.schedule_state, job.ref)
+        patch.status.update(schedule_status(next_run_for(job, fresh, datetime.now(UTC)),
+                                            fresh.last_schedule_time))
+        latest = store.runs(job.target, limit=1)
+        if latest:
+            run = latest[0]
+            patch.status.update({"lastRunTime": run.started_at.isoformat().replace("+00:00", "Z"),
+                                 "lastResult": {"outcome": run.outcome, "runId": run.id, **run.counts}})
