@@ -93,8 +93,14 @@ class Operator:
 
     # --- handlers -----------------------------------------------------------------------
 
+    @staticmethod
+    def login(**kwargs: Any) -> Any:
+        """In a pod: its service account; elsewhere: the kubeconfig (KUBECONFIG)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     def _register(self) -> None:
         registry = self.registry
+        kopf.on.login(registry=registry)(self.login)
         for kind in TARGET_KINDS:
             plural = KINDS[kind].PLURAL
             kopf.on.resume(API_GROUP, VERSION, plural, registry=registry)(self.reconcile)
