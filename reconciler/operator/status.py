@@ -9,7 +9,7 @@ the run's outcome, counts and id; a SyncJob also gets `nextRunTime` and `lastSch
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -66,5 +66,3 @@ def schedule_status(next_run: datetime | None, last_schedule: datetime | None) -
     return {"nextRunTime": _iso(next_run), "lastScheduleTime": _iso(last_schedule)}
 
 
-def printer_paths(columns: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [str(c["jsonPath"]) for c in columns]

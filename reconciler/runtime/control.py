@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,6 @@ from reconciler.engine.runs import RunResult, Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.loading.specs import SpecSet
 from reconciler.models import Mode, ObjectRef, Resource, SyncJob
-from reconciler.store.repository import ScheduleState
 
 log = structlog.get_logger("reconciler.control")
 
@@ -211,13 +209,4 @@ class Controller:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def overrides(self) -> dict[ObjectRef, ScheduleState]:
-        return self.store.schedule_states()
 
-
-def parse_ref(kind: str, name: str, namespace: str | None = None) -> ObjectRef:
-    return ObjectRef(kind, namespace or "default", name)
-
-
-def refs(objs: Sequence[Resource]) -> list[str]:
-    return [o.ref.short for o in objs]

@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import MISSING, Document, Format, open_document
-from reconciler.drivers.agents.entries import Entry, Note, Place, expand, parse_key
+from reconciler.drivers.agents.entries import Entry, Note, Place, parse_key
 from reconciler.drivers.agents.ownership import Decision, State, decide
 from reconciler.engine.planning import Change, Plan
 from reconciler.errors import DriverError
@@ -297,22 +297,3 @@ def proposed_value(entry: Entry, place: Place, files: Mapping[str, FileState]) -
     return value
 
 
-def expand_files(files: Mapping[str, Format]) -> dict[str, str]:
-    """Displayed file → absolute path."""
-    return {file: str(expand(file)) for file in files}
-
-
-def proposed_patch(adopt: Mapping[str, Mapping[str, Any]]) -> str:
-    """The Adopt proposals as YAML: for each canonical field, what the file now holds."""
-    from io import StringIO
-
-    from ruamel.yaml import YAML
-
-    items: list[dict[str, Any]] = [
-        {"key": key, "specField": data["canonical"], "fileNowHolds": data["file"],
-         "specSays": data["spec"]} for key, data in adopt.items()]
-    yaml = YAML(typ="safe")
-    yaml.default_flow_style = False
-    out = StringIO()
-    yaml.dump(items, out)
-    return out.getvalue()

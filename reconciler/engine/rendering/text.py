@@ -71,6 +71,9 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
         hidden = len(plan.changes) - max_changes
         if hidden > 0:
             out.append(f"  … and {hidden} more changes")
+        if plan.sampled:
+            out.append(f"  … {plan.counts.changed - len(plan.changes)} more changes not listed "
+                       "(the counts above are complete)")
         out += diff_lines(plan, color)
         for key in plan.drift:
             out.append(_paint(f"  ≠ drift {key}: changed outside the reconciler", "magenta", color))
