@@ -707,6 +707,9 @@ def operator(
     port: Annotated[int, typer.Option(help="Port of the health, metrics and status API.")] = 8080,
     priority: Annotated[int, typer.Option(help="kopf peering priority; give each replica its own.")] = 0,
     tick: Annotated[str, typer.Option(help="How often SyncJob schedules are checked.")] = "10s",
+    peering: Annotated[str, typer.Option(
+        help="kopf peering object shared by the replicas (not the one of other kopf operators).")]
+    = "default",
     admin_token_env: Annotated[list[str] | None, typer.Option(
         help="Env var with an admin API token.")] = None,
     viewer_token_env: Annotated[list[str] | None, typer.Option(
@@ -722,7 +725,7 @@ def operator(
     for name in viewer_token_env or []:
         tokens.add(_secret_env(name, "--viewer-token-env"), Role.VIEWER)
     run_operator(_settings(), namespaces=list(namespace or []), port=port, priority=priority,
-                 tick_seconds=_duration(tick, "--tick"), tokens=tokens)
+                 tick_seconds=_duration(tick, "--tick"), tokens=tokens, peering=peering)
 
 
 @app.command()

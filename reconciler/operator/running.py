@@ -23,7 +23,7 @@ from reconciler.settings import Settings
 
 async def operate(settings: Settings, *, namespaces: list[str], port: int, priority: int,
                   tick_seconds: float, tokens: TokenTable, stop: asyncio.Event | None = None,
-                  host: str = "0.0.0.0") -> None:
+                  host: str = "0.0.0.0", peering: str = "default") -> None:
     import uvicorn
 
     from reconciler.api.app import create_app
@@ -39,7 +39,8 @@ async def operate(settings: Settings, *, namespaces: list[str], port: int, prior
     serving = asyncio.create_task(server.serve())
     try:
         await kopf.operator(registry=registry, clusterwide=not namespaces, namespaces=namespaces or None,
-                            priority=priority, standalone=priority == 0, stop_flag=stop)
+                            priority=priority, standalone=priority == 0, stop_flag=stop,
+                            peering_name=peering)
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):
