@@ -23,3 +23,30 @@ def tree(root: Path) -> dict[str, bytes]:
     """Every file under root (relative path → bytes), the store excluded."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and not any(part.startswith("store.db") for part in p.parts)}
+
+
+def entries(body: dict[str, Any]) -> dict[str, Any]:
+    """The rendered entries of a spec body, by inventory key."""
+    from reconciler.drivers.agents.planning import render_spec
+
+    return {e.key: e for e in render_spec(agent_config(body)).entries}
+
+
+def in_order(text: str, parts: list[str]) -> bool:
+    """Every part occurs verbatim in text, each after the previous one."""
+    position = 0
+    for part in parts:
+        found = text.find(part, position)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
+
+
+def assert_same_spec(found: dict[str, Any], body: dict[str, Any]) -> None:
+    """What an import read back equals the spec in servers, permissions and rules."""
+    expected = agent_config(body).spec
+    imported = agent_config({**found, "targets": body["targets"]}).spec
+    assert imported.mcp_servers == expected.mcp_servers
+    assert imported.permissions == expected.permissions
+    assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.entries import Place
 from reconciler.engine import conditions
@@ -277,11 +277,7 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, home
     place = Place(AgentClient.CLAUDE_CODE, TargetScope.USER, str(home), "team")
     found = adapter_for("claude-code").read(Reader(home), place, warnings.append)
     found["mcpServers"].pop("personal")
-    expected = agent_config(body).spec
-    imported = agent_config({**found, "targets": body["targets"]}).spec
-    assert imported.mcp_servers == expected.mcp_servers
-    assert imported.permissions == expected.permissions
-    assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+    assert_same_spec(found, body)
 
 
 def test_adopted_server_edit_is_proposed_in_canonical_form(runner: Runner, home: Path) -> None:

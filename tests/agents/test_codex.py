@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, entries, in_order, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
-from reconciler.drivers.agents.entries import Entry, Place
+from reconciler.drivers.agents.entries import Place
 from reconciler.drivers.agents.planning import TranslationError, render_spec
 from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
@@ -76,10 +76,6 @@ def spec(root: Path, scope: str = "project", **extra: Any) -> dict[str, Any]:
     }
 
 
-def entries(body: dict[str, Any]) -> dict[str, Entry]:
-    return {e.key: e for e in render_spec(agent_config(body)).entries}
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
@@ -87,17 +83,6 @@ def project(tmp_path: Path) -> Path:
     (root / ".codex" / "config.toml").write_text(CONFIG)
     (root / "AGENTS.md").write_text(AGENTS_MD)
     return root
-
-
-def in_order(text: str, parts: list[str]) -> bool:
-    """Every part occurs verbatim in text, each after the previous one."""
-    position = 0
-    for part in parts:
-        found = text.find(part, position)
-        if found < 0:
-            return False
-        position = found + len(part)
-    return True
 
 
 # --- render (pure) -----------------------------------------------------------------------------
@@ -367,11 +352,7 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, proj
     place = Place(AgentClient.CODEX, TargetScope.PROJECT, str(project), "team")
     found = adapter_for("codex").read(Reader(project), place, warnings.append)
     assert found["mcpServers"].pop("other") == {"command": "other-server", "args": ["--verbose"]}
-    expected = agent_config(body).spec
-    imported = agent_config({**found, "targets": body["targets"]}).spec
-    assert imported.mcp_servers == expected.mcp_servers
-    assert imported.permissions == expected.permissions
-    assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+    assert_same_spec(found, body)
     assert warnings == []
     # The imported spec renders to what is in the files: a plan of it changes nothing.
     planned = runner(agent_config({**found, "targets": body["targets"]}), dry_run=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.clients.cursor import canonical_rule, parse_mdc
 from reconciler.drivers.agents.documents import Format
@@ -147,11 +147,7 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, tmp_
     warnings: list[str] = []
     place = Place(AgentClient.CURSOR, TargetScope.PROJECT, str(root), "team")
     found = adapter_for("cursor").read(Reader(root), place, warnings.append)
-    expected = agent_config(body).spec
-    imported = agent_config({**found, "targets": body["targets"]}).spec
-    assert imported.mcp_servers == expected.mcp_servers
-    assert imported.permissions == expected.permissions
-    assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+    assert_same_spec(found, body)
     assert warnings == []
 
 

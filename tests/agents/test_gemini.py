@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, entries, in_order, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
-from reconciler.drivers.agents.entries import Entry, Place
+from reconciler.drivers.agents.entries import Place
 from reconciler.drivers.agents.planning import render_spec
 from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
@@ -87,10 +87,6 @@ EXPECTED_POLICY = [
 ]
 
 
-def entries(body: dict[str, Any]) -> dict[str, Entry]:
-    return {e.key: e for e in render_spec(agent_config(body)).entries}
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
@@ -98,16 +94,6 @@ def project(tmp_path: Path) -> Path:
     (root / ".gemini" / "settings.json").write_text(SETTINGS)
     (root / "GEMINI.md").write_text(MEMORY)
     return root
-
-
-def in_order(text: str, parts: list[str]) -> bool:
-    position = 0
-    for part in parts:
-        found = text.find(part, position)
-        if found < 0:
-            return False
-        position = found + len(part)
-    return True
 
 
 def without(data: dict[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:
@@ -312,11 +298,7 @@ def test_import_round_trip_gives_the_spec_back(runner: Runner, project: Path) ->
     place = Place(AgentClient.GEMINI_CLI, TargetScope.PROJECT, str(project), "team")
     found = adapter_for("gemini-cli").read(Reader(project), place, warnings.append)
     assert found["mcpServers"].pop("personal") == {"command": "my-server"}
-    expected = agent_config(body).spec
-    imported = agent_config({**found, "targets": body["targets"]}).spec
-    assert imported.mcp_servers == expected.mcp_servers
-    assert imported.permissions == expected.permissions
-    assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+    assert_same_spec(found, body)
     assert warnings == []
     planned = runner(agent_config({**found, "targets": body["targets"]}), dry_run=True)
     assert planned.plan is not None and not planned.plan.has_changes

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, entries, tree
 from reconciler.drivers.agents import jsonc
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
-from reconciler.drivers.agents.entries import Entry, Place
+from reconciler.drivers.agents.entries import Place
 from reconciler.drivers.agents.planning import render_spec
 from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
@@ -63,10 +63,6 @@ def spec(root: Path, scope: str = "project", **extra: Any) -> dict[str, Any]:
         "targets": [{"client": "qwen-code", "scope": scope, "root": str(root)}],
         **extra,
     }
-
-
-def entries(body: dict[str, Any]) -> dict[str, Entry]:
-    return {e.key: e for e in render_spec(agent_config(body)).entries}
 
 
 @pytest.fixture
@@ -177,11 +173,7 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, proj
     place = Place(AgentClient.QWEN_CODE, TargetScope.PROJECT, str(project), "team")
     found = adapter_for("qwen-code").read(Reader(project), place, warnings.append)
     assert found["mcpServers"].pop("personal") == {"command": "my-server"}
-    expected = agent_config(body).spec
-    imported = agent_config({**found, "targets": body["targets"]}).spec
-    assert imported.mcp_servers == expected.mcp_servers
-    assert imported.permissions == expected.permissions
-    assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+    assert_same_spec(found, body)
     assert warnings == []
 
 
