@@ -6,12 +6,14 @@ in how they take input and show output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.drivers import default_registry
 from reconciler.engine.drivers import DriverRegistry
 from reconciler.engine.events import EventBus
 from reconciler.engine.orchestrator import Orchestrator
+from reconciler.loading.secrets import SecretResolver
 from reconciler.settings import Settings
 from reconciler.store.repository import Store
 
@@ -33,10 +35,12 @@ def load_drivers(settings: Settings) -> DriverRegistry:
     return default_registry(settings.plugin_modules())
 
 
-def open_runtime(settings: Settings, *, drivers: DriverRegistry | None = None) -> Runtime:
+def open_runtime(settings: Settings, *, drivers: DriverRegistry | None = None,
+                 secrets: Callable[[], SecretResolver] = SecretResolver) -> Runtime:
+    """`secrets` builds each run's resolver (the operator's reads Kubernetes Secrets)."""
     drivers = drivers if drivers is not None else load_drivers(settings)
     store = Store.open(settings.store_url())
     bus = EventBus()
     orchestrator = Orchestrator(store=store, drivers=drivers, bus=bus,
-                                lock_timeout=settings.lock_timeout_seconds)
+                                lock_timeout=settings.lock_timeout_seconds, secrets=secrets)
     return Runtime(settings, store, drivers, bus, orchestrator)

@@ -714,6 +714,9 @@ def operator(
         help="Env var with an admin API token.")] = None,
     viewer_token_env: Annotated[list[str] | None, typer.Option(
         help="Env var with a viewer API token.")] = None,
+    scan: Annotated[bool, typer.Option(
+        help="Watch for namespaces and CRDs appearing later (--no-scan: the given namespaces only, "
+        "no cluster-wide list rights needed).")] = True,
 ) -> None:
     """Run the Kubernetes operator (kopf) with the HTTP API for probes and metrics."""
     from reconciler.api.auth import Role, TokenTable
@@ -725,7 +728,7 @@ def operator(
     for name in viewer_token_env or []:
         tokens.add(_secret_env(name, "--viewer-token-env"), Role.VIEWER)
     run_operator(_settings(), namespaces=list(namespace or []), port=port, priority=priority,
-                 tick_seconds=_duration(tick, "--tick"), tokens=tokens, peering=peering)
+                 tick_seconds=_duration(tick, "--tick"), tokens=tokens, peering=peering, scan=scan)
 
 
 @app.command()

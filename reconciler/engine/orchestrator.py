@@ -39,7 +39,7 @@ from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.errors import GuardAborted, ReconcilerError
 from reconciler.loading.secrets import SecretResolver
 from reconciler.logs import scrubbing
-from reconciler.models import Mode, Resource
+from reconciler.models import DeletionPolicy, Mode, Resource
 from reconciler.store.repository import Store, TargetState
 
 log = structlog.get_logger("reconciler.run")
@@ -120,6 +120,20 @@ class Orchestrator:
             except Exception as exc:  # lock timeout or store failure before the run began
                 return self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision,
                                            started, str(exc), type(exc).__name__, secrets)
+
+    async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE) -> RunResult | None:
+        """What deleting `obj` does to its target. Under `deletionPolicy: Orphan` (the default)
+        nothing: None. Under `Delete`, a recorded run of the driver's teardown spec (the same
+        targets, nothing desired), which removes only what the inventory says the reconciler
+        created; its result says whether the target is clean (the caller keeps its finalizer
+        until it is)."""
+        policy = getattr(obj.spec, "deletion_policy", DeletionPolicy.ORPHAN)  # type: ignore[attr-defined]
+        if policy is not DeletionPolicy.DELETE:
+            return None
+        teardown = getattr(self.drivers.get(obj.KIND), "teardown", None)
+        if not callable(teardown):
+            raise ReconcilerError(f"{obj.KIND} does not support deletionPolicy: Delete")
+        return await self.run(teardown(obj), trigger=trigger)
 
     async def _reconcile(self, ctx: RunContext, started: datetime) -> RunResult:
         obj, secrets = ctx.obj, ctx.secrets

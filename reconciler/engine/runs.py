@@ -25,6 +25,7 @@ class Trigger(StrEnum):
     ROLLBACK = "rollback"
     MQTT = "mqtt"
     SPEC = "spec"  # a Kubernetes object created or its spec changed
+    DELETE = "delete"  # a Kubernetes object deleted under deletionPolicy: Delete
 
 
 class Outcome(StrEnum):

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.models.common import DnsLabel, HttpUrlText, Resource, SecretRef, SpecModel
+from reconciler.models.common import DeletionPolicy, DnsLabel, HttpUrlText, Resource, SecretRef, SpecModel
 from reconciler.models.status import ObjectStatus
 
 # --- scalar types ----------------------------------------------------------------------------
@@ -312,6 +312,11 @@ class AgentConfigSpec(SpecModel):
     )
     strict: bool = Field(
         default=False, description="A field a client cannot express is an error, not a warning."
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.ORPHAN,
+        description="When the object is deleted (Kubernetes): Orphan keeps the files as they are; "
+        "Delete removes the keys, blocks and files the reconciler wrote, and nothing else.",
     )
 
     @field_validator("targets")

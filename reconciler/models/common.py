@@ -320,6 +320,13 @@ class Condition(SpecModel):
     observed_generation: int | None = None
 
 
+class DeletionPolicy(StrEnum):
+    """What deleting the object does to its target (as Flux's `prune`, but opt-in)."""
+
+    ORPHAN = "Orphan"  # the target keeps everything; the store keeps the history
+    DELETE = "Delete"  # remove what the inventory says the reconciler created, nothing else
+
+
 class Mode(StrEnum):
     """How much of a target a run reconciles."""
 

@@ -12,11 +12,14 @@
   occurrence is claimed in the store (so replicas and restarts neither repeat nor skip it),
   its target is run, and `nextRunTime` / `lastScheduleTime` are patched for the printer
   columns.
-- Deleting an object never touches its target (`deletionPolicy: Orphan`, the only policy so
-  far): the store keeps its history.
+- Every target object carries the finalizer `reconciler.dev/finalizer`. Deleting it never
+  touches its target by default (`deletionPolicy: Orphan`; the store keeps the history);
+  under `deletionPolicy: Delete` the orchestrator's teardown run removes what the inventory
+  says the reconciler created, and the finalizer is released only once that run succeeded.
 
 Kubernetes Events are posted for run started, succeeded, failed, guard tripped and drift,
-with the counts. Secrets referenced with `secretRef` are read from the object's namespace.
+with the counts. Secrets referenced with `secretRef` are read from the object's namespace
+with the credentials the operator logged in with (`SecretReader`).
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ import kopf
 from reconciler.assembly import Runtime
 from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import API_GROUP, KINDS, Mode, ObjectRef, Resource, SyncJob
+from reconciler.operator.secrets import SecretReader
 from reconciler.operator.status import refused_status, run_status, schedule_status
 
 VERSION = "v1alpha1"
 RUN_NOW = "reconciler.dev/run-now"
+FINALIZER = "reconciler.dev/finalizer"
 EVEN_IF_SUSPENDED = "reconciler.dev/run-even-if-suspended"
 TARGET_KINDS = ("AgentConfig", "AedSourceBinding", "RbacMapping")
 
@@ -52,10 +57,11 @@ class Operator:
     """The handlers of one operator process, registered on `registry`."""
 
     def __init__(self, runtime: Runtime, registry: kopf.OperatorRegistry, *,
-                 tick_seconds: float = 10.0) -> None:
+                 tick_seconds: float = 10.0, secrets: SecretReader | None = None) -> None:
         self.runtime = runtime
         self.registry = registry
         self.tick_seconds = tick_seconds
+        self.secrets = secrets
         self.objects: dict[ObjectRef, Resource] = {}  # every target object seen, for SyncJobs
         self.jobs: dict[ObjectRef, SyncJob] = {}
         self.running: set[ObjectRef] = set()
@@ -93,10 +99,13 @@ class Operator:
 
     # --- handlers -----------------------------------------------------------------------
 
-    @staticmethod
-    def login(**kwargs: Any) -> Any:
-        """In a pod: its service account; elsewhere: the kubeconfig (KUBECONFIG)."""
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def login(self, **kwargs: Any) -> Any:
+        """In a pod: its service account; elsewhere: the kubeconfig (KUBECONFIG). The same
+        credentials read the Secrets that specs reference."""
+        connection = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        if self.secrets is not None:
+            self.secrets.connect(connection)
+        return connection
 
     def _register(self) -> None:
         registry = self.registry
@@ -108,7 +117,7 @@ class Operator:
             kopf.on.update(API_GROUP, VERSION, plural, field="spec", registry=registry)(self.reconcile)
             kopf.on.field(API_GROUP, VERSION, plural, field=("metadata", "annotations", RUN_NOW),
                           registry=registry)(self.run_now)
-            kopf.on.delete(API_GROUP, VERSION, plural, registry=registry, optional=True)(self.forget)
+            kopf.on.delete(API_GROUP, VERSION, plural, registry=registry)(self.finalize)
         jobs = KINDS["SyncJob"].PLURAL
         kopf.on.resume(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
         kopf.on.create(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
@@ -141,8 +150,19 @@ class Operator:
         patch.status.update(run_status(result, status, handled_request=token))
         self._announce(body, result)
 
-    async def forget(self, body: Any, **_: Any) -> None:
-        self.objects.pop(resource_of(body).ref, None)
+    async def finalize(self, body: Any, **_: Any) -> None:
+        """The object is being deleted: its `deletionPolicy` decides what happens to the target."""
+        obj = resource_of(body)
+        self.objects.pop(obj.ref, None)
+        result = await self.runtime.orchestrator.delete(obj)
+        if result is None:
+            kopf.info(body, reason="Orphaned", message="deletionPolicy Orphan: the target is left as "
+                      "it is; the run history stays in the store")
+            return
+        self._announce(body, result)
+        if not result.outcome.ok:
+            raise kopf.TemporaryError(f"deletionPolicy Delete: the teardown run {result.run_id} "
+                                      f"{result.outcome}; the finalizer stays until it succeeds", delay=30)
 
     async def track_job(self, body: Any, **_: Any) -> None:
         job = resource_of(body)

@@ -10,27 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 import kopf
 
 from reconciler.api.auth import TokenTable
 from reconciler.assembly import open_runtime
+from reconciler.loading.secrets import SecretResolver
 from reconciler.loading.specs import SpecSet
-from reconciler.operator.handlers import Operator
+from reconciler.operator.handlers import FINALIZER, Operator
+from reconciler.operator.secrets import SecretReader
 from reconciler.runtime.control import Controller
 from reconciler.settings import Settings
 
 
 async def operate(settings: Settings, *, namespaces: list[str], port: int, priority: int,
-                  tick_seconds: float, tokens: TokenTable, stop: asyncio.Event | None = None,
-                  host: str = "0.0.0.0", peering: str = "default") -> None:
+                  tick_seconds: float, tokens: TokenTable,
+                  stop: asyncio.Event | threading.Event | None = None,
+                  host: str = "0.0.0.0", peering: str = "default", scan: bool = True) -> None:
+    """Run kopf and the API until `stop` is set. `scan=False` does not watch for namespaces
+    and CRDs appearing later (a fixed namespace list then needs no cluster-wide list rights)."""
     import uvicorn
 
     from reconciler.api.app import create_app
 
-    runtime = open_runtime(settings)
+    reader = SecretReader()
+    runtime = open_runtime(settings, secrets=lambda: SecretResolver(kubernetes=reader))
     registry = kopf.OperatorRegistry()
-    Operator(runtime, registry, tick_seconds=tick_seconds)
+    Operator(runtime, registry, tick_seconds=tick_seconds, secrets=reader)
+    options = kopf.OperatorSettings()
+    options.persistence.finalizer = FINALIZER
+    options.scanning.disabled = not scan
     controller = Controller(runtime, SpecSet((), {}, None))
     app = create_app(controller, tokens=tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
@@ -38,9 +48,11 @@ async def operate(settings: Settings, *, namespaces: list[str], port: int, prior
     stop = stop or asyncio.Event()
     serving = asyncio.create_task(server.serve())
     try:
+        # Priority 0 runs standalone; naming a peering object would make kopf require it.
+        standalone = priority == 0
         await kopf.operator(registry=registry, clusterwide=not namespaces, namespaces=namespaces or None,
-                            priority=priority, standalone=priority == 0, stop_flag=stop,
-                            peering_name=peering)
+                            priority=priority, standalone=standalone, stop_flag=stop,
+                            peering_name=None if standalone else peering, settings=options)
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):

@@ -36,7 +36,7 @@ STATUSES = [f"{k}/status" for k in KINDS]
 WATCHED_RULES = {
     **{("reconciler.dev", k): {"get", "list", "watch", "patch"} for k in KINDS},
     **{("reconciler.dev", s): {"patch", "update"} for s in STATUSES},
-    ("", "secrets"): {"get", "list", "watch"},
+    ("", "secrets"): {"get"},  # one Secret at a time (SecretReader), never listed
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }

@@ -139,7 +139,7 @@ and, always cluster-wide, get/list/watch on CustomResourceDefinitions and Namesp
   verbs: [patch, update]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: [get]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]

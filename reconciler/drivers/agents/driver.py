@@ -96,6 +96,13 @@ class AgentConfigDriver:
         last = last_applied(ctx.state.watermarks()) if ctx.state is not None else {}
         return Observed(rendered, files, last, restore)
 
+    def teardown(self, obj: AgentConfig) -> AgentConfig:
+        """The spec whose run removes everything this object wrote and nothing else: the same
+        targets with no servers, rules or permissions (every inventory key is then pruned)."""
+        empty = obj.spec.model_copy(update={"mcp_servers": {}, "rules": [],
+                                            "permissions": type(obj.spec.permissions)()})
+        return obj.model_copy(update={"spec": empty})
+
     def watch_paths(self, obj: AgentConfig) -> list[Path]:
         """The native files of every target, for the daemon's file watcher (hand edits)."""
         return [expand(file) for file in render_spec(obj).files()]
