@@ -268,8 +268,17 @@ def plan(
     target: TargetOpt = None,
     mode: ModeOpt = ModeOption.full,
     max_changes: Annotated[int, typer.Option(help="Changes shown per target.")] = 100,
+    base: Annotated[str | None, typer.Option(
+        help="Pull-request review: plan only the objects that changed from this git revision to --head "
+        "(PATH is then relative to the repository root).")] = None,
+    head: Annotated[str | None, typer.Option(help="The revision under review (with --base).")] = None,
+    path_option: Annotated[Path | None, typer.Option("--path", help="Same as PATH.")] = None,
 ) -> None:
     """Show what apply would change (a dry run against the live targets)."""
+    path = path_option or path
+    if base is not None or head is not None:
+        _plan_review(path, base, head, fmt, mode, max_changes, detailed_exitcode)
+        return
     try:
         results = _reconcile(path, target, mode, dry_run=True)
     except ReconcilerError as exc:
@@ -278,6 +287,46 @@ def plan(
     if _print_failures(results):
         raise typer.Exit(1)
     if detailed_exitcode and any(p.has_changes or p.drift for p in plans):
+        raise typer.Exit(2)
+
+
+def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat, mode: ModeOption,
+                 max_changes: int, detailed_exitcode: bool) -> None:
+    """`plan --base REV --head REV`: the changed objects planned against the live targets."""
+    from reconciler.assembly import load_drivers
+    from reconciler.models import Mode
+    from reconciler.review.rendering import (
+        render_review_json,
+        render_review_markdown,
+        render_review_text,
+    )
+    from reconciler.review.reviewing import review_changes
+    from reconciler.review.revisions import compare_revisions
+
+    if base is None or head is None:
+        raise _fail("--base and --head go together: plan what changed from --base to --head")
+    try:
+        _state["drivers"] = load_drivers(_settings())
+        diff = compare_revisions(base=base, head=head, path=path)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    runtime = _runtime()
+    try:
+        review = asyncio.run(review_changes(runtime.orchestrator, diff, mode=Mode(mode.value)))
+    finally:
+        runtime.close()
+    if fmt is PlanFormat.markdown:
+        typer.echo(render_review_markdown(review, max_changes=max_changes, path=str(path)))
+    elif fmt is PlanFormat.json:
+        typer.echo(render_review_json(review))
+    else:
+        typer.echo(render_review_text(review, max_changes=max_changes, color=sys.stdout.isatty()))
+    for target in review.targets:
+        if target.failed and target.result is not None:
+            typer.echo(f"error: {target.change.ref.short}: {target.result.error}", err=True)
+    if review.errors:
+        raise typer.Exit(1)
+    if detailed_exitcode and review.changed:
         raise typer.Exit(2)
 
 

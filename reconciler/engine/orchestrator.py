@@ -121,19 +121,20 @@ class Orchestrator:
                 return self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision,
                                            started, str(exc), type(exc).__name__, secrets)
 
-    async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE) -> RunResult | None:
+    async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE,
+                     dry_run: bool = False, revision: str | None = None) -> RunResult | None:
         """What deleting `obj` does to its target. Under `deletionPolicy: Orphan` (the default)
         nothing: None. Under `Delete`, a recorded run of the driver's teardown spec (the same
         targets, nothing desired), which removes only what the inventory says the reconciler
         created; its result says whether the target is clean (the caller keeps its finalizer
-        until it is)."""
+        until it is). With `dry_run`, the plan of that teardown (what removing the spec would prune)."""
         policy = getattr(obj.spec, "deletion_policy", DeletionPolicy.ORPHAN)  # type: ignore[attr-defined]
         if policy is not DeletionPolicy.DELETE:
             return None
         teardown = getattr(self.drivers.get(obj.KIND), "teardown", None)
         if not callable(teardown):
             raise ReconcilerError(f"{obj.KIND} does not support deletionPolicy: Delete")
-        return await self.run(teardown(obj), trigger=trigger)
+        return await self.run(teardown(obj), trigger=trigger, dry_run=dry_run, revision=revision)
 
     async def _reconcile(self, ctx: RunContext, started: datetime) -> RunResult:
         obj, secrets = ctx.obj, ctx.secrets

@@ -147,6 +147,12 @@ def _git_files(repo_path: Path, rev: str, path: str) -> tuple[str, Iterator[tupl
     return commit.hexsha, files()
 
 
+def resolve_revision(rev: str, *, repo: str | Path = ".") -> str:
+    """The commit SHA of `rev` (a branch, tag, `HEAD~1`, a SHA) in the repository at `repo`."""
+    sha, _ = _git_files(Path(repo), rev, "")
+    return sha
+
+
 def load_specs(path: str | Path, *, repo: str | Path | None = None, rev: str | None = None) -> SpecSet:
     """Load and validate every spec under `path`, from the working tree or a git revision.
 

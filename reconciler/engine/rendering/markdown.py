@@ -38,25 +38,33 @@ def render_markdown(plans: Sequence[Plan], *, max_changes: int = 100) -> str:
     for plan in plans:
         if not plan.changes and not plan.warnings and not plan.drift:
             continue
-        body: list[str] = []
-        for change in plan.changes[:max_changes]:
-            body.append(f"{_SIGN[change.action]} {change.item} {change.key}")
-            if change.action is Action.UPDATE and change.item not in WHOLE_TEXT_ITEMS:
-                body += [f"!     {f.path or '(value)'}: {format_value(f.before)} → "
-                         f"{format_value(f.after)}" for f in change.fields]
-        hidden = len(plan.changes) - max_changes
-        lines += ["", f"<details><summary><code>{plan.target.short}</code>: "
-                  f"{summary_line(plan)}</summary>", ""]
-        if body:
-            lines.append(_fence("\n".join(body)))
-        for file, diff in plan.details.get("files", {}).items():
-            lines += ["", f"<details><summary><code>{file}</code></summary>", "", _fence(diff.rstrip("\n")),
-                      "", "</details>"]
-        for key in plan.drift:
-            lines.append(f"\n> ≠ drift: `{key}` was changed outside the reconciler")
-        if hidden > 0:
-            lines.append(f"\n… and {hidden} more changes (first {max_changes} shown).")
-        for warning in plan.warnings:
-            lines.append(f"\n> ⚠️ {warning}")
-        lines += ["", "</details>"]
+        lines += ["", plan_details(plan, max_changes=max_changes)]
+    return "\n".join(lines)
+
+
+def plan_details(plan: Plan, *, max_changes: int = 100, title: str | None = None) -> str:
+    """One collapsible block: the changes (first `max_changes`, then the count left out), a
+    unified diff per file, drift and warnings."""
+    body: list[str] = []
+    for change in plan.changes[:max_changes]:
+        body.append(f"{_SIGN[change.action]} {change.item} {change.key}")
+        if change.action is Action.UPDATE and change.item not in WHOLE_TEXT_ITEMS:
+            body += [f"!     {f.path or '(value)'}: {format_value(f.before)} → "
+                     f"{format_value(f.after)}" for f in change.fields]
+    shown = min(len(plan.changes), max_changes)
+    hidden = plan.counts.changed - shown
+    title = title or f"<code>{plan.target.short}</code>"
+    lines = [f"<details><summary>{title}: {summary_line(plan)}</summary>", ""]
+    if body:
+        lines.append(_fence("\n".join(body)))
+    for file, diff in plan.details.get("files", {}).items():
+        lines += ["", f"<details><summary><code>{file}</code></summary>", "", _fence(diff.rstrip("\n")),
+                  "", "</details>"]
+    for key in plan.drift:
+        lines.append(f"\n> ≠ drift: `{key}` was changed outside the reconciler")
+    if hidden > 0:
+        lines.append(f"\n… and {hidden:,} more changes (first {shown:,} shown).")
+    for warning in plan.warnings:
+        lines.append(f"\n> ⚠️ {warning}")
+    lines += ["", "</details>"]
     return "\n".join(lines)
