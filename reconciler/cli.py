@@ -273,11 +273,14 @@ def plan(
         "(PATH is then relative to the repository root).")] = None,
     head: Annotated[str | None, typer.Option(help="The revision under review (with --base).")] = None,
     path_option: Annotated[Path | None, typer.Option("--path", help="Same as PATH.")] = None,
+    record: Annotated[bool, typer.Option(
+        help="With --base/--head: record the planned runs in the store (--no-record: only read it, "
+        "for read-only credentials in CI).")] = True,
 ) -> None:
     """Show what apply would change (a dry run against the live targets)."""
     path = path_option or path
     if base is not None or head is not None:
-        _plan_review(path, base, head, fmt, mode, max_changes, detailed_exitcode)
+        _plan_review(path, base, head, fmt, mode, max_changes, detailed_exitcode, record)
         return
     try:
         results = _reconcile(path, target, mode, dry_run=True)
@@ -291,7 +294,7 @@ def plan(
 
 
 def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat, mode: ModeOption,
-                 max_changes: int, detailed_exitcode: bool) -> None:
+                 max_changes: int, detailed_exitcode: bool, record: bool) -> None:
     """`plan --base REV --head REV`: the changed objects planned against the live targets."""
     from reconciler.assembly import load_drivers
     from reconciler.models import Mode
@@ -312,7 +315,7 @@ def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat
         raise _report(exc) from None
     runtime = _runtime()
     try:
-        review = asyncio.run(review_changes(runtime.orchestrator, diff, mode=Mode(mode.value)))
+        review = asyncio.run(review_changes(runtime.orchestrator, diff, mode=Mode(mode.value), record=record))
     finally:
         runtime.close()
     if fmt is PlanFormat.markdown:

@@ -86,7 +86,12 @@ class Orchestrator:
         revision: str | None = None,
         progress: ProgressCallback | None = None,
         rollback_to: str | None = None,
+        record: bool = True,
     ) -> RunResult:
+        """One run of `obj`. `record=False` (dry runs only: a pull-request review with read-only
+        credentials) writes nothing to the store: no run, changes or events are recorded."""
+        if not record and not dry_run:
+            raise ValueError("only a dry run can be left unrecorded")
         run_id = new_run_id()
         target = obj.ref
         started = datetime.now(UTC)
@@ -97,12 +102,13 @@ class Orchestrator:
             try:
                 async with target_lock(self.store, target, timeout=self.lock_timeout):
                     started = datetime.now(UTC)
-                    self.store.start_run(
-                        run_id=run_id, target=target, trigger=str(trigger), mode=str(mode),
-                        dry_run=dry_run, revision=revision,
-                        generation=obj.metadata.generation, started_at=started,
-                    )
-                    self._publish(Event(EventType.RUN_STARTED, target, run_id, "Progressing",
+                    if record:
+                        self.store.start_run(
+                            run_id=run_id, target=target, trigger=str(trigger), mode=str(mode),
+                            dry_run=dry_run, revision=revision,
+                            generation=obj.metadata.generation, started_at=started,
+                        )
+                    self._publish(record, Event(EventType.RUN_STARTED, target, run_id, "Progressing",
                                         f"{'planning' if dry_run else 'reconciling'} "
                                         f"{target.short} ({mode}, trigger {trigger})"))
                     log.info("run started", trigger=str(trigger), mode=str(mode), dry_run=dry_run)
@@ -112,17 +118,17 @@ class Orchestrator:
                         revision=revision, state=TargetState(self.store, target, run_id),
                         progress=progress, log=log, rollback_to=rollback_to,
                     )
-                    return await self._reconcile(ctx, started)
+                    return await self._reconcile(ctx, started, record)
             except asyncio.CancelledError:
                 self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision, started,
-                                    "run cancelled before it finished", "Cancelled", secrets)
+                                    "run cancelled before it finished", "Cancelled", secrets, record)
                 raise
             except Exception as exc:  # lock timeout or store failure before the run began
                 return self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision,
-                                           started, str(exc), type(exc).__name__, secrets)
+                                           started, str(exc), type(exc).__name__, secrets, record)
 
-    async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE,
-                     dry_run: bool = False, revision: str | None = None) -> RunResult | None:
+    async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE, dry_run: bool = False,
+                     revision: str | None = None, record: bool = True) -> RunResult | None:
         """What deleting `obj` does to its target. Under `deletionPolicy: Orphan` (the default)
         nothing: None. Under `Delete`, a recorded run of the driver's teardown spec (the same
         targets, nothing desired), which removes only what the inventory says the reconciler
@@ -134,9 +140,10 @@ class Orchestrator:
         teardown = getattr(self.drivers.get(obj.KIND), "teardown", None)
         if not callable(teardown):
             raise ReconcilerError(f"{obj.KIND} does not support deletionPolicy: Delete")
-        return await self.run(teardown(obj), trigger=trigger, dry_run=dry_run, revision=revision)
+        return await self.run(teardown(obj), trigger=trigger, dry_run=dry_run, revision=revision,
+                              record=record)
 
-    async def _reconcile(self, ctx: RunContext, started: datetime) -> RunResult:
+    async def _reconcile(self, ctx: RunContext, started: datetime, record: bool = True) -> RunResult:
         obj, secrets = ctx.obj, ctx.secrets
         plan: Plan | None = None
         applied: ApplyResult | None = None
@@ -196,20 +203,21 @@ class Orchestrator:
             error_type=error_type, generation=obj.metadata.generation,
         )
         recorded = plan.changes if plan is not None and outcome is not Outcome.NOOP else ()
-        self.store.finish_run(
-            result, changes=recorded,
-            owned_added=applied.owned_added if applied else (),
-            owned_removed=applied.owned_removed if applied else (),
-            watermarks=applied.watermarks if applied else None,
-            warnings=[secrets.scrub(w) for w in warnings],
-        )
-        self._announce(result)
+        if record:
+            self.store.finish_run(
+                result, changes=recorded,
+                owned_added=applied.owned_added if applied else (),
+                owned_removed=applied.owned_removed if applied else (),
+                watermarks=applied.watermarks if applied else None,
+                warnings=[secrets.scrub(w) for w in warnings],
+            )
+        self._announce(result, record)
         return result
 
     def _fail_recorded(
         self, run_id: str, obj: Resource, trigger: Trigger, mode: Mode, dry_run: bool,
         revision: str | None, started: datetime, error: str, error_type: str,
-        secrets: SecretResolver,
+        secrets: SecretResolver, record: bool = True,
     ) -> RunResult:
         """Record a run that failed outside the driver (lock timeout, cancellation)."""
         result = RunResult(
@@ -218,6 +226,9 @@ class Orchestrator:
             finished_at=datetime.now(UTC), revision=revision, error=secrets.scrub(error),
             error_type=error_type, generation=obj.metadata.generation,
         )
+        if not record:
+            self._announce(result, record)
+            return result
         try:
             if self.store.run(run_id) is None:
                 self.store.start_run(run_id=run_id, target=obj.ref, trigger=str(trigger),
@@ -229,7 +240,7 @@ class Orchestrator:
         self._announce(result)
         return result
 
-    def _announce(self, result: RunResult) -> None:
+    def _announce(self, result: RunResult, record: bool = True) -> None:
         c = result.counts
         data = {"outcome": str(result.outcome), **c.as_dict(),
                 "durationSeconds": round(result.duration_seconds, 3),
@@ -237,11 +248,11 @@ class Orchestrator:
         summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
                    f"{c.unchanged} unchanged, {c.invalid} invalid")
         message = result.error or f"{result.outcome}: {summary}"
-        self._publish(Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
+        self._publish(record, Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
                             result.target, result.run_id, str(result.outcome).capitalize(),
                             message, data))
         if result.drift:
-            self._publish(Event(EventType.DRIFT_DETECTED, result.target, result.run_id,
+            self._publish(record, Event(EventType.DRIFT_DETECTED, result.target, result.run_id,
                                 "DriftDetected",
                                 f"{len(result.drift)} key(s) changed outside the reconciler",
                                 {"keys": list(result.drift)}))
@@ -249,11 +260,12 @@ class Orchestrator:
         getattr(log, level)("run finished", outcome=str(result.outcome), error=result.error,
                             duration=round(result.duration_seconds, 3), **c.as_dict())
 
-    def _publish(self, event: Event) -> None:
-        try:
-            self.store.record_event(target=event.target, run_id=event.run_id, type_=event.type,
-                                    reason=event.reason, message=event.message,
-                                    data=event.data, at=event.at)
-        except Exception:
-            log.exception("could not record an event")
+    def _publish(self, record: bool, event: Event) -> None:
+        if record:
+            try:
+                self.store.record_event(target=event.target, run_id=event.run_id, type_=event.type,
+                                        reason=event.reason, message=event.message,
+                                        data=event.data, at=event.at)
+            except Exception:
+                log.exception("could not record an event")
         self.bus.publish(event)

@@ -2,10 +2,12 @@
 
 Each object the change adds or changes is planned at the head revision against its live
 target: the orchestrator's dry run (observe and diff, guards evaluated as warnings, never
-apply), recorded in the store as a `planned` run with trigger `git`. A removed object is
-planned as its deletion: under `deletionPolicy: Delete` the plan of its teardown (what
-would be pruned); otherwise a note that the target is left as it is. Objects that did
-not change are not planned.
+apply), recorded in the store as a `planned` run with trigger `git`, or with
+`record=False` not recorded at all (the store is then only read, for the inventory of what
+the reconciler owns: read-only credentials in CI). A removed object is planned as its
+deletion: under `deletionPolicy: Delete` the plan of its teardown (what would be pruned);
+otherwise a note that the target is left as it is. Objects that did not change are not
+planned.
 """
 
 from __future__ import annotations
@@ -77,24 +79,28 @@ class Review:
 
 
 async def review_changes(orchestrator: Orchestrator, diff: RevisionDiff, *,
-                         mode: Mode = Mode.FULL) -> Review:
-    """Plan every added, changed and removed object of `diff`, one after the other."""
+                         mode: Mode = Mode.FULL, record: bool = True) -> Review:
+    """Plan every added, changed and removed object of `diff`, one after the other.
+    `record=False` leaves the store untouched (read-only credentials in CI)."""
     reviews: list[TargetReview] = []
     for change in diff.changes:
-        reviews.append(await _review_one(orchestrator, change, diff.head, mode))
+        reviews.append(await _review_one(orchestrator, change, diff.head, mode, record))
     return Review(diff, tuple(reviews))
 
 
-async def _review_one(orchestrator: Orchestrator, change: SpecChange, head: str, mode: Mode) -> TargetReview:
+async def _review_one(orchestrator: Orchestrator, change: SpecChange, head: str, mode: Mode,
+                      record: bool) -> TargetReview:
     obj = change.head if change.change is not ObjectChange.REMOVED else change.base
     assert obj is not None
     if not orchestrator.drivers.has(obj.KIND):
         return TargetReview(change, note=f"no driver for kind {obj.KIND} in this installation; not planned")
     if change.change is not ObjectChange.REMOVED:
-        result = await orchestrator.run(obj, trigger=Trigger.GIT, mode=mode, dry_run=True, revision=head)
+        result = await orchestrator.run(obj, trigger=Trigger.GIT, mode=mode, dry_run=True, revision=head,
+                                        record=record)
         return TargetReview(change, result)
     try:
-        result = await orchestrator.delete(obj, trigger=Trigger.GIT, dry_run=True, revision=head)
+        result = await orchestrator.delete(obj, trigger=Trigger.GIT, dry_run=True, revision=head,
+                                           record=record)
     except ReconcilerError as exc:
         return TargetReview(change, note=f"removal not planned: {exc}")
     if result is None:

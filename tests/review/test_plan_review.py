@@ -145,6 +145,27 @@ def test_markdown_comment_has_a_table_blocks_and_no_secret(repo: tuple[git.Repo,
     assert len(parts) > 1 and all(len(p) <= 1500 for p in parts)
 
 
+def test_no_record_leaves_the_store_untouched(repo: tuple[git.Repo, Run], tmp_path: Path) -> None:
+    import sqlite3
+
+    _, run = repo
+    db = tmp_path / "state" / "reconciler.db"
+
+    def counts() -> tuple[int, int]:
+        with sqlite3.connect(db) as conn:
+            return (conn.execute("SELECT count(*) FROM runs").fetchone()[0],
+                    conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    before = counts()
+    result = run("plan", "--base", "HEAD~1", "--head", "HEAD", "--path", "specs", "--format", "json",
+                 "--no-record")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["summary"]["errors"] == 0 and document["summary"]["changed"] == 3
+    assert next(o for o in document["objects"] if o["name"] == "old")["plan"]["counts"]["deleted"] >= 1
+    assert counts() == before
+
+
 def test_same_revision_plans_nothing(repo: tuple[git.Repo, Run]) -> None:
     _, run = repo
     result = run("plan", "--base", "HEAD", "--head", "HEAD", "--path", "specs", "--format", "markdown",
