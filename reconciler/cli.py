@@ -333,6 +333,42 @@ def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat
         raise typer.Exit(2)
 
 
+@app.command("pr-comment")
+def pr_comment(
+    repo: Annotated[str, typer.Option(help="The repository, OWNER/NAME.")],
+    pr: Annotated[int, typer.Option(help="The pull request number.")],
+    from_file: Annotated[Path, typer.Option("--from", help="The Markdown plan (plan --format markdown).")],
+    token_env: Annotated[str, typer.Option(help="Env var holding the GitHub token.")] = "GITHUB_TOKEN",
+    sha: Annotated[str | None, typer.Option(help="Commit for the status; default: the PR's head.")] = None,
+    api_url: Annotated[str, typer.Option(
+        help="GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).")] = "https://api.github.com",
+    target_url: Annotated[str | None, typer.Option(
+        help="Details link of the commit status; default: the plan comment.")] = None,
+    marker: Annotated[str, typer.Option(help="Hidden marker that finds the comment again.")]
+    = "reconciler-plan",
+) -> None:
+    """Post a Markdown plan as one sticky pull-request comment and set the commit status."""
+    from reconciler.review.github import GitHub
+    from reconciler.review.posting import post_plan
+
+    token = _secret_env(token_env, "--token-env")
+    try:
+        markdown = from_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"--from {from_file}: cannot read: {exc.strerror}") from None
+    try:
+        with GitHub(repo=repo, token=token, base_url=api_url) as gh:
+            result = post_plan(gh, pr=pr, markdown=markdown, marker=marker, sha=sha, target_url=target_url)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    typer.echo(f"{repo}#{pr}: {len(result.comment_ids)} comment part(s) ({result.created} created, "
+               f"{result.updated} updated, {result.deleted} deleted, {result.unchanged} unchanged) "
+               f"{result.url}")
+    typer.echo(f"status reconciler/plan on {result.sha[:8]}: {result.state} ({result.description})")
+
+
 @app.command()
 def apply(
     path: PathArg = Path("specs"),

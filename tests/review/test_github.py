@@ -15,7 +15,8 @@ import pytest
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
 from reconciler.review.comments import BLOCK_SEPARATOR
-from reconciler.review.github import GitHub, GitHubError, plan_status, post_plan
+from reconciler.review.github import GitHub, GitHubError
+from reconciler.review.posting import plan_status, post_plan
 from review.conftest import PR, REPO, TOKEN
 from review.github_server import FakeGitHub
 
