@@ -267,3 +267,45 @@ def _json_path(obj: dict[str, Any], path: str) -> Any:
             return None
         value = value.get(part)
     return value
+
+
+async def test_aed_binding_reads_its_secret_refs_from_kubernetes_secrets(cluster: Cluster,
+                                                                         tmp_path: Path) -> None:
+    import base64
+    import sqlite3
+
+    from reconciler.emulator.egen import EgenEmulator
+
+    sentinel = "sentinel-egen-key-5521"
+    database = tmp_path / "aed.db"
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "aed-credentials", "namespace": "ns1"},
+              "data": {"service-key": base64.b64encode(sentinel.encode()).decode(),
+                       "database-url": base64.b64encode(f"sqlite:///{database}".encode()).decode()}}
+    (await cluster.client.post("/api/v1/namespaces/ns1/secrets", json=secret)).raise_for_status()
+    shipped = (Path(__file__).resolve().parents[2] / "specs" / "aed.yaml").read_text()
+    spec = next(d for d in YAML(typ="safe").load_all(shipped) if d["kind"] == "AedSourceBinding")
+    emulator = EgenEmulator(count=300)
+    emulator.start()
+    try:
+        spec["metadata"] = {"name": "aed", "namespace": "ns1"}
+        key = {"secretRef": {"name": "aed-credentials", "key": "service-key"}}
+        spec["spec"]["source"].update(baseUrl=emulator.base_url, serviceKey=key)
+        spec["spec"]["target"]["databaseUrl"] = {"secretRef": {"name": "aed-credentials",
+                                                               "key": "database-url"}}
+        await cluster.create("aedsourcebindings", spec)
+
+        async def ready() -> dict[str, Any] | None:
+            obj = await cluster.get("aedsourcebindings", "aed")
+            found = condition(obj, "Ready")
+            return obj if found and found["status"] == "True" else None
+
+        obj = await eventually(ready, timeout=30)
+    finally:
+        emulator.stop()
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM aed_data").fetchone()[0] > 0
+    assert obj["status"]["lastResult"]["created"] > 0
+    sent = [r for r in cluster.server if r.method in (kmock.method.PATCH, kmock.method.POST)]
+    assert sent and all(sentinel not in (r.text or "") for r in sent)  # not in status, Events or patches
+    assert all(sentinel not in json.dumps(run.error or "") for run in cluster.runs())
