@@ -38,10 +38,17 @@ def _aed_driver() -> Any:
     return AedSourceBindingDriver()
 
 
+def _rbac_driver() -> Any:
+    from reconciler.drivers.rbac.driver import RbacMappingDriver
+
+    return RbacMappingDriver()
+
+
 def default_registry(plugins: list[str] | None = None) -> DriverRegistry:
     """The built-in drivers plus those of the given plugin modules."""
     registry = DriverRegistry()
     registry.register("AgentConfig", _agent_config_driver)
     registry.register("AedSourceBinding", _aed_driver)
+    registry.register("RbacMapping", _rbac_driver)
     load_plugins(plugins or [], registry)
     return registry

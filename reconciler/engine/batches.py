@@ -46,9 +46,10 @@ def select_targets(specs: SpecSet, drivers: DriverRegistry,
 async def reconcile_set(
     orchestrator: Orchestrator, targets: Sequence[Resource], *, trigger: Trigger, mode: Mode,
     dry_run: bool, revision: str | None = None, progress: ProgressCallback | None = None,
+    verify: bool = False,
 ) -> list[RunResult]:
     results = []
     for obj in targets:
         results.append(await orchestrator.run(obj, trigger=trigger, mode=mode, dry_run=dry_run,
-                                              revision=revision, progress=progress))
+                                              revision=revision, progress=progress, verify=verify))
     return results

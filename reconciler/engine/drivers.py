@@ -46,6 +46,8 @@ class RunContext:
     log: Any = None
     rollback_to: str | None = None
     """Restore the target to its state right after this run (drivers with snapshots)."""
+    verify: bool = False
+    """Proof mode (dry runs): apply in a transaction, re-observe, diff again, roll back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,17 @@ async def release(driver: Driver, ctx: RunContext) -> None:
     hook = getattr(driver, "release", None)
     if callable(hook):
         await hook(ctx)
+
+
+async def prove(driver: Driver, obj: Resource, plan: Plan, ctx: RunContext) -> Plan:
+    """Proof mode (`plan --verify`): a driver with an optional `verify(obj, plan, ctx)` applies
+    the plan inside a transaction, observes again, diffs again and rolls back, and returns the
+    plan with `details["verification"]` (`converged`: the second diff is empty)."""
+    hook = getattr(driver, "verify", None)
+    if not callable(hook):
+        return plan.with_warnings(f"{obj.KIND} has no proof mode: --verify checked nothing")
+    verified: Plan = await hook(obj, plan, ctx)
+    return verified
 
 
 def driver_guards(driver: Driver, spec: Resource) -> Sequence[Guard]:

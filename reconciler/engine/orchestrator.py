@@ -29,6 +29,7 @@ from reconciler.engine.drivers import (
     ProgressCallback,
     RunContext,
     driver_guards,
+    prove,
     release,
 )
 from reconciler.engine.events import Event, EventBus, EventType
@@ -87,11 +88,15 @@ class Orchestrator:
         progress: ProgressCallback | None = None,
         rollback_to: str | None = None,
         record: bool = True,
+        verify: bool = False,
     ) -> RunResult:
         """One run of `obj`. `record=False` (dry runs only: a pull-request review with read-only
-        credentials) writes nothing to the store: no run, changes or events are recorded."""
+        credentials) writes nothing to the store: no run, changes or events are recorded.
+        `verify` (dry runs only) asks the driver to prove the plan (see `drivers.prove`)."""
         if not record and not dry_run:
             raise ValueError("only a dry run can be left unrecorded")
+        if verify and not dry_run:
+            raise ValueError("only a dry run can be verified")
         run_id = new_run_id()
         target = obj.ref
         started = datetime.now(UTC)
@@ -116,7 +121,7 @@ class Orchestrator:
                         run_id=run_id, obj=obj, mode=mode, dry_run=dry_run, trigger=trigger,
                         secrets=secrets, inventory=self.store.inventory(target),
                         revision=revision, state=TargetState(self.store, target, run_id),
-                        progress=progress, log=log, rollback_to=rollback_to,
+                        progress=progress, log=log, rollback_to=rollback_to, verify=verify,
                     )
                     return await self._reconcile(ctx, started, record)
             except asyncio.CancelledError:
@@ -163,6 +168,10 @@ class Orchestrator:
                         raise
                     plan = plan.with_warnings(f"guard {exc.guard} would abort the run: "
                                               f"{secrets.scrub(str(exc).split(': ', 1)[-1])}")
+            if ctx.dry_run and ctx.verify:
+                plan = await prove(driver, obj, plan, ctx)
+                if secrets.has_secrets:
+                    plan = plan.masked(secrets.scrub)
             warnings = plan.warnings
             if ctx.dry_run:
                 outcome = Outcome.PLANNED

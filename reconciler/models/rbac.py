@@ -24,6 +24,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from reconciler.models.common import (
     SQL_IDENTIFIER_PATTERN,
+    Duration,
     Resource,
     SecretRef,
     SpecModel,
@@ -338,8 +339,16 @@ class RbacTarget(SpecModel):
 
 
 class RbacSync(SpecModel):
+    """Incremental runs (`mode: incremental`) read only facts of studies whose
+    `watermarkColumn` is past the last run's watermark; full runs compare everything."""
+
     watermark_column: SqlIdentifier = Field(
         default="created_time", description="Indexed column for incremental runs' watermark."
+    )
+    # Duration defaults are written as text (validated) so the JSON Schema shows "5m".
+    lookback: Duration = Field(
+        "5m", validate_default=True,
+        description="Re-read facts this long before the watermark (rows committed late).",
     )
 
 
