@@ -1,0 +1,241 @@
+"""The RbacMapping driver end to end, on both archive layouts (5.34 columns, 5.35 tables)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import psycopg
+import pytest
+
+from drivers.rbac.conftest import (
+    DEPT_RULE,
+    SHAPE,
+    ArchiveFactory,
+    Runner,
+    bindings,
+    checksum,
+    execute,
+    expected_dept_bindings,
+    mapping,
+    query,
+    restamp,
+)
+from reconciler.drivers.rbac.archive_ddl import Release
+from reconciler.drivers.rbac.archive_fixture import add_studies, delete_study
+from reconciler.engine.runs import Outcome
+from reconciler.models import Mode
+
+pytestmark = pytest.mark.postgres
+ADMINS = ("group:pacs-admins", "archive-admin", None)
+
+
+def test_first_run_creates_the_declared_and_derived_rows_then_a_noop(
+        runner: Runner, archive: str, rbac_database: str, schema: str, release: Release) -> None:
+    obj = mapping(schema)
+    first = runner(obj)
+    assert first.outcome is Outcome.SUCCEEDED, first.error
+    expected = expected_dept_bindings(archive, release) | {ADMINS}
+    assert len(expected) > 50
+    assert bindings(rbac_database, schema) == expected
+    roles = query(rbac_database, f'SELECT r.name, p.name FROM "{schema}".role_permissions x JOIN '
+                                 f'"{schema}".roles r ON r.id = x.role_id JOIN "{schema}".permissions p ON '
+                                 f'p.id = x.permission_id')
+    assert set(roles) == {("study-reader", "study:read"), ("study-reader", "series:read"),
+                          ("archive-admin", "study:read"), ("archive-admin", "series:read"),
+                          ("archive-admin", "study:export")}
+    markers = query(rbac_database, f'SELECT DISTINCT managed_by FROM "{schema}".bindings')
+    assert markers == [("reconciler:RbacMapping/default/archive-rbac",)]
+    before = checksum(rbac_database, schema)
+    second = runner(obj)
+    assert second.outcome is Outcome.NOOP, second.error
+    assert second.counts.unchanged == len(expected) + 3 + 2 + 5
+    assert checksum(rbac_database, schema) == before
+
+
+def test_the_plan_lists_grants_per_subject_and_never_a_star_scope(
+        runner: Runner, archive: str, schema: str) -> None:
+    plan = runner(mapping(schema), dry_run=True).plan
+    assert plan is not None
+    keys = [c.key for c in plan.changes if c.item == "binding"]
+    assert keys == sorted(keys) and keys  # grouped by subject
+    assert not any("*" in k for k in keys)
+    assert plan.details["bySubject"]["group:pacs-admins"] == {"grant": ["archive-admin"], "revoke": []}
+    facts = plan.details["facts"]["dept-readers"]
+    assert facts["skipped"]["unknown"] > 0  # '*' ACLs and absent departments were facts, not bindings
+    assert plan.details["layout"] in ("5.33", "5.35")
+
+
+def test_foreign_rows_survive_and_full_authority_takes_them(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
+    execute(rbac_database, f'INSERT INTO "{schema}".subjects (name, managed_by) VALUES (%s, %s), (%s, NULL)',
+            ("user:kim", "someone-else", "user:lee"))
+    execute(rbac_database, f'INSERT INTO "{schema}".bindings (subject_id, role_id, scope) SELECT s.id, r.id, '
+                           f"'acl:LEGACY' FROM \"{schema}\".subjects s, \"{schema}\".roles r WHERE s.name IN "
+                           "('user:kim', 'user:lee') AND r.name = 'study-reader'")
+    execute(rbac_database, f'INSERT INTO "{schema}".roles (name, description) VALUES (%s, %s)',
+            ("legacy-viewer", "written by hand"))
+    owned = runner(mapping(schema))
+    assert owned.outcome is Outcome.NOOP, owned.error
+    rows = bindings(rbac_database, schema)
+    assert {("user:kim", "study-reader", "acl:LEGACY"), ("user:lee", "study-reader", "acl:LEGACY")} <= rows
+    legacy = f'SELECT count(*) FROM "{schema}".roles WHERE name = %s'
+    assert query(rbac_database, legacy, ("legacy-viewer",)) == [(1,)]
+    full = runner(mapping(schema, ownership={"authority": "full"}, guards={"maxRevokes": "50%"}))
+    assert full.outcome is Outcome.SUCCEEDED, full.error
+    assert full.counts.deleted == 2 + 2 + 1  # two bindings, their two subjects, the role
+    rows = bindings(rbac_database, schema)
+    assert not {r for r in rows if r[0] in ("user:kim", "user:lee")}
+
+
+def test_incremental_reads_only_new_studies_and_grants_their_bindings(
+        runner: Runner, archive: str, rbac_database: str, schema: str, release: Release) -> None:
+    obj = mapping(schema)
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    before = bindings(rbac_database, schema)
+    restamp(archive, release, 1, "ACL-RESTAMPED")
+    new_acls = tuple(f"ACL-NEW-{i}" for i in range(3))
+    with psycopg.connect(archive, autocommit=True) as conn:
+        add_studies(conn, release, replace(SHAPE, access_control_ids=new_acls, unrestricted=0.0), 20)
+    result = runner(obj, mode=Mode.INCREMENTAL)
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert result.plan is not None
+    facts = result.plan.details["facts"]["dept-readers"]
+    assert facts["since"] is not None and facts["facts"] < 80  # 20 studies' series, not 240 studies'
+    after = bindings(rbac_database, schema)
+    assert before < after and result.counts.deleted == 0
+    gained = after - before
+    assert gained and all(scope.startswith("acl:ACL-NEW-") for _, _, scope in gained if scope)
+    assert not any(scope == "acl:ACL-RESTAMPED" for _, _, scope in after)  # an old study: full runs see it
+    assert runner(obj, mode=Mode.INCREMENTAL).outcome is Outcome.NOOP
+    full = runner(obj)
+    assert full.outcome is Outcome.SUCCEEDED, full.error
+    assert bindings(rbac_database, schema) == expected_dept_bindings(archive, release) | {ADMINS}
+
+
+def test_full_run_finds_restamped_and_deleted_studies(
+        runner: Runner, archive: str, rbac_database: str, schema: str, release: Release) -> None:
+    obj = mapping(schema, guards={"maxRevokes": "100%"})
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    for pk in range(2, 30, 2):
+        restamp(archive, release, pk, "ACL-MOVED")
+    with psycopg.connect(archive, autocommit=True) as conn:
+        for pk in range(1, 30, 2):
+            delete_study(conn, release, conn.execute("SELECT study_iuid FROM study WHERE pk = %s",
+                                                     (pk,)).fetchone()[0])
+    expected = expected_dept_bindings(archive, release) | {ADMINS}
+    incremental = runner(obj, mode=Mode.INCREMENTAL)
+    assert incremental.counts.deleted == 0  # no tombstones: only a full run can see deletions
+    full = runner(obj)
+    assert full.outcome is Outcome.SUCCEEDED, full.error
+    assert full.counts.deleted > 0 and full.counts.created > 0
+    assert bindings(rbac_database, schema) == expected
+
+
+def test_proof_mode_converges_and_leaves_the_target_unchanged(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    first = runner(mapping(schema), dry_run=True, verify=True)
+    assert first.outcome is Outcome.PLANNED, first.error
+    assert first.plan is not None and first.plan.details["verification"]["converged"] is True
+    assert checksum(rbac_database, schema).startswith("schema_version:absent")  # not even the schema
+    assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
+    execute(archive, "DELETE FROM mwl_item")  # unrelated; then a plan that changes something
+    before = checksum(rbac_database, schema)
+    auditors = {"subject": "group:auditors", "role": "study-reader", "scope": "acl:X"}
+    changed = mapping(schema, bindings=[auditors])
+    proof = runner(changed, dry_run=True, verify=True)
+    assert proof.plan is not None
+    verification = proof.plan.details["verification"]
+    assert verification == {**verification, "converged": True, "remaining": 0, "rolledBack": True}
+    assert proof.plan.counts.created == 2 and proof.plan.counts.deleted == 2  # subject+binding in, admin out
+    assert checksum(rbac_database, schema) == before
+
+
+def test_guard_aborts_a_mass_revocation_and_writes_nothing(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
+    before = checksum(rbac_database, schema)
+    narrowed = mapping(schema, derive=[{**_rule(), "filters": [
+        {"field": "institution", "operator": "equals", "values": ["SEOUL-GENERAL"]}]}])
+    result = runner(narrowed)
+    assert result.outcome is Outcome.ABORTED
+    assert result.error is not None and "guard maxRevokes aborted the run" in result.error
+    assert checksum(rbac_database, schema) == before
+    planned = runner(narrowed, dry_run=True)
+    assert planned.plan is not None and any("maxRevokes would abort" in w for w in planned.plan.warnings)
+
+
+def test_empty_facts_never_revoke_everything(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
+    before = checksum(rbac_database, schema)
+    execute(archive, "TRUNCATE series CASCADE")
+    result = runner(mapping(schema, guards={"maxRevokes": "100%"}))
+    assert result.outcome is Outcome.ABORTED
+    assert result.error is not None and "dept-readers found no facts" in result.error
+    assert checksum(rbac_database, schema) == before
+    allowed = runner(mapping(schema, guards={"maxRevokes": "100%", "allowEmptyFacts": True}))
+    assert allowed.outcome is Outcome.SUCCEEDED, allowed.error
+    assert bindings(rbac_database, schema) == {ADMINS}
+
+
+def test_a_failed_apply_leaves_the_target_exactly_as_it_was(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
+    victim = sorted(s for s, _, _ in bindings(rbac_database, schema) if s.startswith("dept:"))[0]
+    execute(rbac_database, f"""
+        CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'subject % is protected', OLD.name; END $$;
+        CREATE TRIGGER protect BEFORE DELETE ON "{schema}".subjects FOR EACH ROW
+        WHEN (OLD.name = '{victim}') EXECUTE FUNCTION "{schema}".refuse()""")
+    before = checksum(rbac_database, schema)
+    institution = victim.split(":", 1)[1].split("/", 1)[0]
+    without = mapping(schema, guards={"maxRevokes": "100%"}, derive=[{**_rule(), "filters": [
+        {"field": "institution", "operator": "notEquals", "values": [institution]}]}])
+    result = runner(without)
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and "is protected" in result.error
+    assert "nothing was written" in result.error
+    assert checksum(rbac_database, schema) == before  # the victim's bindings were not revoked either
+
+
+def test_an_unknown_layout_is_refused_naming_what_was_found(
+        runner: Runner, make_archive: ArchiveFactory, rbac_database: str, schema: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = make_archive("5.35")
+    execute(url, "DROP TABLE series_access_control_id")  # a half-applied 5.35 upgrade
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    monkeypatch.setenv("RBAC_DATABASE_URL", rbac_database)
+    result = runner(mapping(schema))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and "unknown archive layout" in result.error
+    assert "study_access_control_id" in result.error and "series_access_control_id" not in result.error
+    assert checksum(rbac_database, schema).startswith("schema_version:absent")
+
+
+def test_escape_hatch_query_feeds_templates_and_cannot_write(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    query_rule = {"name": "modality-readers", "subject": "modality:{modality}", "role": "study-reader",
+                  "query": {"name": "ct_like", "sql": "SELECT DISTINCT modality FROM series "
+                                                      "WHERE modality LIKE 'C%' -- CT and CR\n;"}}
+    result = runner(mapping(schema, derive=[query_rule]))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert {b for b in bindings(rbac_database, schema) if b[0].startswith("modality:")} == {
+        ("modality:CT", "study-reader", None), ("modality:CR", "study-reader", None)}
+    writing = {**query_rule, "query": {"name": "sneaky", "sql": "SELECT nextval('study_pk_seq') AS modality"}}
+    refused = runner(mapping(schema, derive=[writing]))
+    assert refused.outcome is Outcome.FAILED
+    assert refused.error is not None and "read-only transaction" in refused.error
+
+
+def test_secret_values_never_appear_in_errors(runner: Runner, archive: str, schema: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", "postgresql://reader:s3cret-pw@127.0.0.1:1/archive")
+    result = runner(mapping(schema))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and "cannot connect to the archive database" in result.error
+    assert "s3cret-pw" not in result.error and "env:ARCHIVE_DATABASE_URL" in result.error
+
+
+def _rule() -> dict[str, object]:
+    return dict(DEPT_RULE)

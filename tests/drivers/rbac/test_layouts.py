@@ -1,0 +1,57 @@
+"""Layout detection from the catalog: every fixture release, and what is refused."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from drivers.rbac.conftest import ArchiveFactory, execute
+from reconciler.drivers.rbac.layouts import Catalog, UnknownLayout, read_catalog, resolve_layout
+from reconciler.models.rbac import ArchiveLayout
+
+pytestmark = pytest.mark.postgres
+
+
+def catalog(url: str) -> Catalog:
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        return read_catalog(cur)
+
+
+@pytest.mark.parametrize(("release", "layout"), [
+    ("5.30", ArchiveLayout.PRE_5_31), ("5.32", ArchiveLayout.V5_31), ("5.34", ArchiveLayout.V5_33),
+    ("5.35", ArchiveLayout.V5_35)])
+def test_each_release_is_detected(make_archive: ArchiveFactory, release: str, layout: ArchiveLayout) -> None:
+    found = catalog(make_archive(release))  # type: ignore[arg-type]
+    assert resolve_layout(ArchiveLayout.AUTO, found) is layout
+    assert resolve_layout(layout, found) is layout
+
+
+def test_a_pin_that_disagrees_with_the_catalog_is_refused(make_archive: ArchiveFactory) -> None:
+    found = catalog(make_archive("5.35"))
+    with pytest.raises(UnknownLayout, match=r"pinned to 5.33 but the archive has layout 5.35"):
+        resolve_layout(ArchiveLayout.V5_33, found)
+
+
+def test_an_archive_before_5_26_is_refused(make_archive: ArchiveFactory) -> None:
+    url = make_archive("5.32")
+    execute(url, "CREATE TABLE issuer (pk bigint PRIMARY KEY, entity_id varchar(255))")
+    with pytest.raises(UnknownLayout, match=r"unknown archive layout in schema 'public': study, series, "
+                                            r"patient, patient_id, mwl_item, code, issuer"):
+        resolve_layout(ArchiveLayout.AUTO, catalog(url))
+
+
+def test_a_database_without_archive_tables_is_refused_naming_that(make_archive: ArchiveFactory) -> None:
+    url = make_archive("5.34")
+    execute(url, "DROP TABLE series CASCADE")
+    with pytest.raises(UnknownLayout) as info:
+        resolve_layout(ArchiveLayout.AUTO, catalog(url))
+    assert "study, patient, patient_id" in str(info.value) and "series," not in str(info.value)
+
+
+def test_detection_is_pure_on_a_hand_made_catalog() -> None:
+    columns = {("study", "pk"), ("series", "pk"), ("patient", "pk"), ("patient_id", "entity_id"),
+               ("patient_id", "patient_fk"), ("patient", "patient_id_fk")}
+    both = r"patient_id\.patient_fk present; patient\.patient_id_fk present"
+    with pytest.raises(UnknownLayout, match=both):
+        resolve_layout(ArchiveLayout.AUTO, Catalog("public", frozenset(columns)))
+    assert resolve_layout(ArchiveLayout.V5_35, Catalog("public", frozenset())) is ArchiveLayout.V5_35
