@@ -9,11 +9,17 @@ pushed into the WHERE clause; `matches` (a Python regular expression, as the spe
 validates it) is applied after, on the distinct rows.
 
 Values: the archive stores `'*'` for an absent string attribute, for "unrestricted"
-(access-control IDs) and, from 5.34, for unknown issuer parts; every such column is read
-through `NULLIF(…, '*')`, so `'*'` arrives as NULL — unknown — and never becomes a scope,
-subject or role (templating skips facts with an unknown placeholder). A filter never
-matches an unknown value, whatever its operator. From 5.35 a study or series without rows
-in the `*_access_control_id` tables is unrestricted: a LEFT JOIN gives NULL, the same.
+(access-control IDs) and, from 5.34, for unknown issuer parts. A fact whose template value
+is unknown — NULL, empty or `'*'` — can never become a binding (no `'*'` scope, no
+`dept:*/*` group), so the query drops it in the archive: `col NOT IN ('*', '')`, which is
+also what lets PostgreSQL turn the LEFT JOINs of 5.35 into inner joins. Filter-only
+columns are read through `NULLIF(…, '*')`: a filter never matches an unknown value,
+whatever its operator. From 5.35 a study or series without rows in the
+`*_access_control_id` tables is unrestricted: the LEFT JOIN gives NULL, the same.
+
+Only what a rule needs is joined: series facts join `study` only for a study column or
+the watermark; patient IDs join `patient` only for the watermark; on 5.35 a rule that uses
+nothing but the access-control ID of a full run reads the small multi-valued table alone.
 
 The watermark: study facts are anchored on `study.<sync.watermarkColumn>` (default
 `created_time`, which the archive indexes), worklist facts on `mwl_item.updated_time`
@@ -24,7 +30,7 @@ and patient-ID facts on `patient.created_time` (both indexed). An incremental qu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,13 +40,22 @@ from psycopg import sql
 from reconciler.errors import DriverError
 from reconciler.models.rbac import ArchiveLayout, DeriveRule, FactFilter, FactSet, FilterOperator
 
-_STAR = "NULLIF({}, '*')"
-
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    expr: str
+    raw: str  # the SQL expression as stored
     joins: tuple[str, ...] = ()
+    star: bool = True  # '*' means unknown / unrestricted in this column
+
+    @property
+    def expr(self) -> str:
+        """The value with '*' read as NULL (for filters)."""
+        return f"NULLIF({self.raw}, '*')" if self.star else self.raw
+
+    @property
+    def known(self) -> str:
+        """SQL that holds only when the value can fill a template."""
+        return f"{self.raw} NOT IN ('*', '')" if self.star else f"{self.raw} IS NOT NULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,46 +68,44 @@ class FactSource:
     anchor_alias: str
     columns: dict[str, Column]
     joins: dict[str, str] = field(default_factory=dict)  # name → JOIN clause, in dependency order
+    anchor_joins: tuple[str, ...] = ()  # joins the watermark condition needs
+    narrow: tuple[str, frozenset[str]] | None = None  # (base, columns it has) for full reads
 
     def anchor(self) -> sql.Composable:
         return sql.SQL("{}.{}").format(sql.Identifier(self.anchor_alias), sql.Identifier(self.anchor_column))
 
 
-def _star(expr: str) -> str:
-    return _STAR.format(expr)
-
-
 def _series_columns(*, via: tuple[str, ...] = ()) -> dict[str, Column]:
-    columns = {name: Column(_star(f"se.{name}"), via) for name in (
+    columns = {name: Column(f"se.{name}", via) for name in (
         "institution", "department", "modality", "station_name", "sending_aet", "receiving_aet",
         "body_part")}
-    columns["series_iuid"] = Column("se.series_iuid", via)
-    columns["institution_code"] = Column("ic.code_value", (*via, "institution_code"))
-    columns["department_code"] = Column("dc.code_value", (*via, "department_code"))
+    columns["series_iuid"] = Column("se.series_iuid", via, star=False)
+    columns["institution_code"] = Column("ic.code_value", (*via, "institution_code"), star=False)
+    columns["department_code"] = Column("dc.code_value", (*via, "department_code"), star=False)
     return columns
 
 
-def _study_columns() -> dict[str, Column]:
-    return {"study_iuid": Column("st.study_iuid"), "accession_no": Column(_star("st.accession_no")),
-            "rejection_state": Column("st.rejection_state::text")}
+def _study_columns(*, via: tuple[str, ...] = ()) -> dict[str, Column]:
+    return {"study_iuid": Column("st.study_iuid", via, star=False),
+            "accession_no": Column("st.accession_no", via),
+            "rejection_state": Column("st.rejection_state::text", via, star=False)}
 
 
 _CODE_JOINS = {"institution_code": "LEFT JOIN code ic ON ic.pk = se.inst_code_fk",
                "department_code": "LEFT JOIN code dc ON dc.pk = se.dept_code_fk"}
-_STUDY_ACL_JOIN = {"study_acl": "LEFT JOIN study_access_control_id sac ON sac.study_fk = st.pk"}
 _SERIES_ACL_JOIN = {"series_acl": "LEFT JOIN series_access_control_id seac ON seac.series_fk = se.pk"}
 
 
-def _study_acl(layout: ArchiveLayout) -> Column:
+def _study_acl(layout: ArchiveLayout, *, via: tuple[str, ...] = ()) -> Column:
     if layout is ArchiveLayout.V5_35:
-        return Column(_star("sac.access_control_id"), ("study_acl",))
-    return Column(_star("st.access_control_id"))
+        return Column("sac.access_control_id", ("study_acl",))
+    return Column("st.access_control_id", via)
 
 
 def _series_acl(layout: ArchiveLayout) -> Column:
     if layout is ArchiveLayout.V5_35:
-        return Column(_star("seac.access_control_id"), ("series_acl",))
-    return Column(_star("se.access_control_id"))
+        return Column("seac.access_control_id", ("series_acl",))
+    return Column("se.access_control_id")
 
 
 def fact_source(facts: FactSet, layout: ArchiveLayout, watermark_column: str) -> FactSource:
@@ -100,37 +113,44 @@ def fact_source(facts: FactSet, layout: ArchiveLayout, watermark_column: str) ->
     if facts is FactSet.STUDY_ACCESS_CONTROL:
         columns = {**_study_columns(), **_series_columns(via=("series",)),
                    "access_control_id": _study_acl(layout)}
-        joins = {**_STUDY_ACL_JOIN, "series": "JOIN series se ON se.study_fk = st.pk", **_CODE_JOINS}
-        return FactSource("study st", "study", watermark_column, "st", columns, joins)
+        joins = {"study_acl": "LEFT JOIN study_access_control_id sac ON sac.study_fk = st.pk",
+                 "series": "JOIN series se ON se.study_fk = st.pk", **_CODE_JOINS}
+        narrow = ("study_access_control_id sac", frozenset({"access_control_id"})) \
+            if layout is ArchiveLayout.V5_35 else None
+        return FactSource("study st", "study", watermark_column, "st", columns, joins, narrow=narrow)
     if facts in (FactSet.SERIES_ACCESS_CONTROL, FactSet.SERIES_INSTITUTION):
-        columns = {**_study_columns(), **_series_columns()}
-        joins = {**_STUDY_ACL_JOIN, **_SERIES_ACL_JOIN, **_CODE_JOINS}
+        # The study is joined only when a study column or the watermark needs it: a full
+        # read of series facts scans series alone.
+        columns = {**_study_columns(via=("study",)), **_series_columns()}
+        joins = {"study": "JOIN study st ON st.pk = se.study_fk",
+                 "study_acl": "LEFT JOIN study_access_control_id sac ON sac.study_fk = se.study_fk",
+                 **_SERIES_ACL_JOIN, **_CODE_JOINS}
         if facts is FactSet.SERIES_ACCESS_CONTROL:
             if layout in (ArchiveLayout.PRE_5_31, ArchiveLayout.V5_31):
                 raise DriverError(
                     f"fact set {facts.value} needs series-level access control (archive 5.33 or later); "
                     f"the archive has layout {layout.value}: use study-access-control")
             columns["access_control_id"] = _series_acl(layout)
-            columns["study_access_control_id"] = _study_acl(layout)
-        return FactSource("series se JOIN study st ON st.pk = se.study_fk", "study", watermark_column, "st",
-                          columns, joins)
+            columns["study_access_control_id"] = _study_acl(layout, via=("study",))
+        return FactSource("series se", "study", watermark_column, "st", columns, joins, ("study",))
     if facts is FactSet.MWL_INSTITUTION:
-        columns = {name: Column(_star(f"mwl.{name}")) for name in (
+        columns = {name: Column(f"mwl.{name}") for name in (
             "institution", "department", "modality", "worklist_label", "accession_no")}
-        columns["study_iuid"] = Column("mwl.study_iuid")
-        columns["sps_status"] = Column("mwl.sps_status::text")
-        columns["institution_code"] = Column("ic.code_value", ("institution_code",))
-        columns["department_code"] = Column("dc.code_value", ("department_code",))
+        columns["study_iuid"] = Column("mwl.study_iuid", star=False)
+        columns["sps_status"] = Column("mwl.sps_status::text", star=False)
+        columns["institution_code"] = Column("ic.code_value", ("institution_code",), star=False)
+        columns["department_code"] = Column("dc.code_value", ("department_code",), star=False)
         joins = {"institution_code": "LEFT JOIN code ic ON ic.pk = mwl.inst_code_fk",
                  "department_code": "LEFT JOIN code dc ON dc.pk = mwl.dept_code_fk"}
         return FactSource("mwl_item mwl", "mwl_item", "updated_time", "mwl", columns, joins)
     assert facts is FactSet.PATIENT_ID_ISSUERS
-    base = ("patient p JOIN patient_id pid ON pid.pk = p.patient_id_fk" if layout is ArchiveLayout.PRE_5_31
-            else "patient_id pid JOIN patient p ON p.pk = pid.patient_fk")
-    columns = {name: Column(_star(f"pid.{name}")) for name in ("entity_id", "entity_uid", "entity_uid_type")}
-    columns["pat_id_type_code"] = Column("pid.pat_id_type_code")
-    columns["pat_id"] = Column("pid.pat_id")
-    return FactSource(base, "patient", "created_time", "p", columns)
+    patient = ("JOIN patient p ON p.patient_id_fk = pid.pk" if layout is ArchiveLayout.PRE_5_31
+               else "JOIN patient p ON p.pk = pid.patient_fk")  # 5.31 turned the link around
+    columns = {name: Column(f"pid.{name}") for name in ("entity_id", "entity_uid", "entity_uid_type")}
+    columns["pat_id_type_code"] = Column("pid.pat_id_type_code", star=False)
+    columns["pat_id"] = Column("pid.pat_id", star=False)
+    return FactSource("patient_id pid", "patient", "created_time", "p", columns, {"patient": patient},
+                      ("patient",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +189,7 @@ def _needed(rule: DeriveRule) -> tuple[tuple[str, ...], tuple[FactFilter, ...], 
     return tuple(sorted(rule.placeholders | {f.field for f in post})), pushed, post
 
 
-def _select(columns: Sequence[str], exprs: dict[str, sql.Composable]) -> sql.Composable:
+def _select(columns: Sequence[str], exprs: Mapping[str, sql.Composable]) -> sql.Composable:
     if not columns:  # a rule without placeholders: one binding if any fact matches
         return sql.SQL("1 AS present")
     return sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns)
@@ -187,12 +207,16 @@ def fact_query(rule: DeriveRule, source: FactSource, since: datetime | None) -> 
     """The SQL of a built-in fact rule; `since` restricts it to facts anchored after it."""
     columns, pushed, post = _needed(rule)
     _unknown(rule, [*columns, *(f.field for f in pushed)], list(source.columns), f"fact set {rule.facts}")
-    used = [source.columns[c] for c in {*columns, *(f.field for f in pushed)}]
-    needed_joins = {j for column in used for j in column.joins}
+    wanted = {*columns, *(f.field for f in pushed)}
+    base, needed_joins = source.base, {j for c in wanted for j in source.columns[c].joins}
+    if since is not None:
+        needed_joins |= set(source.anchor_joins)
+    elif source.narrow is not None and wanted <= source.narrow[1]:
+        base, needed_joins = source.narrow[0], set()
     joins = [clause for name, clause in source.joins.items() if name in needed_joins]
-    from_clause = sql.SQL(" ").join([sql.SQL(source.base), *(sql.SQL(j) for j in joins)])
+    from_clause = sql.SQL(" ").join([sql.SQL(base), *(sql.SQL(j) for j in joins)])
     exprs: dict[str, sql.Composable] = {name: sql.SQL(c.expr) for name, c in source.columns.items()}
-    conditions: list[sql.Composable] = []
+    conditions: list[sql.Composable] = [sql.SQL(source.columns[c].known) for c in columns]
     params: list[Any] = []
     if since is not None:
         conditions.append(sql.SQL("{} > %s").format(source.anchor()))
@@ -201,7 +225,8 @@ def fact_query(rule: DeriveRule, source: FactSource, since: datetime | None) -> 
         condition, value = _condition(exprs[flt.field], flt)
         conditions.append(condition)
         params.append(value)
-    return _finish(_select(columns, exprs), from_clause, conditions, params, columns, post)
+    raw = {name: sql.SQL(source.columns[name].raw) for name in columns}  # known: no '*' left
+    return _finish(_select(columns, raw), from_clause, conditions, params, columns, post)
 
 
 def strip_statement(text: str) -> str:
@@ -223,11 +248,13 @@ def escape_hatch_query(rule: DeriveRule, available: Sequence[str]) -> FactQuery:
     _unknown(rule, [*columns, *(f.field for f in pushed)], available, f"query {rule.query.name!r}")
     exprs: dict[str, sql.Composable] = {
         c: sql.SQL("NULLIF(f.{}::text, '*')").format(sql.Identifier(c)) for c in available}
-    conditions: list[sql.Composable] = []
+    conditions: list[sql.Composable] = [
+        sql.SQL("f.{}::text NOT IN ('*', '')").format(sql.Identifier(c)) for c in columns]
     params: list[Any] = []
     for flt in pushed:
         condition, value = _condition(exprs[flt.field], flt)
         conditions.append(condition)
         params.append(value)
     source = sql.SQL("(\n{}\n) AS f").format(sql.SQL(strip_statement(rule.query.sql)))
-    return _finish(_select(columns, exprs), source, conditions, params, columns, post)
+    raw = {c: sql.SQL("f.{}").format(sql.Identifier(c)) for c in columns}
+    return _finish(_select(columns, raw), source, conditions, params, columns, post)
