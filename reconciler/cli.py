@@ -141,7 +141,8 @@ def _targets(raw: list[str] | None) -> list[Any]:
         raise ReconcilerError(f"--target: {exc}") from None
 
 
-def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool) -> list[RunResult]:
+def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool,
+               verify: bool = False) -> list[RunResult]:
     from reconciler.engine.batches import reconcile_set, select_targets
     from reconciler.engine.runs import Trigger
     from reconciler.models import Mode
@@ -165,6 +166,7 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
                     dry_run=dry_run,
                     revision=specs.revision,
                     progress=progress,
+                    verify=verify,
                 )
             )
     finally:
@@ -276,6 +278,9 @@ def plan(
     record: Annotated[bool, typer.Option(
         help="With --base/--head: record the planned runs in the store (--no-record: only read it, "
         "for read-only credentials in CI).")] = True,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Proof mode: apply each plan in a transaction on the target, observe again, check "
+        "that a second diff is empty, roll back. Exit 1 when a proof fails.")] = False,
 ) -> None:
     """Show what apply would change (a dry run against the live targets)."""
     path = path_option or path
@@ -283,14 +288,29 @@ def plan(
         _plan_review(path, base, head, fmt, mode, max_changes, detailed_exitcode, record)
         return
     try:
-        results = _reconcile(path, target, mode, dry_run=True)
+        results = _reconcile(path, target, mode, dry_run=True, verify=verify)
     except ReconcilerError as exc:
         raise _report(exc) from None
     plans = _show_plans(results, fmt, max_changes)
-    if _print_failures(results):
+    if _print_failures(results) or (verify and not _show_proofs(results)):
         raise typer.Exit(1)
     if detailed_exitcode and any(p.has_changes or p.drift for p in plans):
         raise typer.Exit(2)
+
+
+def _show_proofs(results: list[RunResult]) -> bool:
+    """One line per target on stderr (stdout may be JSON); True when every plan was proven."""
+    proven = True
+    for result in results:
+        verification = result.plan.details.get("verification") if result.plan else None
+        if verification is None:
+            line, proven = "not verified (see the plan's warnings)", proven and result.plan is None
+        elif verification.get("converged"):
+            line = "proven: after applying the plan in a rolled-back transaction, a second diff is empty"
+        else:
+            line, proven = f"NOT proven: {verification.get('remaining')} change(s) left after applying", False
+        typer.echo(f"verify: {result.target.short}: {line}", err=True)
+    return proven
 
 
 def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat, mode: ModeOption,
