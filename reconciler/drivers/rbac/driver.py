@@ -162,8 +162,9 @@ class RbacMappingDriver:
         if facts is not None:
             details["layout"] = facts.layout.value
             by_rule = {f.rule: f for f in facts.rules}
+            since = {name: f.since.isoformat() if f.since else None for name, f in by_rule.items()}
             details["facts"] = {d.rule: {
-                "facts": d.facts, "bindings": len(d.bindings), "since": by_rule[d.rule].since,
+                "facts": d.facts, "bindings": len(d.bindings), "since": since[d.rule],
                 "skipped": {"unknown": d.unknown, "undeclaredRole": d.undeclared, "invalid": d.invalid,
                             "filtered": d.filtered}, "examples": list(d.samples)} for d in actual.derivations}
             if actual.full:
