@@ -47,6 +47,16 @@ class KeyValueStore(Resource):
     spec: KeyValueStoreSpec
 
 
+@register_kind
+class Bookmark(Resource):
+    """A kind that no driver handles (the CLI skips it with a note)."""
+
+    KIND: ClassVar[str] = "Bookmark"
+    PLURAL: ClassVar[str] = "bookmarks"
+    kind: Literal["Bookmark"]
+    spec: dict[str, str]
+
+
 def read_file(path: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 

@@ -141,12 +141,13 @@ def test_history_and_status_show_recorded_runs(cli, tmp_path: Path) -> None:
 
 
 def test_kinds_without_a_driver_are_skipped_with_a_note(cli, tmp_path: Path) -> None:
-    specs = tmp_path / "rbac-only"
+    specs = tmp_path / "bookmarks"
     specs.mkdir()
-    (specs / "rbac.yaml").write_text((REPO / "specs" / "rbac.yaml").read_text())
+    (specs / "b.yaml").write_text("apiVersion: reconciler.dev/v1alpha1\nkind: Bookmark\n"
+                                  "metadata: {name: docs}\nspec: {url: 'https://example.com'}\n")
     result = cli("plan", str(specs))
     assert result.returncode == 0, result.stderr
-    assert "no driver for kind RbacMapping in this installation; skipped" in result.stderr
+    assert "no driver for kind Bookmark in this installation; skipped" in result.stderr
 
 
 def test_log_lines_are_json_with_run_identity(cli, tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ def test_quickstart_runs_the_main_job_on_embedded_defaults(tmp_path: Path) -> No
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "HOME": str(tmp_path / "home"), "RECONCILER_STATE_DIR": str(tmp_path / "state"),
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    for name in ("AED_DATABASE_URL", "EGEN_SERVICE_KEY", "RECONCILER_DATABASE_URL", "RECONCILER_PLUGINS"):
+    for name in ("AED_DATABASE_URL", "EGEN_SERVICE_KEY", "RECONCILER_DATABASE_URL", "RECONCILER_PLUGINS",
+                 "ARCHIVE_DATABASE_URL", "RBAC_DATABASE_URL"):
         env.pop(name, None)
     first = subprocess.run(command, shell=True, cwd=work, env=env, capture_output=True, text=True,
                            timeout=300)
@@ -39,6 +40,7 @@ def test_quickstart_runs_the_main_job_on_embedded_defaults(tmp_path: Path) -> No
     assert "AedSourceBinding/aed-registry: succeeded (81464 created" in out
     assert "AgentConfig/team-agents: succeeded" in out
     assert re.search(r"SyncJob/aed-nightly\s+True", out)
+    assert "note: RbacMapping/archive-rbac skipped: RbacMapping does not run on the embedded" in first.stderr
     assert (tmp_path / "state" / "aed.db").exists()
     assert (work / "sandbox" / "project" / ".mcp.json").exists()
     second = subprocess.run(command, shell=True, cwd=work, env=env, capture_output=True, text=True,
