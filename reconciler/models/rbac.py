@@ -24,6 +24,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from reconciler.models.common import (
     SQL_IDENTIFIER_PATTERN,
+    DeletionPolicy,
     Duration,
     Resource,
     SecretRef,
@@ -381,6 +382,11 @@ class RbacMappingSpec(SpecModel):
     sync: RbacSync = Field(default_factory=RbacSync)
     ownership: RbacOwnership = Field(default_factory=RbacOwnership)
     guards: RbacGuards = Field(default_factory=RbacGuards)
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.ORPHAN,
+        description="When the object is deleted (Kubernetes): Orphan keeps the RBAC database as "
+        "it is; Delete revokes and removes the rows the reconciler created (inventory and marker).",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> RbacMappingSpec:

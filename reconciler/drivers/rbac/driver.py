@@ -119,6 +119,17 @@ class RbacMappingDriver:
 
     # --- observe ------------------------------------------------------------------------
 
+    def teardown(self, obj: RbacMapping) -> RbacMapping:
+        """The spec whose run removes every row this mapping created and nothing else: nothing
+        declared or derived, on the same target. Its guards are opened (the user asked for the
+        removal with `deletionPolicy: Delete`); ownership still limits it to our rows."""
+        from reconciler.models.rbac import RbacGuards
+
+        empty = obj.spec.model_copy(update={
+            "permissions": [], "roles": [], "bindings": [], "derive": [], "source": None,
+            "guards": RbacGuards(max_revokes="100%", allow_empty_facts=True)})
+        return obj.model_copy(update={"spec": empty})
+
     async def observe(self, obj: RbacMapping, ctx: RunContext) -> Observed:
         spec, namespace = obj.spec, obj.metadata.namespace
         full = ctx.mode is Mode.FULL

@@ -240,3 +240,24 @@ def test_secret_values_never_appear_in_errors(runner: Runner, archive: str, sche
 
 def _rule() -> dict[str, object]:
     return dict(DEPT_RULE)
+
+
+def test_delete_policy_removes_only_the_rows_the_mapping_created(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    import asyncio
+
+    obj = mapping(schema, deletionPolicy="Delete")
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    execute(rbac_database, f'INSERT INTO "{schema}".subjects (name) VALUES (%s)', ("user:lee",))
+    execute(rbac_database, f'INSERT INTO "{schema}".bindings (subject_id, role_id, scope) SELECT s.id, r.id, '
+                           f"'acl:LEGACY' FROM \"{schema}\".subjects s, \"{schema}\".roles r WHERE "
+                           "s.name = 'user:lee' AND r.name = 'study-reader'")
+    result = asyncio.run(runner.orchestrator.delete(obj))
+    assert result is not None and result.outcome is Outcome.SUCCEEDED, result and result.error
+    assert result.trigger == "delete" and result.counts.deleted > 50
+    assert bindings(rbac_database, schema) == {("user:lee", "study-reader", "acl:LEGACY")}
+    # the role a foreign binding still uses stays (owned, with a warning) until that binding goes
+    assert runner.store.inventory(obj.ref) == frozenset({"role:study-reader"})
+    assert result.plan is not None and any("study-reader" in w and "stays" in w for w in result.plan.warnings)
+    orphan = mapping(schema, name="other")
+    assert asyncio.run(runner.orchestrator.delete(orphan)) is None  # Orphan: nothing happens
