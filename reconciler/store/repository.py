@@ -10,7 +10,7 @@ update and watermarks, so the record and the ownership data never disagree.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -121,6 +121,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
+
+def _chunks(keys: list[str], size: int = 10_000) -> Iterator[list[str]]:
+    for start in range(0, len(keys), size):
+        yield keys[start:start + size]
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -203,14 +208,17 @@ class Store:
                                  "after": jsonable(f.after)} for f in ch.fields]}
                     for i, ch in enumerate(changes)
                 ])
+            # In chunks: an inventory can hold hundreds of thousands of keys, more than one
+            # statement may bind (SQLite: 32,766 variables; PostgreSQL: 65,535).
             removed = list(owned_removed)
-            if removed:
+            for chunk in _chunks(removed):
                 conn.execute(delete(t.inventory).where(
-                    *_target_filter(t.inventory, target), t.inventory.c.item_key.in_(removed)))
+                    *_target_filter(t.inventory, target), t.inventory.c.item_key.in_(chunk)))
             added = sorted(set(owned_added))
-            if added:
+            for chunk in _chunks(added):
                 conn.execute(delete(t.inventory).where(
-                    *_target_filter(t.inventory, target), t.inventory.c.item_key.in_(added)))
+                    *_target_filter(t.inventory, target), t.inventory.c.item_key.in_(chunk)))
+            if added:
                 conn.execute(insert(t.inventory), [
                     {"kind": target.kind, "namespace": target.namespace, "name": target.name,
                      "item_key": key, "run_id": result.run_id, "applied_at": result.finished_at}
