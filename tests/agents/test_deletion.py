@@ -51,3 +51,27 @@ def test_delete_removes_only_what_the_reconciler_wrote(runner: Runner, tmp_path:
     assert runner.store.inventory(obj.ref) == frozenset()
     again = asyncio.run(runner.orchestrator.delete(obj))  # a retried finalizer is a no-op
     assert again is not None and again.outcome == "noop"
+
+
+def test_delete_removes_files_left_empty_and_parents_it_emptied(runner: Runner, tmp_path: Path) -> None:
+    obj = agent_config({**spec(tmp_path / "p", "Delete"),
+                        "targets": [{"client": c, "scope": "project", "root": str(tmp_path / "p")}
+                                    for c in ("claude-code", "codex", "gemini-cli", "qwen-code")]})
+    assert runner(obj).outcome == "succeeded"
+    written = sorted(p.relative_to(tmp_path) for p in (tmp_path / "p").rglob("*") if p.is_file())
+    assert len(written) >= 5
+    result = asyncio.run(runner.orchestrator.delete(obj))
+    assert result is not None and result.outcome == "succeeded"
+    left = sorted(p.relative_to(tmp_path) for p in (tmp_path / "p").rglob("*") if p.is_file())
+    assert left == []  # every file held only what the reconciler wrote: none is left as `{}`
+
+
+def test_pruning_the_last_server_drops_the_emptied_parent_not_the_file(runner: Runner,
+                                                                       tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / ".mcp.json").write_text('{\n  "theme": "dark"\n}\n')
+    body = spec(project, "Orphan")
+    assert runner(agent_config(body)).outcome == "succeeded"
+    assert runner(agent_config({**body, "mcpServers": {}})).outcome == "succeeded"
+    assert json.loads((project / ".mcp.json").read_text()) == {"theme": "dark"}

@@ -72,6 +72,22 @@ def _walk(value: Any, path: Path_) -> Any:
     return value
 
 
+def _delete_pruning(doc: Any, path: Path_) -> None:
+    """Delete the key at `path`, then every parent mapping that deletion left empty."""
+    for end in range(len(path), 0, -1):
+        container: Any = doc
+        for key in path[:end - 1]:
+            if not isinstance(container, Mapping) or key not in container:
+                return
+            container = container[key]
+        if not isinstance(container, Mapping) or path[end - 1] not in container:
+            return
+        if end < len(path) and not (isinstance(container[path[end - 1]], Mapping)
+                                    and len(container[path[end - 1]]) == 0):
+            return
+        del container[path[end - 1]]
+
+
 class JsonDocument:
     def __init__(self, text: str | None, source: str) -> None:
         self.text = text or ""
@@ -90,11 +106,15 @@ class JsonDocument:
         self._value = jsonc.loads(self.text)
 
     def delete(self, path: Path_) -> None:
-        self.text = jsonc.delete_value(self.text, path)
-        self._value = jsonc.loads(self.text) if self.text.strip() else {}
+        for end in range(len(path), 0, -1):  # the key, then the parents it leaves empty
+            if end < len(path) and _walk(self._value, path[:end]) != {}:
+                break
+            self.text = jsonc.delete_value(self.text, path[:end])
+            self._value = jsonc.loads(self.text) if self.text.strip() else {}
+        self._emptied = not self._value
 
     def render(self) -> str | None:
-        return self.text
+        return None if getattr(self, "_emptied", False) and not self._value else self.text
 
 
 def _toml_item(value: Any, *, top: bool = False) -> Any:
@@ -143,16 +163,14 @@ class TomlDocument:
         container[path[-1]] = item
 
     def delete(self, path: Path_) -> None:
-        container: Any = self._doc
-        for key in path[:-1]:
-            if key not in container:
-                return
-            container = container[key]
-        if isinstance(container, Mapping) and path[-1] in container:
-            del container[path[-1]]
+        _delete_pruning(self._doc, path)
+        self._emptied = not self._doc
 
     def render(self) -> str | None:
         import tomlkit
+
+        if getattr(self, "_emptied", False) and not self._doc:
+            return None
 
         out = tomlkit.dumps(self._doc)
         if out.endswith("\n\n") and not self._ends_blank:
@@ -220,15 +238,12 @@ class YamlDocument:
         container[path[-1]] = value
 
     def delete(self, path: Path_) -> None:
-        container: Any = self._doc
-        for key in path[:-1]:
-            if key not in container:
-                return
-            container = container[key]
-        if isinstance(container, Mapping) and path[-1] in container:
-            del container[path[-1]]
+        _delete_pruning(self._doc, path)
+        self._emptied = not self._doc
 
     def render(self) -> str | None:
+        if getattr(self, "_emptied", False) and not self._doc:
+            return None
         out = io.StringIO()
         self._yaml.dump(self._doc, out)
         return out.getvalue()
