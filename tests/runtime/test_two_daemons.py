@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_ADMIN_URL
+from conftest import fresh_database
 
 from runtime.test_serve import _ready, free_port, wait
 
@@ -39,12 +38,8 @@ spec:
 
 @pytest.fixture
 def store_url() -> Iterator[str]:
-    name = f"reconciler_ha_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("reconciler_ha") as url:
+        yield url
 
 
 def test_two_serve_processes_run_each_occurrence_once(tmp_path: Path, store_url: str) -> None:

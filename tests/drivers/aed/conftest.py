@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import PG_ADMIN_URL
+from conftest import fresh_database
 from running import Runner, runner
 
 from reconciler.emulator.egen import EgenEmulator
@@ -48,12 +47,8 @@ def emulator() -> Iterator[EgenEmulator]:
 def aed_database() -> Iterator[str]:
     """A database of its own for the AED target tables (the store's test database must hold
     only the store's tables)."""
-    name = f"reconciler_aed_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("reconciler_aed_test") as url:
+        yield url
 
 
 @pytest.fixture
