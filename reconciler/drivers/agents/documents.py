@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -54,12 +55,37 @@ class DocumentError(DriverError):
                          "to any client (fix or move the file, then run again)")
 
 
+@dataclass(frozen=True, slots=True)
+class ListEdit:
+    """An item-level edit of one list, so that items nobody asked to change keep their bytes.
+
+    Indexes are positions in the list as it is before the edit; `append` adds items at the
+    end, in order. A list that does not exist is created from `append` (nothing to remove or
+    replace in it).
+    """
+
+    remove: frozenset[int] = frozenset()
+    replace: Mapping[int, Any] = field(default_factory=dict)
+    append: tuple[Any, ...] = ()
+
+    def applied(self, items: list[Any]) -> list[Any]:
+        """The list after the edit (what every document's `edit_list` must produce)."""
+        out = [self.replace.get(i, item) for i, item in enumerate(items) if i not in self.remove]
+        return out + list(self.append)
+
+
 class Document(Protocol):
     def get(self, path: Path_) -> Any: ...
 
     def set(self, path: Path_, value: Any) -> None: ...
 
     def delete(self, path: Path_) -> None: ...
+
+    def edit_list(self, path: Path_, edit: ListEdit) -> None: ...
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        """1-based (line, column) of the key at `path` (of the value, for the root), or None."""
+        ...
 
     def render(self) -> str | None: ...
 
