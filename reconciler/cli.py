@@ -142,7 +142,7 @@ def _targets(raw: list[str] | None) -> list[Any]:
 
 
 def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool,
-               verify: bool = False) -> list[RunResult]:
+               verify: bool = False, refuse_drift: bool = False) -> list[RunResult]:
     from reconciler.engine.batches import reconcile_set, select_targets
     from reconciler.engine.runs import Trigger
     from reconciler.models import Mode
@@ -167,6 +167,7 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
                     revision=specs.revision,
                     progress=progress,
                     verify=verify,
+                    guards=_refuse_drift_guards() if refuse_drift else (),
                 )
             )
     finally:
@@ -192,6 +193,12 @@ def _progress_bar() -> Iterator[Any]:
             bar.update(tasks[description], completed=done, total=total)
 
         yield update
+
+
+def _refuse_drift_guards() -> tuple[Any, ...]:
+    from reconciler.engine.guards import RefuseDrift
+
+    return (RefuseDrift(),)
 
 
 def _show_plans(results: list[RunResult], fmt: PlanFormat, max_changes: int) -> list[Any]:
@@ -226,8 +233,16 @@ def _show_applied(results: list[RunResult]) -> None:
         )
         for warning in result.plan.warnings if result.plan else ():
             typer.echo(f"  ! {warning}")
+        for key in result.reverted:
+            typer.echo(f"  ↺ reverted {key}: it was changed outside the reconciler; the spec's value is "
+                       "back (use --refuse-drift to stop instead)")
         for key in result.drift:
             typer.echo(f"  ≠ drift {key}: changed outside the reconciler, left as it is by policy")
+        applied = result.plan is not None and not result.dry_run and result.outcome.value == "succeeded"
+        for key in result.plan.takeovers if applied and result.plan else ():
+            typer.echo(f"  ! took over {key}: it existed and was never written by the reconciler")
+        for key in result.plan.pending if result.plan else ():
+            typer.echo(f"  … pending {key}: declared by the spec, left unwritten by policy")
 
 
 def _print_failures(results: list[RunResult]) -> bool:
@@ -294,7 +309,7 @@ def plan(
     plans = _show_plans(results, fmt, max_changes)
     if _print_failures(results) or (verify and not _show_proofs(results)):
         raise typer.Exit(1)
-    if detailed_exitcode and any(p.has_changes or p.drift for p in plans):
+    if detailed_exitcode and not all(p.in_sync for p in plans):
         raise typer.Exit(2)
 
 
@@ -395,10 +410,13 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and record, write nothing.")] = False,
     target: TargetOpt = None,
     mode: ModeOpt = ModeOption.full,
+    refuse_drift: Annotated[bool, typer.Option(
+        "--refuse-drift", help="Stop (write nothing, exit 1) instead of reverting keys that were "
+        "changed outside the reconciler.")] = False,
 ) -> None:
     """Reconcile the targets with the specs: apply only the difference."""
     try:
-        results = _reconcile(path, target, mode, dry_run=dry_run)
+        results = _reconcile(path, target, mode, dry_run=dry_run, refuse_drift=refuse_drift)
     except ReconcilerError as exc:
         raise _report(exc) from None
     _show_applied(results)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.engine.drivers import DriverRegistry, ProgressCallback
+from reconciler.engine.guards import Guard
 from reconciler.engine.orchestrator import Orchestrator
 from reconciler.engine.runs import RunResult, Trigger
 from reconciler.errors import ReconcilerError
@@ -46,10 +47,11 @@ def select_targets(specs: SpecSet, drivers: DriverRegistry,
 async def reconcile_set(
     orchestrator: Orchestrator, targets: Sequence[Resource], *, trigger: Trigger, mode: Mode,
     dry_run: bool, revision: str | None = None, progress: ProgressCallback | None = None,
-    verify: bool = False,
+    verify: bool = False, guards: Sequence[Guard] = (),
 ) -> list[RunResult]:
     results = []
     for obj in targets:
         results.append(await orchestrator.run(obj, trigger=trigger, mode=mode, dry_run=dry_run,
-                                              revision=revision, progress=progress, verify=verify))
+                                              revision=revision, progress=progress, verify=verify,
+                                              guards=guards))
     return results

@@ -90,6 +90,13 @@ def from_result(
         out = set_condition(out, DRIFTED, ConditionStatus.TRUE, "DriftDetected",
                             f"{len(result.drift)} key(s) changed outside the reconciler: {shown}",
                             generation=generation, now=now)
+    elif result.reverted:
+        # A hand edit undone is still news for that run: the condition says so, with its own
+        # reason, and the next run that finds nothing to revert removes it.
+        shown = ", ".join(result.reverted[:5]) + (" …" if len(result.reverted) > 5 else "")
+        out = set_condition(out, DRIFTED, ConditionStatus.TRUE, "Reverted",
+                            f"{len(result.reverted)} key(s) changed outside the reconciler were put "
+                            f"back to the spec: {shown}", generation=generation, now=now)
     elif result.outcome in (Outcome.SUCCEEDED, Outcome.NOOP, Outcome.PLANNED):
         out = remove(out, DRIFTED)
     c = result.counts

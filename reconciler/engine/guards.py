@@ -48,3 +48,44 @@ class MaxDeletes:
                 limit=str(self.limit),
                 current=current,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class NeverWeaken:
+    """Abort when a plan weakens security rules the reconciler did not write (`Plan.weakens`:
+    a deny removed, a deny turned into ask or allow, an ask into allow). Always on: a driver
+    leaves a weakening out of `weakens` only where the spec explicitly allows it."""
+
+    name: str = "neverWeaken"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        if plan.weakens:
+            shown = "; ".join(plan.weakens[:5]) + (" …" if len(plan.weakens) > 5 else "")
+            raise GuardAborted(
+                self.name,
+                f"{len(plan.weakens)} change(s) would weaken security rules the reconciler did not "
+                f"write: {shown}. Nothing was written; allow it per path in the spec "
+                "(conflictPolicy.paths[].allowWeakening) if that is intended",
+                weakens=len(plan.weakens),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseDrift:
+    """Abort instead of reverting hand edits (`apply --refuse-drift`): the plan would put back
+    keys someone changed outside the reconciler."""
+
+    name: str = "refuseDrift"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        changed = {c.key for c in plan.changes}
+        reverted = [key for key in plan.drift if key in changed]
+        if reverted:
+            shown = ", ".join(reverted[:5]) + (" …" if len(reverted) > 5 else "")
+            raise GuardAborted(
+                self.name,
+                f"{len(reverted)} key(s) were changed outside the reconciler and would be reverted: "
+                f"{shown}; nothing was written (take the edit into the spec, or apply without "
+                "--refuse-drift to revert it)",
+                reverted=len(reverted),
+            )

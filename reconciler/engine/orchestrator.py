@@ -33,7 +33,7 @@ from reconciler.engine.drivers import (
     release,
 )
 from reconciler.engine.events import Event, EventBus, EventType
-from reconciler.engine.guards import Guard
+from reconciler.engine.guards import Guard, NeverWeaken
 from reconciler.engine.locking import target_lock
 from reconciler.engine.planning import Counts, Plan
 from reconciler.engine.runs import Outcome, RunResult, Trigger
@@ -89,10 +89,13 @@ class Orchestrator:
         rollback_to: str | None = None,
         record: bool = True,
         verify: bool = False,
+        guards: Sequence[Guard] = (),
     ) -> RunResult:
         """One run of `obj`. `record=False` (dry runs only: a pull-request review with read-only
         credentials) writes nothing to the store: no run, changes or events are recorded.
-        `verify` (dry runs only) asks the driver to prove the plan (see `drivers.prove`)."""
+        `verify` (dry runs only) asks the driver to prove the plan (see `drivers.prove`).
+        `guards` are checked for this run only, after the orchestrator's and the driver's
+        (for example `RefuseDrift` for `apply --refuse-drift`)."""
         if not record and not dry_run:
             raise ValueError("only a dry run can be left unrecorded")
         if verify and not dry_run:
@@ -123,7 +126,7 @@ class Orchestrator:
                         revision=revision, state=TargetState(self.store, target, run_id),
                         progress=progress, log=log, rollback_to=rollback_to, verify=verify,
                     )
-                    return await self._reconcile(ctx, started, record)
+                    return await self._reconcile(ctx, started, record, tuple(guards))
             except asyncio.CancelledError:
                 self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision, started,
                                     "run cancelled before it finished", "Cancelled", secrets, record)
@@ -148,7 +151,8 @@ class Orchestrator:
         return await self.run(teardown(obj), trigger=trigger, dry_run=dry_run, revision=revision,
                               record=record)
 
-    async def _reconcile(self, ctx: RunContext, started: datetime, record: bool = True) -> RunResult:
+    async def _reconcile(self, ctx: RunContext, started: datetime, record: bool = True,
+                         extra_guards: tuple[Guard, ...] = ()) -> RunResult:
         obj, secrets = ctx.obj, ctx.secrets
         plan: Plan | None = None
         applied: ApplyResult | None = None
@@ -160,7 +164,7 @@ class Orchestrator:
             plan = driver.diff(obj, actual, ctx)
             if secrets.has_secrets:
                 plan = plan.masked(secrets.scrub)
-            for guard in (*self.guards, *driver_guards(driver, obj)):
+            for guard in (*self.guards, NeverWeaken(), *driver_guards(driver, obj), *extra_guards):
                 try:
                     guard.check(plan, ctx)
                 except GuardAborted as exc:
@@ -260,11 +264,13 @@ class Orchestrator:
         self._publish(record, Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
                             result.target, result.run_id, str(result.outcome).capitalize(),
                             message, data))
-        if result.drift:
+        if result.drift or result.reverted:
+            parts = [f"{len(result.drift)} key(s) changed outside the reconciler"] if result.drift else []
+            if result.reverted:
+                parts.append(f"{len(result.reverted)} hand-edited key(s) reverted to the spec")
             self._publish(record, Event(EventType.DRIFT_DETECTED, result.target, result.run_id,
-                                "DriftDetected",
-                                f"{len(result.drift)} key(s) changed outside the reconciler",
-                                {"keys": list(result.drift)}))
+                                "DriftDetected", "; ".join(parts),
+                                {"keys": list(result.drift), "reverted": list(result.reverted)}))
         level = "info" if result.outcome.ok else "warning"
         getattr(log, level)("run finished", outcome=str(result.outcome), error=result.error,
                             duration=round(result.duration_seconds, 3), **c.as_dict())

@@ -128,6 +128,16 @@ class Plan:
     """Bookkeeping recorded with the inventory (for example the last value written per key)."""
     totals: Counts | None = None
     """The full counts when `changes` is only a sample (large row sets)."""
+    takeovers: tuple[str, ...] = ()
+    """Keys that exist in the target but were never written by the reconciler, and that this
+    plan overwrites or removes (each is a plan line of its own and a warning on apply)."""
+    weakens: tuple[str, ...] = ()
+    """Security rules this plan would weaken that the reconciler did not itself write (a deny
+    removed, a deny turned into ask or allow, an ask into allow): one line each. The driver's
+    guard refuses to apply such a plan unless the spec allows it for that path."""
+    pending: tuple[str, ...] = ()
+    """Keys the spec declares that this plan leaves unwritten on purpose (a conflict policy
+    holds them: Adopt, IfNotPresent, Ignore). The target is not in sync while any remains."""
 
     @property
     def counts(self) -> Counts:
@@ -149,6 +159,11 @@ class Plan:
         return bool(self.changes) or self.counts.changed > 0
 
     @property
+    def in_sync(self) -> bool:
+        """Nothing to change, no drift, and nothing the spec declares left unwritten."""
+        return not self.has_changes and not self.drift and not self.pending
+
+    @property
     def sampled(self) -> bool:
         """Whether `changes` lists only some of the changes (see `totals`)."""
         return self.totals is not None and self.totals.changed > len(self.changes)
@@ -162,6 +177,7 @@ class Plan:
             self,
             changes=tuple(_map_strings(c, scrub) for c in self.changes),
             warnings=tuple(scrub(w) for w in self.warnings),
+            weakens=tuple(scrub(w) for w in self.weakens),
             details=_map_strings(self.details, scrub),
         )
 

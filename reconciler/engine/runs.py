@@ -69,5 +69,13 @@ class RunResult:
         return tuple(k for k in self.plan.drift if k not in fixed)
 
     @property
+    def reverted(self) -> tuple[str, ...]:
+        """Keys changed outside the reconciler that this run put back to the spec."""
+        if self.plan is None or self.dry_run or self.outcome is not Outcome.SUCCEEDED:
+            return ()
+        fixed = {c.key for c in self.plan.changes}
+        return tuple(k for k in self.plan.drift if k in fixed)
+
+    @property
     def duration_seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()

@@ -38,7 +38,10 @@ from reconciler.models.status import ObjectStatus
 
 # --- scalar types ----------------------------------------------------------------------------
 
-_SERVER_NAME = r"^[A-Za-z0-9_-]+$"
+# Any letters (names like "Sequential Thinking" or "Größen-Rechner" are common), but no
+# '.', '/', '~' or '#' (dotted override paths and inventory keys use them) and no control
+# characters or surrounding spaces.
+_SERVER_NAME = r"^[^\s./~#\x00-\x1f]([^./~#\x00-\x1f]{0,98}[^\s./~#\x00-\x1f])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _PERMISSION_RULE = r"^[A-Za-z_][A-Za-z0-9_:.*-]*(\(.*\))?$"
 _JSON_POINTER = r"^(/([^~/]|~[01])*)+$"
@@ -55,7 +58,8 @@ def _matching(pattern: str, expected: str) -> AfterValidator:
 
 McpServerName = Annotated[
     str,
-    _matching(_SERVER_NAME, "an MCP server name of letters, digits, '_' and '-', such as 'github'"),
+    _matching(_SERVER_NAME, "an MCP server name (letters, digits, spaces, '_', '-'; no '.', '/', '~', "
+              "'#', at most 100 characters), such as 'github'"),
     WithJsonSchema({"type": "string", "pattern": _SERVER_NAME}),
 ]
 EnvName = Annotated[
@@ -269,9 +273,29 @@ class AgentTarget(SpecModel):
         return "~" if self.scope is TargetScope.USER else "."
 
 
+class Authority(StrEnum):
+    """How much of a list the spec governs."""
+
+    ITEMS = "Items"  # only the items the reconciler added (the default)
+    FULL = "Full"  # the whole list: items nobody declared are removed
+
+
 class PathPolicy(SpecModel):
+    """Rules for one key path in the native files (and everything under it)."""
+
     path: JsonPointer = Field(description="Key path in the native file, e.g. /mcpServers/github.")
-    policy: ConflictPolicy
+    policy: ConflictPolicy | None = Field(default=None, description="Conflict policy for the path.")
+    authority: Authority = Field(
+        default=Authority.ITEMS,
+        description="Items (default): the reconciler adds the list items the spec declares and "
+        "removes only items it added itself. Full: it owns the whole list at this path and removes "
+        "items nobody declared (a weakening of deny or ask rules still needs allowWeakening).",
+    )
+    allow_weakening: bool = Field(
+        default=False,
+        description="Allow changes under this path that weaken security rules the reconciler did not "
+        "write (a deny removed or turned into ask or allow, an ask into allow).",
+    )
 
 
 class ConflictPolicyConfig(SpecModel):

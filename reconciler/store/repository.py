@@ -197,7 +197,7 @@ class Store:
                 deleted=c.deleted, unchanged=c.unchanged, invalid=c.invalid,
                 finished_at=result.finished_at, duration_seconds=result.duration_seconds,
                 error=result.error, error_type=result.error_type, warnings=list(warnings),
-                drift=list(result.drift),
+                drift=list(dict.fromkeys((*result.drift, *result.reverted))),
             ))
             if changes:
                 conn.execute(insert(t.changes), [

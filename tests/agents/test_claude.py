@@ -131,7 +131,11 @@ def test_hand_edit_is_drift_and_override_reimposes_the_spec(runner: Runner, home
     applied = runner(obj)
     assert applied.outcome is Outcome.SUCCEEDED and applied.drift == ()
     assert '"MODE": "ro"' in path.read_text()
-    assert runner.store.runs(obj.ref, limit=1)[0].drift == []
+    # The revert is never silent: recorded on the run, and Drifted (reason Reverted).
+    assert applied.reverted == (key,)
+    assert runner.store.runs(obj.ref, limit=1)[0].drift == [key]
+    reverted = conditions.get(conditions.from_result((), applied), conditions.DRIFTED)
+    assert reverted is not None and reverted.reason == "Reverted"
 
 
 def test_ignore_leaves_the_hand_edit_and_reports_nothing(runner: Runner, home: Path) -> None:

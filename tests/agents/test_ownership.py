@@ -59,9 +59,26 @@ def test_merge_keeps_fields_others_added_and_override_removes_them() -> None:
     assert override.value == {**SERVER, "tools": {"x": {"approval_mode": "auto"}}}
 
 
-def test_merge_of_lists_keeps_items_others_added() -> None:
-    assert merged(["Read", "Bash(ls)"], ["Read", "Edit"], P.MERGE) == ["Read", "Edit", "Bash(ls)"]
+def test_a_list_inside_an_owned_value_is_replaced_whole_even_under_merge() -> None:
+    # An MCP server's args merged with its old args would be another command.
+    old = {"command": "npx", "args": ["-y", "server@1"]}
+    new = {"command": "npx", "args": ["-y", "server@2"]}
+    assert merged(old, new, P.MERGE) == new
     assert merged(["Read", "Bash(ls)"], ["Read", "Edit"], P.OVERRIDE) == ["Read", "Edit"]
+    d = decide(new, old, old, owned=True, policy=P.MERGE)
+    assert d.state is State.SPEC_CHANGED and d.value == new
+
+
+def test_set_sublists_keep_the_items_others_added_under_every_policy() -> None:
+    sets = (("disabled_tools",),)
+    last = {"command": "x", "disabled_tools": ["a"]}
+    actual = {"command": "x", "disabled_tools": ["a", "mine"]}
+    desired = {"command": "x", "disabled_tools": ["b"]}
+    for policy in (P.OVERRIDE, P.MERGE):
+        d = decide(desired, actual, last, owned=True, policy=policy, sets=sets)
+        assert d.write and d.value["disabled_tools"] == ["mine", "b"]  # 'a' was ours: removed
+    # An item someone added to an owned set is not drift.
+    assert decide(last, actual, last, owned=True, policy=P.OVERRIDE, sets=sets).state is State.IN_SYNC
 
 
 def test_hand_deleted_key_is_drift() -> None:

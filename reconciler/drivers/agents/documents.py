@@ -74,6 +74,18 @@ class ListEdit:
         return out + list(self.append)
 
 
+class ShapeError(DriverError):
+    """An existing native file that parses, but holds a value of the wrong shape at a key the
+    reconciler must edit (`mcp_servers = "oops"`, `"mcpServers": []`, a legacy flat settings
+    file): refused with the key's location, never replaced."""
+
+    def __init__(self, source: str, line: int | None, column: int | None, path: str, reason: str) -> None:
+        self.source, self.line, self.column, self.path, self.reason = source, line, column, path, reason
+        where = source + (f":{line}" if line else "") + (f":{column}" if column else "")
+        super().__init__(f"{where}: {path}: {reason}; nothing was written to any client (fix the file, "
+                         "then run again)")
+
+
 class Document(Protocol):
     def get(self, path: Path_) -> Any: ...
 
@@ -169,6 +181,7 @@ class TomlDocument:
         except ParseError as exc:
             reason = str(exc).split(" at line ")[0]
             raise DocumentError(source, exc.line, exc.col + 1, reason) from None
+        self._text = text or ""
         self._ends_blank = (text or "").endswith("\n\n")
 
     def get(self, path: Path_) -> Any:
@@ -191,6 +204,43 @@ class TomlDocument:
     def delete(self, path: Path_) -> None:
         _delete_pruning(self._doc, path)
         self._emptied = not self._doc
+
+    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+        container: Any = self._doc
+        for key in path[:-1]:
+            container = container.get(key)
+            if container is None:
+                self.set(path, list(edit.append))
+                return
+        if path[-1] not in container:
+            self.set(path, list(edit.append))
+            return
+        array = container[path[-1]]
+        # tomlkit arrays keep the comments and layout of the items they still hold.
+        for index in sorted(edit.remove, reverse=True):
+            del array[index]
+        shift = {i: i - sum(1 for r in edit.remove if r < i) for i in edit.replace}
+        for index, value in edit.replace.items():
+            array[shift[index]] = value
+        for value in edit.append:
+            array.append(value)
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        """The line of the table header or `key =` line of `path` (tomlkit keeps no positions)."""
+        if not path:
+            return 1, 1
+        text = self._text
+        quoted = [re.escape(part) if re.fullmatch(r"[A-Za-z0-9_-]+", part) else
+                  "[\"']" + re.escape(part) + "[\"']" for part in path]
+        dotted = r"\s*\.\s*".join(quoted)
+        patterns = [rf"^[ \t]*\[+\s*{dotted}\s*\]+", rf"^[ \t]*{quoted[-1]}\s*="]
+        for pattern in patterns:
+            match = re.search(pattern, text, re.MULTILINE)
+            if match:
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+                return line, column + len(match.group()) - len(match.group().lstrip())
+        return None
 
     def render(self) -> str | None:
         import tomlkit
@@ -290,6 +340,12 @@ class TextDocument:
     def delete(self, path: Path_) -> None:
         self.text = None
 
+    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+        raise TypeError("a whole text file has no lists")
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        return None
+
     def render(self) -> str | None:
         return self.text
 
@@ -310,6 +366,19 @@ class BlockDocument:
             line = text[: text.find(self.begin if self.begin in text else self.end)].count("\n") + 1
             raise DocumentError(source, line, 1, f"expected one pair of {self.begin} / {self.end} "
                                 "markers, got a broken or repeated block")
+
+    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+        raise TypeError("a Markdown block has no lists")
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        return None
+
+    def outside(self) -> str:
+        """The file's text outside the reconciler's block (what people wrote)."""
+        span = self._span()
+        if self.text is None:
+            return ""
+        return self.text if span is None else self.text[: span[0]] + self.text[span[1]:]
 
     def _span(self) -> tuple[int, int] | None:
         if self.text is None or self.begin not in self.text:

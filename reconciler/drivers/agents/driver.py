@@ -14,6 +14,7 @@ that run, from the snapshots, and is applied like any other plan, as a recorded 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents.documents import MISSING, open_document
 from reconciler.drivers.agents.entries import expand, parse_key
+from reconciler.drivers.agents.lists import identity, kind_of
 from reconciler.drivers.agents.planning import (
     FileState,
     Rendered,
@@ -119,6 +121,7 @@ class AgentConfigDriver:
             if now.text != write["before"]:
                 raise ConflictError(f"{file} changed after it was read; nothing was written, "
                                     "run again")
+        remove_stale_temps([Path(w["path"]) for w in writes.values()])
         if ctx.state is not None:
             ctx.state.save_snapshots(
                 (file, {"path": w["path"], "before": w["before"], "after": w["after"],
@@ -127,9 +130,33 @@ class AgentConfigDriver:
         return ApplyResult.from_plan(plan, ctx.inventory)
 
 
+TEMP_MARK = ".reconciler-"
+"""Temporary files are `.<name>.reconciler-<random>.tmp` beside the file they replace: hidden,
+ending in `.tmp` (no client reads `*.tmp`, and none matches its `*.md` / `*.mdc` / `*.toml`
+globs), and recognisable, so that a run can remove those a killed run left behind."""
+
+
+def _temp_glob(path: Path) -> str:
+    return f".{path.name}{TEMP_MARK}*.tmp"
+
+
+def remove_stale_temps(paths: list[Path]) -> list[Path]:
+    """Remove the temporary files of earlier killed runs next to `paths` (under the target
+    lock, so no run of this target is writing them now); the paths removed."""
+    removed: list[Path] = []
+    for path in paths:
+        if not path.parent.is_dir():
+            continue
+        for stale in path.parent.glob(_temp_glob(path)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+                removed.append(stale)
+    return removed
+
+
 def _atomic_write(path: Path, text: str, mode: int | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
@@ -184,13 +211,16 @@ def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) 
         diffs[file] = _diff(file, state.text, text)
         writes[file] = {"path": state.path, "before": state.text, "after": text, "mode": state.mode}
         for key in inventory:
-            key_file, pointer, is_block = parse_key(key)
-            if key_file == file:
-                doc = open_document(format_of(file, is_block, pointer), text, file,
+            parts = parse_key(key)
+            if parts.file == file:
+                doc = open_document(format_of(file, parts.is_block, parts.pointer), text, file,
                                     marker=obj.metadata.name)
-                value = doc.get(pointer)
-                watermarks[watermark_key(key)] = watermark_value(key, value if value is not MISSING
-                                                                 else MISSING)
+                value = doc.get(parts.pointer)
+                if parts.item is not None:
+                    kind = kind_of(parts.pointer)
+                    value = next((v for v in value if identity(kind, v) == parts.item), MISSING) \
+                        if isinstance(value, list) else MISSING
+                watermarks[watermark_key(key)] = watermark_value(key, value)
     return Plan(target=obj.ref, changes=tuple(changes), unchanged=len(actual.restore) - len(changes),
                 details={"files": diffs, "_writes": writes, "rollback": True},
                 inventory=tuple(sorted(inventory)), watermarks=watermarks)

@@ -7,6 +7,17 @@ pointer) is what the store's inventory records, so ownership survives a differen
 `preserve` lists sub-paths inside the entry that belong to the client (Codex per-tool
 approval tables): they are never removed, whatever the conflict policy.
 
+An entry with an `item` is one item of a list that is a *set* (a permission allow / ask /
+deny list, Rovo Dev's `bash.commands`): the reconciler owns that item, never the list, so
+items someone else put in the list are never removed, reordered or rewritten. Its key is
+the list's key plus `#` and the item's identity (see `lists`). `sets` names sub-lists inside
+an owned object that are sets in the same sense (Codex `disabled_tools`, Gemini
+`excludeTools`); every other list is one value, replaced whole. `security` marks a key
+whose value is a permission level (`allow` / `ask` / `deny`), so that a change that
+weakens it is caught. A Markdown block's `sections` are its rules one by one, so that a
+rule whose text is already in the file (written by hand, or imported from it) is not
+written a second time.
+
 A `Note` is one line of the translation report: a canonical field that a client drops or
 can only express in a weaker form. With `strict: true` notes are errors.
 """
@@ -14,20 +25,21 @@ can only express in a weaker form. With `strict: true` notes are errors.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.drivers.agents.documents import Format
 from reconciler.models.agents import AgentClient, AgentTarget, ConflictPolicy, TargetScope
 
 
 def escape_pointer(part: str) -> str:
-    return part.replace("~", "~0").replace("/", "~1")
+    # `~2` for `#` is ours (not RFC 6901): `#` separates a list's key from an item's identity.
+    return part.replace("~", "~0").replace("/", "~1").replace("#", "~2")
 
 
 def unescape_pointer(part: str) -> str:
-    return part.replace("~1", "/").replace("~0", "~")
+    return part.replace("~2", "#").replace("~1", "/").replace("~0", "~")
 
 
 def expand(display: str, cwd: Path | None = None) -> Path:
@@ -47,6 +59,10 @@ class Entry:
     preserve: tuple[tuple[str, ...], ...] = ()
     marker: str = ""  # block marker for Format.BLOCK
     policy: ConflictPolicy | None = None  # the target's own policy, if it set one
+    item: str | None = None  # identity of one item of the set-list at `pointer`
+    sets: tuple[tuple[str, ...], ...] = ()  # sub-lists of the value that are sets of items
+    security: bool = False  # the value is a permission level (allow / ask / deny)
+    sections: tuple[tuple[str, str], ...] = ()  # Format.BLOCK: (rule content, its section)
 
     @property
     def key(self) -> str:
@@ -54,17 +70,27 @@ class Entry:
             return f"{self.file}#block"
         if not self.pointer:
             return self.file
-        return self.file + "#/" + "/".join(escape_pointer(p) for p in self.pointer)
+        base = self.file + "#/" + "/".join(escape_pointer(p) for p in self.pointer)
+        return base if self.item is None else f"{base}#{self.item}"
 
 
-def parse_key(key: str) -> tuple[str, tuple[str, ...], bool]:
-    """(file, pointer, is_block) of an inventory key."""
+class KeyParts(NamedTuple):
+    file: str
+    pointer: tuple[str, ...]
+    is_block: bool
+    item: str | None = None
+
+
+def parse_key(key: str) -> KeyParts:
+    """The parts of an inventory key: file, pointer, whether a Markdown block, item identity."""
     file, _, fragment = key.partition("#")
     if fragment == "block":
-        return file, (), True
+        return KeyParts(file, (), True)
     if not fragment:
-        return file, (), False
-    return file, tuple(unescape_pointer(p) for p in fragment.lstrip("/").split("/")), False
+        return KeyParts(file, (), False)
+    pointer, sep, item = fragment.partition("#")
+    return KeyParts(file, tuple(unescape_pointer(p) for p in pointer.lstrip("/").split("/")), False,
+                    item if sep else None)
 
 
 class Severity:
@@ -116,9 +142,36 @@ class Rendering:
     notes: list[Note] = field(default_factory=list)
 
     def put(self, relative: str, fmt: Format, pointer: tuple[str, ...], value: Any, *,
-            canonical: str = "", preserve: tuple[tuple[str, ...], ...] = ()) -> None:
+            canonical: str = "", preserve: tuple[tuple[str, ...], ...] = (),
+            sets: tuple[tuple[str, ...], ...] = (), security: bool = False,
+            sections: tuple[tuple[str, str], ...] = ()) -> None:
         self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
-                                  canonical, preserve, self.place.marker, self.place.policy))
+                                  canonical, preserve, self.place.marker, self.place.policy,
+                                  sets=sets, security=security, sections=sections))
+
+    def put_items(self, relative: str, fmt: Format, pointer: tuple[str, ...], items: list[Any], *,
+                  canonical: str = "") -> None:
+        """Each item of a set-list as an entry of its own (the list itself stays shared)."""
+        from reconciler.drivers.agents.lists import identity, kind_of
+
+        kind = kind_of(pointer)
+        for value in items:
+            self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
+                                      canonical, (), self.place.marker, self.place.policy,
+                                      item=identity(kind, value)))
+
+    def fold(self, relative: str, path: tuple[str, ...], value: Any) -> bool:
+        """Set `path` inside the value of an entry that holds it (an override of a field of an
+        owned MCP server entry); False when no entry holds that path."""
+        file = self.place.file(relative)
+        for index, entry in enumerate(self.entries):
+            depth = len(entry.pointer)
+            if (entry.file == file and entry.item is None and depth and len(path) > depth
+                    and path[:depth] == entry.pointer and isinstance(entry.value, dict)):
+                folded = _set_in(entry.value, path[depth:], value)
+                self.entries[index] = replace(entry, value=folded)
+                return True
+        return False
 
     def note(self, canonical: str, severity: str, detail: str) -> None:
         self.notes.append(Note(self.place.client, canonical, severity, detail))
@@ -128,3 +181,13 @@ class Rendering:
 
     def weakened(self, canonical: str, detail: str) -> None:
         self.note(canonical, Severity.WEAKENED, detail)
+
+
+def _set_in(value: dict[str, Any], path: tuple[str, ...], new: Any) -> dict[str, Any]:
+    out = dict(value)
+    if len(path) == 1:
+        out[path[0]] = new
+        return out
+    inner = out.get(path[0])
+    out[path[0]] = _set_in(inner if isinstance(inner, dict) else {}, path[1:], new)
+    return out

@@ -1,17 +1,30 @@
-"""Surgical edits of JSON and JSONC text: change one key, keep every other byte.
+"""Surgical edits of JSON and JSONC text: change one key or one array item, keep every other byte.
 
-Client settings files are JSON (Claude, strict) or JSONC (Cursor, Qwen: comments and
-trailing commas). Loading them into a dict and dumping it back would reorder nothing but
-would still lose comments and reformat everything the reconciler does not own. Instead
-the text is parsed into a tree of nodes that remember their byte spans, and each edit
-replaces, inserts or removes exactly one member's span; the rest of the file, comments
+Client settings files are JSON read by very different parsers. Loading them into a dict and
+dumping it back would lose comments and reformat everything the reconciler does not own.
+Instead the text is parsed into a tree of nodes that remember their byte spans, and each
+edit replaces, inserts or removes exactly the spans it must; the rest of the file, comments
 included, comes through untouched. New values are indented like their neighbours.
+
+**Grammars.** What a file may contain is its reader's grammar, not ours: Claude Code reads
+strict JSON, where a comment or a trailing comma makes it reject the whole file, while
+Cursor reads JSONC. `parse` takes the file's `Grammar` (which file has which is decided in
+`documents`) and refuses what its reader would refuse, at the offending line and column,
+so that the reconciler never edits, and so never "confirms", a file its client cannot read.
+A duplicated key is refused in every grammar: parsers disagree on which duplicate wins, and
+an edit would change one while the client reads the other.
+
+**Arrays** are edited item by item (`edit_array`): a removed item leaves with its comma and,
+when it has a line of its own, with that line (and a comment ending it); a replaced item
+changes only its value's span; appended items follow the last one in the array's own layout.
+Items nobody touched keep their bytes, and so do the comments between them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from json.decoder import scanstring
 from typing import Any
@@ -20,13 +33,35 @@ _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
 
 
-class JsonSyntaxError(ValueError):
-    """Unparsable JSON(C), with a 1-based line and column."""
+@dataclass(frozen=True, slots=True)
+class Grammar:
+    """What a file's reader accepts beyond RFC 8259 JSON."""
 
-    def __init__(self, message: str, text: str, pos: int) -> None:
-        self.line = text.count("\n", 0, pos) + 1
-        self.column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    name: str
+    comments: bool
+    trailing_commas: bool
+
+
+JSON = Grammar("strict JSON", comments=False, trailing_commas=False)
+JSONC = Grammar("JSONC", comments=True, trailing_commas=True)
+
+
+def _position(text: str, pos: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset."""
+    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+class JsonSyntaxError(ValueError):
+    """Unparsable JSON(C), with a 1-based line and column.
+
+    `by_grammar` is set when the text is valid JSONC and only the file's stricter grammar
+    refuses it (a comment, a trailing comma), so that the caller can say whose grammar it is.
+    """
+
+    def __init__(self, message: str, text: str, pos: int, *, by_grammar: bool = False) -> None:
+        self.line, self.column = _position(text, pos)
         self.reason = message
+        self.by_grammar = by_grammar
         super().__init__(f"line {self.line}, column {self.column}: {message}")
 
 
@@ -36,13 +71,11 @@ class Node:
     end: int
     value: Any
     members: list[Member] = field(default_factory=list)  # objects only
+    items: list[Node] = field(default_factory=list)  # arrays only
 
     def member(self, key: str) -> Member | None:
-        found = None
-        for m in self.members:
-            if m.key == key:
-                found = m  # the last duplicate wins, as in json.loads
-        return found
+        # Keys are unique: the parser refuses duplicates.
+        return next((m for m in self.members if m.key == key), None)
 
 
 @dataclass(slots=True)
@@ -53,12 +86,13 @@ class Member:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, grammar: Grammar) -> None:
         self.text = text
+        self.grammar = grammar
         self.pos = 0
 
-    def fail(self, message: str, pos: int | None = None) -> JsonSyntaxError:
-        return JsonSyntaxError(message, self.text, self.pos if pos is None else pos)
+    def fail(self, message: str, pos: int | None = None, *, by_grammar: bool = False) -> JsonSyntaxError:
+        return JsonSyntaxError(message, self.text, self.pos if pos is None else pos, by_grammar=by_grammar)
 
     def skip(self) -> None:
         text, n = self.text, len(self.text)
@@ -66,10 +100,13 @@ class _Parser:
             ch = text[self.pos]
             if ch in " \t\r\n\ufeff":
                 self.pos += 1
-            elif text.startswith("//", self.pos):
-                end = text.find("\n", self.pos)
-                self.pos = n if end < 0 else end + 1
-            elif text.startswith("/*", self.pos):
+            elif text.startswith(("//", "/*"), self.pos):
+                if not self.grammar.comments:
+                    raise self.fail(f"comments are not allowed in {self.grammar.name}", by_grammar=True)
+                if text.startswith("//", self.pos):
+                    end = text.find("\n", self.pos)
+                    self.pos = n if end < 0 else end + 1
+                    continue
                 end = text.find("*/", self.pos + 2)
                 if end < 0:
                     raise self.fail("unterminated /* comment")
@@ -117,64 +154,90 @@ class _Parser:
         self.pos = end
         return value, end
 
+    def separator(self, close: str, *, first: bool) -> bool:
+        """Past the comma before the next element; True at the closing bracket instead."""
+        self.skip()
+        if self.pos >= len(self.text):
+            raise self.fail(f"expected {close!r} to close the {'object' if close == '}' else 'array'}")
+        if self.text[self.pos] == close:
+            self.pos += 1
+            return True
+        if first:
+            return False
+        if self.text[self.pos] != ",":
+            raise self.fail(f"expected ',' or {close!r}, got {self.text[self.pos]!r}")
+        comma = self.pos
+        self.pos += 1
+        self.skip()
+        if self.pos < len(self.text) and self.text[self.pos] == close:
+            if not self.grammar.trailing_commas:
+                raise self.fail(f"trailing commas are not allowed in {self.grammar.name}", comma,
+                                by_grammar=True)
+            self.pos += 1
+            return True
+        return False
+
     def obj(self) -> Node:
         start = self.pos
         self.pos += 1
         members: list[Member] = []
-        while True:
-            self.skip()
-            if self.pos >= len(self.text):
-                raise self.fail("expected '}' to close the object")
-            if self.text[self.pos] == "}":
-                self.pos += 1
-                value = {m.key: m.node.value for m in members}
-                return Node(start, self.pos, value, members)
-            if members:
-                if self.text[self.pos] != ",":
-                    raise self.fail(f"expected ',' or '}}', got {self.text[self.pos]!r}")
-                self.pos += 1
-                self.skip()
-                if self.pos < len(self.text) and self.text[self.pos] == "}":
-                    continue  # trailing comma (JSONC)
+        seen: dict[str, int] = {}
+        while not self.separator("}", first=not members):
             if self.pos >= len(self.text) or self.text[self.pos] != '"':
                 got = self.text[self.pos] if self.pos < len(self.text) else "the end of the file"
                 raise self.fail(f"expected a quoted key, got {got!r}")
             key_start = self.pos
             key, _ = self.string()
+            if key in seen:
+                line, column = _position(self.text, seen[key])
+                raise self.fail(f"duplicated key {key!r} (first at line {line}, column {column})", key_start)
+            seen[key] = key_start
             self.skip()
             if self.pos >= len(self.text) or self.text[self.pos] != ":":
                 raise self.fail("expected ':' after the key")
             self.pos += 1
             members.append(Member(key, key_start, self.value()))
+        return Node(start, self.pos, {m.key: m.node.value for m in members}, members)
 
     def array(self) -> Node:
         start = self.pos
         self.pos += 1
         items: list[Node] = []
-        while True:
-            self.skip()
-            if self.pos >= len(self.text):
-                raise self.fail("expected ']' to close the array")
-            if self.text[self.pos] == "]":
-                self.pos += 1
-                return Node(start, self.pos, [i.value for i in items])
-            if items:
-                if self.text[self.pos] != ",":
-                    raise self.fail(f"expected ',' or ']', got {self.text[self.pos]!r}")
-                self.pos += 1
-                self.skip()
-                if self.pos < len(self.text) and self.text[self.pos] == "]":
-                    continue
+        while not self.separator("]", first=not items):
             items.append(self.value())
+        return Node(start, self.pos, [i.value for i in items], items=items)
 
 
-def parse(text: str) -> Node:
-    """The node tree of a JSON(C) document; raises `JsonSyntaxError`."""
-    return _Parser(text).document()
+def parse(text: str, *, strict: bool = False, grammar: Grammar = JSONC) -> Node:
+    """The node tree of a document in `grammar` (`strict=True`: strict JSON); raises `JsonSyntaxError`."""
+    return _Parser(text, JSON if strict else grammar).document()
 
 
-def loads(text: str) -> Any:
-    return parse(text).value
+def loads(text: str, *, strict: bool = False, grammar: Grammar = JSONC) -> Any:
+    return parse(text, strict=strict, grammar=grammar).value
+
+
+def _find(node: Node, path: tuple[str, ...]) -> Node | None:
+    for key in path:
+        member = node.member(key) if isinstance(node.value, dict) else None
+        if member is None:
+            return None
+        node = member.node
+    return node
+
+
+def locate(text: str, path: tuple[str, ...]) -> tuple[int, int] | None:
+    """1-based (line, column) of the key at `path` (of the root value for `()`), or None."""
+    if not text.strip():
+        return None
+    node = parse(text)
+    pos = node.start
+    for key in path:
+        member = node.member(key) if isinstance(node.value, dict) else None
+        if member is None:
+            return None
+        pos, node = member.start, member.node
+    return _position(text, pos)
 
 
 def _indent_unit(text: str) -> str:
@@ -197,6 +260,31 @@ def _nest(path: tuple[str, ...], value: Any) -> Any:
     for key in reversed(path):
         value = {key: value}
     return value
+
+
+def _line_end(text: str, pos: int) -> int:
+    """Where a new line may start after `pos`: past a comment that ends this line, if any."""
+    end = pos
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    if text.startswith("//", end):
+        newline = text.find("\n", end)
+        return len(text) if newline < 0 else newline
+    if text.startswith("/*", end) and "\n" not in text[end: text.find("*/", end)]:
+        return text.find("*/", end) + 2
+    return pos
+
+
+def _splice(text: str, cuts: list[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end, new) span replaced; overlapping removals merge."""
+    out, pos = [], 0
+    for start, end, new in sorted(cuts, key=lambda cut: cut[0]):  # stable: same-place inserts keep order
+        if start < pos:  # inside a span already removed (a run of removed items)
+            pos = max(pos, end)
+            continue
+        out += [text[pos:start], new]
+        pos = end
+    return "".join([*out, text[pos:]])
 
 
 def new_document(path: tuple[str, ...], value: Any, unit: str = "  ") -> str:
@@ -229,25 +317,15 @@ def _insert(text: str, obj: Node, key: str, value: Any, unit: str) -> str:
         entry = json.dumps(key, ensure_ascii=False) + ": " + _dump(value, unit, base)
         if same_line:
             return text[: last.node.end] + ", " + entry + text[last.node.end:]
+        after = last.node.end
+        while after < len(text) and text[after] in " \t":
+            after += 1
+        comma = text.startswith(",", after)
         # After the last member's line, so that a comment ending that line stays with it.
-        pos, comma = last.node.end, False
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        if text.startswith(",", pos):
-            comma, pos = True, pos + 1
-            while pos < len(text) and text[pos] in " \t":
-                pos += 1
-        if text.startswith("//", pos):
-            end = text.find("\n", pos)
-            pos = len(text) if end < 0 else end
-        elif text.startswith("/*", pos) and "\n" not in text[pos: text.find("*/", pos)]:
-            pos = text.find("*/", pos) + 2
-        else:
-            pos = last.node.end if not comma else pos
+        pos = _line_end(text, after + 1 if comma else last.node.end)
         if comma:  # the object uses trailing commas (JSONC): so does the new member
             return text[:pos] + "\n" + base + entry + "," + text[pos:]
-        return (text[: last.node.end] + "," + text[last.node.end: pos] + "\n" + base + entry
-                + text[pos:])
+        return _splice(text, [(last.node.end, last.node.end, ","), (pos, pos, "\n" + base + entry)])
     base = _line_indent(text, obj.start)
     inner = base + unit
     entry = json.dumps(key, ensure_ascii=False) + ": " + _dump(value, unit, inner)
@@ -258,13 +336,8 @@ def delete_value(text: str, path: tuple[str, ...]) -> str:
     """`text` without the member at `path`; unchanged when it is not there."""
     if not path or not text.strip():
         return text
-    node = parse(text)
-    for key in path[:-1]:
-        member = node.member(key) if isinstance(node.value, dict) else None
-        if member is None:
-            return text
-        node = member.node
-    if not isinstance(node.value, dict):
+    node = _find(parse(text), path[:-1])
+    if node is None or not isinstance(node.value, dict):
         return text
     index = next((i for i, m in enumerate(node.members) if m.key == path[-1]), None)
     if index is None:
@@ -295,3 +368,156 @@ def delete_value(text: str, path: tuple[str, ...]) -> str:
         return text[:line_start] + text[after + 1:].lstrip(" \t").removeprefix("\n")
     prev = members[index - 1]
     return text[: prev.node.end] + text[target.node.end:]
+
+
+# --- arrays, item by item ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Gap:
+    """What lies between two tokens of an array: blanks, comments and at most one comma."""
+
+    start: int
+    end: int
+    comma: int | None
+    newlines: tuple[int, ...]  # line breaks outside block comments
+
+    def breaks_after_comma(self) -> bool:
+        """A line break follows the comma: the next token starts a line of its own."""
+        return bool(self.newlines) and (self.comma is None or self.comma < self.newlines[-1])
+
+    def breaks_before_comma(self) -> bool:
+        """The comma (if any) ends the previous token's line."""
+        return bool(self.newlines) and (self.comma is None or self.comma < self.newlines[0])
+
+
+def _gap(text: str, start: int, end: int) -> _Gap:
+    comma, newlines, pos = None, [], start
+    while pos < end:
+        if text.startswith("/*", pos):
+            pos = text.index("*/", pos + 2) + 2
+        elif text.startswith("//", pos):
+            newline = text.find("\n", pos, end)
+            pos = end if newline < 0 else newline
+        else:
+            if text[pos] == ",":
+                comma = pos
+            elif text[pos] == "\n":
+                newlines.append(pos)
+            pos += 1
+    return _Gap(start, end, comma, tuple(newlines))
+
+
+def _gaps(text: str, array: Node) -> list[_Gap]:
+    """The n + 1 gaps of an array of n items: after `[`, between items, before `]`."""
+    bounds = [array.start + 1, *(p for item in array.items for p in (item.start, item.end)), array.end - 1]
+    return [_gap(text, bounds[k], bounds[k + 1]) for k in range(0, len(bounds), 2)]
+
+
+def edit_array(text: str, path: tuple[str, ...], *, remove: Set[int] = frozenset(),
+               replace: Mapping[int, Any] | None = None, append: Sequence[Any] = ()) -> str:
+    """`text` with the array at `path` edited item by item; every other byte is kept.
+
+    Indexes are positions before the edit, and a removed index is not replaced (as in
+    `documents.ListEdit`); `append` adds items after the last one, in order. A missing array
+    is created from `append`. Raises `ValueError` when the value at `path` is not an array or
+    an index is not in it.
+    """
+    replace = {i: v for i, v in (replace or {}).items() if i not in remove}
+    array = _find(parse(text), path) if text.strip() else None
+    if array is None:
+        if remove or replace:
+            raise ValueError(f"no array at {'/'.join(path)} to remove or replace items in")
+        return set_value(text, path, list(append)) if append else text
+    if not isinstance(array.value, list):
+        raise ValueError(f"expected an array at {'/'.join(path)}, got {type(array.value).__name__}")
+    outside = sorted(i for i in {*remove, *replace} if not 0 <= i < len(array.items))
+    if outside:
+        raise ValueError(f"no item {outside[0]} in the array at {'/'.join(path)} "
+                         f"({len(array.items)} items)")
+    if remove and len(remove) == len(array.items):
+        # An emptied one-line array takes the new items on its line; otherwise `[]`, filled below.
+        one_line = "\n" not in text[array.start: array.end]
+        new = json.dumps(list(append), ensure_ascii=False) if one_line and append else "[]"
+        text = text[: array.start] + new + text[array.end:]
+        if new != "[]" or not append:
+            return text
+    elif remove or replace:
+        text = _remove_and_replace(text, array, remove, replace)
+    if not append:
+        return text
+    array = _find(parse(text), path)
+    assert array is not None
+    return _append(text, array, append)
+
+
+def _remove_and_replace(text: str, array: Node, remove: Set[int], replace: Mapping[int, Any]) -> str:
+    gaps, unit = _gaps(text, array), _indent_unit(text)
+    cuts = [cut for i in sorted(remove) for cut in _removal(text, array.items, gaps, i, remove)]
+    for i, value in replace.items():
+        item = array.items[i]
+        own_line = gaps[i].breaks_after_comma()
+        new = _dump(value, unit, _line_indent(text, item.start)) if own_line else _compact(value)
+        cuts.append((item.start, item.end, new))
+    return _splice(text, cuts)
+
+
+def _removal(text: str, items: list[Node], gaps: list[_Gap], i: int,
+             remove: Set[int]) -> list[tuple[int, int, str]]:
+    """The spans that remove item `i` (another item is kept: emptying is done by the caller)."""
+    before, after = gaps[i], gaps[i + 1]
+    kept = max((j for j in range(i) if j not in remove), default=None)
+    if before.breaks_after_comma() and after.breaks_before_comma():
+        # The item has its line: the line goes, with a comment ending it.
+        cuts = [(before.newlines[-1] + 1, after.newlines[0] + 1, "")]
+        if after.comma is None and kept is not None:
+            # The last item goes and the array has no trailing comma: nor may the new last one.
+            comma = gaps[kept + 1].comma
+            assert comma is not None
+            cuts.append((comma, comma + 1, ""))
+        return cuts
+    if after.comma is not None:  # shares its line: the item and its comma go
+        end = after.comma + 1
+        while end < len(text) and text[end] in " \t":
+            end += 1
+        if end == after.end and i + 1 < len(items):  # the next item follows: it takes the place
+            return [(items[i].start, end, "")]
+        start = items[i].start
+        while start > before.start and text[start - 1] in " \t":
+            start -= 1
+        return [(start, after.comma + 1, "")]
+    # The last item, sharing its line and with no trailing comma: it goes with the comma before it.
+    assert kept is not None
+    start = gaps[kept + 1].comma
+    assert start is not None
+    while start > items[kept].end and text[start - 1] in " \t\r\n":
+        start -= 1
+    return [(start, items[i].end, "")]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _append(text: str, array: Node, values: Sequence[Any]) -> str:
+    unit = _indent_unit(text)
+    if not array.items:  # `[]` opens up, one item per line
+        base = _line_indent(text, array.start)
+        inner = base + unit
+        body = ",\n".join(inner + _dump(value, unit, inner) for value in values)
+        return text[: array.start] + "[\n" + body + "\n" + base + "]" + text[array.end:]
+    gaps = _gaps(text, array)
+    last, tail = array.items[-1], gaps[-1]
+    trailing = tail.comma is not None and (not tail.newlines or tail.comma < tail.newlines[0])
+    if not gaps[-2].breaks_after_comma():  # the last item shares its line: `, "x"` after it
+        new = ", ".join(_compact(value) for value in values)
+        if trailing:
+            return _splice(text, [(tail.comma + 1, tail.comma + 1, " " + new + ",")])
+        return _splice(text, [(last.end, last.end, ", " + new)])
+    indent = _line_indent(text, last.start)
+    lines = ["\n" + indent + _dump(value, unit, indent) for value in values]
+    if trailing:  # the array keeps its trailing comma style (JSONC)
+        pos = _line_end(text, tail.comma + 1)
+        return _splice(text, [(pos, pos, "".join(line + "," for line in lines))])
+    pos = _line_end(text, last.end)  # after a comment ending the last item's line
+    return _splice(text, [(last.end, last.end, ","), (pos, pos, ",".join(lines))])

@@ -21,11 +21,12 @@ from typing import Any
 
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import MISSING, Document, Format, open_document
-from reconciler.drivers.agents.entries import Entry, Note, Place, parse_key
-from reconciler.drivers.agents.ownership import Decision, State, decide
-from reconciler.engine.planning import Change, Plan
+from reconciler.drivers.agents.editing import FilePlanner, Tally, refuse_shape
+from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
+from reconciler.drivers.agents.lists import identity, kind_of
+from reconciler.engine.planning import Plan
 from reconciler.errors import DriverError
-from reconciler.models.agents import AgentConfig, ConflictPolicy, ConflictPolicyConfig
+from reconciler.models.agents import AgentConfig
 
 WATERMARK_PREFIX = "applied:"
 
@@ -100,21 +101,9 @@ def files_to_read(rendered: Rendered, inventory: Iterable[str]) -> dict[str, For
     """Every file the plan looks at: rendered ones and those of owned keys."""
     files = rendered.files()
     for key in inventory:
-        file, pointer, is_block = parse_key(key)
-        files.setdefault(file, format_of(file, is_block, pointer))
+        parts = parse_key(key)
+        files.setdefault(parts.file, format_of(parts.file, parts.is_block, parts.pointer))
     return files
-
-
-def policy_for(entry: Entry | None, pointer: tuple[str, ...], config: ConflictPolicyConfig) -> ConflictPolicy:
-    text = "/" + "/".join(pointer)
-    for rule in config.paths:
-        if text == rule.path or text.startswith(rule.path.rstrip("/") + "/"):
-            return rule.policy
-    if entry is not None and entry.policy is not None:
-        return entry.policy
-    if entry is not None and entry.client in config.clients:
-        return config.clients[entry.client]
-    return config.default
 
 
 def watermark_key(key: str) -> str:
@@ -147,37 +136,6 @@ def _diff(file: str, before: str | None, after: str | None) -> str:
                    for line in lines)
 
 
-def _write(doc: Document, pointer: tuple[str, ...], before: Any, after: Any) -> None:
-    """Change `before` into `after` at `pointer` with the fewest edits (keeps layout)."""
-    if after is MISSING:
-        doc.delete(pointer)
-    elif isinstance(before, Mapping) and isinstance(after, Mapping) and pointer:
-        for key in before:
-            if key not in after:
-                doc.delete((*pointer, key))
-        for key, value in after.items():
-            old = before.get(key, MISSING)
-            if old != value:
-                _write(doc, (*pointer, key), old, value)
-    else:
-        doc.set(pointer, after)
-
-
-def _item(fmt: Format) -> str:
-    return {Format.TEXT: "file", Format.BLOCK: "block"}.get(fmt, "key")
-
-
-def _change(key: str, fmt: Format, decision: Decision, actual: Any) -> Change | None:
-    if not decision.write:
-        return None
-    item = _item(fmt)
-    if decision.value is MISSING:
-        return Change.delete(key, actual, item=item)
-    if actual is MISSING:
-        return Change.create(key, decision.value, item=item)
-    return Change.update(key, actual, decision.value, item=item)
-
-
 def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileState],
                inventory: frozenset[str], last: Mapping[str, Any]) -> Plan:
     """The plan for one AgentConfig from its rendering and the observed files."""
@@ -186,78 +144,127 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
     for entry in rendered.entries:
         entries_by_file.setdefault(entry.file, []).append(entry)
     rendered_keys = {e.key for e in rendered.entries}
-    pruned_by_file: dict[str, list[tuple[str, tuple[str, ...], bool]]] = {}
+    pruned_by_file: dict[str, list[tuple[str, KeyParts]]] = {}
     for key in sorted(inventory - rendered_keys):
-        file, pointer, is_block = parse_key(key)
-        pruned_by_file.setdefault(file, []).append((key, pointer, is_block))
+        parts = parse_key(key)
+        pruned_by_file.setdefault(parts.file, []).append((key, parts))
 
-    changes: list[Change] = []
-    states: dict[str, str] = {}
+    tally = Tally()
     diffs: dict[str, str] = {}
     writes: dict[str, dict[str, Any]] = {}
-    drift: list[str] = []
-    adopt: dict[str, Any] = {}
-    owned: set[str] = set()
-    watermarks: dict[str, str] = {}
-    unchanged = 0
     for file in sorted(set(entries_by_file) | set(pruned_by_file)):
         state = files[file]
         entries = entries_by_file.get(file, [])
-        first = pruned_by_file.get(file, [("", (), False)])[0]
-        fmt = entries[0].format if entries else format_of(file, first[2], first[1])
+        pruned = pruned_by_file.get(file, [])
+        first = pruned[0][1] if pruned else KeyParts(file, (), False)
+        fmt = entries[0].format if entries else format_of(file, first.is_block, first.pointer)
         doc = open_document(fmt, state.text, file, marker=obj.metadata.name)
-        work: list[tuple[str, tuple[str, ...], Entry | None]] = [(e.key, e.pointer, e) for e in entries]
-        work += [(key, pointer, None) for key, pointer, _ in pruned_by_file.get(file, [])]
-        touched = False
-        for key, pointer, entry in work:
-            desired = entry.value if entry is not None else MISSING
-            actual = doc.get(pointer)
-            policy = policy_for(entry, pointer, config)
-            decision = decide(desired, actual, last.get(key, MISSING), owned=key in inventory,
-                              policy=policy, preserve=entry.preserve if entry else ())
-            states[key] = decision.state.value
-            change = _change(key, fmt, decision, actual)
-            if change is not None:
-                changes.append(change)
-                _write(doc, pointer, actual, decision.value)
-                touched = True
+        planner = FilePlanner(file=file, doc=doc, tally=tally, inventory=inventory, last=last,
+                              config=config)
+        lists: dict[tuple[str, ...], tuple[list[Entry], list[tuple[str, KeyParts]]]] = {}
+        for entry in entries:
+            if entry.item is not None:
+                lists.setdefault(entry.pointer, ([], []))[0].append(entry)
             else:
-                unchanged += decision.state is State.IN_SYNC
-            if decision.drifted and policy is not ConflictPolicy.IGNORE:
-                drift.append(key)
-            if decision.held:
-                adopt[key] = {"canonical": entry.canonical if entry else "",
-                              "file": None if actual is MISSING else actual,
-                              "spec": None if desired is MISSING else desired}
-                if entry is not None:
-                    adopt[key]["proposed"] = proposed_value(entry, rendered.places[key], files)
-            keeps = entry is not None and not decision.release and (decision.write or
-                                                                     decision.state is State.IN_SYNC)
-            if keeps:
-                owned.add(key)
-                if last.get(key, MISSING) != desired:
-                    watermarks[watermark_key(key)] = watermark_value(key, desired)
-            elif decision.release or (entry is None and decision.write):
-                watermarks[watermark_key(key)] = watermark_value(key, MISSING)
-            elif key in inventory and not decision.held:
-                owned.add(key)
+                planner.plan_key(entry.key, entry.pointer, entry, _item(fmt))
+        for key, parts in pruned:
+            if parts.item is not None:
+                lists.setdefault(parts.pointer, ([], []))[1].append((key, parts))
+            else:
+                planner.plan_key(key, parts.pointer, None, _item(fmt))
+        for pointer, (declared, dropped) in lists.items():
+            planner.plan_list(pointer, declared, dropped)
         # Render only an edited document: a serializer may normalise untouched files.
-        after = doc.render() if touched else state.text
+        after = doc.render() if planner.touched else state.text
         if after != state.text:
+            refuse_legacy_settings(file, doc)
             diffs[file] = _diff(file, state.text, after)
             writes[file] = {"path": state.path, "before": state.text, "after": after,
                             "mode": state.mode}
+    adopt: dict[str, Any] = {}
+    for key, entry in tally.held.items():
+        desired = entry.value if entry is not None else MISSING
+        actual = files[parse_key(key).file]
+        adopt[key] = {"canonical": entry.canonical if entry else "", "spec": None if desired is MISSING
+                      else desired, "file": _value_in(actual, key, obj.metadata.name)}
+        if entry is not None:
+            adopt[key]["proposed"] = proposed_value(entry, rendered.places[key], files)
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
     warnings += [f"drift: {key} was changed outside the reconciler; policy Adopt keeps the "
                  f"file as it is until the spec takes the change (see the proposed patch)"
                  for key in adopt]
+    warnings += tally.notes
+    watermarks = {watermark_key(key): watermark_value(key, value)
+                  for key, value in tally.watermarks.items()}
     return Plan(
-        target=obj.ref, changes=tuple(changes), unchanged=unchanged, warnings=tuple(warnings),
-        details={"files": diffs, "states": states, "translation": [str(n) for n in rendered.notes],
+        target=obj.ref, changes=tuple(tally.changes), unchanged=tally.unchanged, warnings=tuple(warnings),
+        details={"files": diffs, "states": tally.states, "translation": [str(n) for n in rendered.notes],
                  "shared": rendered.shared, "adopt": adopt, "_writes": writes},
-        drift=tuple(drift), inventory=tuple(sorted(owned | held)), watermarks=watermarks,
+        drift=tuple(tally.drift), inventory=tuple(sorted(tally.owned | held)), watermarks=watermarks,
+        takeovers=tuple(tally.takeovers), weakens=tuple(tally.weakens), pending=tuple(tally.pending),
     )
+
+
+def _item(fmt: Format) -> str:
+    return {Format.TEXT: "file", Format.BLOCK: "block"}.get(fmt, "key")
+
+
+def _value_in(state: FileState, key: str, marker: str) -> Any:
+    parts = parse_key(key)
+    doc = open_document(format_of(parts.file, parts.is_block, parts.pointer), state.text, parts.file,
+                        marker=marker)
+    value = doc.get(parts.pointer)
+    if parts.item is not None and isinstance(value, list):
+        kind = kind_of(parts.pointer)
+        value = next((v for v in value if identity(kind, v) == parts.item), MISSING)
+    return None if value is MISSING else value
+
+
+# Keys of the flat settings format that Gemini CLI (v0.3) and Qwen Code moved into nested
+# categories when they read an old file (gemini-cli `settings.ts` migration map). A file
+# that still has them is migrated by the client on its next start; writing nested keys
+# into it first would leave a half-migrated file.
+LEGACY_FLAT_KEYS = {
+    "theme": "ui.theme", "selectedAuthType": "security.auth.selectedType",
+    "contextFileName": "context.fileName", "excludeTools": "tools.exclude", "coreTools": "tools.core",
+    "allowedTools": "tools.allowed", "autoAccept": "tools.autoAccept", "sandbox": "tools.sandbox",
+    "toolDiscoveryCommand": "tools.discoveryCommand", "toolCallCommand": "tools.callCommand",
+    "mcpServerCommand": "mcp.serverCommand", "allowMCPServers": "mcp.allowed",
+    "excludeMCPServers": "mcp.excluded", "preferredEditor": "general.preferredEditor",
+    "vimMode": "general.vimMode", "checkpointing": "general.checkpointing",
+    "disableAutoUpdate": "general.disableAutoUpdate", "usageStatisticsEnabled":
+    "privacy.usageStatisticsEnabled", "hideTips": "ui.hideTips", "hideBanner": "ui.hideBanner",
+    "hideWindowTitle": "ui.hideWindowTitle", "customThemes": "ui.customThemes",
+    "accessibility": "ui.accessibility", "fileFiltering": "context.fileFiltering",
+    "includeDirectories": "context.includeDirectories", "maxSessionTurns": "model.maxSessionTurns",
+    "summarizeToolOutput": "model.summarizeToolOutput", "chatCompression": "model.chatCompression",
+    "folderTrust": "security.folderTrust.enabled", "ideMode": "ide.enabled",
+    "showMemoryUsage": "ui.showMemoryUsage", "memoryImportFormat": "context.importFormat",
+}
+_NESTED_SETTINGS = (".qwen/settings.json", ".gemini/settings.json")
+
+
+def refuse_legacy_settings(file: str, doc: Document) -> None:
+    """A Qwen / Gemini settings file still in the flat format is refused, not half-migrated."""
+    if not file.endswith(_NESTED_SETTINGS):
+        return
+    top = doc.get(())
+    if not isinstance(top, Mapping):
+        return
+    model = top.get("model")
+    flat = [key for key in top if key in LEGACY_FLAT_KEYS]
+    if isinstance(model, str):
+        flat.append("model")
+    if flat:
+        key = flat[0]
+        client = "Qwen Code" if ".qwen/" in file else "Gemini CLI"
+        nested = LEGACY_FLAT_KEYS.get(key, "model.name")
+        raise refuse_shape(doc, file, (key,), f"the nested settings format (a legacy flat key: "
+                           f"{client} moves {key} to {nested} when it migrates the file; start "
+                           f"{client} once so that it migrates the file, or move "
+                           f"{', '.join(flat)} by hand)", top[key])
+
 
 
 class _MemoryReader(Reader):

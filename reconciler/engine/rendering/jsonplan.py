@@ -18,6 +18,9 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "counts": plan.counts.as_dict(),
         "warnings": list(plan.warnings),
         "drift": list(plan.drift),
+        "takeovers": list(plan.takeovers),
+        "weakens": list(plan.weakens),
+        "pending": list(plan.pending),
         "details": {k: v for k, v in plan.details.items() if not k.startswith("_")},
         "changes": [
             {"action": str(c.action), "item": c.item, "key": c.key, "before": c.before,
@@ -39,6 +42,7 @@ def render_json(plans: Sequence[Plan]) -> str:
         "formatVersion": FORMAT_VERSION,
         "changed": any(p.has_changes for p in plans),
         "drifted": any(p.drift for p in plans),
+        "inSync": all(p.in_sync for p in plans),
         "totals": totals,
         "plans": [plan_document(p) for p in plans],
     }

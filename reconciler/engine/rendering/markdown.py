@@ -36,7 +36,7 @@ def render_markdown(plans: Sequence[Plan], *, max_changes: int = 100) -> str:
         lines.append(f"| `{plan.target.short}` | {c.created} | {c.updated} | {c.deleted} | "
                      f"{c.unchanged} | {c.invalid} | {warn} |")
     for plan in plans:
-        if not plan.changes and not plan.warnings and not plan.drift:
+        if not plan.changes and not plan.warnings and plan.in_sync:
             continue
         lines += ["", plan_details(plan, max_changes=max_changes)]
     return "\n".join(lines)
@@ -62,6 +62,12 @@ def plan_details(plan: Plan, *, max_changes: int = 100, title: str | None = None
                   "", "</details>"]
     for key in plan.drift:
         lines.append(f"\n> ≠ drift: `{key}` was changed outside the reconciler")
+    for key in plan.takeovers:
+        lines.append(f"\n> ⇄ takeover: `{key}` exists but was never written by the reconciler")
+    for line in plan.weakens:
+        lines.append(f"\n> ✗ weakens: {line}")
+    for key in plan.pending:
+        lines.append(f"\n> … pending: `{key}` is declared by the spec and left unwritten by policy")
     if hidden > 0:
         lines.append(f"\n… and {hidden:,} more changes (first {shown:,} shown).")
     for warning in plan.warnings:

@@ -75,8 +75,19 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
             out.append(f"  … {plan.counts.changed - len(plan.changes)} more changes not listed "
                        "(the counts above are complete)")
         out += diff_lines(plan, color)
+        changed = {change.key for change in plan.changes}
         for key in plan.drift:
-            out.append(_paint(f"  ≠ drift {key}: changed outside the reconciler", "magenta", color))
+            what = "will be reverted to the spec" if key in changed else "left as it is by policy"
+            out.append(_paint(f"  ≠ drift {key}: changed outside the reconciler; {what}", "magenta",
+                              color))
+        for key in plan.takeovers:
+            out.append(_paint(f"  ⇄ takeover {key}: exists but was never written by the reconciler; "
+                              "the spec takes it over", "magenta", color))
+        for line in plan.weakens:
+            out.append(_paint(f"  ✗ weakens {line}", "red", color))
+        for key in plan.pending:
+            out.append(_paint(f"  … pending {key}: declared by the spec, left unwritten by policy",
+                              "magenta", color))
         for key, adopt in plan.details.get("adopt", {}).items():
             out.append(_paint(f"  ? proposed spec patch for {key}: spec.{adopt.get('canonical')} = "
                               f"{format_value(adopt.get('proposed'))}", "magenta", color))
@@ -84,10 +95,11 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
             out.append(_paint(f"  ! {warning}", "magenta", color))
     if not plans:
         out.append("No objects to plan.")
-    elif not any(totals) and not any(p.drift for p in plans):
+    elif not any(totals) and all(p.in_sync for p in plans):
         out.append("No changes. The targets match the specs.")
     elif not any(totals):
-        out.append("No changes to make, but drift was found (see above).")
+        out.append("No changes to make, but the targets do not match the specs: drift or pending "
+                   "keys (see above).")
     else:
         out.append(f"Plan: {totals[0]} to create, {totals[1]} to update, "
                    f"{totals[2]} to delete.")

@@ -1,0 +1,290 @@
+"""Planning the edits of one native file: owned keys, owned list items, the managed block.
+
+`planning.plan_files` opens each file as a document and hands it here with the entries the
+spec renders into it and the inventory keys it no longer renders. Three kinds of work:
+
+- **Keys** (an MCP server entry, `toolPermissions.default`, a rule file, the Markdown
+  block): `ownership.decide` says what to write under the conflict policy; the document is
+  edited key by key.
+- **Items of set-lists** (`permissions.deny`, Rovo's `bash.commands`): each declared item is
+  decided on its own (`lists` tells items apart), missing items are appended, items the
+  reconciler added and the spec dropped are removed, and every other item keeps its place
+  and its bytes. A foreign item that differs from the spec's item of the same identity is
+  not rewritten (it is *pending*) unless the path has `authority: Full`, which also removes
+  the items nobody declared.
+- **Shape**: a parent that is not an object, an owned list that is not a list, an owned
+  object that is a scalar: the file is refused with its location (nothing is guessed).
+
+Along the way it records what the plan must show: drift, *takeovers* (keys or items that
+exist but were never written by the reconciler and that the plan overwrites or removes),
+*weakenings* (a deny removed, a level lowered, where the reconciler did not write the
+stricter value; refused by the engine unless the path allows it) and *pending* keys (the
+spec declares them, the policy leaves them unwritten). Pure: the document is in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.drivers.agents.documents import MISSING, BlockDocument, Document, ListEdit, ShapeError
+from reconciler.drivers.agents.entries import Entry, KeyParts
+from reconciler.drivers.agents.lists import ItemKind, identity, kind_of, level_of, normal, rank, weaker
+from reconciler.drivers.agents.ownership import (
+    Decision,
+    State,
+    authority_for,
+    decide,
+    policy_for,
+    weakening_allowed,
+)
+from reconciler.engine.planning import Change
+from reconciler.models.agents import Authority, ConflictPolicy, ConflictPolicyConfig
+
+
+@dataclass(slots=True)
+class Tally:
+    """What the plan of one AgentConfig collects over its files."""
+
+    changes: list[Change] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)
+    drift: list[str] = field(default_factory=list)
+    held: dict[str, Entry | None] = field(default_factory=dict)  # Adopt: key → entry
+    owned: set[str] = field(default_factory=set)
+    watermarks: dict[str, Any] = field(default_factory=dict)  # key → value (MISSING = released)
+    takeovers: list[str] = field(default_factory=list)
+    weakens: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _item(entry_format: str) -> str:
+    return {"text": "file", "block": "block"}.get(entry_format, "key")
+
+
+def _change(key: str, item: str, value: Any, actual: Any) -> Change:
+    if value is MISSING:
+        return Change.delete(key, actual, item=item)
+    if actual is MISSING:
+        return Change.create(key, value, item=item)
+    return Change.update(key, actual, value, item=item)
+
+
+def _kind_name(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"[:80]
+    return f"the value {value!r}"[:80]
+
+
+def refuse_shape(doc: Document, file: str, path: tuple[str, ...], expected: str, got: Any) -> ShapeError:
+    where = doc.where(path) if hasattr(doc, "where") else None
+    line, column = where if where is not None else (None, None)
+    return ShapeError(file, line, column, "/" + "/".join(path),
+                      f"expected {expected}, got {_kind_name(got)}")
+
+
+def check_parents(doc: Document, file: str, pointer: tuple[str, ...]) -> None:
+    """Every existing parent of `pointer` must be an object: never replace a user's value."""
+    for depth in range(1, len(pointer)):
+        value = doc.get(pointer[:depth])
+        if value is MISSING:
+            return
+        if not isinstance(value, Mapping):
+            raise refuse_shape(doc, file, pointer[:depth], "an object (a table) holding "
+                               f"{pointer[depth]!r}", value)
+
+
+class FilePlanner:
+    """The edits of one document, decided key by key and item by item."""
+
+    def __init__(self, *, file: str, doc: Document, tally: Tally, inventory: frozenset[str],
+                 last: Mapping[str, Any], config: ConflictPolicyConfig) -> None:
+        self.file, self.doc, self.tally = file, doc, tally
+        self.inventory, self.last, self.config = inventory, last, config
+        self.touched = False
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def plan_key(self, key: str, pointer: tuple[str, ...], entry: Entry | None, item_name: str) -> None:
+        t, doc = self.tally, self.doc
+        check_parents(doc, self.file, pointer)
+        desired = self._desired(entry)
+        actual = doc.get(pointer)
+        if isinstance(desired, Mapping) and actual is not MISSING and not isinstance(actual, Mapping):
+            raise refuse_shape(doc, self.file, pointer, "an object", actual)
+        policy = policy_for(entry, pointer, self.config)
+        last = self.last.get(key, MISSING)
+        decision = decide(desired, actual, last, owned=key in self.inventory, policy=policy,
+                          preserve=entry.preserve if entry else (), sets=entry.sets if entry else ())
+        t.states[key] = decision.state.value
+        if decision.write:
+            t.changes.append(_change(key, item_name, decision.value, actual))
+            self._write(pointer, actual, decision.value)
+            if decision.state is State.TAKEOVER:
+                t.takeovers.append(key)
+            security = (entry.security if entry is not None else rank(actual) is not None)
+            if security and actual is not MISSING and actual != last and not weakening_allowed(
+                    pointer, self.config):
+                if decision.value is MISSING and (rank(actual) or 0) > 0:
+                    t.weakens.append(f"{key}: removes {actual!r}, which the reconciler did not write")
+                elif weaker(decision.value, actual):
+                    t.weakens.append(f"{key}: turns {actual!r} into {decision.value!r}; the reconciler "
+                                     f"did not write {actual!r}")
+        else:
+            t.unchanged += decision.state is State.IN_SYNC
+        self._record(key, entry, decision, policy, desired)
+
+    def _desired(self, entry: Entry | None) -> Any:
+        if entry is None:
+            return MISSING
+        if not entry.sections or not isinstance(self.doc, BlockDocument):
+            return entry.value
+        # A rule whose text is already in the file outside the block (the user's own, or
+        # what `import` read from it) is not repeated inside the block.
+        outside = self.doc.outside()
+        kept = [section for content, section in entry.sections if content.strip() not in outside]
+        return "\n\n".join(kept) + "\n" if kept else MISSING
+
+    def _record(self, key: str, entry: Entry | None, decision: Decision, policy: ConflictPolicy,
+                desired: Any) -> None:
+        t = self.tally
+        if decision.drifted and policy is not ConflictPolicy.IGNORE:
+            t.drift.append(key)
+        if decision.held:
+            t.held[key] = entry
+            if entry is not None:
+                t.pending.append(key)
+        last = self.last.get(key, MISSING)
+        # A key is the reconciler's once it wrote it; one that already held the spec's value
+        # stays the user's (so that dropping it from the spec never deletes the user's key).
+        keeps = entry is not None and not decision.release and desired is not MISSING and (
+            decision.write or (decision.state is State.IN_SYNC and key in self.inventory))
+        if keeps:
+            t.owned.add(key)
+            if last != desired:
+                t.watermarks[key] = desired
+        elif decision.release or (entry is None and decision.write) or (
+                entry is not None and desired is MISSING and key in self.inventory):
+            t.watermarks[key] = MISSING
+        elif key in self.inventory and not decision.held:
+            t.owned.add(key)
+
+    def _write(self, pointer: tuple[str, ...], before: Any, after: Any) -> None:
+        write_value(self.doc, pointer, before, after)
+        self.touched = True
+
+    # --- items of set-lists -----------------------------------------------------------------
+
+    def plan_list(self, pointer: tuple[str, ...], entries: list[Entry],
+                  pruned: list[tuple[str, KeyParts]]) -> None:
+        t, doc = self.tally, self.doc
+        check_parents(doc, self.file, pointer)
+        actual = doc.get(pointer)
+        if actual is not MISSING and not isinstance(actual, list):
+            raise refuse_shape(doc, self.file, pointer, "a list", actual)
+        items: list[Any] = actual if isinstance(actual, list) else []
+        kind = kind_of(pointer)
+        index: dict[str, int] = {}
+        for i, item in enumerate(items):
+            index.setdefault(identity(kind, item), i)
+        policy = policy_for(entries[0] if entries else None, pointer, self.config)
+        full = authority_for(pointer, self.config) is Authority.FULL
+        may_weaken = weakening_allowed(pointer, self.config)
+        remove: set[int] = set()
+        replace: dict[int, Any] = {}
+        append: list[Any] = []
+        declared: set[str] = set()
+        for entry in entries:
+            assert entry.item is not None
+            declared.add(entry.item)
+            key = entry.key
+            at = index.get(entry.item)
+            found = items[at] if at is not None else MISSING
+            last = self.last.get(key, MISSING)
+            ours = key in self.inventory
+            norm = (lambda v: v if v is MISSING else normal(kind, v))  # noqa: E731
+            if at is not None and not ours and not full and norm(found) != norm(entry.value):
+                # Someone else's item with this identity says something else: never rewritten
+                # without authority over the list.
+                t.states[key] = State.TAKEOVER.value
+                t.pending.append(key)
+                t.notes.append(f"{key}: the file has its own {found!r}; the spec's {entry.value!r} is not "
+                               "written (authority: Full on the path would take the item over)")
+                continue
+            decision = decide(norm(entry.value), norm(found), norm(last), owned=ours, policy=policy)
+            t.states[key] = decision.state.value
+            if decision.write:
+                if at is None:
+                    append.append(entry.value)
+                else:
+                    replace[at] = entry.value
+                    if found != last and weaker(level_of(kind, entry.value, pointer),
+                                                level_of(kind, found, pointer)) and not may_weaken:
+                        t.weakens.append(f"{key}: turns {found!r} into {entry.value!r}; the reconciler "
+                                         f"did not write {found!r}")
+                    if decision.state is State.TAKEOVER:
+                        t.takeovers.append(key)
+                t.changes.append(_change(key, "item", entry.value, found))
+            else:
+                t.unchanged += decision.state is State.IN_SYNC
+            self._record(key, entry, decision, policy, entry.value)
+        for key, parts in pruned:
+            assert parts.item is not None
+            at = index.get(parts.item)
+            if at is None or at in replace:
+                t.watermarks[key] = MISSING
+                continue
+            found, last = items[at], self.last.get(key, MISSING)
+            decision = decide(MISSING, normal(kind, found), last if last is MISSING else normal(kind, last),
+                              owned=True, policy=policy)
+            t.states[key] = decision.state.value
+            if decision.write:
+                remove.add(at)
+                t.changes.append(_change(key, "item", MISSING, found))
+                if found != last and (rank(level_of(kind, found, pointer)) or 0) > 0 and not may_weaken:
+                    t.weakens.append(f"{key}: removes {found!r}, which was changed outside the reconciler")
+            self._record(key, None, decision, policy, MISSING)
+        if full:
+            self._take_over_list(pointer, kind, items, declared, remove, replace, may_weaken)
+        if remove or replace or append:
+            doc.edit_list(pointer, ListEdit(frozenset(remove), replace, tuple(append)))
+            self.touched = True
+
+    def _take_over_list(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any], declared: set[str],
+                        remove: set[int], replace: dict[int, Any], may_weaken: bool) -> None:
+        """`authority: Full`: items nobody declared go (each one a takeover)."""
+        from reconciler.drivers.agents.entries import escape_pointer
+
+        base = self.file + "#/" + "/".join(escape_pointer(p) for p in pointer)
+        for at, found in enumerate(items):
+            name = identity(kind, found)
+            if at in remove or at in replace or name in declared:
+                continue
+            key = f"{base}#{name}"
+            remove.add(at)
+            self.tally.changes.append(_change(key, "item", MISSING, found))
+            self.tally.takeovers.append(key)
+            if (rank(level_of(kind, found, pointer)) or 0) > 0 and not may_weaken:
+                self.tally.weakens.append(f"{key}: removes {found!r}, which the reconciler did not write")
+
+
+def write_value(doc: Document, pointer: tuple[str, ...], before: Any, after: Any) -> None:
+    """Change `before` into `after` at `pointer` with the fewest edits (keeps layout)."""
+    if after is MISSING:
+        doc.delete(pointer)
+    elif isinstance(before, Mapping) and isinstance(after, Mapping) and pointer:
+        for key in before:
+            if key not in after:
+                doc.delete((*pointer, key))
+        for key, value in after.items():
+            old = before.get(key, MISSING)
+            if old != value:
+                write_value(doc, (*pointer, key), old, value)
+    else:
+        doc.set(pointer, after)

@@ -1,0 +1,77 @@
+"""Lists that are sets of items: which item is which, and how strict each one is.
+
+Most lists in a client file are one value (an MCP server's `args`, Codex `env_vars`): the
+reconciler replaces them whole. Permission lists are different: a user's
+`permissions.deny` holds dozens of rules written by hand, and the client itself appends
+to allow lists when someone answers "always". There the reconciler owns single *items*,
+never the list (see `entries.Entry.item`). To do that it must tell items apart and know
+what each one permits:
+
+- `identity` names an item independently of how it is spelled: a plain rule string is its
+  own identity; a Rovo Dev `bash.commands` item `{command, permission}` is identified by
+  the command, read back as a canonical `Bash(...)` rule when the regex is a command
+  prefix in disguise (so `git push(\\s.*)?`, written by Rovo or by hand, and the
+  reconciler's `git push( .*)?` are the same item).
+- `normal` is the item as compared: two spellings of one rule with the same permission
+  are equal, so a user's own regex text is never rewritten.
+- `level_of` is the item's permission level (`deny` > `ask` > `allow`): from the list it
+  sits in (`permissions.deny`), or from the item itself (Rovo's `permission`). A change
+  that lowers a level someone else wrote is a *weakening* (see `planning`).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+LEVELS = ("deny", "ask", "allow")  # strictest first
+_RANK = {"deny": 2, "ask": 1, "allow": 0}
+ROVO_COMMANDS = ("toolPermissions", "bash", "commands")
+
+
+class ItemKind(StrEnum):
+    TEXT = "text"  # a rule string, e.g. "Bash(git push *)"
+    ROVO_COMMAND = "rovo-command"  # {command: <regex>, permission: allow|ask|deny}
+
+
+def kind_of(pointer: tuple[str, ...]) -> ItemKind:
+    return ItemKind.ROVO_COMMAND if pointer[-3:] == ROVO_COMMANDS else ItemKind.TEXT
+
+
+def identity(kind: ItemKind, item: Any) -> str:
+    if kind is ItemKind.ROVO_COMMAND and isinstance(item, dict) and isinstance(item.get("command"), str):
+        from reconciler.drivers.agents.clients.rovo import bash_rule
+
+        return bash_rule(item["command"]) or item["command"]
+    return item if isinstance(item, str) else json.dumps(item, sort_keys=True, ensure_ascii=False)
+
+
+def normal(kind: ItemKind, item: Any) -> Any:
+    """The item as compared: the same rule spelled another way is the same item."""
+    if kind is ItemKind.ROVO_COMMAND and isinstance(item, dict):
+        return {**item, "command": identity(kind, item)}
+    return item
+
+
+def list_level(pointer: tuple[str, ...]) -> str | None:
+    """The level of every item of a list named for one (`permissions.deny`), else None."""
+    return pointer[-1] if pointer and pointer[-1] in _RANK else None
+
+
+def level_of(kind: ItemKind, item: Any, pointer: tuple[str, ...]) -> str | None:
+    if kind is ItemKind.ROVO_COMMAND:
+        level = item.get("permission") if isinstance(item, dict) else None
+        return level if level in _RANK else None
+    return list_level(pointer)
+
+
+def rank(level: Any) -> int | None:
+    """How strict a level is (deny 2, ask 1, allow 0); None for anything else."""
+    return _RANK.get(level) if isinstance(level, str) else None
+
+
+def weaker(new: Any, old: Any) -> bool:
+    """Whether level `new` permits more than level `old` (MISSING / unknown: never)."""
+    a, b = rank(new), rank(old)
+    return a is not None and b is not None and a < b
