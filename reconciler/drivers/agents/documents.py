@@ -8,6 +8,19 @@ or a managed block inside a Markdown file that people also edit (`CLAUDE.md`,
 out are plain JSON-like Python values; `render()` gives the new file text, or None when
 the file should not exist. A file that does not parse raises `DocumentError` with the
 file, line and column: it is never treated as empty.
+
+**Which JSON grammar.** A JSON file is parsed in the grammar its client reads it with
+(`json_grammar`, from the `JSON_GRAMMARS` table, first match on the path's tail), and
+what that client would reject is refused with its line, column and reason:
+
+- JSONC (comments and trailing commas): `.qwen/settings.json` and `.gemini/settings.json`
+  (both CLIs strip comments before parsing), `.cursor/mcp.json` and
+  `.cursor/permissions.json` (Cursor reads JSONC), and any `*.jsonc`;
+- strict JSON: Claude Code's `~/.claude.json`, `.mcp.json` and `.claude/settings*.json`
+  (a comment or a trailing comma makes Claude reject the whole file), `.rovodev/mcp.json`
+  and the Cursor CLI's `cli-config.json` / `cli.json` (not documented to accept either),
+  and every file not listed: keeping JSONC out of a strict reader's file breaks nothing,
+  the reverse breaks the client.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from reconciler.drivers.agents import jsonc
@@ -126,30 +140,82 @@ def _delete_pruning(doc: Any, path: Path_) -> None:
         del container[path[end - 1]]
 
 
+@dataclass(frozen=True, slots=True)
+class JsonGrammarRule:
+    """The grammar of the JSON files whose path ends with `pattern`, and why (for refusals)."""
+
+    pattern: str  # matched from the right, one path part per `/`; `*` within a part
+    grammar: jsonc.Grammar
+    why: str
+
+
+_CLAUDE = "this file is read by Claude Code as strict JSON"
+
+JSON_GRAMMARS: tuple[JsonGrammarRule, ...] = (
+    JsonGrammarRule(".claude.json", jsonc.JSON, _CLAUDE),
+    JsonGrammarRule(".mcp.json", jsonc.JSON, _CLAUDE),
+    JsonGrammarRule(".claude/settings.json", jsonc.JSON, _CLAUDE),
+    JsonGrammarRule(".claude/settings.local.json", jsonc.JSON, _CLAUDE),
+    JsonGrammarRule("managed-settings.json", jsonc.JSON, _CLAUDE),
+    JsonGrammarRule(".rovodev/mcp.json", jsonc.JSON,
+                    "this file is read by Rovo Dev CLI as JSON, not documented to accept comments"),
+    JsonGrammarRule(".cursor/cli-config.json", jsonc.JSON,
+                    "this file is read by the Cursor CLI as JSON, not documented to accept comments"),
+    JsonGrammarRule(".cursor/cli.json", jsonc.JSON,
+                    "this file is read by the Cursor CLI as JSON, not documented to accept comments"),
+    JsonGrammarRule(".qwen/settings.json", jsonc.JSONC, "Qwen Code strips comments from this file"),
+    JsonGrammarRule(".gemini/settings.json", jsonc.JSONC, "Gemini CLI strips comments from this file"),
+    JsonGrammarRule(".cursor/mcp.json", jsonc.JSONC, "Cursor reads this file as JSONC"),
+    JsonGrammarRule(".cursor/permissions.json", jsonc.JSONC, "Cursor documents this file as JSONC"),
+    JsonGrammarRule("*.jsonc", jsonc.JSONC, "the .jsonc extension says so"),
+)
+_UNLISTED = JsonGrammarRule("*", jsonc.JSON, "a file no client is known to read as JSONC is kept strict JSON")
+
+
+def json_grammar(source: str) -> JsonGrammarRule:
+    """The grammar rule of a JSON file, by its path (`~/.claude.json`, `./.qwen/settings.json`, absolute)."""
+    path = PurePosixPath(source.replace("\\", "/"))
+    return next((rule for rule in JSON_GRAMMARS if path.match(rule.pattern)), _UNLISTED)
+
+
 class JsonDocument:
     def __init__(self, text: str | None, source: str) -> None:
         self.text = text or ""
+        self.source = source
+        self.rule = json_grammar(source)
         try:
-            self._value = jsonc.loads(self.text) if self.text.strip() else {}
+            self._value = self._load(self.text) if self.text.strip() else {}
         except jsonc.JsonSyntaxError as exc:
-            raise DocumentError(source, exc.line, exc.column, exc.reason) from None
+            reason = f"{exc.reason} ({self.rule.why})" if exc.by_grammar else exc.reason
+            raise DocumentError(source, exc.line, exc.column, reason) from None
         if not isinstance(self._value, dict):
             raise DocumentError(source, 1, 1, "expected a JSON object at the top level")
+
+    def _load(self, text: str) -> Any:
+        return jsonc.loads(text, grammar=self.rule.grammar)
 
     def get(self, path: Path_) -> Any:
         return _walk(self._value, path)
 
     def set(self, path: Path_, value: Any) -> None:
         self.text = jsonc.set_value(self.text, path, value)
-        self._value = jsonc.loads(self.text)
+        self._value = self._load(self.text)
 
     def delete(self, path: Path_) -> None:
         for end in range(len(path), 0, -1):  # the key, then the parents it leaves empty
             if end < len(path) and _walk(self._value, path[:end]) != {}:
                 break
             self.text = jsonc.delete_value(self.text, path[:end])
-            self._value = jsonc.loads(self.text) if self.text.strip() else {}
+            self._value = self._load(self.text) if self.text.strip() else {}
         self._emptied = not self._value
+
+    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+        self.text = jsonc.edit_array(self.text, path, remove=edit.remove, replace=edit.replace,
+                                     append=edit.append)
+        self._value = self._load(self.text) if self.text.strip() else {}
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        return jsonc.locate(self.text, path)
 
     def render(self) -> str | None:
         return None if getattr(self, "_emptied", False) and not self._value else self.text

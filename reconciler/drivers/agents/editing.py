@@ -25,7 +25,7 @@ spec declares them, the policy leaves them unwritten). Pure: the document is in 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.drivers.agents.documents import MISSING, BlockDocument, Document, ListEdit, ShapeError
@@ -252,9 +252,25 @@ class FilePlanner:
             self._record(key, None, decision, policy, MISSING)
         if full:
             self._take_over_list(pointer, kind, items, declared, remove, replace, may_weaken)
+        elif policy is ConflictPolicy.ADOPT and entries:
+            self._propose_foreign(pointer, kind, items, entries)
         if remove or replace or append:
             doc.edit_list(pointer, ListEdit(frozenset(remove), replace, tuple(append)))
             self.touched = True
+
+    def _propose_foreign(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any],
+                         entries: list[Entry]) -> None:
+        """Adopt: items someone added by hand stay (as under every policy) and are proposed
+        for the spec; the list is reported as drifted until the spec takes them."""
+        declared = {entry.item for entry in entries}
+        ours = {entry.item for entry in entries if entry.key in self.inventory}
+        known = declared | {k.rsplit("#", 1)[-1] for k in self.inventory if k.startswith(entries[0].file)}
+        foreign = [item for item in items if identity(kind, item) not in known | ours]
+        if not foreign:
+            return
+        whole = replace(entries[0], item=None, value=[entry.value for entry in entries])
+        self.tally.drift.append(whole.key)
+        self.tally.held[whole.key] = whole
 
     def _take_over_list(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any], declared: set[str],
                         remove: set[int], replace: dict[int, Any], may_weaken: bool) -> None:

@@ -93,14 +93,39 @@ def server(*, command: str | None = None, args: list[str] | None = None, env: di
     return out
 
 
-def rules_from_block(text: str | None, marker: str | None = None) -> list[dict[str, Any]]:
-    """Rules from the reconciler's block (or, without one, from `## name` sections)."""
+def rules_from_block(text: str | None, name: str = "instructions") -> list[dict[str, Any]]:
+    """Rules from a Markdown instruction file, imported whole.
+
+    The reconciler's block gives one rule per `## name` section it wrote; everything the
+    file holds outside the block (a person's own instructions: all of it when there is no
+    block) is one more rule named `name`, its text kept verbatim. Applying the imported spec
+    then writes nothing into that file: a rule whose text is already there is not repeated
+    (see `translating.put_rules_block`)."""
     if not text:
         return []
     match = re.search(r"<!-- reconciler:begin (\S+) -->\n(.*?)\n<!-- reconciler:end \1 -->", text, re.S)
-    body = match.group(2) if match else text
-    return [rule(name, description, paths, content)
-            for name, description, paths, content in parse_sections(body)]
+    rules = [rule(section, description, paths, content)
+             for section, description, paths, content in parse_sections(match.group(2))] if match else []
+    outside = text[: match.start()] + text[match.end():] if match else text
+    if outside.strip():
+        taken = {r["name"] for r in rules}
+        own = rule(name, "", [], outside)
+        while own["name"] in taken:
+            own["name"] += "-own"
+        own["content"] = outside.strip("\n") + "\n"
+        rules.append(own)
+    return rules
+
+
+def rule_name(relative: str) -> str:
+    """The rule name of a whole imported instruction file: `CLAUDE.md` → `claude`."""
+    return re.sub(r"[^a-z0-9-]+", "-", Path(relative).stem.lower()).strip("-") or "instructions"
+
+
+def extras(entry: Mapping[str, Any], known: set[str], path: str) -> dict[str, Any]:
+    """The fields of a native server entry the canonical model has no place for, as target
+    overrides (`<path>.<field>`), so that an imported spec renders the entry unchanged."""
+    return {f"{path}.{key}": value for key, value in entry.items() if key not in known}
 
 
 def rules_from_files(texts: Mapping[str, str], paths_key: str = "paths") -> list[dict[str, Any]]:
@@ -144,7 +169,8 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
     from reconciler.drivers.agents.entries import Place, expand
 
     place = Place(client, scope, root, name)
-    found = adapter_for(client).read(Reader(expand(root)), place, warn)
+    reader = Reader(expand(root))
+    found = adapter_for(client).read(reader, place, warn)
     spec: dict[str, Any] = {}
     for key in ("mcpServers", "rules", "permissions"):
         if found.get(key):
@@ -153,8 +179,40 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
     if root != ("~" if scope is TargetScope.USER else "."):
         target["root"] = root
     spec["targets"] = [target]
-    return {"apiVersion": "reconciler.dev/v1alpha1", "kind": "AgentConfig",
-            "metadata": {"name": name}, "spec": spec}
+    document = {"apiVersion": "reconciler.dev/v1alpha1", "kind": "AgentConfig",
+                "metadata": {"name": name}, "spec": spec}
+    overrides = native_extras(document, reader, place)
+    if overrides:
+        target["overrides"] = overrides
+    return document
+
+
+def native_extras(document: dict[str, Any], reader: Any, place: Any) -> dict[str, Any]:
+    """Fields of the client's MCP server entries that the imported spec would not render
+    (Codex `startup_timeout_sec`, Claude's explicit `"type": "stdio"`, Gemini `trust`), as
+    target overrides: with them, applying the imported spec changes no byte of the file."""
+    from reconciler.drivers.agents.clients import adapter_for
+    from reconciler.drivers.agents.documents import open_document
+    from reconciler.models.agents import AgentConfig
+
+    try:
+        obj = AgentConfig.model_validate(document)
+    except ValueError:
+        return {}  # the caller validates and reports the spec itself
+    rendering = adapter_for(place.client).render(obj.spec, place)
+    out: dict[str, Any] = {}
+    for entry in rendering.entries:
+        if len(entry.pointer) != 2 or entry.item is not None or not isinstance(entry.value, dict):
+            continue
+        relative = entry.file[len(place.root) + 1:]
+        native = open_document(entry.format, reader.text(relative), relative).get(entry.pointer)
+        if not isinstance(native, dict):
+            continue
+        kept = {p[0] for p in entry.preserve}
+        for key, value in native.items():
+            if key not in entry.value and key not in kept:
+                out[".".join((*entry.pointer, key))] = value
+    return out
 
 
 def to_yaml(document: Any) -> str:

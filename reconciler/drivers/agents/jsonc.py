@@ -453,7 +453,8 @@ def edit_array(text: str, path: tuple[str, ...], *, remove: Set[int] = frozenset
 
 def _remove_and_replace(text: str, array: Node, remove: Set[int], replace: Mapping[int, Any]) -> str:
     gaps, unit = _gaps(text, array), _indent_unit(text)
-    cuts = [cut for i in sorted(remove) for cut in _removal(text, array.items, gaps, i, remove)]
+    cuts = _emptied_lines(text, [cut for i in sorted(remove)
+                                 for cut in _removal(text, array.items, gaps, i, remove)])
     for i, value in replace.items():
         item = array.items[i]
         own_line = gaps[i].breaks_after_comma()
@@ -476,23 +477,53 @@ def _removal(text: str, items: list[Node], gaps: list[_Gap], i: int,
             assert comma is not None
             cuts.append((comma, comma + 1, ""))
         return cuts
-    if after.comma is not None:  # shares its line: the item and its comma go
+    if after.comma is not None:  # shares its line: the item, a comment before it and its comma go
+        first = before.newlines[-1] + 1 if before.breaks_after_comma() else (before.comma or before.start)
+        while text[first] in " \t,":
+            first += 1
         end = after.comma + 1
         while end < len(text) and text[end] in " \t":
             end += 1
         if end == after.end and i + 1 < len(items):  # the next item follows: it takes the place
-            return [(items[i].start, end, "")]
-        start = items[i].start
-        while start > before.start and text[start - 1] in " \t":
-            start -= 1
-        return [(start, after.comma + 1, "")]
-    # The last item, sharing its line and with no trailing comma: it goes with the comma before it.
+            return [(first, end, "")]
+        if before.comma is not None and not before.breaks_after_comma():
+            first = before.comma + 1  # the blanks after the previous comma go too
+        return [(first, after.comma + 1, "")]
+    # The last item, sharing its line, with no trailing comma: the comma before it goes too.
     assert kept is not None
-    start = gaps[kept + 1].comma
-    assert start is not None
+    between = gaps[kept + 1]
+    assert between.comma is not None
+    if between.breaks_before_comma():
+        # The kept item's line stays whole (a comment may end it). A bracket that followed the
+        # removed item moves to a line of its own, indented like the array's line.
+        bracket = "" if after.newlines else "\n" + _line_indent(text, gaps[0].start - 1)
+        return [(between.comma, between.comma + 1, ""), (between.newlines[0], items[i].end, bracket)]
+    start = between.comma
     while start > items[kept].end and text[start - 1] in " \t\r\n":
         start -= 1
     return [(start, items[i].end, "")]
+
+
+def _emptied_lines(text: str, cuts: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Removals merged, each widened to its whole line when it leaves only blanks there.
+
+    Items sharing a line are removed one by one; when all of them go, so does their line.
+    """
+    merged: list[tuple[int, int, str]] = []
+    for start, end, new in sorted(cuts, key=lambda cut: (cut[0], -cut[1])):
+        if merged and start <= merged[-1][1]:
+            last_start, last_end, last_new = merged[-1]
+            merged[-1] = (last_start, max(end, last_end), last_new + new)
+        else:
+            merged.append((start, end, new))
+    out = []
+    for start, end, new in merged:
+        line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
+        if (not new and text[end - 1] != "\n" and line_end >= 0
+                and not text[line_start:start].strip(" \t") and not text[end:line_end].strip(" \t\r")):
+            start, end = line_start, line_end + 1
+        out.append((start, end, new))
+    return out
 
 
 def _compact(value: Any) -> str:

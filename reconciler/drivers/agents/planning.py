@@ -188,7 +188,9 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         adopt[key] = {"canonical": entry.canonical if entry else "", "spec": None if desired is MISSING
                       else desired, "file": _value_in(actual, key, obj.metadata.name)}
         if entry is not None:
-            adopt[key]["proposed"] = proposed_value(entry, rendered.places[key], files)
+            place = rendered.places.get(key) or next(
+                found for k, found in rendered.places.items() if k.startswith(key + "#"))
+            adopt[key]["proposed"] = proposed_value(entry, place, files)
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
     warnings += [f"drift: {key} was changed outside the reconciler; policy Adopt keeps the "

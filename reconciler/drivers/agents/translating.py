@@ -136,6 +136,13 @@ def rules_block(rules: Iterable[AgentRule]) -> str:
     return "\n\n".join(rule_section(r) for r in rules) + "\n"
 
 
+def put_rules_block(rendering: Rendering, relative: str, rules: list[AgentRule]) -> None:
+    """The rules as the reconciler's block of a Markdown file, section by section (a rule whose
+    text the file already holds outside the block is not written twice)."""
+    sections = tuple((rule.content, rule_section(rule)) for rule in rules)
+    rendering.put(relative, Format.BLOCK, (), rules_block(rules), canonical="rules", sections=sections)
+
+
 def front_matter(fields: Mapping[str, Any], body: str) -> str:
     """A Markdown file with YAML front matter (only the given, non-empty fields)."""
     import json
@@ -172,11 +179,24 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     return (dict(loaded) if isinstance(loaded, dict) else {}), body
 
 
-def put_overrides(rendering: Rendering, relative: str, fmt: Format) -> None:
-    """A target's `overrides` as owned keys of its main settings file (dotted paths)."""
+def put_overrides(rendering: Rendering, relative: str, fmt: Format, servers: str = "mcpServers",
+                  servers_file: tuple[str, Format] | None = None) -> None:
+    """A target's `overrides` as owned keys of its main settings file (dotted paths).
+
+    An override inside an MCP server entry the target renders (`mcp_servers.github.
+    startup_timeout_sec`) becomes a field of that entry, so that the entry stays one owned
+    value; one under a server the target does not render is dropped with a note (writing it
+    alone would leave a server with no command)."""
     for dotted, value in rendering.place.overrides.items():
-        rendering.put(relative, fmt, tuple(dotted.split(".")), value,
-                      canonical=f"targets[{rendering.place.client}].overrides.{dotted}")
+        path = tuple(dotted.split("."))
+        canonical = f"targets[{rendering.place.client}].overrides.{dotted}"
+        where, form = servers_file if servers_file and path[0] == servers else (relative, fmt)
+        if rendering.fold(where, path, value):
+            continue
+        if len(path) > 2 and path[0] == servers:
+            rendering.dropped(canonical, f"the server {path[1]!r} is not rendered for this client")
+            continue
+        rendering.put(where, form, path, value, canonical=canonical)
 
 
 def parse_sections(markdown: str) -> list[tuple[str, str, list[str], str]]:

@@ -27,7 +27,7 @@ from reconciler.drivers.agents.translating import (
     ServerShape,
     front_matter,
     put_overrides,
-    rules_block,
+    put_rules_block,
     server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec
@@ -35,7 +35,7 @@ from reconciler.models.agents import AgentClient, AgentConfigSpec
 ENV = "${{{name}}}"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SHAPE = ServerShape(
-    "Claude Code", ENV, stdio=lambda: ({"type": "stdio"}, {}),
+    "Claude Code", ENV,  # stdio is Claude's default: no `type` (as `claude mcp add` writes it)
     remote=lambda s: ({"type": str(s.transport or "http")}, {}),
     cwd_note="Claude Code ignores cwd for MCP servers (anthropics/claude-code#17565)")
 SETTINGS = ".claude/settings.json"
@@ -78,21 +78,21 @@ class ClaudeCode:
         for decision, rules in (("allow", perms.allow), ("ask", perms.ask),
                                 ("deny", [*perms.deny, *extra_deny])):
             if rules:
-                out.put(SETTINGS, Format.JSON, ("permissions", decision), list(rules),
-                        canonical=f"permissions.{decision}")
+                out.put_items(SETTINGS, Format.JSON, ("permissions", decision), list(rules),
+                              canonical=f"permissions.{decision}")
         if perms.default_mode is not None:
             out.put(SETTINGS, Format.JSON, ("permissions", "defaultMode"), str(perms.default_mode),
                     canonical="permissions.defaultMode")
         always = [r for r in spec.rules if not r.paths]
         if always:
-            out.put(_memory_file(place), Format.BLOCK, (), rules_block(always), canonical="rules")
+            put_rules_block(out, _memory_file(place), always)
         for rule in spec.rules:
             if rule.paths:
                 meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
                 meta["paths"] = list(rule.paths)
                 out.put(f".claude/rules/{rule.name}.md", Format.TEXT, (),
                         front_matter(meta, rule.content), canonical=f"rules[{rule.name}]")
-        put_overrides(out, SETTINGS, Format.JSON)
+        put_overrides(out, SETTINGS, Format.JSON, servers_file=(_mcp_file(place), Format.JSON))
         return out
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
@@ -117,7 +117,8 @@ class ClaudeCode:
                 servers[match.group(1)].setdefault("disabledTools", []).append(match.group(2))
             else:
                 deny.append(rule)
-        rules = importing.rules_from_block(reader.text(_memory_file(place)))
+        rules = importing.rules_from_block(reader.text(_memory_file(place)),
+                                             importing.rule_name(_memory_file(place)))
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(".claude/rules", "*.md")}
         rules += importing.rules_from_files(scoped)
         return {"mcpServers": servers, "rules": rules,

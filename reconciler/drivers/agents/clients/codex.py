@@ -45,7 +45,7 @@ from reconciler.drivers.agents.translating import (
     command_prefix,
     permissions_of,
     put_overrides,
-    rules_block,
+    put_rules_block,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpServer, McpTransport
 from reconciler.models.common import SecretRef
@@ -55,6 +55,7 @@ RULES_DIR = ".codex/rules"
 RULES_FILE = f"{RULES_DIR}/reconciler.rules"
 CLIENT_RULES_FILE = f"{RULES_DIR}/default.rules"  # written by Codex's TUI, read on import only
 PRESERVE: tuple[tuple[str, ...], ...] = (("tools",),)  # Codex's per-tool approval_mode tables
+TOOL_SETS: tuple[tuple[str, ...], ...] = (("enabled_tools",), ("disabled_tools",))  # sets of tool names
 DECISIONS = {"allow": "allow", "ask": "prompt", "deny": "forbidden"}
 APPROVAL_POLICIES = {DefaultMode.DEFAULT: "on-request", DefaultMode.BYPASS_PERMISSIONS: "never"}
 _NEVER = re.compile(r"(?!)")  # Codex's `env` values are literals, never references
@@ -117,14 +118,15 @@ class Codex:
             disabled = list(dict.fromkeys([*server.disabled_tools, *denied_tools.get(name, [])]))
             if disabled:
                 entry["disabled_tools"] = disabled
-            out.put(CONFIG, Format.TOML, ("mcp_servers", name), entry, canonical=where, preserve=PRESERVE)
+            out.put(CONFIG, Format.TOML, ("mcp_servers", name), entry, canonical=where, preserve=PRESERVE,
+                    sets=TOOL_SETS)
         if spec.rules:
-            out.put(_memory_file(place), Format.BLOCK, (), rules_block(spec.rules), canonical="rules")
+            put_rules_block(out, _memory_file(place), spec.rules)
         for rule in spec.rules:
             if rule.paths:
                 out.weakened(f"rules[{rule.name}].paths", "AGENTS.md has no path-scoped rules; the rule "
                              "is always on, with its paths stated in its text")
-        put_overrides(out, CONFIG, Format.TOML)
+        put_overrides(out, CONFIG, Format.TOML, servers="mcp_servers")
         return out
 
     @staticmethod
@@ -263,7 +265,8 @@ class Codex:
         mode = next((str(m) for m, value in APPROVAL_POLICIES.items() if value == policy), None)
         if policy and mode is None:
             warn(f"{CONFIG}: approval_policy {policy!r} has no canonical defaultMode; not imported")
-        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place))),
+        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place)),
+                                             importing.rule_name(_memory_file(place))),
                 "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"], mode)}
 
     @staticmethod

@@ -115,7 +115,7 @@ class Cursor:
             out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where)
         self._rules(spec, out)
         self._permissions(spec, out)
-        put_overrides(out, _cli_file(place), Format.JSON)
+        put_overrides(out, _cli_file(place), Format.JSON, servers_file=(MCP_FILE, Format.JSON))
         return out
 
     def _rules(self, spec: AgentConfigSpec, out: Rendering) -> None:
@@ -138,8 +138,8 @@ class Cursor:
                 lists[permission.decision].append(native)
         for decision in ("allow", "deny"):
             if lists[decision]:
-                out.put(_cli_file(out.place), Format.JSON, ("permissions", decision), lists[decision],
-                        canonical=f"permissions.{decision}")
+                out.put_items(_cli_file(out.place), Format.JSON, ("permissions", decision),
+                              lists[decision], canonical=f"permissions.{decision}")
         if spec.permissions.default_mode is not None:
             out.dropped("permissions.defaultMode", "the Cursor CLI has no default permission mode")
 

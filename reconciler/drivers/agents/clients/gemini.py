@@ -39,7 +39,7 @@ from reconciler.drivers.agents.translating import (
     command_prefix,
     permissions_of,
     put_overrides,
-    rules_block,
+    put_rules_block,
     server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpTransport
@@ -51,6 +51,7 @@ _ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z
 SHAPE = ServerShape(
     "Gemini CLI", ENV, url=lambda s: "url" if s.transport is McpTransport.SSE else "httpUrl")
 SETTINGS = ".gemini/settings.json"
+TOOL_SETS = (("includeTools",), ("excludeTools",))  # lists of tool names: sets of items
 POLICIES_DIR = ".gemini/policies"
 POLICY_FILE = f"{POLICIES_DIR}/reconciler.toml"
 APPROVAL_MODES = {
@@ -109,10 +110,10 @@ class GeminiCli:
                 entry["includeTools"] = list(server.enabled_tools)
             if server.disabled_tools:
                 entry["excludeTools"] = list(server.disabled_tools)
-            out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where)
+            out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where, sets=TOOL_SETS)
         self._permissions(spec, out)
         if spec.rules:
-            out.put(_memory_file(place), Format.BLOCK, (), rules_block(spec.rules), canonical="rules")
+            put_rules_block(out, _memory_file(place), spec.rules)
         for rule in spec.rules:
             if rule.paths:
                 out.weakened(f"rules[{rule.name}].paths", "GEMINI.md has no path-scoped rules; the rule "
@@ -211,7 +212,8 @@ class GeminiCli:
             for decision, rule in read_policy(reader.text(relative), relative, warn):
                 if rule not in lists[decision]:
                     lists[decision].append(rule)
-        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place))),
+        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place)),
+                                             importing.rule_name(_memory_file(place))),
                 "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"],
                                                      default_mode)}
 

@@ -29,7 +29,7 @@ from reconciler.drivers.agents.translating import (
     front_matter,
     permissions_of,
     put_overrides,
-    rules_block,
+    put_rules_block,
     server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpTransport
@@ -41,6 +41,7 @@ _ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z
 SHAPE = ServerShape(
     "Qwen Code", ENV, url=lambda s: "url" if s.transport is McpTransport.SSE else "httpUrl")
 SETTINGS = ".qwen/settings.json"
+TOOL_SETS = (("includeTools",), ("excludeTools",))  # lists of tool names: sets of items
 RULES_DIR = ".qwen/rules"
 APPROVAL_MODES = {
     DefaultMode.DEFAULT: "default",
@@ -94,22 +95,22 @@ class QwenCode:
                 entry["includeTools"] = list(server.enabled_tools)
             if server.disabled_tools:
                 entry["excludeTools"] = list(server.disabled_tools)
-            out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where)
+            out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where, sets=TOOL_SETS)
         rules: dict[str, list[str]] = {"allow": [], "ask": [], "deny": []}
         for permission in permissions_of(spec.permissions):
             rules[permission.decision].append(_native_rule(permission))
         for decision in ("allow", "ask", "deny"):
             # permissions_of lists deny first; each list keeps the spec's own order.
             if rules[decision]:
-                out.put(SETTINGS, Format.JSON, ("permissions", decision), rules[decision],
-                        canonical=f"permissions.{decision}")
+                out.put_items(SETTINGS, Format.JSON, ("permissions", decision), rules[decision],
+                              canonical=f"permissions.{decision}")
         mode = spec.permissions.default_mode
         if mode is not None:
             out.put(SETTINGS, Format.JSON, ("tools", "approvalMode"), APPROVAL_MODES[mode],
                     canonical="permissions.defaultMode")
         always = [r for r in spec.rules if not r.paths]
         if always:
-            out.put(_memory_file(place), Format.BLOCK, (), rules_block(always), canonical="rules")
+            put_rules_block(out, _memory_file(place), always)
         for rule in spec.rules:
             if rule.paths:
                 meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
@@ -145,7 +146,8 @@ class QwenCode:
         default_mode = next((str(k) for k, v in APPROVAL_MODES.items() if v == mode), None)
         if mode and default_mode is None:
             warn(f"{SETTINGS}: tools.approvalMode {mode!r} has no canonical defaultMode; not imported")
-        rules = importing.rules_from_block(reader.text(_memory_file(place)))
+        rules = importing.rules_from_block(reader.text(_memory_file(place)),
+                                             importing.rule_name(_memory_file(place)))
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(RULES_DIR, "*.md")}
         rules += importing.rules_from_files(scoped)
         return {"mcpServers": servers, "rules": rules,

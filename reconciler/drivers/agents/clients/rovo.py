@@ -36,7 +36,7 @@ from reconciler.drivers.agents.translating import (
     note_tool_filters,
     permissions_of,
     put_overrides,
-    rules_block,
+    put_rules_block,
     server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpServer
@@ -83,10 +83,17 @@ def command_regex(specifier: str | None) -> str | None:
 
 def bash_rule(regex: str) -> str | None:
     """The canonical rule of a command regex `command_regex` could have written, else None."""
-    if regex in (ANY_COMMAND, "^.*$"):
+    regex = regex.strip()
+    if regex.startswith("^"):
+        regex = regex[1:]
+    if regex.endswith("$") and not regex.endswith("\\$"):
+        regex = regex[:-1]
+    if regex in (ANY_COMMAND, ""):
         return "Bash"
     wildcard = False
-    for suffix in (WORD_WILDCARD, " .*", ".*"):
+    # A command prefix in disguise: ours `( .*)?`, Rovo's own `(\s.*)?` and the other ways
+    # people write "this command, with or without arguments".
+    for suffix in (WORD_WILDCARD, r"(\s.*)?", r"(\s+.*)?", r"( +.*)?", r"\s.*", r"\s+.*", " .*", ".*"):
         if regex.endswith(suffix):
             regex, wildcard = regex[: -len(suffix)], True
             break
@@ -135,12 +142,12 @@ class RovoDev:
         self._servers(spec, out)
         self._permissions(spec, out)
         if spec.rules:
-            out.put(_memory_file(place), Format.BLOCK, (), rules_block(spec.rules), canonical="rules")
+            put_rules_block(out, _memory_file(place), spec.rules)
         for rule in spec.rules:
             if rule.paths:
                 out.weakened(f"rules[{rule.name}].paths", "Rovo Dev has no path-scoped rules; the rule "
                              "is always on, with its paths stated in its text")
-        put_overrides(out, CONFIG, Format.YAML)
+        put_overrides(out, CONFIG, Format.YAML, servers_file=(MCP_FILE, Format.JSON))
         return out
 
     def _servers(self, spec: AgentConfigSpec, out: Rendering) -> None:
@@ -182,14 +189,15 @@ class RovoDev:
             else:
                 out.dropped(field, f"Rovo Dev has no permission for {permission.tool}")
         for tool, (level, canonical) in levels.items():
-            out.put(CONFIG, Format.YAML, ("toolPermissions", "tools", tool), level, canonical=canonical)
+            out.put(CONFIG, Format.YAML, ("toolPermissions", "tools", tool), level, canonical=canonical,
+                    security=True)
         if commands:
-            out.put(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), commands,
-                    canonical="permissions.Bash")
+            out.put_items(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), commands,
+                          canonical="permissions.Bash")
         mode = spec.permissions.default_mode
         if mode is not None and mode in DEFAULT_LEVELS:
             out.put(CONFIG, Format.YAML, ("toolPermissions", "default"), DEFAULT_LEVELS[mode],
-                    canonical="permissions.defaultMode")
+                    canonical="permissions.defaultMode", security=True)
         elif mode is not None:
             out.dropped("permissions.defaultMode", f"Rovo Dev has no {mode} mode; only default (ask) "
                         "and bypassPermissions (allow) have an equivalent")
@@ -219,7 +227,8 @@ class RovoDev:
             level = item.get("permission") if isinstance(item, dict) else None
             if rule is None or level not in LEVELS:
                 warn(f"{CONFIG}: toolPermissions.bash.commands entry {item!r} is not a command "
-                     "prefix with a level; not imported")
+                     "prefix with a level; not imported (it stays in the file as it is: the reconciler "
+                     "never removes list items it did not add)")
                 continue
             lists[str(level)].append(rule)
         default = perms.get("default")
@@ -227,7 +236,8 @@ class RovoDev:
         if default is not None and mode is None:
             warn(f"{CONFIG}: toolPermissions.default {default!r} has no canonical defaultMode; "
                  "not imported")
-        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place))),
+        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place)),
+                                             importing.rule_name(_memory_file(place))),
                 "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"], mode)}
 
     @staticmethod

@@ -1,0 +1,625 @@
+"""YAML files edited by text spans: bytes outside the edited keys never change.
+
+A Rovo Dev `~/.rovodev/config.yml` is kept by hand: a comment header, a literal system
+prompt, `null` and `~` spelled their own way, a `powershell` list indented differently
+from `bash.commands`, comments between list items. Loading it into a round-trip tree and
+dumping the tree re-spells all of that (ruamel applies one indentation to the whole file,
+writes `null` as nothing, drops comment blocks it cannot attach, adds a final newline).
+So this module never dumps the document. The text *is* the document; ruamel.yaml composes
+it only to learn where each node starts and ends, and every edit replaces one span of the
+text, then parses the result again so that the next edit sees true positions.
+
+**Spans.** An *entry* of a block mapping runs from the start of its key's line to the end
+of its content: the last line before the next sibling key (or before the end of its
+parent) that is neither blank nor a comment. An *item* of a block sequence runs the same
+way from its dash's line. A comment block before the next key, or at the end of a mapping
+or of the file, belongs to no entry and stays where it is.
+
+**Edits.** `set` of an existing key rewrites as little as it can: a one-line scalar is
+replaced in place (key, spacing and trailing comment stay), a flow collection is
+rewritten as one, a block value under a bare `key:` line keeps that line, anything else is
+rewritten after the key (whose spelling stays). A new key goes after the last entry of the
+deepest existing mapping, at that mapping's indentation, with any missing mappings in the
+snippet. `delete` removes the entry, or its highest ancestor the deletion would leave
+empty. `edit_list` removes, replaces and appends items of a block sequence; untouched
+items keep every byte. Something inside a flow collection (`{...}`, `[...]`) is changed by
+rewriting that collection whole, in flow style. Snippets are rendered by ruamel in block
+style with the file's own mapping indentation and sequence style (dashes indented under
+their key or not, whichever the file does most), `None` as `null`, multi-line strings as
+literal blocks, and strings that a YAML 1.1 reader (PyYAML) would take for a boolean, a
+null or a number quoted: ruamel's YAML 1.2 would leave `yes` or `on` bare.
+
+**Checks.** A file the client could not read is refused with `DocumentError` at a line and
+column: a parse error, a duplicated key (ruamel refuses it too, but names only the second
+occurrence), a top level that is not a mapping. After each edit the new text is parsed and
+its values compared, type for type, with the intended result; an edit that would change
+anything else (an alias of the edited anchor, a key inherited through `<<`) is refused the
+same way and the text stays as it was. Anchors, aliases and merge keys are otherwise read
+as ruamel reads them; editing inside an anchored or aliased node is refused up front.
+
+**Not done.** Comments are never removed, except those inside a removed or rewritten span
+(between two lines of its content, or after its value on the same line); a comment next to
+a deleted key stays. Blank lines around a removed span are not tidied. A file without a
+final newline keeps ending without one: text added at the end goes after a newline and the
+new text's final newline is dropped (unless that would change a literal block's value).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.representer import RoundTripRepresenter
+from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scalarstring import LiteralScalarString, ScalarString, SingleQuotedScalarString
+
+from reconciler.drivers.agents.documents import MISSING, DocumentError, ListEdit, Path_
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_COLON = re.compile(r"[ \t]*:")
+_YAML11 = VersionedResolver(version=(1, 1))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    """How the file indents: a child key `mapping` columns in, a dash `offset` columns in."""
+
+    mapping: int = 2
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    value: dict[str, Any]  # plain values, read from the text itself
+    work: str  # the text with a final newline, which node positions refer to
+    root: Node | None
+    shared: frozenset[int]  # ids of nodes written once and referred to again (anchor + aliases)
+    style: _Style
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's round-trip values as plain JSON-like ones (dict, list, str, int, float, bool)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, TaggedScalar):
+        return _plain(value.value)
+    if isinstance(value, ScalarBoolean):  # an anchored `true`: an int subclass, not a bool
+        return bool(value)
+    for kind in (bool, int, float, str):  # ScalarFloat, ScalarInt, quoted strings → builtins
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _is_flow(node: Node | None) -> bool:
+    return isinstance(node, MappingNode | SequenceNode) and node.flow_style is True
+
+
+def _survey(root: Node, text: str, source: str) -> tuple[frozenset[int], _Style]:
+    """Refuse duplicated keys; find shared nodes and the file's indentation style."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    indents: Counter[int] = Counter()
+    offsets: Counter[int] = Counter()
+
+    def visit(node: Node) -> None:
+        if id(node) in seen:
+            shared.add(id(node))
+            return
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            for item in node.value:
+                visit(item)
+        if not isinstance(node, MappingNode):
+            return
+        first: dict[tuple[str, str], ScalarNode] = {}
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and str(key.tag) != _MERGE:
+                earlier = first.setdefault((str(key.tag), key.value), key)
+                if earlier is not key:
+                    raise DocumentError(source, key.start_mark.line + 1, key.start_mark.column + 1,
+                                        f"duplicated key {key.value!r} (first at line "
+                                        f"{earlier.start_mark.line + 1})")
+            below = value.start_mark.line > key.start_mark.line and not _is_flow(value)
+            if below and isinstance(value, MappingNode) and value.value:
+                indents[value.value[0][0].start_mark.column - key.start_mark.column] += 1
+            if below and isinstance(value, SequenceNode) and text[value.start_mark.index] == "-":
+                offsets[value.start_mark.column - key.start_mark.column] += 1
+            visit(key)
+            visit(value)
+
+    visit(root)
+    return frozenset(shared), _Style(
+        mapping=indents.most_common(1)[0][0] if indents else 2,
+        offset=offsets.most_common(1)[0][0] if offsets else 0)
+
+
+def _parse(text: str, source: str) -> _Parsed:
+    newline = "\r\n" if "\r\n" in text else "\n"
+    # Positions come from the text with a final newline, so that every line of it ends
+    # with one; values come from the text itself (a literal block at the very end reads
+    # differently without its newline).
+    work = text if not text or text.endswith("\n") else text + newline
+    try:
+        root = YAML(typ="rt").compose(work)
+        shared, style = _survey(root, work, source) if root is not None else (frozenset(), _Style())
+        loaded = YAML(typ="rt").load(text) if text.strip() else None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise DocumentError(source, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
+                            str(exc.problem or exc.context)) from None
+    if loaded is not None and not isinstance(loaded, Mapping):
+        mark = root.start_mark if root is not None else None
+        raise DocumentError(source, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                            "expected a mapping at the top level")
+    return _Parsed(_plain(loaded or {}), work, root, shared, style)
+
+
+# -- locating -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """One entry of a block mapping (with its `key`) or one item of a block sequence."""
+
+    node: Node  # the entry's value, or the item
+    key: ScalarNode | None
+    start: int  # the start of its first line
+    end: int  # after the newline of its last content line
+
+
+@dataclass(frozen=True, slots=True)
+class _Trail:
+    """How far a path exists as written keys of block mappings."""
+
+    entries: tuple[_Span, ...]  # the entries of path[0], path[1], ... that exist
+    holder: Node | None  # what holds the next key: the root, or the last entry's value
+    bound: int  # where the holder's content stops
+
+
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+def _line_end(text: str, index: int) -> int:
+    """After the newline of the line holding `index`."""
+    return text.find("\n", index) + 1 or len(text)
+
+
+def _last_char(node: Node, text: str, seen: frozenset[int] = frozenset()) -> int:
+    """The index of the node's last character; -1 for an empty scalar (ruamel places one at
+    the next token, which may be the next key)."""
+    if isinstance(node, ScalarNode):
+        body = text[node.start_mark.index:node.end_mark.index].rstrip()
+        return node.start_mark.index + len(body) - 1 if body else -1
+    if _is_flow(node) or not node.value or id(node) in seen:
+        return node.end_mark.index - 1
+    last, inner = node.value[-1], seen | {id(node)}
+    if isinstance(node, MappingNode):
+        return max(_last_char(last[1], text, inner), last[0].end_mark.index - 1)
+    return _last_char(last, text, inner)
+
+
+def _content_end(text: str, *, start: int, bound: int, floor: int) -> int:
+    """After the last line in [start, bound) that is neither blank nor a comment, or that
+    holds `floor` (a literal block's line may look like a comment)."""
+    end = bound
+    while end > start:
+        line_start = _line_start(text, end - 1)
+        stripped = text[line_start:end].strip()
+        if line_start <= max(floor, start) or (stripped and not stripped.startswith("#")):
+            return end
+        end = line_start
+    return end
+
+
+def _entries(mapping: MappingNode, text: str, bound: int) -> list[_Span]:
+    starts = [_line_start(text, key.start_mark.index) for key, _ in mapping.value]
+    out = []
+    for i, (key, value) in enumerate(mapping.value):
+        limit = starts[i + 1] if i + 1 < len(starts) else bound
+        floor = max(_last_char(value, text), key.end_mark.index - 1)
+        out.append(_Span(value, key, starts[i],
+                         _content_end(text, start=starts[i], bound=limit, floor=floor)))
+    return out
+
+
+def _dash_lines(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[int]]:
+    """The dash column of a block sequence and the start of each line holding a dash."""
+    pos = _line_start(text, seq.start_mark.index)
+    column = seq.start_mark.column if text[seq.start_mark.index] == "-" else -1
+    dashes = []
+    while pos < bound:
+        end = _line_end(text, pos)
+        line = text[pos:end]
+        if column < 0 and line.lstrip().startswith("-") and pos > seq.start_mark.index:
+            column = len(line) - len(line.lstrip())  # after an anchor or a tag on the key's line
+        if (column >= 0 and not line[:column].strip() and line[column:column + 1] == "-"
+                and line[column + 1:column + 2] in ("", " ", "\t", "\r", "\n")):
+            dashes.append(pos)
+        pos = end
+    return column, dashes
+
+
+def _items(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[_Span]] | None:
+    """The dash column and the spans of a block sequence's items; None if the dashes found
+    do not match the items (a flow collection spread over lines, say)."""
+    column, dashes = _dash_lines(seq, text, bound)
+    if len(dashes) != len(seq.value):
+        return None
+    spans = []
+    for i, (item, dash) in enumerate(zip(seq.value, dashes, strict=True)):
+        limit = dashes[i + 1] if i + 1 < len(dashes) else bound
+        end = _content_end(text, start=dash, bound=limit, floor=_last_char(item, text))
+        spans.append(_Span(item, None, dash, end))
+    return column, spans
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+class _Representer(RoundTripRepresenter):
+    """Writes None as `null` (ruamel writes nothing, which reads back as null but looks unset)."""
+
+
+_Representer.add_representer(
+    type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+
+
+def _misread(text: str) -> bool:
+    """Would a YAML 1.1 reader take this plain string for something else (`yes`, `on`, `1:20`)?"""
+    return str(_YAML11.resolve(ScalarNode, text, (True, False))) != _STR
+
+
+def _for_dump(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return CommentedMap((_for_dump(k), _for_dump(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [_for_dump(v) for v in value]
+    if isinstance(value, str) and not isinstance(value, ScalarString):
+        # A literal block's end is clipped to one newline: more would swallow the blank
+        # lines that follow the snippet.
+        if "\n" in value and not value.endswith("\n\n"):
+            return LiteralScalarString(value)
+        if _misread(value):
+            return SingleQuotedScalarString(value)
+    return value
+
+
+def _dump(value: Any, *, style: _Style, flow: bool = False) -> str:
+    yaml = YAML(typ="rt")
+    yaml.Representer = _Representer
+    yaml.width = 4096
+    yaml.default_flow_style = flow
+    yaml.indent(mapping=style.mapping, sequence=style.offset + 2, offset=style.offset)
+    out = io.StringIO()
+    yaml.dump(_for_dump(value), out)
+    return out.getvalue()
+
+
+def _nested(keys: Path_, value: Any) -> Any:
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def _with(doc: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    holder = out
+    for key in path[:-1]:
+        if not isinstance(holder.get(key), dict):
+            holder[key] = {}
+        holder = holder[key]
+    holder[path[-1]] = copy.deepcopy(value)
+    return out
+
+
+def _without(doc: dict[str, Any], path: Path_) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    holder = out
+    for key in path[:-1]:
+        holder = holder[key]
+    del holder[path[-1]]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, type for type (`1 == True == 1.0` in Python, not in the file)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(path) or "the top level"
+
+
+class YamlSpanDocument:
+    """A YAML file as its text, edited one span at a time (see the module docstring)."""
+
+    def __init__(self, text: str | None, source: str) -> None:
+        self._source = source
+        self._absent = text is None
+        self._text = text or ""
+        self._parsed = _parse(self._text, source)
+        self._emptied = False
+
+    # -- reading
+
+    def get(self, path: Path_) -> Any:
+        value: Any = self._parsed.value
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return MISSING
+            value = value[key]
+        return copy.deepcopy(value)
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        if not path:
+            return 1, 1
+        trail = self._trail(path)
+        if len(trail.entries) < len(path):
+            return None
+        mark = trail.entries[-1].key.start_mark  # type: ignore[union-attr]
+        return mark.line + 1, mark.column + 1
+
+    def render(self) -> str | None:
+        if not self._parsed.value and (self._emptied or (self._absent and not self._text)):
+            return None
+        return self._text
+
+    # -- editing
+
+    def set(self, path: Path_, value: Any) -> None:
+        if not path:
+            raise ValueError("set needs a key path")
+        expected = _with(self._parsed.value, path, _plain(value))
+        trail = self._trail(path)
+        done = len(trail.entries)
+        if done == len(path):
+            self._guard(trail.entries[:-1], target=trail.entries[-1])
+            work = self._replaced(trail.entries[-1], value)
+        elif _is_flow(trail.holder):
+            self._guard(trail.entries)
+            work = self._reflowed(trail, self.get(path[:done]) if done else self._parsed.value,
+                                  lambda held: _with(held, path[done:], _plain(value)))
+        elif isinstance(trail.holder, MappingNode) or (trail.holder is None and not done):
+            self._guard(trail.entries)
+            work = self._inserted(trail, path[done], _nested(path[done + 1:], value))
+        else:  # the value at path[:done] is not a mapping: it becomes one
+            self._guard(trail.entries[:-1], target=trail.entries[-1])
+            work = self._replaced(trail.entries[-1], _nested(path[done:], value))
+        self._commit(work, expected, path)
+
+    def delete(self, path: Path_) -> None:
+        if not path or self.get(path) is MISSING:
+            return
+        top = len(path)  # the key goes, and each parent its deletion leaves empty
+        while top > 1 and len(self.get(path[:top - 1])) == 1:
+            top -= 1
+        path = path[:top]
+        expected = _without(self._parsed.value, path)
+        trail = self._trail(path)
+        work = self._parsed.work
+        if len(trail.entries) == len(path):
+            entry = trail.entries[-1]
+            self._guard(trail.entries[:-1], target=entry)
+            self._colon(entry, path)
+            work = work[:entry.start] + work[entry.end:]
+        elif _is_flow(trail.holder):
+            self._guard(trail.entries)
+            done = len(trail.entries)
+            work = self._reflowed(trail, self.get(path[:done]) if done else self._parsed.value,
+                                  lambda held: _without(held, path[done:]))
+        else:
+            raise self._refusal(path, f"{_dotted(path)} is not written here but inherited "
+                                "through a merge key (<<)")
+        self._commit(work, expected, path)
+        self._emptied = not self._parsed.value
+
+    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+        current = self.get(path)
+        if current is MISSING or current is None:
+            if edit.append:
+                self.set(path, list(edit.append))
+            return
+        if not isinstance(current, list):
+            raise self._refusal(path, f"expected a list at {_dotted(path)}, found "
+                                f"{'a mapping' if isinstance(current, dict) else 'a scalar'}")
+        wrong = [i for i in (*edit.remove, *edit.replace) if not 0 <= i < len(current)]
+        if wrong:
+            raise IndexError(f"{_dotted(path)} has {len(current)} items, no item {wrong[0]}")
+        after = edit.applied(current)
+        trail = self._trail(path)
+        entry = trail.entries[-1] if len(trail.entries) == len(path) else None
+        items = None
+        if entry is not None and isinstance(entry.node, SequenceNode) and not _is_flow(entry.node):
+            if id(entry.node) not in self._parsed.shared:
+                items = _items(entry.node, self._parsed.work, entry.end)
+        if entry is None or items is None or not after:
+            # A flow list, a list reached through a flow collection or an alias, or one
+            # left empty (`key: []`, since a bare `key:` reads as null): rewritten whole.
+            if entry is not None and items is None and isinstance(entry.node, SequenceNode) \
+                    and not _is_flow(entry.node) and id(entry.node) not in self._parsed.shared:
+                raise self._refusal(path, f"cannot tell the items of {_dotted(path)} apart")
+            self.set(path, after)
+            return
+        self._guard(trail.entries[:-1])
+        column, spans = items
+        self._commit(self._items_edited(spans, column, edit), _with(self._parsed.value, path, after), path)
+
+    # -- the text of one edit
+
+    def _trail(self, path: Path_) -> _Trail:
+        work, node = self._parsed.work, self._parsed.root
+        bound = node.end_mark.index if node is not None else len(work)
+        entries: list[_Span] = []
+        for key in path:
+            if not isinstance(node, MappingNode) or _is_flow(node):
+                break
+            entry = next((e for e in _entries(node, work, bound) if e.key is not None
+                          and str(e.key.tag) != _MERGE and e.key.value == key), None)
+            if entry is None:
+                break
+            entries.append(entry)
+            node, bound = entry.node, entry.end
+        return _Trail(tuple(entries), node, bound)
+
+    def _colon(self, entry: _Span, path: Path_) -> int:
+        """Where the entry's `:` is; refuses a key that does not start its line (`? key`)."""
+        work, key = self._parsed.work, entry.key
+        assert key is not None
+        colon = _COLON.match(work, key.end_mark.index)
+        if colon is None or work[entry.start:key.start_mark.index].strip():
+            raise self._refusal(path, f"the key {key.value!r} does not start its own line "
+                                "('? key', or after '---'); edit it by hand")
+        return colon.end() - 1
+
+    def _block(self, key: str, value: Any, *, column: int) -> str:
+        """`key: value` as block lines at `column`, each ending with the file's newline."""
+        lines = _dump({key: value}, style=self._parsed.style).splitlines()
+        return "".join((" " * column + line if line else "") + self._newline for line in lines)
+
+    def _inline(self, value: Any) -> str | None:
+        """A scalar's one-line spelling, or None (a collection, a literal block)."""
+        if isinstance(value, Mapping | list | tuple):
+            return None
+        lines = _dump({"k": value}, style=self._parsed.style).splitlines()
+        return lines[0][3:] if len(lines) == 1 and lines[0].startswith("k: ") else None
+
+    def _replaced(self, entry: _Span, value: Any) -> str:
+        work, node = self._parsed.work, entry.node
+        key = entry.key
+        assert key is not None
+        colon = self._colon(entry, ())
+        after_colon = work[colon + 1:_line_end(work, colon)].strip()
+        bare = not after_colon or after_colon.startswith("#")
+        # An alias's node carries its anchor's positions: only its entry's lines are its own.
+        here = id(node) not in self._parsed.shared or entry.start <= node.start_mark.index < entry.end
+        scalar = self._inline(value)
+        written = node.start_mark.index < node.end_mark.index
+        one_line = here and written and "\n" not in work[node.start_mark.index:node.end_mark.index]
+        if scalar is not None and one_line and isinstance(node, ScalarNode) and node.style not in "|>":
+            return work[:node.start_mark.index] + scalar + work[node.end_mark.index:]
+        if scalar is not None and bare and isinstance(node, ScalarNode) and not written:
+            return work[:colon + 1] + " " + scalar + work[colon + 1:]  # `key:   # note` → `key: v   # note`
+        if isinstance(value, Mapping | list | tuple) and here and _is_flow(node):
+            flow = _dump(value, style=self._parsed.style, flow=True).strip()
+            return work[:node.start_mark.index] + flow + work[node.end_mark.index:]
+        column = key.start_mark.column
+        lines = self._block("k", value, column=column)
+        if bare and value and isinstance(value, Mapping | list | tuple):
+            first = _line_end(work, colon)  # keep the `key:` line and its comment
+            return work[:first] + lines[_line_end(lines, 0):] + work[entry.end:]
+        return work[:key.end_mark.index] + lines[column + 1:] + work[entry.end:]
+
+    def _inserted(self, trail: _Trail, key: str, value: Any) -> str:
+        work, holder = self._parsed.work, trail.holder
+        if isinstance(holder, MappingNode) and holder.value:
+            last = _entries(holder, work, trail.bound)[-1]
+            at, column = last.end, holder.value[0][0].start_mark.column
+        else:  # an empty document, perhaps with comments
+            at, column = len(work), 0
+        return work[:at] + self._block(key, value, column=column) + work[at:]
+
+    def _reflowed(self, trail: _Trail, held: Any, change: Any) -> str:
+        """The text with the flow collection `trail.holder` rewritten as `change(held)`."""
+        node = trail.holder
+        assert node is not None
+        work = self._parsed.work
+        flow = _dump(change(held), style=self._parsed.style, flow=True).strip()
+        return work[:node.start_mark.index] + flow + work[node.end_mark.index:]
+
+    def _items_edited(self, spans: list[_Span], column: int, edit: ListEdit) -> str:
+        work = self._parsed.work
+        pieces = [work[:spans[0].start]]
+        for i, span in enumerate(spans):
+            if i in edit.remove:
+                pass
+            elif i in edit.replace:
+                pieces.append(self._item_lines([edit.replace[i]], column))
+            else:
+                pieces.append(work[span.start:span.end])
+            pieces.append(work[span.end:spans[i + 1].start if i + 1 < len(spans) else span.end])
+        if edit.append:
+            pieces.append(self._item_lines(list(edit.append), column))
+        return "".join(pieces) + work[spans[-1].end:]
+
+    def _item_lines(self, items: list[Any], column: int) -> str:
+        """Items as block sequence lines with their dashes at `column`."""
+        offset = self._parsed.style.offset
+        lines = _dump({"k": items}, style=self._parsed.style).splitlines()[1:]
+        return "".join((" " * column + line[offset:] if line else "") + self._newline for line in lines)
+
+    # -- checks
+
+    @property
+    def _newline(self) -> str:
+        return "\r\n" if "\r\n" in self._text else "\n"
+
+    def _refusal(self, path: Path_, reason: str) -> DocumentError:
+        for end in range(len(path), 0, -1):
+            where = self.where(path[:end])
+            if where is not None:
+                return DocumentError(self._source, *where, reason)
+        return DocumentError(self._source, 1, 1, reason)
+
+    def _guard(self, inside: tuple[_Span, ...], *, target: _Span | None = None) -> None:
+        """Refuse an edit inside a node that is written once and referred to again, or one
+        replacing or deleting such a node where it is written (its aliases would dangle)."""
+        shared = self._parsed.shared
+        spans = [*inside, *([target] if target is not None else [])]
+        for depth, span in enumerate(spans):
+            node = span.node
+            if id(node) not in shared:
+                continue
+            here = span.start <= node.start_mark.index < span.end
+            if span is target and not here:
+                continue  # replacing or deleting an alias itself is fine
+            path = tuple(s.key.value for s in spans[:depth + 1] if s.key is not None)
+            raise self._refusal(path, f"{_dotted(path)} is {'an anchor' if here else 'an alias'} "
+                                "that other keys share; editing it would change them too, "
+                                "edit the file by hand")
+
+    def _commit(self, work: str, expected: dict[str, Any], path: Path_) -> None:
+        """Take the new text if it reads back as `expected`; else refuse and keep the old one."""
+        candidates = [work]
+        if self._text and not self._text.endswith("\n") and work.endswith("\n"):
+            cut = len(self._newline) if work.endswith(self._newline) else 1
+            candidates.insert(0, work[:-cut])  # the file had no final newline
+        reason = ""
+        for text in candidates:
+            try:
+                parsed = _parse(text, self._source)
+            except DocumentError as exc:
+                reason = f"the edited text would not parse ({exc.reason})"
+                continue
+            if _same(parsed.value, expected):
+                self._text, self._parsed = text, parsed
+                return
+            reason = "the edited text would read back differently (an alias, a merge key?)"
+        raise self._refusal(path, f"cannot edit {_dotted(path)} in place: {reason}; edit the "
+                            "file by hand")
