@@ -50,3 +50,18 @@ def assert_same_spec(found: dict[str, Any], body: dict[str, Any]) -> None:
     assert imported.mcp_servers == expected.mcp_servers
     assert imported.permissions == expected.permissions
     assert sorted(imported.rules, key=lambda r: r.name) == sorted(expected.rules, key=lambda r: r.name)
+
+
+def own_rule(found: dict[str, Any], name: str) -> dict[str, Any]:
+    """Take out of an import the rule holding the person's own text of an instruction file
+    (outside the reconciler's block; imported whole since it is theirs) and return it."""
+    rules = found.get("rules") or []
+    own = [rule for rule in rules if rule["name"] == name]
+    assert len(own) == 1, f"expected one imported rule {name!r} with the file's own text, got {rules}"
+    found["rules"] = [rule for rule in rules if rule["name"] != name]
+    return own[0]
+
+
+def items(got: dict[str, Any], list_key: str) -> list[Any]:
+    """The items a spec renders into one set-list (each is an entry of its own), in order."""
+    return [entry.value for key, entry in got.items() if key.startswith(list_key + "#")]

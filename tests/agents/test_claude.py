@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, assert_same_spec, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, own_rule, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.entries import Place
 from reconciler.engine import conditions
@@ -240,7 +240,7 @@ def test_unparsable_file_is_refused_and_nothing_is_written(runner: Runner, home:
     before = tree(tmp_path)
     result = runner(agent_config(body))
     assert result.outcome is Outcome.FAILED
-    assert result.error is not None and f"{project}/.mcp.json:5:1" in result.error
+    assert result.error is not None and f"{project}/.mcp.json:3:25" in result.error  # the trailing comma: strict JSON
     assert "nothing was written" in result.error
     assert tree(tmp_path) == before
 
@@ -281,6 +281,8 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, home
     place = Place(AgentClient.CLAUDE_CODE, TargetScope.USER, str(home), "team")
     found = adapter_for("claude-code").read(Reader(home), place, warnings.append)
     found["mcpServers"].pop("personal")
+    # The user's own text of CLAUDE.md, outside the reconciler's block, comes along whole.
+    assert own_rule(found, "claude") == {"name": "claude", "content": MEMORY}
     assert_same_spec(found, body)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, assert_same_spec, entries, in_order, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, own_rule, entries, in_order, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place
@@ -352,7 +352,9 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, proj
     place = Place(AgentClient.CODEX, TargetScope.PROJECT, str(project), "team")
     found = adapter_for("codex").read(Reader(project), place, warnings.append)
     assert found["mcpServers"].pop("other") == {"command": "other-server", "args": ["--verbose"]}
+    own = own_rule(found, "agents")  # the file's own text, imported whole
     assert_same_spec(found, body)
+    found["rules"].append(own)  # and applying it writes nothing twice
     assert warnings == []
     # The imported spec renders to what is in the files: a plan of it changes nothing.
     planned = runner(agent_config({**found, "targets": body["targets"]}), dry_run=True)
@@ -388,7 +390,8 @@ def test_import_reads_codex_own_rules_and_hand_written_entries(tmp_path: Path) -
     }
     assert found["permissions"] == {"allow": ["Bash(git status *)", "Bash(git log *)"],
                                     "deny": ["Bash(kubectl delete *)"], "defaultMode": "bypassPermissions"}
-    assert found["rules"] == [{"name": "house", "content": "Be brief.\n"}]
+    # A hand-written instruction file is imported whole, verbatim (not only its sections).
+    assert found["rules"] == [{"name": "agents", "content": "## house\n\nBe brief.\n"}]
     assert any("literal secret value was not imported" in w for w in warnings)
     assert any("default.rules:8:" in w and "$(id)" in w for w in warnings), warnings
     agent_config({**found, "targets": [{"client": "codex", "scope": "user", "root": str(root)}]})

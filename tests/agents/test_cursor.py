@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, assert_same_spec, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, items, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.clients.cursor import canonical_rule, parse_mdc
 from reconciler.drivers.agents.documents import Format
@@ -70,7 +70,7 @@ def test_user_scope_rules_are_dropped_with_a_note(tmp_path: Path) -> None:
     assert [n for n in notes if "rules[" in n] == [
         f"cursor: rules[{name}] dropped: Cursor keeps user rules in its app settings, not in a file; "
         "add the rule there or use a project target" for name in ("style", "sql")]
-    assert f"{home}/.cursor/cli-config.json#/permissions/allow" in got
+    assert items(got, f"{home}/.cursor/cli-config.json#/permissions/allow")
     assert f"{home}/.cursor/mcp.json#/mcpServers/github" in got
 
 
@@ -90,9 +90,9 @@ def test_servers_and_permission_tokens(tmp_path: Path) -> None:
     assert got[f"{mcp}/metrics"].value == {"type": "sse", "url": "https://m.example.com/sse",
                                            "headers": {"X-Team": "platform"}}
     cli = f"{tmp_path}/.cursor/cli.json#/permissions"
-    assert got[f"{cli}/allow"].value == ["Read(**)", "Shell(git)", "Write(src/**)", "WebFetch(docs.rs)",
+    assert items(got, f"{cli}/allow") == ["Read(**)", "Shell(git)", "Write(src/**)", "WebFetch(docs.rs)",
                                          "Mcp(github:get_issue)", "Shell(ls)", "Shell(*)"]
-    assert got[f"{cli}/deny"].value == ["Read(./.env)", "Shell(rm)", "Mcp(docs:*)", "Shell(git)"]
+    assert items(got, f"{cli}/deny") == ["Read(./.env)", "Shell(rm)", "Mcp(docs:*)", "Shell(git)"]
     summary = [n.split(": ", 2)[1] for n in notes]
     assert summary == [
         "mcpServers.github.cwd dropped",

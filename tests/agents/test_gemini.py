@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, assert_same_spec, entries, in_order, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, own_rule, entries, in_order, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place
@@ -298,7 +298,9 @@ def test_import_round_trip_gives_the_spec_back(runner: Runner, project: Path) ->
     place = Place(AgentClient.GEMINI_CLI, TargetScope.PROJECT, str(project), "team")
     found = adapter_for("gemini-cli").read(Reader(project), place, warnings.append)
     assert found["mcpServers"].pop("personal") == {"command": "my-server"}
+    own = own_rule(found, "gemini")  # the file's own text, imported whole
     assert_same_spec(found, body)
+    found["rules"].append(own)  # and applying it writes nothing twice
     assert warnings == []
     planned = runner(agent_config({**found, "targets": body["targets"]}), dry_run=True)
     assert planned.plan is not None and not planned.plan.has_changes

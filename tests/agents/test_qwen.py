@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, assert_same_spec, entries, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, entries, items, own_rule, tree
 from reconciler.drivers.agents import jsonc
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
@@ -87,10 +87,10 @@ def test_render_translates_servers_permissions_and_rules(tmp_path: Path) -> None
     assert got[f"{settings}#/mcpServers/metrics"].value == {
         "url": "https://m.example.com/sse", "headers": {"X-Team": "platform"}}
     # Qwen has no `domain:` prefix.
-    allow = got[f"{settings}#/permissions/allow"].value
+    allow = items(got, f"{settings}#/permissions/allow")
     assert allow == ["Read", "Bash(npm run test *)", "WebFetch(docs.rs)"]
-    assert got[f"{settings}#/permissions/ask"].value == ["Bash(git push *)"]
-    assert got[f"{settings}#/permissions/deny"].value == ["Read(./.env)", "mcp__github__delete_repo"]
+    assert items(got, f"{settings}#/permissions/ask") == ["Bash(git push *)"]
+    assert items(got, f"{settings}#/permissions/deny") == ["Read(./.env)", "mcp__github__delete_repo"]
     assert got[f"{settings}#/tools/approvalMode"].value == "auto-edit"
     block = got[f"{root}/QWEN.md#block"]
     assert block.format is Format.BLOCK and "## style" in block.value and "Never edit" not in block.value
@@ -173,7 +173,9 @@ def test_import_reads_the_rendered_files_back_into_the_spec(runner: Runner, proj
     place = Place(AgentClient.QWEN_CODE, TargetScope.PROJECT, str(project), "team")
     found = adapter_for("qwen-code").read(Reader(project), place, warnings.append)
     assert found["mcpServers"].pop("personal") == {"command": "my-server"}
+    own = own_rule(found, "qwen")  # the file's own text, imported whole
     assert_same_spec(found, body)
+    found["rules"].append(own)  # and applying it writes nothing twice
     assert warnings == []
 
 

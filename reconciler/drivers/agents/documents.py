@@ -2,9 +2,9 @@
 
 Every client file the reconciler touches is opened as a `Document` of its format:
 JSON/JSONC (edited in the text, see `jsonc`), TOML (tomlkit, which keeps comments and
-layout), YAML (ruamel.yaml round trip), a whole text file (rules the reconciler creates),
-or a managed block inside a Markdown file that people also edit (`CLAUDE.md`,
-`AGENTS.md`: only the text between the reconciler's markers is ours). Values going in and
+layout), YAML (edited in the text, see `yamlspans`), a whole text file (rules the
+reconciler creates), or a managed block inside a Markdown file that people also edit
+(`CLAUDE.md`, `AGENTS.md`: only the text between the reconciler's markers is ours). Values going in and
 out are plain JSON-like Python values; `render()` gives the new file text, or None when
 the file should not exist. A file that does not parse raises `DocumentError` with the
 file, line and column: it is never treated as empty.
@@ -25,7 +25,6 @@ what that client would reject is refused with its line, column and reason:
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -320,75 +319,31 @@ class TomlDocument:
         return out
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    return yaml
-
-
-def _yaml_indent(text: str) -> dict[str, int]:
-    """The file's own indentation (ruamel applies one style to the whole file)."""
-    keys = [len(m.group(1)) for m in re.finditer(r"^( +)[^\s#-][^\n]*:", text, re.MULTILINE)]
-    mapping = min(keys) if keys else 2
-    dash = re.search(r"^( *)[^\s#-][^\n]*:[ \t]*\n( *)- ", text, re.MULTILINE)
-    offset = max(len(dash.group(2)) - len(dash.group(1)), 0) if dash else 0
-    return {"mapping": mapping, "sequence": offset + 2, "offset": offset}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 class YamlDocument:
+    """A YAML file edited by text spans (`yamlspans`): bytes outside the edited keys never change."""
+
     def __init__(self, text: str | None, source: str) -> None:
-        from ruamel.yaml.error import MarkedYAMLError
+        from reconciler.drivers.agents.yamlspans import YamlSpanDocument  # it imports this module
 
-        self._yaml = _yaml()
-        self._yaml.indent(**_yaml_indent(text or ""))
-        try:
-            loaded = self._yaml.load(text) if text and text.strip() else None
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            raise DocumentError(source, mark.line + 1 if mark else None,
-                                mark.column + 1 if mark else None, str(exc.problem)) from None
-        if loaded is None:
-            from ruamel.yaml.comments import CommentedMap
-
-            loaded = CommentedMap()
-        if not isinstance(loaded, Mapping):
-            raise DocumentError(source, 1, 1, "expected a mapping at the top level")
-        self._doc = loaded
+        self._spans = YamlSpanDocument(text, source)
 
     def get(self, path: Path_) -> Any:
-        return _plain(_walk(self._doc, path)) if path else _plain(self._doc)
+        return self._spans.get(path)
 
     def set(self, path: Path_, value: Any) -> None:
-        from ruamel.yaml.comments import CommentedMap
-
-        container: Any = self._doc
-        for key in path[:-1]:
-            if key not in container or not isinstance(container[key], Mapping):
-                container[key] = CommentedMap()
-            container = container[key]
-        container[path[-1]] = value
+        self._spans.set(path, value)
 
     def delete(self, path: Path_) -> None:
-        _delete_pruning(self._doc, path)
-        self._emptied = not self._doc
+        self._spans.delete(path)
+
+    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+        self._spans.edit_list(path, edit)
+
+    def where(self, path: Path_) -> tuple[int, int] | None:
+        return self._spans.where(path)
 
     def render(self) -> str | None:
-        if getattr(self, "_emptied", False) and not self._doc:
-            return None
-        out = io.StringIO()
-        self._yaml.dump(self._doc, out)
-        return out.getvalue()
+        return self._spans.render()
 
 
 class TextDocument:

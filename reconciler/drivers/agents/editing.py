@@ -255,7 +255,13 @@ class FilePlanner:
         elif policy is ConflictPolicy.ADOPT and entries:
             self._propose_foreign(pointer, kind, items, entries)
         if remove or replace or append:
-            doc.edit_list(pointer, ListEdit(frozenset(remove), replace, tuple(append)))
+            edit = ListEdit(frozenset(remove), replace, tuple(append))
+            if remove and not edit.applied(items):
+                # The reconciler took out the last items, all its own: the list goes, with the
+                # parents that leaves empty (no `"deny": []` left behind).
+                doc.delete(pointer)
+            else:
+                doc.edit_list(pointer, edit)
             self.touched = True
 
     def _propose_foreign(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any],

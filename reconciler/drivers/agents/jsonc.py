@@ -494,9 +494,11 @@ def _removal(text: str, items: list[Node], gaps: list[_Gap], i: int,
     between = gaps[kept + 1]
     assert between.comma is not None
     if between.breaks_before_comma():
-        # The kept item's line stays whole (a comment may end it). A bracket that followed the
-        # removed item moves to a line of its own, indented like the array's line.
-        bracket = "" if after.newlines else "\n" + _line_indent(text, gaps[0].start - 1)
+        # The kept item's line stays whole (a comment may end it), the removed item's line goes
+        # whole (with its comment). A bracket that was on that line gets a line of its own.
+        if after.newlines:
+            return [(between.comma, between.comma + 1, ""), (between.newlines[0], after.newlines[0], "")]
+        bracket = "\n" + _line_indent(text, gaps[0].start - 1)
         return [(between.comma, between.comma + 1, ""), (between.newlines[0], items[i].end, bracket)]
     start = between.comma
     while start > items[kept].end and text[start - 1] in " \t\r\n":

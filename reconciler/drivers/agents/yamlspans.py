@@ -51,7 +51,7 @@ import io
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,8 +383,8 @@ class YamlSpanDocument:
         trail = self._trail(path)
         if len(trail.entries) < len(path):
             return None
-        mark = trail.entries[-1].key.start_mark  # type: ignore[union-attr]
-        return mark.line + 1, mark.column + 1
+        key = trail.entries[-1].key
+        return None if key is None else (key.start_mark.line + 1, key.start_mark.column + 1)
 
     def render(self) -> str | None:
         if not self._parsed.value and (self._emptied or (self._absent and not self._text)):
@@ -401,21 +401,22 @@ class YamlSpanDocument:
         done = len(trail.entries)
         if done == len(path):
             self._guard(trail.entries[:-1], target=trail.entries[-1])
-            work = self._replaced(trail.entries[-1], value)
-        elif _is_flow(trail.holder):
+            work = self._replaced(trail.entries[-1], value, path)
+        elif isinstance(trail.holder, MappingNode) and _is_flow(trail.holder):
             self._guard(trail.entries)
             work = self._reflowed(trail, self.get(path[:done]) if done else self._parsed.value,
                                   lambda held: _with(held, path[done:], _plain(value)))
-        elif isinstance(trail.holder, MappingNode) or (trail.holder is None and not done):
+        elif isinstance(trail.holder, MappingNode) or not done:
             self._guard(trail.entries)
             work = self._inserted(trail, path[done], _nested(path[done + 1:], value))
         else:  # the value at path[:done] is not a mapping: it becomes one
             self._guard(trail.entries[:-1], target=trail.entries[-1])
-            work = self._replaced(trail.entries[-1], _nested(path[done:], value))
+            work = self._replaced(trail.entries[-1], _nested(path[done:], value), path[:done])
         self._commit(work, expected, path)
 
     def delete(self, path: Path_) -> None:
         if not path or self.get(path) is MISSING:
+            self._emptied = not self._parsed.value  # as every document does: no keys, no file
             return
         top = len(path)  # the key goes, and each parent its deletion leaves empty
         while top > 1 and len(self.get(path[:top - 1])) == 1:
@@ -455,19 +456,17 @@ class YamlSpanDocument:
         after = edit.applied(current)
         trail = self._trail(path)
         entry = trail.entries[-1] if len(trail.entries) == len(path) else None
-        items = None
-        if entry is not None and isinstance(entry.node, SequenceNode) and not _is_flow(entry.node):
-            if id(entry.node) not in self._parsed.shared:
-                items = _items(entry.node, self._parsed.work, entry.end)
-        if entry is None or items is None or not after:
-            # A flow list, a list reached through a flow collection or an alias, or one
-            # left empty (`key: []`, since a bare `key:` reads as null): rewritten whole.
-            if entry is not None and items is None and isinstance(entry.node, SequenceNode) \
-                    and not _is_flow(entry.node) and id(entry.node) not in self._parsed.shared:
-                raise self._refusal(path, f"cannot tell the items of {_dotted(path)} apart")
+        node = entry.node if entry is not None else None
+        if (entry is None or not isinstance(node, SequenceNode) or _is_flow(node)
+                or id(node) in self._parsed.shared or not after):
+            # A flow list, a list inside a flow collection, an alias, or a list left empty
+            # (`key: []`: a bare `key:` would read as null): rewritten whole.
             self.set(path, after)
             return
         self._guard(trail.entries[:-1])
+        items = _items(node, self._parsed.work, entry.end)
+        if items is None:
+            raise self._refusal(path, f"cannot tell the items of {_dotted(path)} apart; edit it by hand")
         column, spans = items
         self._commit(self._items_edited(spans, column, edit), _with(self._parsed.value, path, after), path)
 
@@ -510,11 +509,11 @@ class YamlSpanDocument:
         lines = _dump({"k": value}, style=self._parsed.style).splitlines()
         return lines[0][3:] if len(lines) == 1 and lines[0].startswith("k: ") else None
 
-    def _replaced(self, entry: _Span, value: Any) -> str:
+    def _replaced(self, entry: _Span, value: Any, path: Path_) -> str:
         work, node = self._parsed.work, entry.node
         key = entry.key
         assert key is not None
-        colon = self._colon(entry, ())
+        colon = self._colon(entry, path)
         after_colon = work[colon + 1:_line_end(work, colon)].strip()
         bare = not after_colon or after_colon.startswith("#")
         # An alias's node carries its anchor's positions: only its entry's lines are its own.
@@ -522,7 +521,7 @@ class YamlSpanDocument:
         scalar = self._inline(value)
         written = node.start_mark.index < node.end_mark.index
         one_line = here and written and "\n" not in work[node.start_mark.index:node.end_mark.index]
-        if scalar is not None and one_line and isinstance(node, ScalarNode) and node.style not in "|>":
+        if scalar is not None and one_line and isinstance(node, ScalarNode) and node.style not in ("|", ">"):
             return work[:node.start_mark.index] + scalar + work[node.end_mark.index:]
         if scalar is not None and bare and isinstance(node, ScalarNode) and not written:
             return work[:colon + 1] + " " + scalar + work[colon + 1:]  # `key:   # note` → `key: v   # note`
@@ -545,7 +544,7 @@ class YamlSpanDocument:
             at, column = len(work), 0
         return work[:at] + self._block(key, value, column=column) + work[at:]
 
-    def _reflowed(self, trail: _Trail, held: Any, change: Any) -> str:
+    def _reflowed(self, trail: _Trail, held: Any, change: Callable[[Any], Any]) -> str:
         """The text with the flow collection `trail.holder` rewritten as `change(held)`."""
         node = trail.holder
         assert node is not None
