@@ -240,7 +240,8 @@ def test_unparsable_file_is_refused_and_nothing_is_written(runner: Runner, home:
     before = tree(tmp_path)
     result = runner(agent_config(body))
     assert result.outcome is Outcome.FAILED
-    assert result.error is not None and f"{project}/.mcp.json:3:25" in result.error  # the trailing comma: strict JSON
+    # Claude reads .mcp.json as strict JSON: refused at the trailing comma
+    assert result.error is not None and f"{project}/.mcp.json:3:25" in result.error
     assert "nothing was written" in result.error
     assert tree(tmp_path) == before
 

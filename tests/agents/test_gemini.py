@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.conftest import Runner, agent_config, assert_same_spec, own_rule, entries, in_order, tree
+from agents.conftest import Runner, agent_config, assert_same_spec, entries, in_order, own_rule, tree
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place

@@ -92,6 +92,8 @@ class AgentConfigDriver:
         restore = rollback_texts(ctx, ctx.rollback_to) if ctx.rollback_to else None
         for file in restore or {}:
             wanted.setdefault(file, format_of(file, False, ()))
+        if not ctx.dry_run:  # under the target lock: no run of this target is writing now
+            remove_stale_temps([expand(file) for file in wanted])
         files = {file: read_file(file) for file in sorted(wanted)}
         for file, fmt in wanted.items():  # refuse before anything is written
             open_document(fmt, files[file].text, file, marker=obj.metadata.name)
@@ -121,7 +123,6 @@ class AgentConfigDriver:
             if now.text != write["before"]:
                 raise ConflictError(f"{file} changed after it was read; nothing was written, "
                                     "run again")
-        remove_stale_temps([Path(w["path"]) for w in writes.values()])
         if ctx.state is not None:
             ctx.state.save_snapshots(
                 (file, {"path": w["path"], "before": w["before"], "after": w["after"],

@@ -478,8 +478,11 @@ def _removal(text: str, items: list[Node], gaps: list[_Gap], i: int,
             cuts.append((comma, comma + 1, ""))
         return cuts
     if after.comma is not None:  # shares its line: the item, a comment before it and its comma go
-        first = before.newlines[-1] + 1 if before.breaks_after_comma() else (before.comma or before.start)
-        while text[first] in " \t,":
+        if before.breaks_after_comma():
+            first = before.newlines[-1] + 1
+        else:
+            first = before.start if before.comma is None else before.comma + 1
+        while text[first] in " \t":
             first += 1
         end = after.comma + 1
         while end < len(text) and text[end] in " \t":
@@ -541,16 +544,18 @@ def _append(text: str, array: Node, values: Sequence[Any]) -> str:
         return text[: array.start] + "[\n" + body + "\n" + base + "]" + text[array.end:]
     gaps = _gaps(text, array)
     last, tail = array.items[-1], gaps[-1]
-    trailing = tail.comma is not None and (not tail.newlines or tail.comma < tail.newlines[0])
+    # A trailing comma on the last item's line is the array's style (JSONC): new items keep it.
+    on_its_line = tail.comma is not None and (not tail.newlines or tail.comma < tail.newlines[0])
+    trailing = tail.comma if on_its_line else None
     if not gaps[-2].breaks_after_comma():  # the last item shares its line: `, "x"` after it
         new = ", ".join(_compact(value) for value in values)
-        if trailing:
-            return _splice(text, [(tail.comma + 1, tail.comma + 1, " " + new + ",")])
+        if trailing is not None:
+            return _splice(text, [(trailing + 1, trailing + 1, " " + new + ",")])
         return _splice(text, [(last.end, last.end, ", " + new)])
     indent = _line_indent(text, last.start)
     lines = ["\n" + indent + _dump(value, unit, indent) for value in values]
-    if trailing:  # the array keeps its trailing comma style (JSONC)
-        pos = _line_end(text, tail.comma + 1)
+    if trailing is not None:
+        pos = _line_end(text, trailing + 1)
         return _splice(text, [(pos, pos, "".join(line + "," for line in lines))])
     pos = _line_end(text, last.end)  # after a comment ending the last item's line
     return _splice(text, [(last.end, last.end, ","), (pos, pos, ",".join(lines))])
