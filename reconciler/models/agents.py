@@ -234,6 +234,14 @@ class TargetScope(StrEnum):
     PROJECT = "project"
 
 
+class AgentFeature(StrEnum):
+    """What a target receives of the spec."""
+
+    MCP_SERVERS = "mcpServers"
+    RULES = "rules"
+    PERMISSIONS = "permissions"
+
+
 class ConflictPolicy(StrEnum):
     """What to do with an owned key that differs from the spec (a hand edit)."""
 
@@ -264,6 +272,11 @@ class AgentTarget(SpecModel):
     )
     conflict_policy: ConflictPolicy | None = Field(
         default=None, description="Policy for this target (over the spec's per-client one)."
+    )
+    features: list[AgentFeature] = Field(
+        default_factory=lambda: list(AgentFeature),
+        description="What this target receives (default: all). Leave one out to keep it by hand in "
+        "this client: `import` leaves out permissions that live in the client's own rule files.",
     )
 
     @property
@@ -342,6 +355,20 @@ class AgentConfigSpec(SpecModel):
         description="When the object is deleted (Kubernetes): Orphan keeps the files as they are; "
         "Delete removes the keys, blocks and files the reconciler wrote, and nothing else.",
     )
+
+    def for_target(self, target: AgentTarget) -> AgentConfigSpec:
+        """The spec as `target` receives it: the features it leaves out emptied."""
+        left_out = set(AgentFeature) - set(target.features)
+        if not left_out:
+            return self
+        update: dict[str, Any] = {}
+        if AgentFeature.MCP_SERVERS in left_out:
+            update["mcp_servers"] = {}
+        if AgentFeature.RULES in left_out:
+            update["rules"] = []
+        if AgentFeature.PERMISSIONS in left_out:
+            update["permissions"] = AgentPermissions()
+        return self.model_copy(update=update)
 
     @field_validator("targets")
     @classmethod

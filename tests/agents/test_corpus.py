@@ -65,6 +65,14 @@ CASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# case → the spec's items that stay unwritten because the user's own item with the same
+# identity says something stricter (`plan --detailed-exitcode` exits 2 on them, and only them).
+PENDING: dict[str, tuple[str, ...]] = {
+    "rovo": ("bash/commands#Bash(git push *)",),
+    "rovo-no-final-newline": ("bash/commands#Bash(git push *)",),
+}
+
+
 @dataclass(frozen=True)
 class Refusal:
     file: str  # relative to HOME
@@ -277,6 +285,14 @@ def check_idempotent(case: str, run: Applied) -> None:
     assert run.second.returncode == 0, f"{case}: second apply failed:\n{_output(run.second)}"
     changed = _changed_files(case, run.after, run.again)
     assert not changed, _report(case, "the second apply changed files", changed)
+    pending = PENDING.get(case, ())
+    if pending:
+        held = [line for line in run.plan.stdout.splitlines() if "the file has its own" in line]
+        assert run.plan.returncode == 2 and len(held) == len(pending) and all(
+            any(p in line for line in held) for p in pending), (
+            f"{case}: `plan --detailed-exitcode` should exit 2 on exactly {pending}:\n{_output(run.plan)}")
+        assert "No changes to make" in run.plan.stdout, _output(run.plan)
+        return
     assert run.plan.returncode == 0, (f"{case}: `plan --detailed-exitcode` after two applies is not 0 "
                                       f"(in sync):\n{_output(run.plan)}")
 

@@ -24,6 +24,7 @@ spec declares them, the policy leaves them unwritten). Pure: the document is in 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -56,8 +57,12 @@ class Tally:
     takeovers: list[str] = field(default_factory=list)
     weakens: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    proposals: list[str] = field(default_factory=list)  # Adopt: lists with the user's own items
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
+
+
+FOREIGN = "foreign:"  # watermark of the items others held in a list under Adopt
 
 
 def _item(entry_format: str) -> str:
@@ -80,6 +85,18 @@ def _kind_name(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {value!r}"[:80]
     return f"the value {value!r}"[:80]
+
+
+def respelled(desired: Any, actual: Any, env_ref: re.Pattern[str]) -> Any:
+    """`desired`, with each env reference that the file spells another way for the same
+    variable (Qwen's `$X` for `${X}`) taken from the file: the user's spelling is kept."""
+    if isinstance(desired, Mapping) and isinstance(actual, Mapping):
+        return {k: respelled(v, actual.get(k, MISSING), env_ref) for k, v in desired.items()}
+    if isinstance(desired, str) and isinstance(actual, str) and desired != actual:
+        want, have = env_ref.fullmatch(desired), env_ref.fullmatch(actual)
+        if want and have and want.group(1) == have.group(1):
+            return actual
+    return desired
 
 
 def refuse_shape(doc: Document, file: str, path: tuple[str, ...], expected: str, got: Any) -> ShapeError:
@@ -116,6 +133,8 @@ class FilePlanner:
         check_parents(doc, self.file, pointer)
         desired = self._desired(entry)
         actual = doc.get(pointer)
+        if entry is not None and entry.env_ref is not None:
+            desired = respelled(desired, actual, entry.env_ref)
         if isinstance(desired, Mapping) and actual is not MISSING and not isinstance(actual, Mapping):
             raise refuse_shape(doc, self.file, pointer, "an object", actual)
         policy = policy_for(entry, pointer, self.config)
@@ -266,16 +285,26 @@ class FilePlanner:
 
     def _propose_foreign(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any],
                          entries: list[Entry]) -> None:
-        """Adopt: items someone added by hand stay (as under every policy) and are proposed
-        for the spec; the list is reported as drifted until the spec takes them."""
+        """Adopt: items others put in the list stay (as under every policy) and are proposed
+        for the spec. Those the list held when the reconciler first saw it are the user's
+        own (a proposal, not drift); one added since is a hand edit: the list is reported as
+        drifted until the spec takes it. The items seen are kept as a watermark."""
         declared = {entry.item for entry in entries}
         ours = {entry.item for entry in entries if entry.key in self.inventory}
         known = declared | {k.rsplit("#", 1)[-1] for k in self.inventory if k.startswith(entries[0].file)}
-        foreign = [item for item in items if identity(kind, item) not in known | ours]
+        foreign = [identity(kind, item) for item in items if identity(kind, item) not in known | ours]
+        whole = replace(entries[0], item=None, value=[entry.value for entry in entries])
+        mark = FOREIGN + whole.key
+        seen = self.last.get(mark, MISSING)
+        baseline = sorted(foreign) if seen is MISSING else sorted(set(seen) & set(foreign))
+        if seen is MISSING or baseline != sorted(seen):
+            self.tally.watermarks[mark] = baseline
         if not foreign:
             return
-        whole = replace(entries[0], item=None, value=[entry.value for entry in entries])
-        self.tally.drift.append(whole.key)
+        if set(foreign) - set(baseline):
+            self.tally.drift.append(whole.key)
+        else:
+            self.tally.proposals.append(whole.key)
         self.tally.held[whole.key] = whole
 
     def _take_over_list(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any], declared: set[str],

@@ -25,6 +25,7 @@ can only express in a weaker form. With `strict: true` notes are errors.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -63,6 +64,9 @@ class Entry:
     sets: tuple[tuple[str, ...], ...] = ()  # sub-lists of the value that are sets of items
     security: bool = False  # the value is a permission level (allow / ask / deny)
     sections: tuple[tuple[str, str], ...] = ()  # Format.BLOCK: (rule content, its section)
+    # The client's spellings of an env reference (group 1: the variable), e.g. `$X` and `${X}`
+    # for Qwen Code: a value in the file that names the same variable another way is kept.
+    env_ref: re.Pattern[str] | None = None
 
     @property
     def key(self) -> str:
@@ -140,6 +144,7 @@ class Rendering:
     place: Place
     entries: list[Entry] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    env_ref: re.Pattern[str] | None = None  # the client's env-reference spellings (see Entry)
 
     def put(self, relative: str, fmt: Format, pointer: tuple[str, ...], value: Any, *,
             canonical: str = "", preserve: tuple[tuple[str, ...], ...] = (),
@@ -147,7 +152,8 @@ class Rendering:
             sections: tuple[tuple[str, str], ...] = ()) -> None:
         self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
                                   canonical, preserve, self.place.marker, self.place.policy,
-                                  sets=sets, security=security, sections=sections))
+                                  sets=sets, security=security, sections=sections,
+                                  env_ref=self.env_ref))
 
     def put_items(self, relative: str, fmt: Format, pointer: tuple[str, ...], items: list[Any], *,
                   canonical: str = "") -> None:

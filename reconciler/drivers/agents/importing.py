@@ -181,10 +181,33 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
     spec["targets"] = [target]
     document = {"apiVersion": "reconciler.dev/v1alpha1", "kind": "AgentConfig",
                 "metadata": {"name": name}, "spec": spec}
+    if spec.get("permissions") and permissions_elsewhere(document, reader, place):
+        target["features"] = ["mcpServers", "rules"]
+        warn("the permissions were read from the client's own rule files, which stay as they are; "
+             "the target leaves permissions out (features: [mcpServers, rules]) so that apply does "
+             "not write them a second time into the reconciler's file; the other clients of the spec "
+             "receive them")
     overrides = native_extras(document, reader, place)
     if overrides:
         target["overrides"] = overrides
     return document
+
+
+def permissions_elsewhere(document: dict[str, Any], reader: Any, place: Any) -> bool:
+    """Whether the imported permissions would be written into a file the client does not have
+    (Codex's `reconciler.rules`, Gemini's `reconciler.toml`): they came from the user's own."""
+    from reconciler.drivers.agents.clients import adapter_for
+    from reconciler.models.agents import AgentConfig, AgentPermissions
+
+    try:
+        spec = AgentConfig.model_validate(document).spec
+    except ValueError:
+        return False
+    adapter = adapter_for(place.client)
+    without = {e.key for e in adapter.render(spec.model_copy(update={"permissions": AgentPermissions()}),
+                                             place).entries}
+    return any(reader.text(e.file[len(place.root) + 1:]) is None
+               for e in adapter.render(spec, place).entries if e.key not in without)
 
 
 def native_extras(document: dict[str, Any], reader: Any, place: Any) -> dict[str, Any]:
@@ -199,7 +222,8 @@ def native_extras(document: dict[str, Any], reader: Any, place: Any) -> dict[str
         obj = AgentConfig.model_validate(document)
     except ValueError:
         return {}  # the caller validates and reports the spec itself
-    rendering = adapter_for(place.client).render(obj.spec, place)
+    target = obj.spec.targets[0]
+    rendering = adapter_for(place.client).render(obj.spec.for_target(target), place)
     out: dict[str, Any] = {}
     for entry in rendering.entries:
         if len(entry.pointer) != 2 or entry.item is not None or not isinstance(entry.value, dict):

@@ -61,7 +61,7 @@ def render_spec(obj: AgentConfig) -> Rendered:
     by_key: dict[str, Entry] = {}
     for target in obj.spec.targets:
         place = Place.of(target, obj.metadata.name)
-        rendering = adapter_for(target.client).render(obj.spec, place)
+        rendering = adapter_for(target.client).render(obj.spec.for_target(target), place)
         out.notes += rendering.notes
         for entry in rendering.entries:
             first = by_key.get(entry.key)
@@ -193,7 +193,9 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
             adopt[key]["proposed"] = proposed_value(entry, place, files)
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
-    warnings += [f"drift: {key} was changed outside the reconciler; policy Adopt keeps the "
+    warnings += [f"proposal: {key} holds items the spec does not declare; policy Adopt keeps them "
+                 "and proposes them for the spec (see the proposed patch)" if key in tally.proposals
+                 else f"drift: {key} was changed outside the reconciler; policy Adopt keeps the "
                  f"file as it is until the spec takes the change (see the proposed patch)"
                  for key in adopt]
     warnings += tally.notes

@@ -67,7 +67,8 @@ def all_adapters() -> list[Adapter]:
     return [adapter_for(c) for c in AgentClient]
 
 
-FEATURES = ("mcp", "stdio cwd", "sse", "secrets", "tool filters", "rules", "permissions")
+FEATURES = ("mcp", "stdio cwd", "sse", "secrets", "tool filters", "rules", "permissions", "sets of items",
+            "one value", "grammar")
 
 
 def capability_table() -> str:

@@ -59,10 +59,13 @@ class ClaudeCode:
         "tool filters": "disabledTools → deny `mcp__s__t`; enabledTools dropped",
         "rules": "`CLAUDE.md` block; scoped: `.claude/rules/*.md`",
         "permissions": "allow / ask / deny / defaultMode",
+        "sets of items": "`permissions.allow` / `ask` / `deny`",
+        "one value": "server `args`, `env`, `headers`",
+        "grammar": "strict JSON (comments, trailing commas, duplicate keys refused)",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
-        out = Rendering(place)
+        out = Rendering(place, env_ref=_ENV_REF)
         extra_deny: list[str] = []
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"

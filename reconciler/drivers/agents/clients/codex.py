@@ -98,6 +98,10 @@ class Codex:
         "rules": "`AGENTS.md` block; scoped rules always on",
         "permissions": "Bash → `.codex/rules/reconciler.rules` `prefix_rule`; deny `mcp__s__t` → "
                        "disabled_tools; defaultMode → `approval_policy`",
+        "sets of items": "server `enabled_tools` / `disabled_tools` (`reconciler.rules`: a whole file "
+                         "of its own)",
+        "one value": "server `args`, `env_vars`, `env`, `http_headers`",
+        "grammar": "TOML (tomlkit; duplicate keys refused)",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:

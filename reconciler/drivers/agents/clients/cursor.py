@@ -102,10 +102,13 @@ class Cursor:
         "rules": "project: `.cursor/rules/*.mdc`; user rules: app settings only (dropped)",
         "permissions": "CLI allow / deny as `Shell` (first word), `Read`, `Write`, `WebFetch`, `Mcp`; "
                        "ask and defaultMode dropped",
+        "sets of items": "`permissions.allow` / `deny` of the CLI file",
+        "one value": "server `args`, `env`, `headers`",
+        "grammar": "`mcp.json` JSONC; `cli-config.json` / `cli.json` strict JSON",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
-        out = Rendering(place)
+        out = Rendering(place, env_ref=_ENV_REF)
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
             entry = server_entry(out, name, server, SHAPE)

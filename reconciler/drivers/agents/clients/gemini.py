@@ -94,10 +94,14 @@ class GeminiCli:
         "rules": "`GEMINI.md` block; scoped rules always on",
         "permissions": "policy `[[rule]]`s in `.gemini/policies/reconciler.toml` (user scope only: "
                        "workspace policies are ignored); defaultMode → `general.defaultApprovalMode`",
+        "sets of items": "server `includeTools` / `excludeTools` (`reconciler.toml`: a whole file of "
+                         "its own)",
+        "one value": "server `args`, `env`, `headers`",
+        "grammar": "JSONC; flat legacy files refused",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
-        out = Rendering(place)
+        out = Rendering(place, env_ref=_ENV_REF)
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
             if "_" in name:

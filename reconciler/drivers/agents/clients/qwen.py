@@ -82,10 +82,13 @@ class QwenCode:
         "rules": "`QWEN.md` block; scoped: `.qwen/rules/*.md`",
         "permissions": "allow / ask / deny (`WebFetch` without `domain:`); defaultMode → "
                        "`tools.approvalMode`",
+        "sets of items": "`permissions.allow` / `ask` / `deny`; server `includeTools` / `excludeTools`",
+        "one value": "server `args`, `env`, `headers`",
+        "grammar": "JSONC (comments and trailing commas kept); flat legacy files refused",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
-        out = Rendering(place)
+        out = Rendering(place, env_ref=_ENV_REF)
         for name, server in spec.mcp_servers.items():
             where = f"mcpServers.{name}"
             entry = server_entry(out, name, server, SHAPE)

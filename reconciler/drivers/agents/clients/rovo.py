@@ -135,10 +135,13 @@ class RovoDev:
         "rules": "`AGENTS.md` block; scoped rules always on",
         "permissions": "`config.yml` `toolPermissions`: Read / Edit tool levels, Bash regexes, "
                        "default ask / allow",
+        "sets of items": "`toolPermissions.bash.commands` (by command; Rovo's own regex spellings kept)",
+        "one value": "server `args`, `env`, `headers`",
+        "grammar": "YAML edited by spans; `mcp.json` strict JSON",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
-        out = Rendering(place)
+        out = Rendering(place, env_ref=_ENV_REF)
         self._servers(spec, out)
         self._permissions(spec, out)
         if spec.rules:
@@ -250,16 +253,15 @@ class RovoDev:
             found = [tools[t] for t in group if tools.get(t) in LEVELS]
             if not found:
                 continue
-            strictest = min(found, key=LEVELS.index)
             if len(found) == len(group) and len(set(found)) == 1:
-                lists[strictest].append(name)
-            elif strictest != "allow":
-                warn(f"{CONFIG}: the {name} tools ({', '.join(group)}) have different levels; imported "
-                     f"as {name} {strictest}, the strictest")
-                lists[strictest].append(name)
+                lists[found[0]].append(name)
             else:
-                warn(f"{CONFIG}: only some {name} tools ({', '.join(group)}) are allowed; not imported "
-                     f"(a canonical {name} allow would allow them all)")
+                # A canonical Read / Edit sets every tool of the group: importing the strictest
+                # level would change the tools that differ, importing the loosest would weaken
+                # them. The levels stay in the file as the user's own keys.
+                levels = ", ".join(f"{t}: {tools.get(t, '(unset)')}" for t in group)
+                warn(f"{CONFIG}: the {name} tools do not share one level ({levels}); not imported "
+                     "(they stay in the file as they are)")
 
 
 ADAPTER = RovoDev()
