@@ -128,8 +128,8 @@ async def test_create_change_annotate_and_delete(cluster: Cluster, tmp_path: Pat
     assert obj["status"]["observedGeneration"] == 1 and obj["status"]["lastResult"]["outcome"] == "succeeded"
     assert condition(obj, "Reconciling") is None
     assert FINALIZER in obj["metadata"]["finalizers"]
-    reasons = [e["reason"] for e in cluster.events()]
-    assert "RunStarted" in reasons and "RunSucceeded" in reasons
+    # kopf posts events in the background: poll for them.
+    await eventually(lambda: {"RunStarted", "RunSucceeded"} <= {e["reason"] for e in cluster.events()})
 
     # spec changed → a new run for generation 2
     linear = {"mcpServers": {"linear": {"command": "linear-mcp"}}}
@@ -157,7 +157,7 @@ async def test_create_change_annotate_and_delete(cluster: Cluster, tmp_path: Pat
     (await cluster.client.delete(f"{BASE}/agentconfigs/team")).raise_for_status()
     await eventually(lambda: _gone(cluster, "team"))
     assert (project / ".mcp.json").read_bytes() == before
-    assert "Orphaned" in [e["reason"] for e in cluster.events()]
+    await eventually(lambda: "Orphaned" in [e["reason"] for e in cluster.events()])
     assert not cluster.runs("delete")
 
 
@@ -193,15 +193,17 @@ async def test_syncjobs_schedule_suspend_and_printer_columns(cluster: Cluster, t
     await eventually(lambda: cluster.runs("schedule"))
     await eventually(lambda: _status(cluster, "lastResult", None, plural="syncjobs", name="team-sync"))
 
-    obj = await cluster.get("syncjobs", "team-sync")
-    assert obj is not None
     crd = YAML(typ="safe").load(render_crds()["syncjobs.reconciler.dev.yaml"])
-    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-    for column in columns:
-        if column["jsonPath"] == ".spec.schedule":  # this job has an interval instead
-            continue
-        value = _json_path(obj, column["jsonPath"])
-        assert value is not None, f"printer column {column['name']} ({column['jsonPath']}) is empty"
+    columns = [c for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]
+               if c["jsonPath"] != ".spec.schedule"]  # this job has an interval instead
+
+    async def filled() -> dict[str, Any] | None:
+        # The operator patches the result and the next run time in separate steps: poll.
+        found = await cluster.get("syncjobs", "team-sync")
+        empty = [c["name"] for c in columns if found is None or _json_path(found, c["jsonPath"]) is None]
+        return None if empty else found
+
+    obj = await eventually(filled)
     assert obj["status"]["lastResult"]["outcome"] == "noop"  # the target was already in sync
 
     # suspended again: the runs stop

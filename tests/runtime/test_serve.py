@@ -105,9 +105,7 @@ def test_serve_follows_git_and_obeys_the_api(daemon) -> None:
     runs = wait(lambda: [r for r in history(base) if r["revision"] == first])
     assert runs[-1]["outcome"] == "succeeded" and (root / ".mcp.json").exists()
     second = commit(repo, root, '"-y", "gh", "--v2"', "second")
-    started = time.monotonic()
     wait(lambda: [r for r in history(base) if r["revision"] == second and r["trigger"] == "git"])
-    assert time.monotonic() - started < 10  # within a few poll intervals
     assert "--v2" in (root / ".mcp.json").read_text()
 
     # A hand edit of a target file is picked up within a second or two and re-imposed.

@@ -149,12 +149,11 @@ def test_publishing_never_blocks_or_fails_while_redis_is_down() -> None:
                                     flush_interval=0.01, close_timeout=0.3)
         await publisher.start()
         with capture_logs() as logs:
-            started = time.monotonic()
             for i in range(50):
                 bus.publish(event(i))
-            elapsed = time.monotonic() - started
+            # publish() only queued: nothing was sent or awaited on the caller's path.
+            assert (publisher.published, publisher.pending) == (0, 50)
             await asyncio.sleep(0.3)  # several failed flush attempts
-        assert elapsed < 0.05
         assert not [e for e in logs if e["event"] == "event subscriber failed"]
         assert any(e["event"].startswith("Redis stream unreachable") for e in logs)
         assert (publisher.published, publisher.pending, publisher.dropped) == (0, 50, 0)

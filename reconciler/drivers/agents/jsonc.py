@@ -102,7 +102,8 @@ class _Parser:
                 self.pos += 1
             elif text.startswith(("//", "/*"), self.pos):
                 if not self.grammar.comments:
-                    raise self.fail(f"expected {self.grammar.name}: comments are not allowed in it", by_grammar=True)
+                    raise self.fail(f"expected {self.grammar.name}: comments are not allowed in it",
+                                    by_grammar=True)
                 if text.startswith("//", self.pos):
                     end = text.find("\n", self.pos)
                     self.pos = n if end < 0 else end + 1
@@ -190,7 +191,8 @@ class _Parser:
             key, _ = self.string()
             if key in seen:
                 line, column = _position(self.text, seen[key])
-                raise self.fail(f"expected each key once in an object: duplicated key {key!r} (first at line {line}, column {column})", key_start)
+                raise self.fail(f"expected each key once in an object: duplicated key {key!r} "
+                                f"(first at line {line}, column {column})", key_start)
             seen[key] = key_start
             self.skip()
             if self.pos >= len(self.text) or self.text[self.pos] != ":":

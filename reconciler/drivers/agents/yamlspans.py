@@ -135,7 +135,8 @@ def _survey(root: Node, text: str, source: str) -> tuple[frozenset[int], _Style]
                 earlier = first.setdefault((str(key.tag), key.value), key)
                 if earlier is not key:
                     raise DocumentError(source, key.start_mark.line + 1, key.start_mark.column + 1,
-                                        f"expected each key once in a mapping: duplicated key {key.value!r} (first at line "
+                                        f"expected each key once in a mapping: duplicated key "
+                                        f"{key.value!r} (first at line "
                                         f"{earlier.start_mark.line + 1})")
             below = value.start_mark.line > key.start_mark.line and not _is_flow(value)
             if below and isinstance(value, MappingNode) and value.value:
