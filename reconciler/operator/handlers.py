@@ -93,7 +93,10 @@ class Operator:
             kopf.warn(body, reason="GuardTripped", message=result.error or "a guard stopped the run")
         elif result.outcome is Outcome.FAILED:
             kopf.warn(body, reason="RunFailed", message=result.error or "the run failed")
-        if result.drift:
+        if result.reverted:
+            kopf.warn(body, reason="DriftDetected", message=f"{len(result.reverted)} key(s) changed outside "
+                      "the reconciler were reverted to the spec: " + ", ".join(result.reverted[:5]))
+        elif result.drift:
             kopf.warn(body, reason="DriftDetected", message=f"{len(result.drift)} key(s) changed outside "
                       "the reconciler")
 
