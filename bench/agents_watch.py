@@ -94,8 +94,9 @@ def measure(edits: int) -> dict[str, Any]:
         base_ms = baseline(root, project)
         port = free_port()
         log = (root / "serve.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "serve", "--specs", "examples/agents",
-                                 "--port", str(port), "--viewer-token-env", "BENCH_VIEWER_TOKEN"],
+        proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "serve",
+                                 "--specs", "examples/agents", "--port", str(port),
+                                 "--viewer-token-env", "BENCH_VIEWER_TOKEN"],
                                 cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
