@@ -394,7 +394,8 @@ class Scheduler:
 
     def _apply(self, job: SyncJob, decision: Decision, now: datetime) -> None:
         log.info("schedule decision", job=str(job.ref), action=str(decision.action),
-                 reason=decision.reason)
+                 reason=decision.reason,
+                 scheduled_for=decision.scheduled_for.isoformat() if decision.scheduled_for else None)
         if decision.action in (Action.MISSED, Action.SKIPPED, Action.BLOCKED):
             self.store.record_event(
                 target=job.ref, run_id=None, type_=f"Schedule{decision.action.capitalize()}",
