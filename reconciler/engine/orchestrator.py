@@ -33,6 +33,7 @@ from reconciler.engine.drivers import (
     release,
 )
 from reconciler.engine.events import Event, EventBus, EventType
+from reconciler.engine.failures import summarize_unexpected
 from reconciler.engine.guards import Guard, NeverWeaken
 from reconciler.engine.locking import target_lock
 from reconciler.engine.planning import Counts, Plan
@@ -123,7 +124,7 @@ class Orchestrator:
                     ctx = RunContext(
                         run_id=run_id, obj=obj, mode=mode, dry_run=dry_run, trigger=trigger,
                         secrets=secrets, inventory=self.store.inventory(target),
-                        revision=revision, state=TargetState(self.store, target, run_id),
+                        revision=revision, state=TargetState(self.store, target, run_id, recorded=record),
                         progress=progress, log=log, rollback_to=rollback_to, verify=verify,
                     )
                     return await self._reconcile(ctx, started, record, tuple(guards))
@@ -132,8 +133,9 @@ class Orchestrator:
                                     "run cancelled before it finished", "Cancelled", secrets, record)
                 raise
             except Exception as exc:  # lock timeout or store failure before the run began
+                message = str(exc) if isinstance(exc, ReconcilerError) else summarize_unexpected(exc)
                 return self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision,
-                                           started, str(exc), type(exc).__name__, secrets, record)
+                                           started, message, type(exc).__name__, secrets, record)
 
     async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE, dry_run: bool = False,
                      revision: str | None = None, record: bool = True) -> RunResult | None:
@@ -158,6 +160,7 @@ class Orchestrator:
         applied: ApplyResult | None = None
         warnings: tuple[str, ...] = ()
         driver: Driver | None = None
+        unexpected = False
         try:
             driver = self.drivers.get(obj.KIND)
             actual = await driver.observe(obj, ctx)
@@ -194,12 +197,14 @@ class Orchestrator:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A bug or an unexpected library error: recorded with its type, never re-raised.
+            # A bug or an unexpected library error: recorded with its type, never re-raised. Its
+            # text (SQL, row values) stays in the log; the run carries a one-line summary.
             log.exception("driver raised an unexpected error")
-            outcome, error, error_type = (Outcome.FAILED, secrets.scrub(f"{type(exc).__name__}: {exc}"),
+            outcome, error, error_type = (Outcome.FAILED, secrets.scrub(summarize_unexpected(exc)),
                                           type(exc).__name__)
         finally:
             if driver is not None:
+            unexpected = True
                 try:
                     await release(driver, ctx)
                 except Exception:
@@ -213,7 +218,7 @@ class Orchestrator:
             run_id=ctx.run_id, target=obj.ref, trigger=ctx.trigger, mode=ctx.mode,
             dry_run=ctx.dry_run, outcome=outcome, counts=counts, started_at=started,
             finished_at=datetime.now(UTC), revision=ctx.revision, plan=plan, error=error,
-            error_type=error_type, generation=obj.metadata.generation,
+            error_type=error_type, generation=obj.metadata.generation, unexpected=unexpected,
         )
         recorded = plan.changes if plan is not None and outcome is not Outcome.NOOP else ()
         if record:

@@ -57,6 +57,9 @@ class RunResult:
     error: str | None = None
     error_type: str | None = None
     generation: int | None = None
+    unexpected: bool = False
+    """The error is not a `ReconcilerError` (a bug or a library failure): `error` is only its
+    one-line summary (see `engine.failures`), the details are in the log."""
 
     @property
     def drift(self) -> tuple[str, ...]:

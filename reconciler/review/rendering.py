@@ -32,10 +32,23 @@ def _short(sha: str) -> str:
     return sha[:8] if sha else "?"
 
 
+def _error(target: TargetReview) -> str:
+    """The comment's line for a failed plan. An unexpected error (a bug, a library failure)
+    shows only its type: even its first line may quote a row, and the comment is read by
+    everyone with access to the repository; the job's log has the details."""
+    result = target.result
+    if result is None or not result.error:
+        return ""
+    if result.unexpected:
+        return (f"unexpected {result.error_type or 'error'} while planning; the details are in the "
+                f"job's log (run {result.run_id})")
+    return result.error
+
+
 def _notes(target: TargetReview) -> str:
     notes: list[str] = []
-    if target.result is not None and target.result.error:
-        notes.append(f"❌ {target.result.error}")
+    if error := _error(target):
+        notes.append(f"❌ {error}")
     plan = target.plan
     if plan is not None:
         notes += [f"⚠️ {w}" for w in plan.warnings]
@@ -125,8 +138,8 @@ def render_review_text(review: Review, *, max_changes: int = 100, color: bool = 
                   + (f" ({target.change.origin.source})" if target.change.origin else "")]
         if target.note:
             lines.append(f"  {target.note}")
-        if target.result is not None and target.result.error:
-            lines.append(f"  error: {target.result.error}")
+        if error := _error(target):
+            lines.append(f"  error: {error}")
         if target.plan is not None:
             lines.append(render_text([target.plan], max_changes=max_changes, color=color))
     return "\n".join(lines)

@@ -431,7 +431,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TargetState:
-    """What a driver may read and write in the store during one run of one target."""
+    """What a driver may read and write in the store during one run of one target.
+
+    A run that is not recorded (`record=False`: a pull-request plan on read-only
+    credentials) has no row in `runs` to attach anything to: its writes (snapshots,
+    rejected rows) are dropped here, so a driver never needs to know, and the store is only
+    read."""
 
     store: Store
     target: ObjectRef
@@ -450,8 +455,13 @@ class TargetState:
         return self.store.save_rejects(self.run_id, rows)
 
     def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
+    recorded: bool = True
         return self.store.snapshots(run_id)
 
 
 def dumps(value: Any) -> str:
     return json.dumps(jsonable(value), sort_keys=True, ensure_ascii=False)
+        if not self.recorded:
+            return 0
+        if not self.recorded:
+            return 0

@@ -96,6 +96,7 @@ class AedSourceBindingDriver:
         mapper, validator = Mapper(spec), Validator(spec)
         observed = Observed(Comparison())
         rejects: list[dict[str, Any]] = []
+        kept: set[str] = set()  # keys of rejected rows whose table rows are left as they are
 
         def progress(done: int, total: int | None) -> None:
             if ctx.progress is not None:
@@ -109,16 +110,25 @@ class AedSourceBindingDriver:
             async for page in pages:
                 observed.pages += 1
                 good: list[tuple[Any, ...]] = []
+                bad_keys: list[str] = []
                 for item in page.items:
                     row = validator.check(mapper.row(item))
                     if row.problems:
                         rejects += [{"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
                                      "message": p.message, "content": dict(item)} for p in row.problems]
                         observed.rejected += 1
+                        # (a key that is itself invalid cannot name a row of the table)
+                        if row.key and row.key not in kept and all(
+                                p.column != spec.target.key_column for p in row.problems):
+                            kept.add(row.key)
+                            bad_keys.append(row.key)
                     else:
                         good.append(row.values)
                 observed.source_rows += len(page.items)
                 target.load_stage(good)
+                # A rejected row is still in the source: its row in the table is left as it is,
+                # never taken for one the source dropped (deleted or marked missing).
+                target.stage_rejected_keys(bad_keys)
                 if ctx.progress is not None:
                     ctx.progress("rows validated", observed.source_rows, None)
         for key, rule, column, message in target.run_database_checks():
@@ -173,8 +183,10 @@ class AedSourceBindingDriver:
                         invalid=actual.rejected)
         warnings = []
         if actual.rejected:
-            warnings.append(f"{actual.rejected} row(s) rejected by validation; see "
-                            f"`reconciler history --run {ctx.run_id}`")
+            recorded = ctx.state is not None and ctx.state.recorded
+            where = (f"see `reconciler history --run {ctx.run_id}`" if recorded
+                     else "this plan is not recorded; the first ones are listed with it")
+            warnings.append(f"{actual.rejected} row(s) rejected by validation; {where}")
         policy = obj.spec.deletion.policy.value
         details = {"currentRows": c.current, "activeRows": c.active, "sourceRows": actual.source_rows,
                    "validRows": c.staged, "pages": actual.pages, "nullColumns": c.null_columns,

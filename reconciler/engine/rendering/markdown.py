@@ -72,5 +72,20 @@ def plan_details(plan: Plan, *, max_changes: int = 100, title: str | None = None
         lines.append(f"\n… and {hidden:,} more changes (first {shown:,} shown).")
     for warning in plan.warnings:
         lines.append(f"\n> ⚠️ {warning}")
+    lines += _rejects(plan)
     lines += ["", "</details>"]
     return "\n".join(lines)
+
+
+def _rejects(plan: Plan) -> list[str]:
+    """The rejected items a driver listed (`details["rejects"]`): key, rule, column and why;
+    never the item's content."""
+    rejects = [r for r in plan.details.get("rejects") or () if isinstance(r, dict)]
+    if not rejects:
+        return []
+    lines = ["", f"Rejected ({len(rejects)} shown of {plan.counts.invalid:,}):", "",
+             "| Key | Stage | Rule | Column | Why |", "|---|---|---|---|---|"]
+    for r in rejects:
+        cells = [str(r.get(f) or "") for f in ("key", "stage", "rule", "column", "message")]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
