@@ -92,7 +92,9 @@ def _printer_columns(model: type[Resource]) -> list[dict[str, Any]]:
             {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
             {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRunTime"},
             {"name": "Result", "type": "string", "jsonPath": ".status.lastResult.outcome"},
-            {"name": "Next Run", "type": "date", "jsonPath": ".status.nextRunTime"},
+            # A future time as `date` prints `<invalid>` in kubectl: shown as the timestamp.
+            {"name": "Next Run", "type": "string", "jsonPath": ".status.nextRunTime"},
+            {"name": "Running", "type": "boolean", "jsonPath": ".status.running", "priority": 1},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ]
     return [

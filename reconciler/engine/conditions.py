@@ -75,6 +75,8 @@ def ready_for_outcome(outcome: Outcome, error: str | None) -> tuple[ConditionSta
         return ConditionStatus.TRUE, "ReconciliationSucceeded"
     if outcome in (Outcome.PLANNED, Outcome.RUNNING):
         return ConditionStatus.UNKNOWN, "DryRun" if outcome is Outcome.PLANNED else "Progressing"
+    if outcome is Outcome.CANCELLED:  # cut short: the target is as it was, neither known good nor bad
+        return ConditionStatus.UNKNOWN, "Cancelled"
     return ConditionStatus.FALSE, "GuardAborted" if outcome is Outcome.ABORTED else "ReconciliationFailed"
 
 
@@ -82,9 +84,12 @@ def from_result(
     conditions: Sequence[Condition], result: RunResult, *, generation: int | None = None,
     now: datetime | None = None,
 ) -> Conditions:
-    """The conditions after a run: Ready from its outcome, Reconciling removed."""
+    """The conditions after a run: Ready from its outcome, Reconciling removed. A dry run
+    leaves them as they were: only real reconciliations move conditions (as in Flux)."""
     now = now or result.finished_at
     out = remove(conditions, RECONCILING)
+    if result.dry_run:
+        return out
     if result.drift:
         shown = ", ".join(result.drift[:5]) + (" …" if len(result.drift) > 5 else "")
         out = set_condition(out, DRIFTED, ConditionStatus.TRUE, "DriftDetected",
@@ -109,7 +114,8 @@ def from_result(
                              f"Applied revision {result.revision or '-'}: {summary}",
                              generation=generation, now=now)
     if status is ConditionStatus.UNKNOWN:
-        return set_condition(out, READY, status, reason, f"Planned only: {summary}",
+        message = result.error or reason if result.outcome is Outcome.CANCELLED else f"Planned only: {summary}"
+        return set_condition(out, READY, status, reason, message,
                              generation=generation, now=now)
     out = set_condition(out, READY, status, reason, result.error or reason,
                         generation=generation, now=now)

@@ -22,8 +22,11 @@ class RunCounts(SpecModel):
 
 
 class LastResult(SpecModel):
+    """The last real run of an object (dry runs never appear here)."""
+
     run_id: str
     outcome: str
+    trigger: str | None = None
     counts: RunCounts = Field(default_factory=RunCounts)
     duration_seconds: float = 0.0
     revision: str | None = None
@@ -38,3 +41,4 @@ class ObjectStatus(SpecModel):
     last_run_time: datetime | None = None
     last_result: LastResult | None = None
     last_handled_run_request: str | None = None
+    running: bool | None = Field(default=None, description="A run of the object is in progress.")

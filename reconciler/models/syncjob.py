@@ -129,6 +129,7 @@ class SyncJobSpec(SpecModel):
 class SyncJobStatus(ObjectStatus):
     next_run_time: datetime | None = None
     last_schedule_time: datetime | None = None
+    interval_seconds: int | None = Field(default=None, description="The interval, for interval jobs.")
 
 
 class SyncJob(Resource):

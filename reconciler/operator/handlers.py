@@ -8,10 +8,14 @@
   annotation is never removed, as Flux's `requestedAt`). A suspended object (all of its
   SyncJobs suspended) refuses it, with the reason in a condition and an Event, unless the
   annotation `reconciler.dev/run-even-if-suspended: "true"` is also set.
-- A SyncJob is ticked by a kopf timer through the shared scheduler decisions: a due
-  occurrence is claimed in the store (so replicas and restarts neither repeat nor skip it),
-  its target is run, and `nextRunTime` / `lastScheduleTime` are patched for the printer
-  columns.
+- A SyncJob is ticked by a kopf timer through the daemon's own `Scheduler.tick_job`: the
+  same decisions, store claim (so replicas and restarts neither repeat nor skip an
+  occurrence), `dryRun`, retries, concurrency policy, missed / skipped / blocked events.
+  A job is ticked only once its target object has been seen, so a due occurrence is never
+  claimed and used up before its target can run. `nextRunTime`, `lastScheduleTime`,
+  `intervalSeconds`, `running` and the target's last real run are patched for the printer
+  columns. The run-now annotation works on a SyncJob too: it runs the job's target (with
+  the job's mode and dryRun), refused while the job is suspended.
 - Every target object carries the finalizer `reconciler.dev/finalizer`. Deleting it never
   touches its target by default (`deletionPolicy: Orphan`; the store keeps the history);
   under `deletionPolicy: Delete` the orchestrator's teardown run removes what the inventory
@@ -34,7 +38,7 @@ from reconciler.assembly import Runtime
 from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import API_GROUP, KINDS, Mode, ObjectRef, Resource, SyncJob
 from reconciler.operator.secrets import SecretReader
-from reconciler.operator.status import refused_status, run_status, schedule_status
+from reconciler.operator.status import last_result, refused_status, run_status, schedule_status
 
 VERSION = "v1alpha1"
 RUN_NOW = "reconciler.dev/run-now"
@@ -65,14 +69,21 @@ class Operator:
         self.objects: dict[ObjectRef, Resource] = {}  # every target object seen, for SyncJobs
         self.jobs: dict[ObjectRef, SyncJob] = {}
         self.running: set[ObjectRef] = set()
+        from reconciler.schedule.clock import SystemClock
+        from reconciler.schedule.scheduler import Scheduler
+
+        self.scheduler = Scheduler(runtime.store, clock=SystemClock(), start_run=self._scheduled_run,
+                                   jobs=lambda: [j for j in self.jobs.values() if j.target in self.objects],
+                                   tick_seconds=tick_seconds)
         self._register()
 
     # --- running ------------------------------------------------------------------------
 
-    async def _run(self, obj: Resource, trigger: Trigger, mode: Mode = Mode.FULL) -> RunResult:
+    async def _run(self, obj: Resource, trigger: Trigger, mode: Mode = Mode.FULL, *,
+                   dry_run: bool = False) -> RunResult:
         self.running.add(obj.ref)
         try:
-            return await self.runtime.orchestrator.run(obj, trigger=trigger, mode=mode)
+            return await self.runtime.orchestrator.run(obj, trigger=trigger, mode=mode, dry_run=dry_run)
         finally:
             self.running.discard(obj.ref)
 
@@ -93,6 +104,8 @@ class Operator:
             kopf.warn(body, reason="GuardTripped", message=result.error or "a guard stopped the run")
         elif result.outcome is Outcome.FAILED:
             kopf.warn(body, reason="RunFailed", message=result.error or "the run failed")
+        elif result.outcome is Outcome.CANCELLED:
+            kopf.warn(body, reason="RunCancelled", message=result.error or "the run was cancelled")
         if result.reverted:
             kopf.warn(body, reason="DriftDetected", message=f"{len(result.reverted)} key(s) changed outside "
                       "the reconciler were reverted to the spec: " + ", ".join(result.reverted[:5]))
@@ -126,6 +139,8 @@ class Operator:
         kopf.on.create(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
         kopf.on.update(API_GROUP, VERSION, jobs, field="spec", registry=registry)(self.track_job)
         kopf.on.delete(API_GROUP, VERSION, jobs, registry=registry, optional=True)(self.forget_job)
+        kopf.on.field(API_GROUP, VERSION, jobs, field=("metadata", "annotations", RUN_NOW),
+                      registry=registry)(self.run_job_now)
         kopf.timer(API_GROUP, VERSION, jobs, interval=self.tick_seconds, registry=registry)(self.tick)
 
     async def reconcile(self, body: Any, patch: Any, **_: Any) -> None:
@@ -175,27 +190,72 @@ class Operator:
     async def forget_job(self, body: Any, **_: Any) -> None:
         self.jobs.pop(resource_of(body).ref, None)
 
-    async def tick(self, body: Any, patch: Any, **_: Any) -> None:
-        """The scheduler's decision for one SyncJob; a claimed due occurrence runs its target."""
-        from reconciler.schedule.scheduler import decide, next_run_for
+    async def _scheduled_run(self, job: SyncJob, target: ObjectRef, trigger: Trigger, mode: Mode,
+                             dry_run: bool, scheduled_for: datetime) -> RunResult:
+        """The scheduler's `start_run`: run the target object as last seen."""
+        obj = self.objects[target]
+        self.running.add(target)
+        try:
+            return await self.runtime.orchestrator.run(obj, trigger=trigger, mode=mode, dry_run=dry_run)
+        finally:
+            self.running.discard(target)
 
+    def _job_status(self, job: SyncJob) -> dict[str, Any]:
+        from reconciler.schedule.scheduler import next_run_for
+
+        store = self.runtime.store
+        state = store.schedule_state(job.ref)
+        latest = store.runs(job.target, limit=1, dry_run=False)
+        last = latest[0] if latest else None
+        interval = job.spec.interval
+        return schedule_status(
+            next_run=next_run_for(job, state, datetime.now(UTC)), last_schedule=state.last_schedule_time,
+            interval_seconds=int(interval.total_seconds()) if interval is not None else None,
+            running=job.target in self.running or self.scheduler.is_running(job.target),
+            last=None if last is None else last_result(
+                run_id=last.id, outcome=last.outcome, trigger=last.trigger, counts=last.counts,
+                duration_seconds=last.duration_seconds, revision=last.revision, error=last.error),
+            last_run_time=None if last is None else last.started_at)
+
+    async def tick(self, body: Any, patch: Any, **_: Any) -> None:
+        """One SyncJob's turn of the shared scheduler; its status for the printer columns."""
         job = resource_of(body)
         assert isinstance(job, SyncJob)
         self.jobs[job.ref] = job
-        store = self.runtime.store
-        now = datetime.now(UTC)
-        state = await asyncio.to_thread(store.schedule_state, job.ref)
-        decision = decide(job, state, now, job.target in self.running)
-        claimed = decision.state is not None and await asyncio.to_thread(
-            store.claim_schedule, job.ref, expected_next=decision.expected_next, state=decision.state)
-        target = self.objects.get(job.target)
-        if claimed and decision.run and target is not None:
-            await self._run(target, Trigger.SCHEDULE, job.spec.mode)
-        fresh = await asyncio.to_thread(store.schedule_state, job.ref)
-        patch.status.update(schedule_status(next_run_for(job, fresh, datetime.now(UTC)),
-                                            fresh.last_schedule_time))
-        latest = store.runs(job.target, limit=1)
-        if latest:
-            run = latest[0]
-            patch.status.update({"lastRunTime": run.started_at.isoformat().replace("+00:00", "Z"),
-                                 "lastResult": {"outcome": run.outcome, "runId": run.id, **run.counts}})
+        if job.target not in self.objects:
+            # Not claimed: the occurrence stays pending until the target can run.
+            message = f"target {job.target.short} not found (yet); the schedule waits for it"
+            patch.status.update(refused_status(body.get("status"), "TargetNotFound", message,
+                                               condition="Stalled"))
+            return
+        await self.scheduler.tick_job(job)
+        patch.status.update(await asyncio.to_thread(self._job_status, job))
+
+    async def run_job_now(self, body: Any, new: Any, patch: Any, **_: Any) -> None:
+        """`kubectl annotate syncjob NAME reconciler.dev/run-now=...`: run the job's target once
+        (the job's mode and dryRun), refused while the job is suspended."""
+        from reconciler.schedule.scheduler import is_suspended
+
+        token = str(new) if new else None
+        status = body.get("status") or {}
+        if token is None or token == status.get("lastHandledRunRequest"):
+            return
+        job = resource_of(body)
+        assert isinstance(job, SyncJob)
+        self.jobs[job.ref] = job
+        allowed = (body.get("metadata", {}).get("annotations", {}) or {}).get(EVEN_IF_SUSPENDED) == "true"
+        state = await asyncio.to_thread(self.runtime.store.schedule_state, job.ref)
+        refusal = None
+        if job.target not in self.objects:
+            refusal = ("TargetNotFound", f"run request {token} refused: target {job.target.short} not found")
+        elif is_suspended(job, state) and not allowed:
+            refusal = ("Suspended", f"run request {token} refused: {job.ref.short} is suspended")
+        if refusal is not None:
+            kopf.warn(body, reason="RunRequestRefused", message=refusal[1])
+            patch.status.update(refused_status(status, *refusal, handled_request=token))
+            return
+        result = await self._run(self.objects[job.target], Trigger.ANNOTATION, job.spec.mode,
+                                 dry_run=job.spec.dry_run)
+        self._announce(body, result)
+        patch.status.update(await asyncio.to_thread(self._job_status, job))
+        patch.status.update({"lastHandledRunRequest": token})

@@ -42,7 +42,7 @@ async def operate(settings: Settings, *, namespaces: list[str], port: int, prior
     options.persistence.finalizer = FINALIZER
     options.scanning.disabled = not scan
     controller = Controller(runtime, SpecSet((), {}, None))
-    app = create_app(controller, tokens=tokens)
+    app = create_app(controller, tokens=tokens, settings=settings)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                                            access_log=False))
     stop = stop or asyncio.Event()
@@ -50,7 +50,7 @@ async def operate(settings: Settings, *, namespaces: list[str], port: int, prior
     try:
         # Priority 0 runs standalone; naming a peering object would make kopf require it.
         standalone = priority == 0
-        await kopf.operator(registry=registry, clusterwide=not namespaces, namespaces=namespaces or None,
+        await kopf.operator(registry=registry, clusterwide=not namespaces, namespaces=namespaces,
                             priority=priority, standalone=standalone, stop_flag=stop,
                             peering_name=None if standalone else peering, settings=options)
     finally:

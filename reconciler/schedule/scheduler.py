@@ -184,27 +184,28 @@ def decide(job: SyncJob, state: ScheduleState, now: datetime, running: bool) -> 
     current, changed = state, False
 
     # A pending retry: run it, wait for it, or drop it for the next regular occurrence.
-    if current.retry_at is not None:
+    retry_at = current.retry_at
+    if retry_at is not None:
         occurrence = current.last_schedule_time
         regular = (timing.following(occurrence) if occurrence is not None
                    else timing.first_after(now))
         dropped = replace_state(current, retry_at=None, next_run_time=regular)
         if suspended or timing.due(regular) <= now:
             current, changed = dropped, True  # the regular occurrence takes over below
-        elif current.retry_at > now:
-            return done(Action.IDLE, f"retry {current.failures} at {_iso(current.retry_at)}", None,
-                        next_run_time=current.retry_at)
+        elif retry_at > now:
+            return done(Action.IDLE, f"retry {current.failures} at {_iso(retry_at)}", None,
+                        next_run_time=retry_at)
         elif running:
             return done(Action.IDLE, "retry waits for the target's running run", None,
-                        next_run_time=current.retry_at)
+                        next_run_time=retry_at)
         else:
-            fields = {"due": True, "scheduled_for": occurrence or current.retry_at,
-                      "due_at": current.retry_at, "next_run_time": next_due(dropped)}
+            fields = {"due": True, "scheduled_for": occurrence or retry_at,
+                      "due_at": retry_at, "next_run_time": next_due(dropped)}
             closed = _closing_window(spec, now)
             if closed:
                 return done(Action.BLOCKED, f"retry blocked: {closed}", dropped, **fields)
             return done(Action.RUN, f"retry {current.failures} of the run for "
-                        f"{_iso(occurrence or current.retry_at)}", dropped,
+                        f"{_iso(occurrence or retry_at)}", dropped,
                         attempt=current.failures + 1, **fields)
 
     # The pending regular occurrence, (re)computed when missing or no longer on the schedule.
@@ -344,20 +345,28 @@ class Scheduler:
         decisions = []
         for job in self.jobs():
             try:
-                state = states.get(job.ref, ScheduleState())
-                decision = decide(job, state, now, self.is_running(job.target))
-                if decision.state is not None:
-                    claimed = await asyncio.to_thread(self.store.claim_schedule, job.ref,
-                                                      expected_next=decision.expected_next,
-                                                      state=decision.state)
-                    decision = replace(decision, claimed=claimed)
-                    if decision.claimed:
-                        self._apply(job, decision, now)
+                decisions.append(await self.tick_job(job, state=states.get(job.ref, ScheduleState()),
+                                                     now=now))
             except Exception:  # one broken job must not stop the others
                 log.exception("scheduling failed", job=str(job.ref))
-                continue
-            decisions.append(decision)
         return decisions
+
+    async def tick_job(self, job: SyncJob, *, state: ScheduleState | None = None,
+                       now: datetime | None = None) -> Decision:
+        """Decide for one job, claim the decision's state and apply it if the claim is ours.
+        The daemon calls it for every job on each tick; the operator from each SyncJob's
+        kopf timer (the same decisions, claims, events, retries and concurrency policy)."""
+        now = now or self.clock.now()
+        if state is None:
+            state = await asyncio.to_thread(self.store.schedule_state, job.ref)
+        decision = decide(job, state, now, self.is_running(job.target))
+        if decision.state is not None:
+            claimed = await asyncio.to_thread(self.store.claim_schedule, job.ref,
+                                              expected_next=decision.expected_next, state=decision.state)
+            decision = replace(decision, claimed=claimed)
+            if decision.claimed:
+                self._apply(job, decision, now)
+        return decision
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set; runs still in progress are left to `shutdown`."""
@@ -380,7 +389,7 @@ class Scheduler:
     async def shutdown(self, grace_seconds: float) -> None:
         """Wait up to `grace_seconds` (real time) for running runs, then cancel the rest.
 
-        A cancelled run is recorded by the orchestrator as failed ("cancelled").
+        A cancelled run is recorded by the orchestrator with outcome `cancelled` (not retried).
         """
         tasks = {task for group in self._runs.values() for task in group}
         if not tasks:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.engine import make_url
 
 from reconciler.engine.planning import Change, Counts
 from reconciler.engine.runs import RunResult
@@ -27,6 +26,7 @@ from reconciler.errors import StoreError
 from reconciler.models import ObjectRef
 from reconciler.store import tables as t
 from reconciler.store.migrating import ensure_schema
+from reconciler.store.urls import normalise_url, parse_store_url, prepare_sqlite_folder
 
 
 def jsonable(value: Any) -> Any:
@@ -48,6 +48,10 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: datetime | None) -> datetime | None: ...
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite returns naive datetimes; everything we store is UTC.
     if value is not None and value.tzinfo is None:
@@ -114,11 +118,6 @@ def _target_filter(table: Any, target: ObjectRef) -> list[Any]:
             table.c.name == target.name]
 
 
-def normalise_url(url: str) -> str:
-    """Accept plain `postgresql://` URLs and use psycopg 3 for them."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 
@@ -132,12 +131,11 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
+        parsed = parse_store_url(url)  # refuses a malformed URL in one line, as given
         url = normalise_url(url)
-        parsed = make_url(url)
         kwargs: dict[str, Any] = {"future": True}
         if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_folder(parsed)
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
@@ -231,11 +229,14 @@ class Store:
                     kind=target.kind, namespace=target.namespace, name=target.name, key=key,
                     value=value, run_id=result.run_id, updated_at=result.finished_at))
 
-    def runs(self, target: ObjectRef | None = None, *, limit: int = 50) -> list[RunRecord]:
-        """Runs, newest first, of one target or of all."""
+    def runs(self, target: ObjectRef | None = None, *, limit: int = 50,
+             dry_run: bool | None = None) -> list[RunRecord]:
+        """Runs, newest first, of one target or of all; `dry_run` False: real runs only."""
         query = select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id).limit(limit)
         if target is not None:
             query = query.where(*_target_filter(t.runs, target))
+        if dry_run is not None:
+            query = query.where(t.runs.c.dry_run == dry_run)
         with self.engine.connect() as conn:
             return [_run_record(r) for r in conn.execute(query)]
 
@@ -250,16 +251,20 @@ class Store:
         return _run_record(rows[0])
 
     def latest_runs(self) -> dict[ObjectRef, RunRecord]:
-        """The newest run of every target the store has seen."""
+        """The newest real run of every target the store has seen. Dry runs (plans, PR
+        reviews, API runs with dryRun) are recorded and queryable as plans, but the status
+        of an object comes from real reconciliations only (as Flux's Ready)."""
         newest = (
             select(t.runs.c.kind, t.runs.c.namespace, t.runs.c.name,
                    func.max(t.runs.c.started_at).label("started_at"))
+            .where(t.runs.c.dry_run.is_(False))
             .group_by(t.runs.c.kind, t.runs.c.namespace, t.runs.c.name).subquery()
         )
         query = select(t.runs).join(newest, (t.runs.c.kind == newest.c.kind)
                                     & (t.runs.c.namespace == newest.c.namespace)
                                     & (t.runs.c.name == newest.c.name)
-                                    & (t.runs.c.started_at == newest.c.started_at))
+                                    & (t.runs.c.started_at == newest.c.started_at)
+                                    & t.runs.c.dry_run.is_(False))
         with self.engine.connect() as conn:
             records = [_run_record(r) for r in conn.execute(query)]
         return {r.target: r for r in sorted(records, key=lambda r: r.started_at)}
@@ -350,16 +355,12 @@ class Store:
             row = conn.execute(query).first()
         if row is None:
             return ScheduleState()
-        m = row._mapping
-        return ScheduleState(**{f: (_aware(m[f]) if isinstance(m[f], datetime) else m[f])
-                                for f in _SCHEDULE_FIELDS})
+        return _schedule_state(row._mapping)
 
     def schedule_states(self) -> dict[ObjectRef, ScheduleState]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.schedules)).fetchall()
-        return {ObjectRef(r.kind, r.namespace, r.name): ScheduleState(**{
-            f: (_aware(r._mapping[f]) if isinstance(r._mapping[f], datetime) else r._mapping[f])
-            for f in _SCHEDULE_FIELDS}) for r in rows}
+        return {ObjectRef(r.kind, r.namespace, r.name): _schedule_state(r._mapping) for r in rows}
 
     def save_schedule_state(self, job: ObjectRef, state: ScheduleState) -> None:
         values = {**state.model_dump(), "updated_at": datetime.now(UTC)}
@@ -421,6 +422,13 @@ class ScheduleState(BaseModel):
 _SCHEDULE_FIELDS = tuple(ScheduleState.model_fields)
 
 
+def _schedule_state(m: Any) -> ScheduleState:
+    """A `schedules` row (its `_mapping`) as a ScheduleState."""
+    values: dict[str, Any] = {f: (_aware(m[f]) if isinstance(m[f], datetime) else m[f])
+                              for f in _SCHEDULE_FIELDS}
+    return ScheduleState(**values)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -441,6 +449,7 @@ class TargetState:
     store: Store
     target: ObjectRef
     run_id: str
+    recorded: bool = True
 
     def watermark(self, key: str) -> str | None:
         return self.store.watermark(self.target, key)
@@ -449,19 +458,18 @@ class TargetState:
         return self.store.watermarks(self.target)
 
     def save_snapshots(self, items: Iterable[tuple[str, Any]]) -> int:
+        if not self.recorded:
+            return 0
         return self.store.save_snapshots(self.run_id, self.target, items)
 
     def save_rejects(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        if not self.recorded:
+            return 0
         return self.store.save_rejects(self.run_id, rows)
 
     def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
-    recorded: bool = True
         return self.store.snapshots(run_id)
 
 
 def dumps(value: Any) -> str:
     return json.dumps(jsonable(value), sort_keys=True, ensure_ascii=False)
-        if not self.recorded:
-            return 0
-        if not self.recorded:
-            return 0

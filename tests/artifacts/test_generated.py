@@ -63,6 +63,10 @@ def test_syncjob_crd_has_short_name_status_and_printer_columns() -> None:
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) == 0]
     assert columns == ["Target", "Schedule", "Suspended", "Last Run", "Result", "Next Run", "Age"]
+    # kubectl renders a `date` column as an age: a time in the future prints `<invalid>`.
+    types = {c["name"]: c["type"] for c in version["additionalPrinterColumns"]}
+    assert types["Next Run"] == "string" and types["Last Run"] == "date"
+    assert types["Running"] == "boolean"
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert spec["concurrencyPolicy"]["enum"] == ["Forbid", "Replace", "Allow"]
 

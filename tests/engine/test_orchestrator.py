@@ -229,3 +229,22 @@ def test_latest_runs_gives_the_newest_run_per_target(store: Store, tmp_path: Pat
     run(orch, kv(tmp_path / "b.json", {"a": "1"}, name="b"))
     latest = store.latest_runs()
     assert {ref.name: r.outcome for ref, r in latest.items()} == {"a": "noop", "b": outcome}
+
+
+def test_a_dry_run_never_becomes_the_status_of_an_object(store: Store, tmp_path: Path) -> None:
+    # Flux semantics: `plan`, a recorded PR plan or an API run with dryRun is queryable as a
+    # plan, but Ready and lastResult come from the last real reconciliation.
+    orch = orchestrator(store)
+    obj = kv(tmp_path / "a.json", {"a": "1"}, name="a")
+    run(orch, obj)
+    changed = kv(tmp_path / "a.json", {"a": "2"}, name="a")
+    planned = asyncio.run(orch.run(changed, trigger=Trigger.MANUAL, dry_run=True))
+    assert planned.outcome is Outcome.PLANNED
+    assert store.runs(obj.ref, limit=1)[0].dry_run  # recorded as a plan
+    latest = store.latest_runs()[obj.ref]
+    assert latest.outcome == "succeeded" and not latest.dry_run
+    assert store.runs(obj.ref, limit=1, dry_run=False)[0].id == latest.id
+    from reconciler.engine import conditions
+
+    before = conditions.from_result((), run(orch, obj))
+    assert conditions.from_result(before, planned) == before

@@ -22,6 +22,7 @@ import pytest_asyncio
 from ruamel.yaml import YAML
 
 from kube.apiserver import ApiServer, kubeconfig, register_crds
+from kube.structural import problems, status_schema
 from reconciler.api.auth import TokenTable
 from reconciler.artifacts.crds import render_crds
 from reconciler.errors import SecretError
@@ -56,6 +57,12 @@ class Cluster:
     def runs(self, trigger: str | None = None) -> list[Any]:
         runs = self.store.runs(limit=100)
         return [r for r in runs if trigger is None or r.trigger == trigger]
+
+    def status_patches(self) -> list[tuple[str, dict[str, Any]]]:
+        """(plural, status) of every status patch the operator sent (from the request log)."""
+        return [(r.resource.plural, r.data["status"]) for r in self.server
+                if r.method == kmock.method.PATCH and r.resource is not None
+                and isinstance(r.data, dict) and isinstance(r.data.get("status"), dict)]
 
     def events(self) -> list[dict[str, Any]]:
         """The Events the operator posted (from the request log)."""
@@ -201,7 +208,8 @@ async def test_syncjobs_schedule_suspend_and_printer_columns(cluster: Cluster, t
         # The operator patches the result and the next run time in separate steps: poll.
         found = await cluster.get("syncjobs", "team-sync")
         empty = [c["name"] for c in columns if found is None or _json_path(found, c["jsonPath"]) is None]
-        return None if empty else found
+        scheduled = found is not None and _json_path(found, ".status.lastResult.trigger") == "schedule"
+        return None if empty or not scheduled else found
 
     obj = await eventually(filled)
     assert obj["status"]["lastResult"]["outcome"] == "noop"  # the target was already in sync
@@ -307,7 +315,72 @@ async def test_aed_binding_reads_its_secret_refs_from_kubernetes_secrets(cluster
         emulator.stop()
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM aed_data").fetchone()[0] > 0
-    assert obj["status"]["lastResult"]["created"] > 0
+    assert obj["status"]["lastResult"]["counts"]["created"] > 0
     sent = [r for r in cluster.server if r.method in (kmock.method.PATCH, kmock.method.POST)]
     assert sent and all(sentinel not in (r.text or "") for r in sent)  # not in status, Events or patches
     assert all(sentinel not in json.dumps(run.error or "") for run in cluster.runs())
+
+
+def _assert_patches_survive_pruning(cluster: Cluster) -> None:
+    sent = cluster.status_patches()
+    assert sent, "the operator sent no status patch"
+    found = [p for plural, status in sent for p in problems(status, status_schema(plural))]
+    assert not found, found
+
+
+async def test_syncjob_runs_through_the_shared_scheduler(cluster: Cluster, tmp_path: Path) -> None:
+    # A dry-run job: the occurrence is planned, the target keeps a hand edit (nothing written).
+    project = tmp_path / "p"
+    await cluster.create("agentconfigs", agent(project))
+    await eventually(lambda: _ready(cluster, generation=1))
+    mcp = project / ".mcp.json"
+    mcp.write_text(mcp.read_text().replace("gh-mcp", "edited-by-hand"))
+    before = mcp.read_bytes()
+    ready_before = condition(await cluster.get("agentconfigs", "team"), "Ready")
+    job = {"apiVersion": "reconciler.dev/v1alpha1", "kind": "SyncJob",
+           "metadata": {"name": "team-plan", "namespace": "ns1"},
+           "spec": {"targetRef": {"kind": "AgentConfig", "name": "team"}, "interval": "1s", "dryRun": True}}
+    await cluster.create("syncjobs", job)
+    runs = await eventually(lambda: cluster.runs("schedule"))
+    assert all(r.dry_run for r in runs), [(r.trigger, r.dry_run) for r in runs]
+    assert mcp.read_bytes() == before
+    # A dry run moves no condition and no result (Flux: only real reconciliations do).
+    obj = await cluster.get("agentconfigs", "team")
+    assert condition(obj, "Ready") == ready_before
+    assert obj is not None and obj["status"]["lastResult"]["trigger"] == "spec"
+
+    # kubectl annotate syncjob … run-now: the job's target runs once, as the job says (dry).
+    await cluster.patch("syncjobs", "team-plan", {"metadata": {"annotations": {RUN_NOW: "42"}}})
+    await eventually(lambda: _status(cluster, "lastHandledRunRequest", "42", plural="syncjobs",
+                                     name="team-plan"))
+    forced = cluster.runs("annotation")
+    assert len(forced) == 1 and forced[0].dry_run and forced[0].name == "team"
+    _assert_patches_survive_pruning(cluster)
+
+
+async def test_a_failing_scheduled_run_is_retried_and_a_job_waits_for_its_target(
+        cluster: Cluster, tmp_path: Path) -> None:
+    # The job exists before its target: no occurrence is claimed (and used up) meanwhile.
+    job = {"apiVersion": "reconciler.dev/v1alpha1", "kind": "SyncJob",
+           "metadata": {"name": "team-sync", "namespace": "ns1"},
+           "spec": {"targetRef": {"kind": "AgentConfig", "name": "team"}, "interval": "1h",
+                    "retry": {"limit": 3, "backoff": "1s"}}}
+    await cluster.create("syncjobs", job)
+    waiting = await eventually(lambda: _status(cluster, "conditions", None, plural="syncjobs",
+                                               name="team-sync"))
+    assert condition(waiting, "Stalled")["reason"] == "TargetNotFound"
+    from reconciler.models import ObjectRef
+
+    ref = ObjectRef("SyncJob", "ns1", "team-sync")
+    assert cluster.store.schedule_state(ref).last_schedule_time is None and not cluster.runs()
+
+    # The target arrives with a file it cannot parse: the scheduled run fails and is retried.
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / ".mcp.json").write_text("{ not json")
+    await cluster.create("agentconfigs", agent(project))
+    await eventually(lambda: cluster.runs("schedule"), timeout=30)
+    state = await eventually(lambda: (lambda s: s if s.failures >= 1 and s.retry_at else None)(
+        cluster.store.schedule_state(ref)), timeout=30)
+    assert state.failures >= 1 and state.retry_at is not None
+    _assert_patches_survive_pruning(cluster)
