@@ -973,6 +973,49 @@ def db_upgrade() -> None:
     typer.echo(f"store at revision {HEAD_REVISION} (was {before or 'empty'})")
 
 
+@db_app.command("prune")
+def db_prune(
+    keep: Annotated[int | None, typer.Option("--keep", min=1,
+                                             help="Keep the newest N runs of each object.")] = None,
+    older_than: Annotated[str | None, typer.Option("--older-than", help="Remove runs older than this "
+                                                   "(30d, 12h), beyond the --keep newest.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Show what would be removed; remove nothing.")] = False,
+) -> None:
+    """Remove old runs with their changes, events and snapshots (history retention).
+
+    Without options, the configured retention (RECONCILER_HISTORY_RETENTION_*) applies;
+    with --keep or --older-than, those options alone decide. The newest run of each
+    object is always kept."""
+    import getpass
+    from datetime import UTC, datetime, timedelta
+
+    from reconciler.store.pruning import RetentionPolicy, prune_history
+    from reconciler.store.repository import Store
+
+    settings = _settings()
+    if keep is None and older_than is None:
+        policy = settings.history_retention()
+    else:
+        max_age = timedelta(seconds=_duration(older_than, "--older-than")) if older_than else None
+        policy = RetentionPolicy(keep=keep or 0, max_age=max_age)
+    if not policy.enabled:
+        raise _fail("no retention configured: give --keep N or --older-than DURATION, or set "
+                    "RECONCILER_HISTORY_RETENTION_KEEP / RECONCILER_HISTORY_RETENTION_MAX_AGE")
+    try:
+        store = Store.open(settings.store_url())
+        try:
+            report = prune_history(store, policy=policy, now=datetime.now(UTC), dry_run=dry_run,
+                                   actor=f"cli:{getpass.getuser()}")
+        finally:
+            store.close()
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    typer.echo(f"keeping {policy.describe()}")
+    for line in report.lines():
+        typer.echo(line)
+
+
 def main() -> None:
     """The console entry point: run the command, then leave without interpreter teardown.
 

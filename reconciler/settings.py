@@ -8,11 +8,17 @@ engine, which is also how tests inject a throw-away store.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reconciler.models.common import Duration
+
+if TYPE_CHECKING:
+    from reconciler.store.pruning import RetentionPolicy
 
 
 def default_state_dir() -> Path:
@@ -32,6 +38,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     plugins: str = ""
     lock_timeout_seconds: float = 600.0
+    # History retention (`history.retention`): `reconciler db prune` and the daemon, every
+    # interval, remove the runs kept by no rule (see reconciler/store/pruning.py).
+    history_retention_keep: int = Field(default=1000, ge=0)
+    """The newest runs kept per object; 0: no count rule."""
+    history_retention_max_age: Duration | None = None
+    """Runs started within this duration are kept (`30d`, `12h`)."""
+    history_retention_interval: Duration = timedelta(minutes=15)
+    """How often the daemon prunes."""
     # Events out of the daemon (`reconciler serve`); None disables each.
     redis_url: str | None = None
     redis_stream: str = "reconciler:events"
@@ -53,6 +67,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.state_dir / 'reconciler.db'}"
+
+    def history_retention(self) -> RetentionPolicy:
+        from reconciler.store.pruning import RetentionPolicy
+
+        return RetentionPolicy(keep=self.history_retention_keep, max_age=self.history_retention_max_age)
 
     def plugin_modules(self) -> list[str]:
         return [m.strip() for m in self.plugins.split(",") if m.strip()]

@@ -99,7 +99,8 @@ class Daemon:
             else:
                 controller.specs = specs
             watchers = [asyncio.create_task(self._watch(source, head), name="spec-watcher"),
-                         asyncio.create_task(self._watch_targets(), name="target-watcher")]
+                         asyncio.create_task(self._watch_targets(), name="target-watcher"),
+                         asyncio.create_task(self._prune_history(), name="retention")]
             await self.stop.wait()
             for watcher in watchers:
                 watcher.cancel()
@@ -222,6 +223,29 @@ class Daemon:
             await self.controller.take(specs, trigger=Trigger.GIT if isinstance(source, GitSource)
                                        else Trigger.MANUAL)
 
+
+    async def _prune_history(self) -> None:
+        """Apply the history retention (`RECONCILER_HISTORY_RETENTION_*`) once the first
+        reconcile is done, then every interval; see reconciler/store/pruning.py."""
+        from datetime import UTC, datetime
+
+        from reconciler.store.pruning import prune_history
+
+        assert self.controller is not None
+        policy = self.settings.history_retention()
+        if not policy.enabled:
+            return
+        interval = self.settings.history_retention_interval.total_seconds()
+        while not self.stop.is_set():
+            try:
+                report = await asyncio.to_thread(prune_history, self.controller.store, policy=policy,
+                                                 now=datetime.now(UTC), actor="daemon")
+                if not report.empty:
+                    log.info("history pruned", runs=report.runs, rows=report.rows, keeping=policy.describe())
+            except Exception as exc:  # a busy or unreachable store: try again next interval
+                log.warning("history retention failed; retrying next interval", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=interval)
 
     def _watched(self) -> dict[Path, ObjectRef]:
         """Target files that drivers ask to watch (`watch_paths`), and their objects."""
