@@ -142,12 +142,13 @@ def _targets(raw: list[str] | None) -> list[Any]:
 
 
 def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool,
-               verify: bool = False, refuse_drift: bool = False) -> list[RunResult]:
+               verify: bool = False, refuse_drift: bool = False,
+               specs: SpecSet | None = None) -> list[RunResult]:
     from reconciler.engine.batches import reconcile_set, select_targets
     from reconciler.engine.runs import Trigger
     from reconciler.models import Mode
 
-    specs = _load(path)
+    specs = specs if specs is not None else _load(path)
     runtime = _runtime()
     try:
         selection = select_targets(specs, runtime.drivers, _targets(targets))
@@ -205,6 +206,8 @@ def _show_plans(results: list[RunResult], fmt: PlanFormat, max_changes: int) -> 
     from reconciler.engine.rendering import render
 
     plans = [r.plan for r in results if r.plan is not None]
+    if results and not plans and fmt is not PlanFormat.json:
+        return plans  # every target failed: its error says why, not "No objects to plan."
     color = fmt is PlanFormat.text and sys.stdout.isatty()
     output = render(plans, fmt.value, max_changes=max_changes, color=color)
     if color:
@@ -869,25 +872,39 @@ def quickstart(
     """The main job on embedded defaults: start the AED emulator, then plan, apply and show status.
 
     Unless set, EGEN_SERVICE_KEY is a demo key and AED_DATABASE_URL a SQLite file in the
-    state directory; the AgentConfig renders into its sandbox folder."""
+    state directory; the AgentConfig renders into its sandbox folder. Sources that name the
+    local emulator (127.0.0.1:8089) are pointed at --port. An object whose plan fails is
+    shown with its error and not applied; the command then exits 1."""
     import os
 
-    from reconciler.emulator.egen import EgenEmulator
+    from reconciler.emulator.egen import SERVICE_PATH, EgenEmulator
+    from reconciler.emulator.pointing import is_emulator, point_at_emulator
 
     settings = _settings()
     os.environ.setdefault("EGEN_SERVICE_KEY", "quickstart-demo-key")
     os.environ.setdefault("AED_DATABASE_URL", f"sqlite:///{settings.state_dir / 'aed.db'}")
     emulator = EgenEmulator(port=port)
     try:
-        typer.echo(f"AED emulator: {emulator.start()}")
+        emulator_url = emulator.start()
+        typer.echo(f"AED emulator: {emulator_url}")
     except OSError as exc:
         emulator = None
-        typer.echo(f"note: port {port} is busy ({exc.strerror}); using the emulator already there", err=True)
+        emulator_url = f"http://127.0.0.1:{port}{SERVICE_PATH}"
+        if not is_emulator(emulator_url):
+            raise _fail(f"port {port} is busy ({exc.strerror}) and what answers there is not the AED "
+                        "emulator; give a free port with --port") from None
+        typer.echo(f"note: port {port} is busy; using the AED emulator already there ({emulator_url})",
+                   err=True)
+    planned: list[RunResult] = []
+    results: list[RunResult] = []
     try:
         from reconciler.status import object_statuses
 
+        pointed = point_at_emulator(_load(path), emulator_url)
+        for ref in pointed.moved:
+            typer.echo(f"{ref.short}: source pointed at the emulator on port {port}")
         runnable = []
-        for obj in _load(path):
+        for obj in pointed.specs:
             if obj.KIND in _EMBEDDED_KINDS:
                 runnable.append(str(obj.ref))
             elif obj.KIND != "SyncJob":  # e.g. an RbacMapping needs a DICOM archive of its own
@@ -896,14 +913,22 @@ def quickstart(
         if not runnable:
             raise _fail("no object in the specs can run on the embedded defaults")
         typer.echo("\n== plan ==")
-        _show_plans(_reconcile(path, runnable, ModeOption.full, dry_run=True), PlanFormat.text, 5)
+        planned = _reconcile(path, runnable, ModeOption.full, dry_run=True, specs=pointed.specs)
+        _show_plans(planned, PlanFormat.text, 5)
+        failed = [r for r in planned if not r.outcome.ok]
+        for result in failed:
+            typer.echo(f"{result.target.short}: plan failed: {result.error}")
         typer.echo("\n== apply ==")
-        results = _reconcile(path, runnable, ModeOption.full, dry_run=False)
+        applicable = [str(r.target) for r in planned if r.outcome.ok]
+        if applicable:
+            results = _reconcile(path, applicable, ModeOption.full, dry_run=False, specs=pointed.specs)
         _show_applied(results)
+        for result in failed:
+            typer.echo(f"{result.target.short}: not applied: its plan failed")
         typer.echo("\n== status ==")
         runtime = _runtime()
         try:
-            rows = object_statuses(runtime.store, _load(path), now=datetime.now(UTC))
+            rows = object_statuses(runtime.store, pointed.specs, now=datetime.now(UTC))
         finally:
             runtime.close()
         _show_status(rows, OutputFormat.table)
@@ -912,7 +937,7 @@ def quickstart(
     finally:
         if emulator is not None:
             emulator.stop()
-    if _print_failures(results):
+    if _print_failures([*planned, *results]):
         raise typer.Exit(1)
 
 
