@@ -33,14 +33,17 @@ app = typer.Typer(
     help="Declarative GitOps reconciler: specs in git, targets in sync.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals held resolved keys and store URLs
     add_completion=False,
 )
-db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True,
+                     pretty_exceptions_show_locals=False)
 app.add_typer(db_app, name="db")
-import_app = typer.Typer(help="Start a spec from the native files that exist.", no_args_is_help=True)
+import_app = typer.Typer(help="Start a spec from the native files that exist.", no_args_is_help=True,
+                         pretty_exceptions_show_locals=False)
 app.add_typer(import_app, name="import")
 emulator_app = typer.Typer(help="Emulators of the sources, for tests and the quickstart.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(emulator_app, name="emulator")
 
 
@@ -105,7 +108,9 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    from reconciler.redaction import redact
+
+    typer.echo(f"error: {redact(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -724,9 +729,12 @@ def _duration(text: str, option: str) -> float:
 def _secret_env(name: str, option: str) -> str:
     import os
 
+    from reconciler.redaction import remember
+
     value = os.environ.get(name)
     if not value:
         raise _fail(f"{option} {name}: the environment variable is not set")
+    remember(value)
     return value
 
 
@@ -735,6 +743,9 @@ def serve(
     specs: Annotated[Path | None, typer.Option("--specs", help="A folder of specs to serve.")] = None,
     git: Annotated[str | None, typer.Option("--git",
                                             help="A git repository URL (or path) to follow.")] = None,
+    git_credentials: Annotated[str | None, typer.Option(
+        help="Credentials for an HTTP(S) --git URL: env:NAME or file:PATH holding USER:TOKEN "
+             "(or a token alone).")] = None,
     branch: Annotated[str, typer.Option(help="The branch to follow.")] = "main",
     path: Annotated[str, typer.Option(help="The folder of specs inside the repository.")] = ".",
     poll: Annotated[str, typer.Option(help="How often to fetch the branch (a duration).")] = "30s",
@@ -766,7 +777,10 @@ def serve(
     settings = _settings()
     logs = LogBuffer()
     configure(fmt=settings.log_format, level=settings.log_level, buffer=logs)
-    options = DaemonOptions(specs=specs, git_url=git, branch=branch, path=path,
+    if git_credentials and git is None:
+        raise _fail("--git-credentials goes with --git URL")
+    options = DaemonOptions(specs=specs, git_url=git, git_credentials=git_credentials, branch=branch,
+                            path=path,
                             poll_seconds=_duration(poll, "--poll"), host=host, port=port, tokens=tokens,
                             webhook_secret=_secret_env(webhook_secret_env, "--webhook-secret-env")
                             if webhook_secret_env else None, grace_seconds=_duration(grace, "--grace"))
@@ -1059,6 +1073,11 @@ def main() -> None:
             code = 1
         else:
             code = exc.code or 0
+    except Exception as exc:  # a bug: a plain traceback, never locals, secrets and URL userinfo masked
+        from reconciler.redaction import redacted_traceback
+
+        print(redacted_traceback(exc), file=sys.stderr, end="")
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

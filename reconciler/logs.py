@@ -2,7 +2,12 @@
 
 Every line logged inside a run carries the run id, kind, namespace and name (bound by the
 orchestrator through context variables). While a run is active, a scrubber replaces the
-secret values it resolved with `***` in every string of every log line.
+secret values it resolved with `***` in every string of every log line. Every line, inside a
+run or not, also goes through `reconciler.redaction.redact` (URL userinfo and every secret
+the process knows), exceptions included: a traceback is rendered as plain text, never with
+its frame locals (which held resolved keys and store URLs), and redacted before any
+renderer or the API's log buffer sees it. Records of the standard `logging` module
+(uvicorn, asyncio, libraries) are redacted the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
+
+from reconciler.redaction import redact
 
 _scrubber: contextvars.ContextVar[Callable[[str], str] | None] = contextvars.ContextVar(
     "reconciler_log_scrubber", default=None
@@ -32,9 +39,44 @@ def scrubbing(scrub: Callable[[str], str]) -> Iterator[None]:
 
 def _scrub_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     scrub = _scrubber.get()
-    if scrub is None:
-        return event
-    return {k: scrub(v) if isinstance(v, str) else v for k, v in event.items()}
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(scrub(value) if scrub is not None else value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [clean(v) for v in value]
+        if value is None or isinstance(value, int | float | bool):
+            return value
+        return clean(str(value))  # an object's str() may carry a URL or a secret
+
+    return {k: clean(v) for k, v in event.items()}
+
+
+def _redacting_record_factory(base: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Wrap the `logging` record factory: a record whose text or traceback carries a secret
+    gets its message and traceback pre-rendered, redacted (tracebacks never show locals)."""
+    if getattr(base, "_reconciler_redacting", False):
+        return base
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the handler's to report
+            return record
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            import traceback
+
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        return record
+
+    factory._reconciler_redacting = True  # type: ignore[attr-defined]
+    return factory
 
 
 class LogBuffer:
@@ -56,12 +98,14 @@ def configure(*, fmt: str = "console", level: str = "info", buffer: LogBuffer | 
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Never rich tracebacks with locals: format_exc_info below renders a plain one first.
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(),
+                                                 exception_formatter=structlog.dev.plain_traceback)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info if fmt == "json" else _identity,
+        structlog.processors.format_exc_info,
         _scrub_secrets,
         *([buffer] if buffer is not None else []),
         renderer,
@@ -72,7 +116,4 @@ def configure(*, fmt: str = "console", level: str = "info", buffer: LogBuffer | 
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-
-
-def _identity(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return event
+    logging.setLogRecordFactory(_redacting_record_factory(logging.getLogRecordFactory()))

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     alert_long_run_seconds: float | None = None
     alert_on_guard: bool = True
 
+    def model_post_init(self, context: object, /) -> None:
+        """The credentials these settings carry are masked in every output of the process."""
+        from reconciler.redaction import remember, remember_url
+
+        remember_url(self.database_url)
+        remember_url(self.redis_url)
+        remember(self.alert_webhook_url)
+
     def store_url(self) -> str:
         """The store's SQLAlchemy URL: the configured one, or SQLite in the state directory."""
         if self.database_url:

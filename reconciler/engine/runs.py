@@ -61,6 +61,14 @@ class RunResult:
     """The error is not a `ReconcilerError` (a bug or a library failure): `error` is only its
     one-line summary (see `engine.failures`), the details are in the log."""
 
+    def __post_init__(self) -> None:
+        # Every front end, the store and the events show `error`: URL userinfo and every
+        # secret the process knows are masked here, once (see `reconciler.redaction`).
+        if self.error:
+            from reconciler.redaction import redact
+
+            object.__setattr__(self, "error", redact(self.error))
+
     @property
     def drift(self) -> tuple[str, ...]:
         """Keys still changed outside the reconciler after this run (not re-imposed)."""

@@ -4,7 +4,12 @@ A spec holds only references. At run time a driver asks the run's `SecretResolve
 value; the resolver reads it from the environment, a file or (in a cluster) a Kubernetes
 Secret, wraps it in a `Secret` that prints as `***`, and remembers it. Everything the run
 writes for people (plans, errors, events, logs) is passed through `scrub`, so a value that
-slipped into an error message from a driver or a database library is masked too.
+slipped into an error message from a driver or a database library is masked too. A
+resolved value is also registered with `reconciler.redaction`, which masks it in every log
+line and traceback of the process, inside a run or not.
+
+Outside specs (command-line options such as `serve --git-credentials`), a reference is
+written `env:NAME` or `file:PATH`, the same text `SecretRef.describe()` prints.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from reconciler.errors import SecretError
 from reconciler.models import SecretRef
+from reconciler.redaction import remember
 
 MASK = "***"
 
@@ -40,6 +46,19 @@ class Secret:
         return f"Secret({self.reference or MASK})"
 
 
+def parse_reference(text: str, *, option: str) -> SecretRef:
+    """`env:NAME` or `file:PATH` (a command-line option's value) as a `SecretRef`."""
+    kind, sep, rest = text.partition(":")
+    if sep and rest and kind in ("env", "file"):
+        try:
+            return SecretRef.model_validate({kind: rest})
+        except ValueError:
+            pass
+    raise SecretError(f"{option}: expected a secret reference env:NAME (an environment variable "
+                      "name) or file:PATH (a file holding the value); got something else (not shown: "
+                      "it may be the secret itself)")
+
+
 class SecretResolver:
     """Resolves references for one run and scrubs their values out of text."""
 
@@ -57,6 +76,7 @@ class SecretResolver:
         value = self._read(ref, namespace)
         if value:
             self._revealed.add(value)
+            remember(value)
         return Secret(value, ref.describe())
 
     def _read(self, ref: SecretRef, namespace: str) -> str:

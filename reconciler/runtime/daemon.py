@@ -45,6 +45,8 @@ log = structlog.get_logger("reconciler.daemon")
 class DaemonOptions:
     specs: Path | None = None
     git_url: str | None = None
+    git_credentials: str | None = None
+    """A secret reference (`env:NAME` or `file:PATH`) to `USER:TOKEN` for the git URL."""
     branch: str = "main"
     path: str = "."
     poll_seconds: float = 30.0
@@ -70,7 +72,14 @@ class Daemon:
     def source(self) -> FolderSource | GitSource:
         o = self.options
         if o.git_url:
-            return GitSource(o.git_url, o.branch, o.path, self.settings.state_dir / "git")
+            credentials = None
+            if o.git_credentials:
+                from reconciler.loading.secrets import SecretResolver, parse_reference
+
+                ref = parse_reference(o.git_credentials, option="--git-credentials")
+                credentials = SecretResolver().resolve(ref).reveal()
+            return GitSource(o.git_url, o.branch, o.path, self.settings.state_dir / "git",
+                             credentials=credentials)
         if o.specs is None:
             raise ReconcilerError("serve needs --specs PATH or --git URL")
         return FolderSource(o.specs)
