@@ -128,7 +128,7 @@ def _load(path: Path) -> SpecSet:
     from reconciler.loading import load_specs
 
     _state["drivers"] = load_drivers(_settings())  # plugins may register kinds
-    return load_specs(path)
+    return load_specs(path, limits=_settings().loader_limits())
 
 
 def _runtime() -> Runtime:
@@ -353,7 +353,7 @@ def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat
         raise _fail("--base and --head go together: plan what changed from --base to --head")
     try:
         _state["drivers"] = load_drivers(_settings())
-        diff = compare_revisions(base=base, head=head, path=path)
+        diff = compare_revisions(base=base, head=head, path=path, limits=_settings().loader_limits())
     except ReconcilerError as exc:
         raise _report(exc) from None
     runtime = _runtime()

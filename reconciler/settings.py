@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from reconciler.models.common import Duration
 
 if TYPE_CHECKING:
+    from reconciler.loading.limits import LoaderLimits
     from reconciler.store.pruning import RetentionPolicy
 
 
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
     alert_consecutive_failures: int = 3
     alert_long_run_seconds: float | None = None
     alert_on_guard: bool = True
+    # What one spec file may cost to load (see reconciler/loading/limits.py). The depth is
+    # capped: the loader recurses once per level.
+    spec_max_bytes: int = Field(default=1_048_576, ge=1)
+    spec_max_nodes: int = Field(default=100_000, ge=1)
+    spec_max_alias_nodes: int = Field(default=10_000, ge=0)
+    spec_max_depth: int = Field(default=64, ge=1, le=200)
 
     def model_post_init(self, context: object, /) -> None:
         """The credentials these settings carry are masked in every output of the process."""
@@ -80,6 +87,12 @@ class Settings(BaseSettings):
         from reconciler.store.pruning import RetentionPolicy
 
         return RetentionPolicy(keep=self.history_retention_keep, max_age=self.history_retention_max_age)
+
+    def loader_limits(self) -> LoaderLimits:
+        from reconciler.loading.limits import LoaderLimits  # the loader's package is heavy
+
+        return LoaderLimits(max_bytes=self.spec_max_bytes, max_nodes=self.spec_max_nodes,
+                            max_alias_nodes=self.spec_max_alias_nodes, max_depth=self.spec_max_depth)
 
     def plugin_modules(self) -> list[str]:
         return [m.strip() for m in self.plugins.split(",") if m.strip()]

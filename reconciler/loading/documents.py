@@ -5,6 +5,10 @@ that tree next to a plain-Python copy of the data. Validation runs on the plain 
 maps each error's location back through the tree, so that every message can name the
 file, line, column and field path. Multi-document files give one document each; empty
 documents (a trailing `---`) are skipped.
+
+Parsing is bounded (see `limits.py`): the file's events are charged to a node budget
+before anything is composed or expanded, and explicit tags are checked as nodes are
+composed (`composing.py`), so hostile input is refused at its location, never built.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.loading.composing import bounded_composer
+from reconciler.loading.limits import LoaderLimits, NodeBudget, Refused, precheck_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +58,17 @@ def to_plain(node: Any) -> Any:
     return node
 
 
-def parse_documents(text: str, *, source: str) -> Iterator[SpecDocument]:
-    """Yield the non-empty documents of a YAML text; a syntax error raises `SpecError`."""
+def parse_documents(text: str, *, source: str, limits: LoaderLimits | None = None) -> Iterator[SpecDocument]:
+    """Yield the non-empty documents of a YAML text; a syntax error, a limit crossed or a
+    refused tag raises `SpecError` naming the place."""
+    limits = limits or LoaderLimits()
     yaml = YAML(typ="rt")
+    yaml.Composer = bounded_composer(NodeBudget(limits))
     try:
+        precheck_events(text, limits=limits)
         nodes = list(yaml.load_all(text))
+    except Refused as exc:
+        raise SpecError([SpecProblem(source, exc.line + 1, exc.column + 1, "", exc.message)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

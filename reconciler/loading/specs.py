@@ -11,12 +11,14 @@ same path as it was in a git revision (gitpython), without touching the working 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.loading.decoding import decode_spec
 from reconciler.loading.documents import SpecDocument, parse_documents
+from reconciler.loading.limits import LoaderLimits
 from reconciler.loading.validation import validate_document
 from reconciler.models import ObjectRef, Resource
 
@@ -83,19 +85,37 @@ def build_spec_set(documents: Iterable[SpecDocument], *, revision: str | None = 
     return SpecSet(objects=tuple(objects), origins=origins, revision=revision)
 
 
-def _documents_from_files(files: Iterable[tuple[str, str]]) -> Iterator[SpecDocument]:
-    """Parse each (source name, text); collect YAML syntax errors instead of stopping."""
+# A spec file as found: its name, its size in bytes, and how to read its first n bytes.
+SpecFile = tuple[str, int, Callable[[int], bytes]]
+
+
+def _documents_from_files(files: Iterable[SpecFile], *, limits: LoaderLimits) -> Iterator[SpecDocument]:
+    """Decode and parse each file; collect every file's problems instead of stopping.
+
+    Only `max_bytes + 1` bytes of a file are ever read: enough to say where it is too big."""
     problems: list[SpecProblem] = []
-    for source, text in files:
+    for source, size, read in files:
         try:
-            yield from parse_documents(text, source=source)
+            text = decode_spec(read(limits.max_bytes + 1), source=source, limits=limits, size=size)
+            yield from parse_documents(text, source=source, limits=limits)
         except SpecError as exc:
             problems += exc.problems
     if problems:
         raise SpecError(problems)
 
 
-def _working_tree_files(path: Path) -> Iterator[tuple[str, str]]:
+def _read_file(file: Path) -> Callable[[int], bytes]:
+    def read(count: int) -> bytes:
+        try:
+            with file.open("rb") as stream:
+                return stream.read(count)
+        except OSError as exc:
+            raise SpecError([SpecProblem(str(file), None, None, "",
+                                         f"cannot read: {exc.strerror or exc}")]) from None
+    return read
+
+
+def _working_tree_files(path: Path) -> Iterator[SpecFile]:
     if not path.exists():
         raise SpecError([SpecProblem(str(path), None, None, "", "no such file or directory")])
     if path.is_file():
@@ -108,13 +128,14 @@ def _working_tree_files(path: Path) -> Iterator[tuple[str, str]]:
         )
     for file in candidates:
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError([SpecProblem(str(file), None, None, "", f"cannot read: {exc}")]) from None
-        yield str(file), text
+            size = file.stat().st_size
+        except OSError as exc:
+            raise SpecError([SpecProblem(str(file), None, None, "",
+                                         f"cannot read: {exc.strerror or exc}")]) from None
+        yield str(file), size, _read_file(file)
 
 
-def _git_files(repo_path: Path, rev: str, path: str) -> tuple[str, Iterator[tuple[str, str]]]:
+def _git_files(repo_path: Path, rev: str, path: str) -> tuple[str, Iterator[SpecFile]]:
     import git  # gitpython: imported here so that plain folder loading does not pay for it
 
     try:
@@ -135,14 +156,14 @@ def _git_files(repo_path: Path, rev: str, path: str) -> tuple[str, Iterator[tupl
             raise SpecError([SpecProblem(f"{rev}:{rel}", None, None, "",
                                          "no such path in this revision")]) from None
 
-    def files() -> Iterator[tuple[str, str]]:
+    def files() -> Iterator[SpecFile]:
         blobs = [tree] if tree.type == "blob" else [
             b for b in tree.traverse() if b.type == "blob"
             and Path(b.path).suffix in SPEC_SUFFIXES
             and not any(p.startswith(".") for p in Path(b.path).parts)
         ]
         for blob in sorted(blobs, key=lambda b: b.path):
-            yield f"{rev}:{blob.path}", blob.data_stream.read().decode("utf-8")
+            yield f"{rev}:{blob.path}", blob.size, blob.data_stream.read
 
     return commit.hexsha, files()
 
@@ -153,13 +174,16 @@ def resolve_revision(rev: str, *, repo: str | Path = ".") -> str:
     return sha
 
 
-def load_specs(path: str | Path, *, repo: str | Path | None = None, rev: str | None = None) -> SpecSet:
+def load_specs(path: str | Path, *, repo: str | Path | None = None, rev: str | None = None,
+               limits: LoaderLimits | None = None) -> SpecSet:
     """Load and validate every spec under `path`, from the working tree or a git revision.
 
     With `rev`, `path` is relative to the root of the repository at `repo` (default: the
     current directory), and the returned set records the commit SHA as its revision.
+    `limits` bound what each file may cost (`Settings.loader_limits()`; defaults otherwise).
     """
+    limits = limits or LoaderLimits()
     if rev is None:
-        return build_spec_set(_documents_from_files(_working_tree_files(Path(path))))
+        return build_spec_set(_documents_from_files(_working_tree_files(Path(path)), limits=limits))
     sha, files = _git_files(Path(repo or "."), rev, str(path))
-    return build_spec_set(_documents_from_files(files), revision=sha)
+    return build_spec_set(_documents_from_files(files, limits=limits), revision=sha)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from reconciler.loading.limits import LoaderLimits
 from reconciler.loading.specs import Origin, SpecSet, load_specs, resolve_revision
 from reconciler.models import ObjectRef, Resource
 
@@ -71,7 +72,7 @@ def diff_spec_sets(base: SpecSet, head: SpecSet) -> RevisionDiff:
 
 
 def compare_revisions(*, base: str, head: str, path: str | Path = "specs",
-                      repo: str | Path = ".") -> RevisionDiff:
+                      repo: str | Path = ".", limits: LoaderLimits | None = None) -> RevisionDiff:
     """Load the specs under `path` at both revisions of the repository at `repo`.
 
     A path missing at `base` counts as empty (the specs were added by the change); a path
@@ -81,7 +82,7 @@ def compare_revisions(*, base: str, head: str, path: str | Path = "specs",
 
     def at(rev: str) -> SpecSet:
         try:
-            return load_specs(path, repo=repo, rev=rev)
+            return load_specs(path, repo=repo, rev=rev, limits=limits)
         except SpecError as exc:
             if len(exc.problems) == 1 and exc.problems[0].message == "no such path in this revision":
                 return SpecSet(revision=resolve_revision(rev, repo=repo))

@@ -79,10 +79,10 @@ class Daemon:
                 ref = parse_reference(o.git_credentials, option="--git-credentials")
                 credentials = SecretResolver().resolve(ref).reveal()
             return GitSource(o.git_url, o.branch, o.path, self.settings.state_dir / "git",
-                             credentials=credentials)
+                             credentials=credentials, limits=self.settings.loader_limits())
         if o.specs is None:
             raise ReconcilerError("serve needs --specs PATH or --git URL")
-        return FolderSource(o.specs)
+        return FolderSource(o.specs, limits=self.settings.loader_limits())
 
     async def run(self) -> None:
         from reconciler.loading.specs import SpecSet

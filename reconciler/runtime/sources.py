@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from reconciler.errors import ReconcilerError
 from reconciler.loading import load_specs
+from reconciler.loading.limits import LoaderLimits
 from reconciler.loading.specs import SpecSet
 from reconciler.redaction import redact_url, remember
 
@@ -33,12 +34,13 @@ from reconciler.redaction import redact_url, remember
 @dataclass(slots=True)
 class FolderSource:
     path: Path
+    limits: LoaderLimits | None = None
 
     def describe(self) -> str:
         return str(self.path)
 
     def load(self) -> SpecSet:
-        return load_specs(self.path)
+        return load_specs(self.path, limits=self.limits)
 
     def head(self) -> str | None:
         """A fingerprint of the folder's files (changes when a spec file does)."""
@@ -67,6 +69,7 @@ class GitSource:
     workdir: Path
     credentials: str | None = field(default=None, repr=False)
     """`USER:TOKEN` or a token alone, for an HTTP(S) URL; never shown."""
+    limits: LoaderLimits | None = None
 
     def __post_init__(self) -> None:
         self.url, embedded = split_credentials(self.url)
@@ -128,4 +131,4 @@ class GitSource:
 
     def load(self, sha: str | None = None) -> SpecSet:
         repo = self._repo()
-        return load_specs(self.path, repo=repo.git_dir, rev=sha or self.branch)
+        return load_specs(self.path, repo=repo.git_dir, rev=sha or self.branch, limits=self.limits)

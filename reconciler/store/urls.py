@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from reconciler.errors import StoreError
 from reconciler.redaction import redact_url
 
-EXAMPLES = "postgresql://USER@HOST:PORT/DATABASE or sqlite:///PATH/TO/reconciler.db"
+EXAMPLES = "postgresql://HOST:PORT/DATABASE or sqlite:///PATH/TO/reconciler.db"
 _DRIVERS = {"sqlite": {"pysqlite"}, "postgresql": {"psycopg"}}
 
 

@@ -23,12 +23,14 @@ def bad_urls(tmp_path: Path) -> list[tuple[str, str]]:
         (f"postgresql://app:{SECRET}@[::1/db",
          "the store URL 'postgresql://***@[::1/db' is not valid: its port is not a number"),
         (f"sqlite:///{tmp_path}/afile/x.db",
-         f"cannot create the folder '{tmp_path}/afile' for the SQLite store: a file of that name is in the way"),
-        ("nonsense", "the store URL 'nonsense' is not a URL: expected postgresql://USER@HOST:PORT/DATABASE"),
+         f"cannot create the folder '{tmp_path}/afile' for the SQLite store: "
+         "a file of that name is in the way"),
+        ("nonsense", "the store URL 'nonsense' is not a URL: expected postgresql://HOST:PORT/DATABASE"),
         (f"mysql://app:{SECRET}@host/db",
          "the store URL 'mysql://***@host/db' names a 'mysql' database: the store is PostgreSQL or SQLite"),
         ("postgresql+asyncpg://host/db",
-         "the store URL 'postgresql+asyncpg://host/db' names the driver 'asyncpg', which the store does not use"),
+         "the store URL 'postgresql+asyncpg://host/db' names the driver 'asyncpg', "
+         "which the store does not use"),
     ]
 
 
