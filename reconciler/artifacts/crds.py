@@ -16,6 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from reconciler.kinds import rendering
 from reconciler.models import API_GROUP, BUILTIN_KINDS, Resource, SyncJob
 
 VERSION = "v1alpha1"
@@ -111,6 +112,12 @@ def crd(model: type[Resource]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
     defs = schema.get("$defs", {})
     props = schema["properties"]
+    if "status" not in props:  # a plugin kind without its own status: the common one
+        from reconciler.models.status import ObjectStatus
+
+        common = ObjectStatus.model_json_schema(by_alias=True, mode="validation")
+        defs = {**common.pop("$defs", {}), **defs}
+        props = {**props, "status": common}
     open_api = {
         "type": "object",
         "description": schema.get("description", "").strip(),
@@ -158,8 +165,9 @@ def render_crds(models: tuple[type[Resource], ...] = BUILTIN_KINDS) -> dict[str,
     yaml.default_flow_style = False
     yaml.width = 4096
     files = {}
-    for model in models:
-        buffer = io.StringIO()
-        yaml.dump(crd(model), buffer)
-        files[f"{model.PLURAL}.{API_GROUP}.yaml"] = HEADER + buffer.getvalue()
+    with rendering([m.KIND for m in models]):
+        for model in models:
+            buffer = io.StringIO()
+            yaml.dump(crd(model), buffer)
+            files[f"{model.PLURAL}.{API_GROUP}.yaml"] = HEADER + buffer.getvalue()
     return files

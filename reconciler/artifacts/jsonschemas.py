@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from reconciler.kinds import rendering
 from reconciler.models import BUILTIN_KINDS, Resource
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -16,8 +17,9 @@ def json_schema(model: type[Resource]) -> dict:
 
 def render_json_schemas(models: tuple[type[Resource], ...] = BUILTIN_KINDS) -> dict[str, str]:
     """File name → content, e.g. `syncjob.json`."""
-    return {
-        f"{model.KIND.lower()}.json": json.dumps(json_schema(model), indent=2,
-                                                 ensure_ascii=False) + "\n"
-        for model in models
-    }
+    with rendering([m.KIND for m in models]):
+        return {
+            f"{model.KIND.lower()}.json": json.dumps(json_schema(model), indent=2,
+                                                     ensure_ascii=False) + "\n"
+            for model in models
+        }

@@ -1,15 +1,15 @@
 """Drivers, one package per kind, and the default registry.
 
-The built-in drivers (`aed/`, `agents/`, `rbac/`) are registered here as their issues
-land. Site-specific drivers come from plugins: modules named in `RECONCILER_PLUGINS`
-(comma-separated) that, on import, may register a kind with
-`reconciler.models.register_kind` and expose `register(registry)` to add their driver.
+Every kind's driver comes from its registration in `reconciler.kinds` (the built-in
+`aed/`, `agents/` and `rbac/` too). Site-specific drivers come from plugins: a distribution
+with an entry point in the group `reconciler.kinds`, or a module named in
+`RECONCILER_PLUGINS` (comma-separated) that, on import, may register a kind with
+`reconciler.models.register_kind` and expose `register(registry)` to add its driver.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from reconciler.engine.drivers import DriverRegistry
 from reconciler.errors import ReconcilerError
@@ -26,29 +26,15 @@ def load_plugins(modules: list[str], registry: DriverRegistry) -> None:
             register(registry)
 
 
-def _agent_config_driver() -> Any:
-    from reconciler.drivers.agents.driver import AgentConfigDriver
-
-    return AgentConfigDriver()
-
-
-def _aed_driver() -> Any:
-    from reconciler.drivers.aed.driver import AedSourceBindingDriver
-
-    return AedSourceBindingDriver()
-
-
-def _rbac_driver() -> Any:
-    from reconciler.drivers.rbac.driver import RbacMappingDriver
-
-    return RbacMappingDriver()
-
-
 def default_registry(plugins: list[str] | None = None) -> DriverRegistry:
-    """The built-in drivers plus those of the given plugin modules."""
+    """The drivers of every registered kind (`reconciler.kinds`) plus those of the given
+    plugin modules."""
+    from reconciler.kinds import REGISTRY
+
     registry = DriverRegistry()
-    registry.register("AgentConfig", _agent_config_driver)
-    registry.register("AedSourceBinding", _aed_driver)
-    registry.register("RbacMapping", _rbac_driver)
+    for info in REGISTRY.known():
+        factory = info.driver_factory()
+        if factory is not None:
+            registry.register(info.kind, factory)
     load_plugins(plugins or [], registry)
     return registry

@@ -96,30 +96,71 @@ class Driver(Protocol):
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult: ...
 
 
+# --- optional capabilities, as typed protocols --------------------------------------------
+
+
+@runtime_checkable
+class Releases(Protocol):
+    """Frees what the driver holds across observe and apply (an open transaction)."""
+
+    async def release(self, ctx: RunContext) -> None: ...
+
+
+@runtime_checkable
+class Verifies(Protocol):
+    """Proof mode: apply in a transaction, observe and diff again, roll back."""
+
+    async def verify(self, obj: Any, plan: Plan, ctx: RunContext) -> Plan: ...
+
+
+@runtime_checkable
+class DerivesGuards(Protocol):
+    """Guards derived from the spec (`maxDeletes`, row-count limits, ...)."""
+
+    def guards(self, spec: Any) -> Sequence[Guard]: ...
+
+
+@runtime_checkable
+class TearsDown(Protocol):
+    """`deletionPolicy: Delete`: the spec whose run removes what the object wrote."""
+
+    def teardown(self, obj: Any) -> Any: ...
+
+
+@runtime_checkable
+class WatchesPaths(Protocol):
+    """Target files the daemon watches for hand edits."""
+
+    def watch_paths(self, obj: Any) -> Sequence[Any]: ...
+
+
+def capabilities(driver: Driver) -> frozenset[str]:
+    """The optional capabilities a driver has, by name (for `reconciler kinds` and docs)."""
+    table = {"release": Releases, "verify": Verifies, "guards": DerivesGuards, "teardown": TearsDown,
+             "watch_paths": WatchesPaths}
+    return frozenset(name for name, protocol in table.items() if isinstance(driver, protocol))
+
+
 async def release(driver: Driver, ctx: RunContext) -> None:
     """Let a driver free what it holds across observe and apply (optional `release(ctx)`):
     called once at the end of every run, whatever happened (a transaction still open after
     a dry run, a guard or a failure is rolled back there)."""
-    hook = getattr(driver, "release", None)
-    if callable(hook):
-        await hook(ctx)
+    if isinstance(driver, Releases):
+        await driver.release(ctx)
 
 
 async def prove(driver: Driver, obj: Resource, plan: Plan, ctx: RunContext) -> Plan:
     """Proof mode (`plan --verify`): a driver with an optional `verify(obj, plan, ctx)` applies
     the plan inside a transaction, observes again, diffs again and rolls back, and returns the
     plan with `details["verification"]` (`converged`: the second diff is empty)."""
-    hook = getattr(driver, "verify", None)
-    if not callable(hook):
+    if not isinstance(driver, Verifies):
         return plan.with_warnings(f"{obj.KIND} has no proof mode: --verify checked nothing")
-    verified: Plan = await hook(obj, plan, ctx)
-    return verified
+    return await driver.verify(obj, plan, ctx)
 
 
 def driver_guards(driver: Driver, spec: Resource) -> Sequence[Guard]:
     """Guards a driver derives from its spec (optional `guards(spec)` method)."""
-    guards = getattr(driver, "guards", None)
-    return tuple(guards(spec)) if callable(guards) else ()
+    return tuple(driver.guards(spec)) if isinstance(driver, DerivesGuards) else ()
 
 
 DriverFactory = Callable[[], Driver]
@@ -136,7 +177,18 @@ class DriverRegistry:
         self._factories[kind] = factory
         self._instances.pop(kind, None)
 
+    def _discover(self, kind: str) -> None:
+        """A kind registered (entry point, plugin) after this registry was built."""
+        from reconciler.kinds import REGISTRY
+
+        info = REGISTRY.find(kind)
+        factory = info.driver_factory() if info is not None else None
+        if factory is not None:
+            self._factories[kind] = factory
+
     def has(self, kind: str) -> bool:
+        if kind not in self._factories:
+            self._discover(kind)
         return kind in self._factories
 
     def kinds(self) -> list[str]:
@@ -144,6 +196,8 @@ class DriverRegistry:
 
     def get(self, kind: str) -> Driver:
         if kind not in self._instances:
+            if kind not in self._factories:
+                self._discover(kind)
             if kind not in self._factories:
                 available = ", ".join(self.kinds()) or "none"
                 raise NoDriverError(f"no driver for kind {kind}; drivers available: {available}")

@@ -8,7 +8,6 @@ that loads only AgentConfigs never builds the AED or RBAC models (CLI start-up t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,37 +32,40 @@ if TYPE_CHECKING:
     from reconciler.models.agents import AgentConfig
     from reconciler.models.rbac import RbacMapping
 
-_LAZY = {
-    "RbacMapping": "reconciler.models.rbac",
-    "AedSourceBinding": "reconciler.models.aed",
-    "AgentConfig": "reconciler.models.agents",
-}
+_LAZY = {"RbacMapping", "AedSourceBinding", "AgentConfig"}
 
 
 class _Kinds(MutableMapping[str, type[Resource]]):
-    """Kind name → model; built-in models are imported on first lookup."""
-
-    def __init__(self) -> None:
-        self._models: dict[str, type[Resource] | None] = {"SyncJob": SyncJob, **dict.fromkeys(_LAZY)}
+    """Kind name → model, a view of the kind registry (`reconciler.kinds`): models are
+    imported on first lookup; a kind not known yet makes the registry scan plugins."""
 
     def __getitem__(self, kind: str) -> type[Resource]:
-        model = self._models[kind]
-        if model is None:
-            model = getattr(importlib.import_module(_LAZY[kind]), kind)
-            self._models[kind] = model
-        return model
+        from reconciler.kinds import REGISTRY
+
+        info = REGISTRY.find(kind)
+        if info is None:
+            raise KeyError(kind)
+        return info.load_model()
 
     def __setitem__(self, kind: str, model: type[Resource]) -> None:
-        self._models[kind] = model
+        from reconciler.kinds import REGISTRY, KindInfo
+
+        known = REGISTRY.find(kind)
+        REGISTRY.register(KindInfo(kind, model.PLURAL or f"{kind.lower()}s", model,
+                                   known.driver if known is not None else None))
 
     def __delitem__(self, kind: str) -> None:
-        del self._models[kind]
+        raise TypeError("kinds are not unregistered")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._models)
+        from reconciler.kinds import REGISTRY
+
+        return iter([info.kind for info in REGISTRY.all()])
 
     def __len__(self) -> int:
-        return len(self._models)
+        from reconciler.kinds import REGISTRY
+
+        return len(REGISTRY.all())
 
 
 KINDS: MutableMapping[str, type[Resource]] = _Kinds()
@@ -73,12 +75,14 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return KINDS[name]
     if name == "BUILTIN_KINDS":
-        return tuple(KINDS[k] for k in ("SyncJob", "RbacMapping", "AedSourceBinding", "AgentConfig"))
+        from reconciler.kinds import BUILTINS
+
+        return tuple(info.load_model() for info in BUILTINS)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register_kind(model: type[Resource]) -> type[Resource]:
-    """Make a kind loadable (used by plugins; the built-in kinds are registered above)."""
+    """Make a kind loadable (used by plugins; see `reconciler.kinds` for the registry)."""
     if not model.KIND:
         raise ValueError(f"{model.__name__} has no KIND")
     KINDS[model.KIND] = model

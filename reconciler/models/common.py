@@ -24,11 +24,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 API_GROUP = "reconciler.dev"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -119,6 +123,7 @@ DnsLabel = NamespaceName
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MAX_DURATION = timedelta(days=36500)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -137,6 +142,8 @@ def parse_duration(value: Any) -> timedelta:
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"expected a positive duration; got {value!r}")
+    if seconds > _MAX_DURATION.total_seconds():  # later than year 9999 is past what a datetime holds
+        raise ValueError(f"expected a duration of at most {_MAX_DURATION.days}d (100 years); got {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -292,7 +299,37 @@ class ObjectMeta(SpecModel):
     creation_timestamp: datetime | None = None
 
 
-DomainKind = Literal["RbacMapping", "AedSourceBinding", "AgentConfig"]
+class _TargetKind:
+    """A kind a SyncJob can schedule: any registered kind but SyncJob (see `reconciler.kinds`).
+    Validated against the registry when a spec is loaded; the JSON Schema's enum is the
+    registry's kinds when the schema is generated."""
+
+    @staticmethod
+    def _names() -> list[str]:
+        from reconciler.kinds import schedulable_kinds
+
+        return schedulable_kinds()
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        def check(value: str) -> str:
+            from reconciler.kinds import REGISTRY, SCHEDULER_KIND
+
+            if value == SCHEDULER_KIND or REGISTRY.find(value) is None:
+                raise ValueError(f"expected one of {', '.join(sorted(cls._names()))}, got {value!r}")
+            return value
+
+        return core_schema.no_info_after_validator_function(check, core_schema.str_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"type": "string", "enum": cls._names()}
+
+
+DomainKind = Annotated[str, _TargetKind]
 
 
 class TargetRef(SpecModel):

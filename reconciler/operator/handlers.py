@@ -44,7 +44,6 @@ VERSION = "v1alpha1"
 RUN_NOW = "reconciler.dev/run-now"
 FINALIZER = "reconciler.dev/finalizer"
 EVEN_IF_SUSPENDED = "reconciler.dev/run-even-if-suspended"
-TARGET_KINDS = ("AgentConfig", "AedSourceBinding", "RbacMapping")
 
 
 def resource_of(body: Any) -> Resource:
@@ -126,15 +125,17 @@ class Operator:
     def _register(self) -> None:
         registry = self.registry
         kopf.on.login(registry=registry)(self.login)
-        for kind in TARGET_KINDS:
-            plural = KINDS[kind].PLURAL
+        from reconciler.kinds import REGISTRY, SCHEDULER_KIND
+
+        for info in REGISTRY.targets():  # built-in and plugin kinds alike
+            plural = info.plural
             kopf.on.resume(API_GROUP, VERSION, plural, registry=registry)(self.reconcile)
             kopf.on.create(API_GROUP, VERSION, plural, registry=registry)(self.reconcile)
             kopf.on.update(API_GROUP, VERSION, plural, field="spec", registry=registry)(self.reconcile)
             kopf.on.field(API_GROUP, VERSION, plural, field=("metadata", "annotations", RUN_NOW),
                           registry=registry)(self.run_now)
             kopf.on.delete(API_GROUP, VERSION, plural, registry=registry)(self.finalize)
-        jobs = KINDS["SyncJob"].PLURAL
+        jobs = REGISTRY.get(SCHEDULER_KIND).plural
         kopf.on.resume(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
         kopf.on.create(API_GROUP, VERSION, jobs, registry=registry)(self.track_job)
         kopf.on.update(API_GROUP, VERSION, jobs, field="spec", registry=registry)(self.track_job)

@@ -476,3 +476,16 @@ def test_example_values_render_two_replicas_watching_the_reconciler_namespace(he
     assert [r["metadata"]["namespace"] for r in of_kind(docs, "Role")] == ["reconciler"]
     assert [p["metadata"]["namespace"] for p in of_kind(docs, "KopfPeering")] == ["reconciler"]
     assert helm.lint(values) == []
+
+
+def test_rbac_kinds_are_the_kind_registry_plus_extra_kinds(helm: Renderer) -> None:
+    # The chart lists no kind by hand: the built-ins come from crds/ (generated from
+    # reconciler.kinds), plugin kinds from values.extraKinds.
+    from reconciler.kinds import BUILTINS
+
+    expected = {info.plural for info in BUILTINS}
+    rules = rules_of(one(helm.template({}), "ClusterRole"))
+    assert {r for g, r in rules if g == "reconciler.dev" and "/" not in r} == expected
+    with_plugin = rules_of(one(helm.template({"extraKinds": ["keyvaluestores"]}), "ClusterRole"))
+    assert ("reconciler.dev", "keyvaluestores") in with_plugin
+    assert ("reconciler.dev", "keyvaluestores/status") in with_plugin

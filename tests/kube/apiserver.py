@@ -115,12 +115,13 @@ class ApiServer(kmock.KubernetesEmulator):
                                             "your changes to the latest version and try again")
 
 
-def register_crds(server: kmock.KubernetesEmulator) -> dict[str, str]:
-    """Serve discovery for the generated CRDs (and core v1 Events, Secrets, Namespaces).
-    Returns plural by kind."""
+def register_crds(server: kmock.KubernetesEmulator, extra: tuple[Any, ...] = ()) -> dict[str, str]:
+    """Serve discovery for the generated CRDs (and core v1 Events, Secrets, Namespaces), with
+    those of `extra` models (plugin kinds). Returns plural by kind."""
     yaml = YAML(typ="safe")
     plurals = {}
-    for text in render_crds().values():
+    texts = [*render_crds().values(), *(render_crds(extra).values() if extra else ())]
+    for text in texts:
         crd = yaml.load(text)
         names, group = crd["spec"]["names"], crd["spec"]["group"]
         for version in crd["spec"]["versions"]:

@@ -15,7 +15,10 @@ _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool
 
 
 def status_schema(plural: str) -> dict[str, Any]:
-    crd = YAML(typ="safe").load(render_crds()[f"{plural}.reconciler.dev.yaml"])
+    from reconciler.kinds import REGISTRY
+
+    info = next(i for i in REGISTRY.all() if i.plural == plural)
+    crd = YAML(typ="safe").load(render_crds((info.load_model(),))[f"{plural}.reconciler.dev.yaml"])
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     return schema
 

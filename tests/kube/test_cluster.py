@@ -9,6 +9,7 @@ request log (Events are asserted there: kmock cannot store two of them, §6.3).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -83,14 +84,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
         await asyncio.sleep(0.1)
 
 
-@pytest_asyncio.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+@contextlib.asynccontextmanager
+async def running_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
+                          plugins: str = "", extra: tuple[Any, ...] = ()) -> AsyncIterator[Cluster]:
     async with ApiServer() as server, kmock.Server(server):
-        register_crds(server)
+        register_crds(server, extra)
         config = tmp_path / "kubeconfig"
         config.write_text(kubeconfig(str(server.url)))
         monkeypatch.setenv("KUBECONFIG", str(config))
-        settings = Settings(state_dir=tmp_path / "state")
+        settings = Settings(state_dir=tmp_path / "state", plugins=plugins)
         # The operator runs in its own thread and event loop, as in a pod (kopf cancels the
         # tasks of its loop when it stops, which would include the test's own).
         stop = threading.Event()
@@ -107,6 +109,12 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             await asyncio.to_thread(thread.join, 15)
             store.close()
             assert not thread.is_alive(), "the operator did not stop within 15 s"
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    async with running_cluster(tmp_path, monkeypatch) as found:
+        yield found
 
 
 def agent(root: Path, policy: str = "Orphan") -> dict[str, Any]:
@@ -384,3 +392,24 @@ async def test_a_failing_scheduled_run_is_retried_and_a_job_waits_for_its_target
         cluster.store.schedule_state(ref)), timeout=30)
     assert state.failures >= 1 and state.retry_at is not None
     _assert_patches_survive_pruning(cluster)
+
+
+async def test_a_plugin_kind_is_watched_and_scheduled_by_the_operator(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kvstore_driver
+
+    async with running_cluster(tmp_path, monkeypatch, plugins="kvstore_driver",
+                               extra=(kvstore_driver.KeyValueStore,)) as cluster:
+        target = tmp_path / "kv.json"
+        await cluster.create("keyvaluestores", {
+            "apiVersion": "reconciler.dev/v1alpha1", "kind": "KeyValueStore",
+            "metadata": {"name": "kv", "namespace": "ns1"},
+            "spec": {"file": str(target), "data": {"a": "1"}}})
+        await eventually(lambda: target.exists())  # watched: reconciled on create
+        await cluster.create("syncjobs", {
+            "apiVersion": "reconciler.dev/v1alpha1", "kind": "SyncJob",
+            "metadata": {"name": "kv-often", "namespace": "ns1"},
+            "spec": {"targetRef": {"kind": "KeyValueStore", "name": "kv"}, "interval": "1s"}})
+        runs = await eventually(lambda: cluster.runs("schedule"))
+        assert runs[0].kind == "KeyValueStore"
+        _assert_patches_survive_pruning(cluster)
