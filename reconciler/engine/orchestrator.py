@@ -202,9 +202,9 @@ class Orchestrator:
             log.exception("driver raised an unexpected error")
             outcome, error, error_type = (Outcome.FAILED, secrets.scrub(summarize_unexpected(exc)),
                                           type(exc).__name__)
+            unexpected = True
         finally:
             if driver is not None:
-            unexpected = True
                 try:
                     await release(driver, ctx)
                 except Exception:
