@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     """Runs started within this duration are kept (`30d`, `12h`)."""
     history_retention_interval: Duration = timedelta(minutes=15)
     """How often the daemon prunes."""
+    # The HTTP API reads at most this many bytes of a request body (413 beyond); the git
+    # webhook, which authenticates by an HMAC of its body, has its own bound.
+    api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    api_webhook_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # Events out of the daemon (`reconciler serve`); None disables each.
     redis_url: str | None = None
     redis_stream: str = "reconciler:events"

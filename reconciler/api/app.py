@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, Field
 
 from reconciler.api.auth import Caller, Role, TokenTable
+from reconciler.api.gate import BodyLimit, RequestGate
 from reconciler.api.metrics import Metrics
 from reconciler.engine.events import Event
 from reconciler.engine.runs import Trigger
@@ -34,10 +35,32 @@ from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
 from reconciler.models import Mode, ObjectRef, SyncJob
 from reconciler.runtime.control import Controller, NotFound, Refused
+from reconciler.settings import Settings
 from reconciler.status import object_statuses
 from reconciler.store.repository import jsonable
 
 log = structlog.get_logger("reconciler.api")
+
+WEBHOOK_PATH = "/api/v1/webhooks/git"
+
+
+def _logged_at(entry: dict[str, Any]) -> datetime | None:
+    """A log entry's time (UTC when it names no zone), or None when it has none that parses."""
+    stamp = entry.get("timestamp")
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if isinstance(stamp, str) else None
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at is not None and at.utcoffset() is None else at
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    """A date-time query parameter must say its time zone: 2026-01-01T00:00:00 could be any of 25."""
+    if value is not None and value.utcoffset() is None:
+        raise HTTPException(400, f"{name}: expected a date-time with a time zone (such as "
+                                 f"2026-01-01T00:00:00Z or 2026-01-01T00:00:00+02:00), "
+                                 f"got {value.isoformat()!r}")
+    return value
 
 
 class RunRequest(BaseModel):
@@ -84,11 +107,20 @@ def _event_json(event: Event) -> dict[str, Any]:
 
 def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | None = None,
                ready: Callable[[], bool] | None = None, webhook_secret: str | None = None,
-               on_push: Callable[[], None] | None = None) -> FastAPI:
+               on_push: Callable[[], None] | None = None, settings: Settings | None = None) -> FastAPI:
     """The API over `controller`. `ready` reports whether the scheduler is alive; a verified
-    push webhook calls `on_push` (the spec watcher fetches at once)."""
+    push webhook calls `on_push` (the spec watcher fetches at once). `settings` gives the
+    body limits (their defaults without it)."""
     app = FastAPI(title="reconciler", version="v1",
                   description="Status, history and control of a running reconciler.")
+    limits = settings or Settings.model_construct()
+    body_limit = BodyLimit(limits.api_max_body_bytes, "RECONCILER_API_MAX_BODY_BYTES")
+    webhook_limit = BodyLimit(limits.api_webhook_max_body_bytes, "RECONCILER_API_WEBHOOK_MAX_BODY_BYTES")
+    # Tokens are checked, and bodies bounded, before FastAPI reads a body (see gate.py); the
+    # webhook authenticates by an HMAC of its body, so it is bounded instead.
+    app.add_middleware(RequestGate, tokens=tokens,
+                       protected=lambda path: path.startswith("/api/") and path != WEBHOOK_PATH,
+                       limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit)
     metrics = Metrics()
     controller.runtime.bus.subscribe(metrics.observe)
     cache = StatusCache(controller)
@@ -244,17 +276,21 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                 "changes": [c.model_dump(mode="json") for c in controller.store.changes(record.id)],
                 "rejects": controller.store.rejects(record.id, limit=1000)}
 
-    @app.post("/api/v1/webhooks/git", tags=["control"], status_code=202)
+    @app.post(WEBHOOK_PATH, tags=["control"], status_code=202)
     async def git_push(request: Request) -> dict[str, Any]:
         """A GitHub (`X-Hub-Signature-256` HMAC) or GitLab (`X-Gitlab-Token`) push event."""
-        body = await request.body()
         if not webhook_secret:
             raise HTTPException(404, "no webhook secret is configured (serve --webhook-secret-env)")
         signature = request.headers.get("x-hub-signature-256")
         gitlab = request.headers.get("x-gitlab-token")
-        expected = "sha256=" + hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        valid = ((signature is not None and hmac.compare_digest(signature, expected))
-                 or (gitlab is not None and hmac.compare_digest(gitlab, webhook_secret)))
+        if gitlab is not None:  # GitLab's token is a header: checked without reading the body
+            valid = hmac.compare_digest(gitlab.encode(), webhook_secret.encode())
+        elif signature is not None:  # the body is read, within the gate's bound, only when signed
+            body = await request.body()
+            expected = "sha256=" + hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+            valid = hmac.compare_digest(signature.encode(), expected.encode())
+        else:
+            valid = False
         if not valid:
             log.warning("git webhook refused: bad signature", source=source(request))
             raise HTTPException(401, "bad webhook signature")
@@ -302,17 +338,16 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     def get_logs(_who: Viewer, object: str | None = None, level: str | None = None,
                  since: datetime | None = None, until: datetime | None = None,
                  limit: Annotated[int, Query(ge=1, le=10000)] = 500) -> list[dict[str, Any]]:
+        since, until = _aware("since", since), _aware("until", until)
         out = []
         for entry in reversed(logs.entries):
             if level and entry.get("level") != level.lower():
                 continue
             if object and f"{entry.get('kind')}/{entry.get('name')}" != object:
                 continue
-            stamp = entry.get("timestamp")
-            if (since or until) and isinstance(stamp, str):
-                at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-                if (since and at < since) or (until and at > until):
-                    continue
+            at = _logged_at(entry) if since or until else None
+            if at is not None and ((since and at < since) or (until and at > until)):
+                continue
             out.append(entry)
             if len(out) >= limit:
                 break

@@ -140,7 +140,8 @@ class Daemon:
 
         app = create_app(controller, tokens=self.options.tokens, logs=self.logs,
                          ready=lambda: self.scheduler is None or self.scheduler.alive(),
-                         webhook_secret=self.options.webhook_secret, on_push=self.poke.set)
+                         webhook_secret=self.options.webhook_secret, on_push=self.poke.set,
+                         settings=self.settings)
         config = uvicorn.Config(app, host=self.options.host, port=self.options.port, log_level="warning",
                                 lifespan="off", access_log=False)
         server = uvicorn.Server(config)
