@@ -537,7 +537,19 @@ def history(
         response = httpx.get(url, headers=headers, params={"limit": limit} if run is None else None)
         if response.status_code >= 400:
             raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
-        typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+        if output is OutputFormat.json:
+            typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+            return
+        from reconciler.store.repository import ChangeRecord, RunRecord
+
+        answer = response.json()
+        if run is None:
+            _show_runs_table([RunRecord.model_validate(r) for r in answer])
+        elif answer["run"].get("outcome") == "queued":  # accepted, waiting for its target's lock
+            typer.echo(f"run {answer['run']['id']} {answer['run']['kind']}/{answer['run']['name']} queued")
+        else:
+            changes = [ChangeRecord.model_validate(c) for c in answer["changes"]]
+            _show_run_detail(RunRecord.model_validate(answer["run"]), changes, answer["rejects"][:50])
         return
     try:
         refs = _targets([target] if target else None)
@@ -563,21 +575,7 @@ def history(
                     )
                 )
                 return
-            typer.echo(
-                f"run {record.id} {record.target.short} {record.outcome} "
-                f"({record.trigger}, {record.mode}{', dry run' if record.dry_run else ''})"
-            )
-            if record.error:
-                typer.echo(f"  error: {record.error}")
-            sign = {"create": "+", "update": "~", "delete": "-"}
-            for change in changes:
-                typer.echo(f"  {sign.get(change.action, '?')} {change.item} {change.key}")
-            rejects = runtime.store.rejects(record.id, limit=50)
-            for reject in rejects:
-                typer.echo(f"  ✗ rejected {reject['key']}: {reject['stage']}.{reject['rule']} "
-                           f"({reject['column']}): {reject['message']}")
-            if len(rejects) == 50:
-                typer.echo("  … more rejected rows: --output json lists them all")
+            _show_run_detail(record, changes, runtime.store.rejects(record.id, limit=50))
             return
         records = runtime.store.runs(refs[0] if refs else None, limit=limit)
     finally:
@@ -585,6 +583,28 @@ def history(
     if output is OutputFormat.json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False))
         return
+    _show_runs_table(records)
+
+
+def _show_run_detail(record: Any, changes: list[Any], rejects: list[dict[str, Any]]) -> None:
+    """One run as text: its outcome, error, changes and (the first 50) rejected rows."""
+    typer.echo(
+        f"run {record.id} {record.target.short} {record.outcome} "
+        f"({record.trigger}, {record.mode}{', dry run' if record.dry_run else ''})"
+    )
+    if record.error:
+        typer.echo(f"  error: {record.error}")
+    sign = {"create": "+", "update": "~", "delete": "-"}
+    for change in changes:
+        typer.echo(f"  {sign.get(change.action, '?')} {change.item} {change.key}")
+    for reject in rejects:
+        typer.echo(f"  ✗ rejected {reject['key']}: {reject['stage']}.{reject['rule']} "
+                   f"({reject['column']}): {reject['message']}")
+    if len(rejects) == 50:
+        typer.echo("  … more rejected rows: --output json lists them all")
+
+
+def _show_runs_table(records: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -801,24 +821,23 @@ def run_object(
     server: Annotated[str | None, typer.Option(help="Ask a running daemon instead (its URL).")] = None,
     token_env: Annotated[str, typer.Option(help="Env var holding the API token (with --server).")]
     = "RECONCILER_TOKEN",
+    wait: Annotated[bool, typer.Option("--wait", help="With --server: wait for the run to end, print its "
+                                       "outcome, exit 1 if it failed.")] = False,
+    timeout: Annotated[str, typer.Option(help="With --wait: give up waiting after this long (at most 1h); "
+                                         "the run goes on.")] = "10m",
 ) -> None:
     """Run one object now (a forced run, recorded with its trigger)."""
     from reconciler.engine.runs import Trigger
     from reconciler.models import Mode
 
     if server is not None:
-        import httpx
-
-        ref = _targets([target])[0]
         body = {"dryRun": dry_run, "evenIfSuspended": even_if_suspended,
                 **({"mode": mode.value} if mode else {})}
-        response = httpx.post(f"{server.rstrip('/')}/api/v1/objects/{ref.kind}/{ref.name}/run",
-                              params={"namespace": ref.namespace}, json=body,
-                              headers={"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"})
-        if response.status_code >= 400:
-            raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
-        typer.echo(f"{ref.short}: run accepted by {server}")
+        _run_on_server(server, target, token_env=token_env, wait=wait,
+                       timeout=_duration(timeout, "--timeout"), body=body)
         return
+    if wait:
+        raise _fail("--wait goes with --server (a local run always waits)")
     from reconciler.runtime.control import Controller
 
     try:
@@ -840,6 +859,54 @@ def run_object(
         runtime.close()
     _show_applied([result])
     if _print_failures([result]):
+        raise typer.Exit(1)
+
+
+def _run_on_server(server: str, target: str, *, token_env: str, wait: bool, timeout: float,
+                   body: dict[str, Any]) -> None:
+    """`run --server`: the daemon's forced run (POST .../run), its id printed; with --wait its
+    outcome, exit 1 when it failed or did not end within `timeout`."""
+    import httpx
+
+    from reconciler.runtime.control import MAX_RUN_WAIT_SECONDS
+
+    ref = _targets([target])[0]
+    if timeout > MAX_RUN_WAIT_SECONDS:
+        raise _fail(f"--timeout: expected at most {MAX_RUN_WAIT_SECONDS:.0f}s, got {timeout:.0f}s")
+    params: dict[str, Any] = {"namespace": ref.namespace}
+    if wait:
+        params.update(wait="true", timeout=timeout)
+    base = server.rstrip("/")
+    try:
+        response = httpx.post(f"{base}/api/v1/objects/{ref.kind}/{ref.name}/run", params=params, json=body,
+                              headers={"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"},
+                              timeout=httpx.Timeout(30.0, read=timeout + 30.0))
+    except httpx.HTTPError as exc:
+        raise _fail(f"{server}: {type(exc).__name__}: {exc}") from None
+    if response.status_code >= 400:
+        raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
+    answer = response.json()
+    run_id = answer.get("runId")
+    follow = f"reconciler history --server {server} --run {run_id}"
+    if not wait:
+        typer.echo(f"{ref.short}: run {run_id} accepted by {server}; follow it with `{follow}`")
+        return
+    if not answer.get("finished"):
+        typer.echo(f"{ref.short}: run {run_id} still running after {timeout:g}s; follow it with `{follow}`",
+                   err=True)
+        raise typer.Exit(1)
+    run = answer.get("run") or {}
+    c = run.get("counts") or {}
+    summary = ", ".join(f"{c.get(k, 0)} {k}" for k in ("created", "updated", "deleted", "unchanged"))
+    if c.get("invalid"):
+        summary += f", {c['invalid']} invalid"
+    duration = run.get("duration_seconds")
+    typer.echo(f"{ref.short}: {answer['outcome']} ({summary})"
+               + (f" in {duration:.2f}s" if duration is not None else "") + f" [run {run_id}]")
+    for warning in run.get("warnings") or ():
+        typer.echo(f"  ! {warning}")
+    if not answer.get("ok"):
+        typer.echo(f"error: {ref.short}: {answer['outcome']}: {answer.get('error')}", err=True)
         raise typer.Exit(1)
 
 

@@ -34,7 +34,13 @@ from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
 from reconciler.models import Mode, ObjectRef, SyncJob
-from reconciler.runtime.control import Controller, NotFound, Refused
+from reconciler.runtime.control import (
+    DEFAULT_RUN_WAIT_SECONDS,
+    MAX_RUN_WAIT_SECONDS,
+    Controller,
+    NotFound,
+    Refused,
+)
 from reconciler.settings import Settings
 from reconciler.status import object_statuses
 from reconciler.store.repository import jsonable
@@ -209,17 +215,35 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
         return {**row, "suspended": suspended, "spec": obj.model_dump(mode="json", by_alias=True)["spec"]}
 
     @app.post("/api/v1/objects/{kind}/{name}/run", tags=["control"], status_code=202)
-    async def run(kind: str, name: str, who: Admin, request: Request, namespace: str = "default",
-                  body: RunRequest | None = None) -> dict[str, Any]:
+    async def run(kind: str, name: str, who: Admin, request: Request, response: Response,
+                  namespace: str = "default", body: RunRequest | None = None,
+                  wait: Annotated[bool, Query(
+                      description="Answer when the run has ended (200, with its result), or when "
+                                  "`timeout` has passed (202; the run goes on).")] = False,
+                  timeout: Annotated[float, Query(
+                      gt=0, le=MAX_RUN_WAIT_SECONDS,
+                      description="Seconds to wait with wait=true.")] = DEFAULT_RUN_WAIT_SECONDS,
+                  ) -> dict[str, Any]:
+        """Run an object now. 202 with `runId` and a `Location` of `/api/v1/runs/{runId}` at
+        once; with `wait=true`, 200 with the run's outcome once it ended within `timeout`."""
         ref = ref_of(kind, name, namespace)
         body = body or RunRequest()
-        obj = controller.get(ref)
-        if controller.suspended(obj) and not body.even_if_suspended:
-            raise Refused(f"{ref.short} is suspended; resume it or send evenIfSuspended: true")
-        controller.start_run(ref, trigger=Trigger.API, mode=body.mode, dry_run=body.dry_run,
-                             even_if_suspended=body.even_if_suspended, actor=who.actor,
-                             source=source(request))
-        return {"accepted": True, "object": ref.short}
+        started = controller.start_run(ref, trigger=Trigger.API, mode=body.mode, dry_run=body.dry_run,
+                                       even_if_suspended=body.even_if_suspended, actor=who.actor,
+                                       source=source(request))
+        location = f"/api/v1/runs/{started.run_id}"
+        response.headers["Location"] = location
+        answer: dict[str, Any] = {"accepted": True, "object": ref.short, "runId": started.run_id,
+                                  "location": location}
+        if not wait:
+            return answer
+        result = await controller.wait_for_run(started, timeout=timeout)
+        if result is None:
+            return {**answer, "finished": False}
+        response.status_code = 200
+        record = controller.store.run(result.run_id)
+        return {**answer, "finished": True, "outcome": str(result.outcome), "ok": result.outcome.ok,
+                "error": result.error, "run": record.model_dump(mode="json") if record else None}
 
     @app.post("/api/v1/objects/{kind}/{name}/suspend", tags=["control"])
     def suspend(kind: str, name: str, who: Admin, request: Request,
@@ -270,6 +294,10 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     @app.get("/api/v1/runs/{run_id}", tags=["runs"])
     def get_run(run_id: str, _who: Viewer) -> dict[str, Any]:
         record = controller.store.run(run_id)
+        if record is None and run_id in controller.started:  # accepted, waiting for its target's lock
+            ref = controller.started[run_id].ref
+            return {"run": {"id": run_id, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
+                            "outcome": "queued"}, "changes": [], "rejects": []}
         if record is None:
             raise HTTPException(404, f"no run {run_id!r} (or the prefix is ambiguous)")
         return {"run": record.model_dump(mode="json"),

@@ -91,17 +91,19 @@ class Orchestrator:
         record: bool = True,
         verify: bool = False,
         guards: Sequence[Guard] = (),
+        run_id: str | None = None,
     ) -> RunResult:
         """One run of `obj`. `record=False` (dry runs only: a pull-request review with read-only
         credentials) writes nothing to the store: no run, changes or events are recorded.
         `verify` (dry runs only) asks the driver to prove the plan (see `drivers.prove`).
         `guards` are checked for this run only, after the orchestrator's and the driver's
-        (for example `RefuseDrift` for `apply --refuse-drift`)."""
+        (for example `RefuseDrift` for `apply --refuse-drift`). `run_id` (from `new_run_id`) lets
+        a caller name the run before it starts, to answer with it at once (a forced API run)."""
         if not record and not dry_run:
             raise ValueError("only a dry run can be left unrecorded")
         if verify and not dry_run:
             raise ValueError("only a dry run can be verified")
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         target = obj.ref
         started = datetime.now(UTC)
         secrets = self._secrets()

@@ -7,7 +7,9 @@ their trigger either way), suspends and resumes SyncJobs by a runtime override k
 store, and takes a new spec set: objects whose spec changed are reconciled, with the
 commit SHA recorded on their runs; removed objects are left alone (nothing is pruned
 unless a spec says so). No domain logic lives here: every run goes through the
-orchestrator.
+orchestrator. Every run it starts is a task it keeps (`tasks`), so that a stopping daemon
+can let them finish within its grace and cancel the rest; once `closing` is set, new
+runs are refused and a new spec set starts no further runs.
 """
 
 from __future__ import annotations
@@ -15,19 +17,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from reconciler.assembly import Runtime
+from reconciler.engine.orchestrator import new_run_id
 from reconciler.engine.runs import RunResult, Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.loading.specs import SpecSet
 from reconciler.models import Mode, ObjectRef, Resource, SyncJob
 
 log = structlog.get_logger("reconciler.control")
+DEFAULT_RUN_WAIT_SECONDS = 60.0  # how long a caller waits for a forced run by default, and at most
+MAX_RUN_WAIT_SECONDS = 3600.0
+T = TypeVar("T")
 
 
 class NotFound(ReconcilerError):
@@ -36,6 +43,17 @@ class NotFound(ReconcilerError):
 
 class Refused(ReconcilerError):
     """A request that the object's state does not allow (a run of a suspended object)."""
+
+
+@dataclass(slots=True)
+class StartedRun:
+    """A forced run that was accepted: its id at once (the caller can follow it), its result
+    when `Controller.wait_for_run` sees it end."""
+
+    run_id: str
+    ref: ObjectRef
+    task: asyncio.Task[RunResult | None]
+    refusal: str | None = None  # why it never started, when it was refused after acceptance
 
 
 def spec_hash(obj: Resource) -> str:
@@ -48,8 +66,10 @@ def spec_hash(obj: Resource) -> str:
 class Controller:
     runtime: Runtime
     specs: SpecSet
-    tasks: set[asyncio.Task[RunResult | None]] = field(default_factory=set)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    closing: bool = False
+    started: dict[str, StartedRun] = field(default_factory=dict)  # accepted runs not yet ended
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -87,18 +107,28 @@ class Controller:
 
     # --- forced runs ----------------------------------------------------------------------
 
+    def check_runnable(self, ref: ObjectRef, *, even_if_suspended: bool = False) -> Resource:
+        """The object, if a forced run of it may start now; NotFound or Refused otherwise."""
+        obj = self.get(ref)
+        if self.closing:
+            raise Refused("the daemon is shutting down; no new runs")
+        if isinstance(obj, SyncJob):
+            self.get(self.job_target(obj))
+        if self.suspended(obj) and not even_if_suspended:
+            raise Refused(f"{ref.short} is suspended; resume it, or ask for the run with "
+                          "--even-if-suspended (evenIfSuspended: true)")
+        return obj
+
     async def run_now(self, ref: ObjectRef, *, trigger: Trigger, mode: Mode | None = None,
                       dry_run: bool = False, even_if_suspended: bool = False,
-                      actor: str = "system", source: str | None = None) -> RunResult:
+                      actor: str = "system", source: str | None = None,
+                      run_id: str | None = None) -> RunResult:
         """Run an object (a SyncJob runs its target with its mode) now, with `trigger`."""
-        obj = self.get(ref)
+        obj = self.check_runnable(ref, even_if_suspended=even_if_suspended)
         target, job = obj, None
         if isinstance(obj, SyncJob):
             job = obj
             target = self.get(self.job_target(obj))
-        if self.suspended(obj) and not even_if_suspended:
-            raise Refused(f"{ref.short} is suspended; resume it, or ask for the run with "
-                          "--even-if-suspended (evenIfSuspended: true)")
         if mode is None:
             mode = job.spec.mode if job is not None else Mode.FULL
         self.store.record_audit(actor=actor, action="run", obj=ref.short, source=source,
@@ -106,20 +136,50 @@ class Controller:
                                         "evenIfSuspended": even_if_suspended,
                                         "suspended": self.suspended(obj)})
         return await self.runtime.orchestrator.run(target, trigger=trigger, mode=mode, dry_run=dry_run,
-                                                   revision=self.specs.revision)
+                                                   revision=self.specs.revision, run_id=run_id)
 
-    def start_run(self, ref: ObjectRef, **kwargs: Any) -> asyncio.Task[RunResult | None]:
-        """`run_now` in the background (the API answers 202 with the task running)."""
-        self.get(ref)  # NotFound before anything starts
+    def start_run(self, ref: ObjectRef, **kwargs: Any) -> StartedRun:
+        """`run_now` in the background, named before it starts: the API answers 202 with the
+        run id. NotFound and Refused (suspended, shutting down) are raised here, before
+        anything starts; a refusal after that (the daemon began to stop) ends the task with
+        None and `refusal` set."""
+        self.check_runnable(ref, even_if_suspended=bool(kwargs.get("even_if_suspended")))
+        run_id = new_run_id()
 
-        async def run() -> RunResult | None:  # type: ignore[return]
+        async def run() -> RunResult | None:
             try:
-                return await self.run_now(ref, **kwargs)
+                return await self.run_now(ref, run_id=run_id, **kwargs)
             except ReconcilerError as exc:
                 log.warning("run not started", object=ref.short, reason=str(exc))
+                started.refusal = str(exc)
                 return None
+            finally:
+                self.started.pop(run_id, None)
 
-        task = asyncio.get_running_loop().create_task(run())
+        started = StartedRun(run_id, ref, self.spawn(run()))
+        if not started.task.done():
+            self.started[run_id] = started
+        return started
+
+    async def wait_for_run(self, started: StartedRun, *, timeout: float) -> RunResult | None:
+        """The run's result once it ended, or None when `timeout` seconds passed first (the run
+        goes on; waiting never cancels it). Refused when it never started or was cancelled."""
+        done, _ = await asyncio.wait({started.task}, timeout=timeout)
+        if not done:
+            return None
+        if started.task.cancelled():
+            raise Refused(f"run {started.run_id} was cancelled: the daemon is shutting down")
+        result = started.task.result()
+        if result is None:
+            raise Refused(f"run {started.run_id} was not started: {started.refusal or 'refused'}")
+        return result
+
+    def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `work` (runs of objects) as a task that a stopping daemon waits for or cancels."""
+        if self.closing:
+            work.close()
+            raise Refused("the daemon is shutting down; no new runs")
+        task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
@@ -186,6 +246,8 @@ class Controller:
         self.specs = new
         results: list[RunResult] = []
         for obj in changed:
+            if self.closing:
+                break
             if isinstance(obj, SyncJob):
                 state = self.store.schedule_state(obj.ref)
                 if state.override is not None or state.next_run_time is not None:
