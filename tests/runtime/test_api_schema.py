@@ -88,5 +88,5 @@ def test_a_schedule_interval_too_long_for_a_date_is_refused(daemon: Daemon) -> N
         assert "interval" in answer.json()["detail"] and "at most 36500d" in answer.json()["detail"]
     assert httpx.put(url, headers=admin, json={"interval": "36500d"}).status_code == 200
     assert httpx.get(f"{daemon.base}/api/v1/objects", headers=admin).status_code == 200
-    assert httpx.get(url, headers=admin).json()["nextRunTime"] is not None
+    assert httpx.get(url, headers=admin).json()["override"] == {"interval": "36500d"}
     assert httpx.delete(url, headers=admin).status_code == 200
