@@ -78,8 +78,19 @@ TargetOpt = Annotated[
 ModeOpt = Annotated[ModeOption, typer.Option(help="full or incremental reconciliation.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        # The installed distribution's version: the one the release published (PyPI, image).
+        typer.echo(f"reconciler {importlib.metadata.version('reconciler')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
     log_format: Annotated[
         LogFormat | None, typer.Option(help="console (default) or json; also RECONCILER_LOG_FORMAT.")
     ] = None,
