@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.models import ObjectRef
+
+_F = TypeVar("_F")
 
 
 class Action(StrEnum):
@@ -109,9 +111,23 @@ class Counts:
         }
 
 
+class PlanMode(StrEnum):
+    """What a plan does: bring the target to the spec, or back to a recorded run."""
+
+    RECONCILE = "reconcile"
+    ROLLBACK = "rollback"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a run would do to one target."""
+    """What a run would do to one target.
+
+    Three typed channels keep what a plan carries apart: `facts` (the driver's figures, a
+    frozen dataclass such as `AedFacts`, read by its guards: a renamed figure is a type
+    error, not a guard that passes), `handle` (what apply needs that the plan computed,
+    typed by the driver; never recorded, rendered or compared) and `details` (what people
+    see: diffs, samples, proposals; presentation only, read by no guard and no apply).
+    """
 
     target: ObjectRef
     changes: tuple[Change, ...] = ()
@@ -119,6 +135,9 @@ class Plan:
     invalid: int = 0
     warnings: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    mode: PlanMode = PlanMode.RECONCILE
+    facts: Any = None
+    handle: Any = field(default=None, compare=False, repr=False)
     drift: tuple[str, ...] = ()
     """Keys changed outside the reconciler (hand or client edits) that this plan found."""
     inventory: tuple[str, ...] | None = None
@@ -167,6 +186,13 @@ class Plan:
     def sampled(self) -> bool:
         """Whether `changes` lists only some of the changes (see `totals`)."""
         return self.totals is not None and self.totals.changed > len(self.changes)
+
+    def facts_as(self, kind: type[_F]) -> _F:
+        """The plan's facts as `kind`; a guard given a plan without them is a bug, not a pass."""
+        if not isinstance(self.facts, kind):
+            raise TypeError(f"expected {kind.__name__} facts on the plan of {self.target.short}, "
+                            f"got {type(self.facts).__name__}")
+        return self.facts
 
     def with_warnings(self, *warnings: str) -> Plan:
         return replace(self, warnings=(*self.warnings, *warnings))

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from reconciler.drivers.aed.guards import aed_guards
+from reconciler.drivers.aed.guards import AedFacts, aed_guards
 from reconciler.drivers.aed.mapping import Mapper, _typed
 from reconciler.drivers.aed.targets import TRACKING, Comparison, Target, open_target
 from reconciler.drivers.aed.validating import ValidationFailed, Validator, post_sync
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.engine.planning import Change, Counts, Plan
+from reconciler.engine.planning import Change, Counts, Plan, PlanMode
 from reconciler.errors import DriverError
 from reconciler.models import Mode
 from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, ColumnType, RuleAction
@@ -188,12 +188,12 @@ class AedSourceBindingDriver:
                      else "this plan is not recorded; the first ones are listed with it")
             warnings.append(f"{actual.rejected} row(s) rejected by validation; {where}")
         policy = obj.spec.deletion.policy.value
-        details = {"currentRows": c.current, "activeRows": c.active, "sourceRows": actual.source_rows,
-                   "validRows": c.staged, "pages": actual.pages, "nullColumns": c.null_columns,
-                   "deletion": policy if ctx.mode is Mode.FULL else "none (incremental)",
+        facts = AedFacts(current_rows=c.current, active_rows=c.active, source_rows=actual.source_rows,
+                         valid_rows=c.staged, pages=actual.pages, null_columns=tuple(c.null_columns))
+        details = {**facts.shown(), "deletion": policy if ctx.mode is Mode.FULL else "none (incremental)",
                    "rejects": actual.reject_samples[:20]}
         return Plan(target=obj.ref, changes=tuple(changes), unchanged=c.unchanged, invalid=actual.rejected,
-                    warnings=tuple(warnings), details=details, totals=totals)
+                    warnings=tuple(warnings), details=details, totals=totals, facts=facts)
 
     def _diff_rollback(self, obj: AedSourceBinding, actual: Observed) -> Plan:
         assert actual.restore is not None
@@ -211,15 +211,15 @@ class AedSourceBindingDriver:
                 changes.append(Change.update(key, {k: now.get(k) for k in values}, values, item="row"))
             else:
                 unchanged += 1
-        return Plan(target=obj.ref, changes=tuple(changes), unchanged=unchanged,
-                    details={"rollback": True, "restoredRows": len(actual.restore)})
+        return Plan(target=obj.ref, changes=tuple(changes), unchanged=unchanged, mode=PlanMode.ROLLBACK,
+                    details={"restoredRows": len(actual.restore)})
 
     # --- apply ----------------------------------------------------------------------------
 
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
         obj: AedSourceBinding = ctx.obj  # type: ignore[assignment]
         target = self._targets[ctx.run_id]
-        if plan.details.get("rollback"):
+        if plan.mode is PlanMode.ROLLBACK:
             return self._apply_rollback(plan, target, ctx)
         full = ctx.mode is Mode.FULL
         before, created = target.snapshot(full=full)
@@ -228,7 +228,7 @@ class AedSourceBindingDriver:
         inserted, updated = target.upsert(ctx.run_id)
         deleted = target.remove_absent(self._last_seen(ctx)) if full else 0
         post_sync(obj.spec, inserted=inserted, updated=updated, deleted=deleted,
-                  current=int(plan.details.get("currentRows", 0)))
+                  current=plan.facts_as(AedFacts).current_rows)
         target.commit()
         return ApplyResult(created=inserted, updated=updated, deleted=deleted)
 

@@ -1,22 +1,42 @@
 """Anomaly guards of an AedSourceBinding: stop a run that looks wrong before any write.
 
 The peers' worst failures (dlt, Airbyte, bruin) were loads that silently emptied or
-truncated a table after a bad pull. These guards read the figures the plan carries
-(`details`): the rows in the table now, the valid rows pulled, the owned columns that
-came back all NULL; and the plan's counts for deletions. A tripped guard aborts the run
+truncated a table after a bad pull. These guards read the figures the plan carries, typed
+(`AedFacts`): the rows in the table now, the valid rows pulled, the owned columns that
+came back all NULL; and the plan's counts for deletions. A rollback plan (restoring a
+recorded run) carries no pull and is not checked by them. A tripped guard aborts the run
 with the table untouched; on a dry run it becomes a plan warning.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.engine.drivers import RunContext
 from reconciler.engine.guards import MaxDeletes
-from reconciler.engine.planning import Plan
+from reconciler.engine.planning import Plan, PlanMode
 from reconciler.errors import GuardAborted
 from reconciler.models.aed import AedGuards
 from reconciler.models.common import threshold_limit
+
+
+@dataclass(frozen=True, slots=True)
+class AedFacts:
+    """The figures of one pull against the table, as the plan carries them."""
+
+    current_rows: int  # rows in the table now
+    active_rows: int  # of those, rows not marked missing
+    source_rows: int  # rows the API returned
+    valid_rows: int  # rows that passed validation (staged)
+    pages: int
+    null_columns: tuple[str, ...] = ()  # owned columns that would be NULL in every row
+
+    def shown(self) -> dict[str, Any]:
+        """The figures as `details` shows them (history, API, pull-request comments)."""
+        return {"currentRows": self.current_rows, "activeRows": self.active_rows,
+                "sourceRows": self.source_rows, "validRows": self.valid_rows, "pages": self.pages,
+                "nullColumns": list(self.null_columns)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +46,9 @@ class EmptySource:
     name: str = "allowEmpty"
 
     def check(self, plan: Plan, ctx: RunContext) -> None:
-        if plan.details.get("rollback"):
+        if plan.mode is PlanMode.ROLLBACK:
             return
-        if plan.details.get("sourceRows", 0) == 0:
+        if plan.facts_as(AedFacts).source_rows == 0:
             raise GuardAborted(self.name, "the source returned no rows; set guards.allowEmpty: true to "
                                "accept an empty registry", sourceRows=0)
 
@@ -42,10 +62,10 @@ class RowCountChange:
     name: str = "maxRowCountChange"
 
     def check(self, plan: Plan, ctx: RunContext) -> None:
-        if plan.details.get("rollback"):
+        if plan.mode is PlanMode.ROLLBACK:
             return
-        current = int(plan.details.get("activeRows", 0))
-        pulled = int(plan.details.get("validRows", 0))
+        facts = plan.facts_as(AedFacts)
+        current, pulled = facts.active_rows, facts.valid_rows
         if current == 0:
             return
         allowed = threshold_limit(self.limit, current)
@@ -65,8 +85,10 @@ class AllNullColumns:
     name: str = "forbidAllNullColumns"
 
     def check(self, plan: Plan, ctx: RunContext) -> None:
-        columns = plan.details.get("nullColumns") or []
-        if columns and not plan.details.get("rollback"):
+        if plan.mode is PlanMode.ROLLBACK:
+            return
+        columns = plan.facts_as(AedFacts).null_columns
+        if columns:
             raise GuardAborted(self.name, f"owned column(s) {', '.join(columns)} would be NULL in every "
                                "row; did the API rename a field?", columns=",".join(columns))
 

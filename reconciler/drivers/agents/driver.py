@@ -39,7 +39,7 @@ from reconciler.drivers.agents.planning import (
     watermark_value,
 )
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.engine.planning import Change, Plan
+from reconciler.engine.planning import Change, Plan, PlanMode
 from reconciler.errors import ConflictError, DriverError
 from reconciler.models.agents import AgentConfig
 
@@ -117,7 +117,8 @@ class AgentConfigDriver:
         return plan_files(obj, actual.rendered, actual.files, ctx.inventory, actual.last)
 
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
-        writes: Mapping[str, Mapping[str, Any]] = plan.details.get("_writes", {})
+        # The plan's handle: file → its text before and after (what apply writes).
+        writes: Mapping[str, Mapping[str, Any]] = plan.handle or {}
         for file, write in writes.items():
             now = read_file(file)
             if now.text != write["before"]:
@@ -223,5 +224,5 @@ def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) 
                         if isinstance(value, list) else MISSING
                 watermarks[watermark_key(key)] = watermark_value(key, value)
     return Plan(target=obj.ref, changes=tuple(changes), unchanged=len(actual.restore) - len(changes),
-                details={"files": diffs, "_writes": writes, "rollback": True},
+                details={"files": diffs}, handle=writes, mode=PlanMode.ROLLBACK,
                 inventory=tuple(sorted(inventory)), watermarks=watermarks)

@@ -182,15 +182,15 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
             writes[file] = {"path": state.path, "before": state.text, "after": after,
                             "mode": state.mode}
     adopt: dict[str, Any] = {}
-    for key, entry in tally.held.items():
-        desired = entry.value if entry is not None else MISSING
+    for key, adopted in tally.held.items():
+        desired = adopted.value if adopted is not None else MISSING
         actual = files[parse_key(key).file]
-        adopt[key] = {"canonical": entry.canonical if entry else "", "spec": None if desired is MISSING
+        adopt[key] = {"canonical": adopted.canonical if adopted else "", "spec": None if desired is MISSING
                       else desired, "file": _value_in(actual, key, obj.metadata.name)}
-        if entry is not None:
+        if adopted is not None:
             place = rendered.places.get(key) or next(
                 found for k, found in rendered.places.items() if k.startswith(key + "#"))
-            adopt[key]["proposed"] = proposed_value(entry, place, files)
+            adopt[key]["proposed"] = proposed_value(adopted, place, files)
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
     warnings += [f"proposal: {key} holds items the spec does not declare; policy Adopt keeps them "
@@ -204,7 +204,8 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
     return Plan(
         target=obj.ref, changes=tuple(tally.changes), unchanged=tally.unchanged, warnings=tuple(warnings),
         details={"files": diffs, "states": tally.states, "translation": [str(n) for n in rendered.notes],
-                 "shared": rendered.shared, "adopt": adopt, "_writes": writes},
+                 "shared": rendered.shared, "adopt": adopt},
+        handle=writes,
         drift=tuple(tally.drift), inventory=tuple(sorted(tally.owned | held)), watermarks=watermarks,
         takeovers=tuple(tally.takeovers), weakens=tuple(tally.weakens), pending=tuple(tally.pending),
     )

@@ -5,7 +5,7 @@ one block per subject: the subject row if it is created, its grants (`+ binding 
 revocations (`- binding …`), the subject row if it is deleted — so a reviewer reads who
 gains and loses what. `details.bySubject` has the same as data (`grant` / `revoke` lists
 per subject) for JSON and Markdown consumers. Large deltas list a sample of the changes
-(`SAMPLE`); the counts stay complete. `details.bindings` and `details.emptyRules` feed the
+(`SAMPLE`); the counts stay complete. The typed `RbacFacts` (and `details.bindings` for people) feed the
 guards; `details.facts` says per rule how many distinct facts were read, from when, and
 how many were skipped and why.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from reconciler.drivers.rbac.guards import RbacFacts
 from reconciler.drivers.rbac.keys import (
     BindingKey,
     binding_key,
@@ -79,15 +80,20 @@ def by_subject(delta: RbacDelta) -> dict[str, dict[str, list[str]]]:
 
 
 def to_plan(delta: RbacDelta, *, target: ObjectRef, schema: str | None, details: dict[str, Any],
-            warnings: tuple[str, ...], watermarks: dict[str, str]) -> Plan:
+            warnings: tuple[str, ...], watermarks: dict[str, str],
+            empty_rules: tuple[str, ...] = ()) -> Plan:
     changes = delta_changes(delta, schema)
     created = sum(1 for c in changes if c.action.value == "create")
     updated = sum(1 for c in changes if c.action.value == "update")
     totals = Counts(created=created, updated=updated, deleted=len(changes) - created - updated,
                     unchanged=delta.unchanged)
-    figures = {**details.get("bindings", {}), "grant": len(delta.grant_bindings),
-               "revoke": len(delta.revoke_bindings), "revocable": delta.revocable}
+    facts = RbacFacts(grant=len(delta.grant_bindings), revoke=len(delta.revoke_bindings),
+                      revocable=delta.revocable, empty_rules=tuple(empty_rules))
+    figures = {**details.get("bindings", {}), "grant": facts.grant, "revoke": facts.revoke,
+               "revocable": facts.revocable}
     details = {**details, "bySubject": by_subject(delta), "bindings": figures}
+    if empty_rules:
+        details["emptyRules"] = list(empty_rules)
     return Plan(target=target, changes=tuple(changes[:SAMPLE]), unchanged=delta.unchanged,
                 warnings=(*warnings, *delta.warnings), details=details, watermarks=watermarks,
-                totals=totals if len(changes) > SAMPLE else None)
+                totals=totals if len(changes) > SAMPLE else None, facts=facts)

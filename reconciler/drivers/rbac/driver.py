@@ -170,6 +170,7 @@ class RbacMappingDriver:
             "ownership": obj.spec.ownership.authority.value,
         }
         warnings: list[str] = []
+        empty_rules: tuple[str, ...] = ()
         if facts is not None:
             details["layout"] = facts.layout.value
             by_rule = {f.rule: f for f in facts.rules}
@@ -179,14 +180,14 @@ class RbacMappingDriver:
                 "skipped": {"unknown": d.unknown, "undeclaredRole": d.undeclared, "invalid": d.invalid,
                             "filtered": d.filtered}, "examples": list(d.samples)} for d in actual.derivations}
             if actual.full:
-                details["emptyRules"] = [d.rule for d in actual.derivations if d.facts == 0]
+                empty_rules = tuple(d.rule for d in actual.derivations if d.facts == 0)
             warnings += facts.warnings
             warnings += [f"derive rule {d.rule!r}: {d.undeclared} fact(s) name an undeclared role, e.g. "
                          f"{d.samples[0]}" for d in actual.derivations if d.undeclared]
         schema = obj.spec.target.managed_schema
         watermarks = {f"derive:{f.rule}": f.watermark for f in facts.rules if f.watermark} if facts else {}
         return to_plan(delta, target=obj.ref, schema=schema.schema_name if schema else None, details=details,
-                       warnings=tuple(warnings), watermarks=watermarks)
+                       warnings=tuple(warnings), watermarks=watermarks, empty_rules=empty_rules)
 
     # --- apply, verify, release -------------------------------------------------------------
 

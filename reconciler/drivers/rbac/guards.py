@@ -3,7 +3,7 @@
 Two failure modes look like a legitimate diff: an archive that answers with nothing (a
 wrong database, a restore in progress, a changed layout) and a template or filter edit that
 matches far fewer facts. Both make a full run revoke bindings people rely on. The guards
-read the figures the plan carries (`details.bindings`, `details.emptyRules`):
+read the figures the plan carries, typed (`RbacFacts`):
 
 - `maxRevokes` (default 10%): the bindings a run revokes, as a count or as a share of the
   bindings this mapping owns, must not exceed the threshold;
@@ -24,9 +24,19 @@ from reconciler.models.common import threshold_limit
 from reconciler.models.rbac import RbacGuards
 
 
+@dataclass(frozen=True, slots=True)
+class RbacFacts:
+    """The binding figures of one plan, as its guards read them."""
+
+    grant: int  # bindings the plan grants
+    revoke: int  # bindings it revokes
+    revocable: int  # bindings this mapping owns (what a revocation can take away)
+    empty_rules: tuple[str, ...] = ()  # derive rules that found no facts (full runs only)
+
+
 def _figures(plan: Plan) -> tuple[int, int]:
-    figures = plan.details.get("bindings", {})
-    return int(figures.get("revoke", 0)), int(figures.get("revocable", 0))
+    facts = plan.facts_as(RbacFacts)
+    return facts.revoke, facts.revocable
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +59,7 @@ class EmptyFacts:
     name: str = "allowEmptyFacts"
 
     def check(self, plan: Plan, ctx: RunContext) -> None:
-        empty = plan.details.get("emptyRules") or []
+        empty = plan.facts_as(RbacFacts).empty_rules
         revokes, _ = _figures(plan)
         if empty and revokes:
             raise GuardAborted(
