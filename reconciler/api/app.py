@@ -10,7 +10,6 @@ FastAPI in its thread pool so the event loop stays free for the scheduler.
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run
 # time, and the dependencies (`Viewer`, `Admin`) are local to `create_app`.
-import asyncio
 import csv
 import hashlib
 import hmac
@@ -29,6 +28,7 @@ from pydantic import BaseModel, Field
 from reconciler.api.auth import Caller, Role, TokenTable
 from reconciler.api.gate import BodyLimit, RequestGate
 from reconciler.api.metrics import Metrics
+from reconciler.api.streaming import Streams
 from reconciler.engine.events import Event
 from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
@@ -41,6 +41,7 @@ from reconciler.runtime.control import (
     NotFound,
     Refused,
 )
+from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
 from reconciler.status import object_statuses
 from reconciler.store.repository import jsonable
@@ -113,10 +114,12 @@ def _event_json(event: Event) -> dict[str, Any]:
 
 def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | None = None,
                ready: Callable[[], bool] | None = None, webhook_secret: str | None = None,
-               on_push: Callable[[], None] | None = None, settings: Settings | None = None) -> FastAPI:
+               on_push: Callable[[], None] | None = None, settings: Settings | None = None,
+               health: DaemonHealth | None = None, streams: Streams | None = None) -> FastAPI:
     """The API over `controller`. `ready` reports whether the scheduler is alive; a verified
     push webhook calls `on_push` (the spec watcher fetches at once). `settings` gives the
-    body limits (their defaults without it)."""
+    body limits (their defaults without it). `health` is the daemon's (publishers, spec
+    source, process; see runtime/health.py); `streams.close()` ends the event streams."""
     app = FastAPI(title="reconciler", version="v1",
                   description="Status, history and control of a running reconciler.")
     limits = settings or Settings.model_construct()
@@ -128,6 +131,9 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                        protected=lambda path: path.startswith("/api/") and path != WEBHOOK_PATH,
                        limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit)
     metrics = Metrics()
+    health = health or DaemonHealth()
+    metrics.watch(health)
+    streams = streams or Streams()
     controller.runtime.bus.subscribe(metrics.observe)
     cache = StatusCache(controller)
     controller.runtime.bus.subscribe(cache.invalidate)
@@ -174,11 +180,15 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     # --- health and metrics -------------------------------------------------------------
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, Any]:
+        """Liveness: the process answers; with its pid, CPU and memory."""
+        return {"status": "ok", "process": health.process.sample()}
 
     @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
+    def readyz(strict: bool = False) -> JSONResponse:
+        """Ready unless stopping or the store or scheduler fail (503). Degraded publishers and
+        specs that failed to load are reported (`status: degraded`) without costing readiness,
+        unless `strict=true`."""
         checks: dict[str, bool] = {}
         try:
             controller.store.runs(limit=1)
@@ -186,14 +196,22 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
         except Exception:
             checks["store"] = False
         checks["scheduler"] = ready() if ready is not None else True
-        ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        checks["accepting"] = not health.stopping
+        report = health.report()
+        ok = all(checks.values()) and not (strict and report["degraded"])
+        return JSONResponse({"ready": ok, "checks": checks, **report}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/status", tags=["health"])
+    async def daemon_status(_who: Viewer) -> dict[str, Any]:
+        """The daemon: health (specs, publishers, process) and every object's status row."""
+        return {**health.report(), "startedAt": controller.started_at.isoformat(),
+                "objects": list(cache.rows().values())}
 
     # --- objects --------------------------------------------------------------------------
 
@@ -332,12 +350,12 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     @app.get("/api/v1/events", tags=["events"])
     async def events(_who: Viewer, request: Request) -> StreamingResponse:
         async def stream() -> AsyncIterator[bytes]:
-            async with controller.runtime.bus.stream() as queue:
+            async with streams.opened(), controller.runtime.bus.stream() as queue:
                 yield b": connected\n\n"
-                while not await request.is_disconnected():
-                    try:
-                        event = await asyncio.wait_for(queue.get(), timeout=15)
-                    except TimeoutError:
+                async for event in streams.follow(queue, keepalive=15):  # ends when the daemon stops
+                    if await request.is_disconnected():
+                        return
+                    if event is None:
                         yield b": keep-alive\n\n"
                         continue
                     data = json.dumps(_event_json(event), ensure_ascii=False)
@@ -354,11 +372,12 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
             await websocket.close(code=4401)
             return
         await websocket.accept()
-        async with controller.runtime.bus.stream() as queue:
+        async with streams.opened(), controller.runtime.bus.stream() as queue:
             try:
-                while True:
-                    event = await queue.get()
-                    await websocket.send_json(_event_json(event))
+                async for event in streams.follow(queue, keepalive=15):  # ends when the daemon stops
+                    if event is not None:
+                        await websocket.send_json(_event_json(event))
+                await websocket.close(code=1001, reason="the reconciler is shutting down")
             except WebSocketDisconnect:
                 return
 

@@ -2,17 +2,24 @@
 
 Runs by kind, name and outcome; run duration; errors by type; the last success per object;
 the drift gauge; records (created/updated/deleted/unchanged/invalid) by status; scheduler
-lag. One registry per app, so tests can build several.
+lag. With the daemon's health (`watch`): each publisher's state, backlog and drops, whether
+the newest specs failed to load, and the process's CPU and memory. One registry per app,
+so tests can build several.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from reconciler.engine.events import Event, EventType
+from reconciler.runtime.health import DaemonHealth
 
 _FINISHED = {EventType.RUN_SUCCEEDED, EventType.RUN_NOOP, EventType.RUN_PLANNED, EventType.RUN_FAILED,
-             EventType.GUARD_TRIPPED}
+             EventType.GUARD_TRIPPED, EventType.RUN_CANCELLED}
 
 
 class Metrics:
@@ -36,6 +43,11 @@ class Metrics:
         self.scheduler_lag = Gauge("reconciler_scheduler_lag_seconds",
                                    "How late the last scheduled run started", registry=self.registry)
 
+    def watch(self, health: DaemonHealth) -> None:
+        """Expose the daemon's health, read at each scrape."""
+        self.registry.register(_HealthCollector(health))
+        ProcessCollector(registry=self.registry)
+
     def observe(self, event: Event) -> None:
         t = event.target
         labels = (t.kind, t.namespace, t.name)
@@ -56,3 +68,24 @@ class Metrics:
             self.drift.labels(*labels).set(0)
         elif outcome in ("failed", "aborted"):
             self.errors.labels(t.kind, str(event.data.get("errorType") or outcome)).inc()
+
+
+class _HealthCollector(Collector):
+    def __init__(self, health: DaemonHealth) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        up = GaugeMetricFamily("reconciler_publisher_up", "1 when the publisher's last delivery worked",
+                               labels=["publisher"])
+        pending = GaugeMetricFamily("reconciler_publisher_pending",
+                                    "Events or messages waiting to be delivered", labels=["publisher"])
+        dropped = CounterMetricFamily("reconciler_publisher_dropped",
+                                      "Events or messages given up on", labels=["publisher"])
+        for c in self.health.components():
+            up.add_metric([c.name], 1.0 if c.ok else 0.0)
+            pending.add_metric([c.name], float(c.pending))
+            dropped.add_metric([c.name], float(c.dropped))
+        failed = GaugeMetricFamily("reconciler_specs_load_failed",
+                                   "1 when the newest revision of the specs did not load (the last good "
+                                   "set is kept)", value=1.0 if self.health.source.error is not None else 0.0)
+        yield from (up, pending, dropped, failed)

@@ -114,7 +114,8 @@ def from_result(
                              f"Applied revision {result.revision or '-'}: {summary}",
                              generation=generation, now=now)
     if status is ConditionStatus.UNKNOWN:
-        message = result.error or reason if result.outcome is Outcome.CANCELLED else f"Planned only: {summary}"
+        cancelled = result.outcome is Outcome.CANCELLED
+        message = (result.error or reason) if cancelled else f"Planned only: {summary}"
         return set_condition(out, READY, status, reason, message,
                              generation=generation, now=now)
     out = set_condition(out, READY, status, reason, result.error or reason,

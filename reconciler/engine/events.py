@@ -1,7 +1,7 @@
 """The in-process event bus: every run announces itself to whoever listens.
 
 The orchestrator publishes an `Event` when a run starts and when it ends (succeeded,
-no-op, planned, aborted by a guard, failed). Subscribers are plain callables (the store
+no-op, planned, aborted by a guard, failed, cancelled). Subscribers are plain callables (the store
 writer, the CLI, later the Redis and MQTT publishers and the SSE stream); a subscriber
 that raises is logged and dropped from that delivery, never allowed to fail the run.
 """
@@ -28,6 +28,7 @@ class EventType:
     RUN_NOOP = "RunNoop"
     RUN_PLANNED = "RunPlanned"
     RUN_FAILED = "RunFailed"
+    RUN_CANCELLED = "RunCancelled"
     GUARD_TRIPPED = "GuardTripped"
     DRIFT_DETECTED = "DriftDetected"
 
@@ -44,7 +45,8 @@ class Event:
 
     @property
     def warning(self) -> bool:
-        return self.type in (EventType.RUN_FAILED, EventType.GUARD_TRIPPED, EventType.DRIFT_DETECTED)
+        return self.type in (EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.GUARD_TRIPPED,
+                             EventType.DRIFT_DETECTED)
 
 
 Subscriber = Callable[[Event], None]

@@ -8,8 +8,11 @@ watermarks in one store transaction. It publishes events on the bus at start and
 
 Failures never escape: a driver error, a guard, an unreachable target or a lock timeout
 all give a `RunResult` with the outcome and the error recorded, so a scheduler or an API
-handler can carry on. Every text that leaves a run (plan, error, warnings, events) is
-scrubbed of the secret values the run resolved.
+handler can carry on. A run cut short (its task cancelled: a daemon's shutdown grace ran
+out) is recorded as `cancelled`, announced with `RunCancelled`, and the cancellation goes
+on up; drivers write their target in one transaction or one atomic replacement at the end
+of apply, so such a run leaves the target as it was. Every text that leaves a run (plan,
+error, warnings, events) is scrubbed of the secret values the run resolved.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ _EVENT_FOR_OUTCOME = {
     Outcome.PLANNED: EventType.RUN_PLANNED,
     Outcome.ABORTED: EventType.GUARD_TRIPPED,
     Outcome.FAILED: EventType.RUN_FAILED,
+    Outcome.CANCELLED: EventType.RUN_CANCELLED,
 }
 
 
@@ -132,7 +136,9 @@ class Orchestrator:
                     return await self._reconcile(ctx, started, record, tuple(guards))
             except asyncio.CancelledError:
                 self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision, started,
-                                    "run cancelled before it finished", "Cancelled", secrets, record)
+                                    "run cancelled before it finished (the daemon was stopped)",
+                                    "Cancelled", secrets, record,
+                                    outcome=Outcome.CANCELLED)
                 raise
             except Exception as exc:  # lock timeout or store failure before the run began
                 message = str(exc) if isinstance(exc, ReconcilerError) else summarize_unexpected(exc)
@@ -237,12 +243,12 @@ class Orchestrator:
     def _fail_recorded(
         self, run_id: str, obj: Resource, trigger: Trigger, mode: Mode, dry_run: bool,
         revision: str | None, started: datetime, error: str, error_type: str,
-        secrets: SecretResolver, record: bool = True,
+        secrets: SecretResolver, record: bool = True, outcome: Outcome = Outcome.FAILED,
     ) -> RunResult:
-        """Record a run that failed outside the driver (lock timeout, cancellation)."""
+        """Record a run that failed outside the driver (lock timeout) or was cancelled."""
         result = RunResult(
             run_id=run_id, target=obj.ref, trigger=trigger, mode=mode, dry_run=dry_run,
-            outcome=Outcome.FAILED, counts=Counts(), started_at=started,
+            outcome=outcome, counts=Counts(), started_at=started,
             finished_at=datetime.now(UTC), revision=revision, error=secrets.scrub(error),
             error_type=error_type, generation=obj.metadata.generation,
         )

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     PLANNED = "planned"  # dry run: changes computed, nothing written
     ABORTED = "aborted"  # a guard stopped the run before anything was written
     FAILED = "failed"
+    CANCELLED = "cancelled"  # cut short (a shutdown's grace ran out): the target left as it was
 
     @property
     def ok(self) -> bool:

@@ -15,7 +15,8 @@ and most chat tools accept on an incoming-webhook URL. The bus callback only eva
 rules and queues the alert; a background task sends it with httpx and retries a few times
 with back-off (on network errors, 429 and 5xx; a 4xx other than 429 is final). Nothing here
 raises into the bus, and the webhook URL, which carries its own credential, is never
-logged. Not done here: de-duplicating alerts across restarts, or a "recovered" message.
+logged. `health()` reports whether the last alert was delivered, the queue and the drops.
+Not done here: de-duplicating alerts across restarts, or a "recovered" message.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ import structlog
 
 from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.models import ObjectRef
+from reconciler.runtime.health import ComponentHealth
 
 log = structlog.get_logger("reconciler.alerts")
 
 Rule = Literal["consecutive-failures", "guard-tripped", "long-run"]
 RUN_ENDED_WELL = frozenset({EventType.RUN_SUCCEEDED, EventType.RUN_NOOP, EventType.RUN_PLANNED})
-RUN_FINISHED = RUN_ENDED_WELL | {EventType.RUN_FAILED, EventType.GUARD_TRIPPED}
+RUN_FINISHED = RUN_ENDED_WELL | {EventType.RUN_FAILED, EventType.GUARD_TRIPPED, EventType.RUN_CANCELLED}
 _DETAIL_LIMIT = 2000  # Slack cuts a section's text at 3000 characters
 
 
@@ -103,6 +105,7 @@ class AlertRules:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self._error: str | None = None  # why the last alert was not delivered
         self._client = client
         self._owns_client = client is None
         self._streaks: dict[ObjectRef, int] = {}
@@ -110,6 +113,13 @@ class AlertRules:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
+
+    def health(self) -> ComponentHealth:
+        reason = "" if self._error is None else (
+            f"alert webhook: last alert not delivered ({self._error}); {self.failed} failed, "
+            f"{self.dropped} dropped")
+        return ComponentHealth("alerts", self._error is None, reason, pending=self._queue.qsize(),
+                               dropped=self.dropped + self.failed, delivered=self.sent)
 
     async def start(self) -> None:
         if self._task is not None:
@@ -205,11 +215,13 @@ class AlertRules:
                 continue
             if response.is_success:
                 self.sent += 1
+                self._error = None
                 log.info("alert sent", rule=alert.rule, target=alert.target.short)
                 return
             error = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code != 429:
                 break  # the webhook refuses this payload: retrying will not help
         self.failed += 1
+        self._error = f"{error} after {attempt + 1} attempt(s)"
         log.warning("alert not delivered", rule=alert.rule, target=alert.target.short, error=error,
                     attempts=attempt + 1)

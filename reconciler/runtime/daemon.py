@@ -11,16 +11,18 @@ Flux does after a restart), then runs concurrently:
 - the HTTP API (uvicorn in the same event loop);
 - the event publishers (Redis Streams, MQTT) when configured.
 
-SIGTERM or SIGINT stops accepting work, lets running applies finish within the grace
-period (or cancels them: the orchestrator records a cancelled run and the drivers roll
-back), flushes the publishers and closes the store.
+SIGTERM or SIGINT stops accepting work, lets the runs in flight (the start-up reconcile
+included) finish within the grace period and cancels the rest (recorded `cancelled`, the
+target left as it was), closes the SSE and WebSocket streams, flushes the publishers and
+closes the store; a second signal exits at once (see stopping.py). `health` (see
+health.py) follows the spec source and the publishers for `/readyz`, the status API, the
+metrics and the MQTT health payload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +31,16 @@ from typing import Any
 import structlog
 
 from reconciler.api.auth import TokenTable
+from reconciler.api.streaming import Streams
 from reconciler.assembly import open_runtime
 from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
 from reconciler.models import ObjectRef
 from reconciler.runtime.control import Controller
+from reconciler.runtime.health import DaemonHealth
 from reconciler.runtime.sources import FolderSource, GitSource
+from reconciler.runtime.stopping import Stopping
 from reconciler.settings import Settings
 
 log = structlog.get_logger("reconciler.daemon")
@@ -68,6 +73,9 @@ class Daemon:
     controller: Controller | None = None
     scheduler: Any = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    health: DaemonHealth = field(default_factory=DaemonHealth)
+    streams: Streams = field(default_factory=Streams)  # the API's SSE and WebSocket streams
+    stopping: Stopping | None = None
 
     def source(self) -> FolderSource | GitSource:
         o = self.options
@@ -91,41 +99,73 @@ class Daemon:
         source = self.source()
         head = await asyncio.to_thread(source.head)
         specs = await asyncio.to_thread(self._load, source, head)
+        self.health.source.source = source.describe()
+        self.health.source.loaded(specs.revision or head)
+        self.stopping = stopping = Stopping(self.options.grace_seconds, requested=self.stop)
         self.controller = controller = Controller(runtime, SpecSet((), {}, None))
         log.info("daemon starting", source=source.describe(), revision=specs.revision, objects=len(specs))
         await self._start_scheduler(controller)
         await self._start_publishers(controller)
         server = self._server(controller)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop.set)
+        stopping.install()
         serving = asyncio.create_task(server.serve(), name="api")
+        watchers: asyncio.Task[None] | None = None
         try:
+            first = None
             if self.options.initial_reconcile:
-                await controller.take(specs, trigger=Trigger.GIT if isinstance(source, GitSource)
-                                      else Trigger.MANUAL)
+                # A task like any run: the grace covers it, and a signal is heard meanwhile.
+                first = controller.spawn(controller.take(specs, trigger=Trigger.GIT if isinstance(
+                    source, GitSource) else Trigger.MANUAL))
             else:
                 controller.specs = specs
-            watchers = [asyncio.create_task(self._watch(source, head), name="spec-watcher"),
-                         asyncio.create_task(self._watch_targets(), name="target-watcher"),
-                         asyncio.create_task(self._prune_history(), name="retention")]
+            watchers = asyncio.create_task(self._follow(source, head, first), name="watchers")
             await self.stop.wait()
-            for watcher in watchers:
-                watcher.cancel()
-            await asyncio.gather(*watchers, return_exceptions=True)
         finally:
-            log.info("daemon stopping", grace=self.options.grace_seconds)
-            if self.scheduler is not None:
-                await self.scheduler.shutdown(self.options.grace_seconds)
-            await controller.drain(self.options.grace_seconds)
-            server.should_exit = True
-            await asyncio.gather(serving, return_exceptions=True)
-            for close in reversed(self.closers):
-                with contextlib.suppress(Exception):
-                    await close()
+            await self._shut_down(controller, server, serving, watchers)
             runtime.close()
             log.info("daemon stopped")
+
+    async def _follow(self, source: FolderSource | GitSource, head: str | None,
+                      first: asyncio.Task[Any] | None) -> None:
+        """After the start-up reconcile: the spec watcher, the target watcher, retention."""
+        if first is not None:
+            await asyncio.wait({first})
+            if not first.cancelled() and first.exception() is not None:
+                log.error("the start-up reconcile failed", error=str(first.exception()))
+        await asyncio.gather(self._watch(source, head), self._watch_targets(), self._prune_history())
+
+    async def _shut_down(self, controller: Controller, server: Any, serving: asyncio.Task[Any],
+                         watchers: asyncio.Task[None] | None) -> None:
+        """No new work; the runs in flight get the grace; then streams, server, publishers."""
+        assert self.stopping is not None
+        stopping = self.stopping
+        stopping.request()  # also when run() ends by an error: the grace clock starts now
+        controller.closing = self.health.stopping = True
+        log.info("daemon stopping", grace=self.options.grace_seconds)
+        if watchers is not None:
+            watchers.cancel()
+            await asyncio.gather(watchers, return_exceptions=True)
+        for _ in range(3):  # runs that started while the first ones were awaited
+            running: set[asyncio.Task[Any]] = set(controller.tasks)
+            if self.scheduler is not None:
+                running |= self.scheduler.run_tasks()
+            if not running:
+                break
+            await stopping.let_finish(running)
+        if self.scheduler is not None:
+            await self.scheduler.shutdown(0)
+        loop = asyncio.get_running_loop()
+        cleanup_until = loop.time() + stopping.cleanup_seconds
+        # Streams end after the runs' last events (RunCancelled included) went out on them, and
+        # before the server stops (which would drop a WebSocket without a goodbye).
+        await self.streams.close(timeout=max(0.1, cleanup_until - loop.time()))
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(serving, return_exceptions=True),
+                                   timeout=max(0.1, cleanup_until - loop.time()))
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), timeout=max(0.1, cleanup_until - loop.time()))
 
     @staticmethod
     def _load(source: FolderSource | GitSource, head: str | None) -> Any:
@@ -141,11 +181,16 @@ class Daemon:
         app = create_app(controller, tokens=self.options.tokens, logs=self.logs,
                          ready=lambda: self.scheduler is None or self.scheduler.alive(),
                          webhook_secret=self.options.webhook_secret, on_push=self.poke.set,
-                         settings=self.settings)
+                         settings=self.settings, health=self.health, streams=self.streams)
+        # The streams are closed by us before the server stops; the timeout is a backstop for
+        # a request handler that does not end.
         config = uvicorn.Config(app, host=self.options.host, port=self.options.port, log_level="warning",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours handle it
+        # Server.serve() would take SIGINT/SIGTERM for as long as it runs (capture_signals) and
+        # start its own shutdown, which waits for every open SSE/WebSocket connection: the
+        # signals are ours (stopping.py), so that capture is switched off.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         return server
 
     async def _start_scheduler(self, controller: Controller) -> None:
@@ -178,15 +223,17 @@ class Daemon:
                                         flush_interval=s.redis_flush_interval_seconds,
                                         max_backlog=s.redis_max_backlog, maxlen=s.redis_stream_maxlen)
             await publisher.start()
+            self.health.publishers.append(publisher)
             self.closers.append(publisher.close)
         if s.mqtt_host:
             from reconciler.runtime.mqtt import Command, CommandResult, MqttBridge
 
             async def on_command(cmd: Command) -> CommandResult:
                 if cmd.action == "run":
-                    result = await controller.run_now(cmd.target, trigger=Trigger.MQTT, mode=cmd.mode,
-                                                      even_if_suspended=cmd.even_if_suspended,
-                                                      actor=f"mqtt:{cmd.role}", source="mqtt")
+                    # A kept task, so that a shutdown's grace covers it like any other run.
+                    result = await asyncio.shield(controller.spawn(controller.run_now(
+                        cmd.target, trigger=Trigger.MQTT, mode=cmd.mode,
+                        even_if_suspended=cmd.even_if_suspended, actor=f"mqtt:{cmd.role}", source="mqtt")))
                     return CommandResult(result.outcome.ok, result.error or str(result.outcome),
                                          result.run_id, str(result.outcome))
                 controller.set_suspended(cmd.target, cmd.action == "suspend", actor=f"mqtt:{cmd.role}",
@@ -195,8 +242,9 @@ class Daemon:
 
             bridge = MqttBridge(bus, host=s.mqtt_host, port=s.mqtt_port, prefix=s.mqtt_prefix,
                                 on_command=on_command, token_check=self.options.tokens.role_of,
-                                heartbeat_interval=s.mqtt_heartbeat_seconds)
+                                heartbeat_interval=s.mqtt_heartbeat_seconds, health=self._mqtt_health)
             await bridge.start()
+            self.health.publishers.append(bridge)
             self.closers.append(bridge.stop)
         if s.alert_webhook_url:
             from reconciler.runtime.alerts import AlertRules
@@ -205,7 +253,14 @@ class Daemon:
                                 consecutive_failures=s.alert_consecutive_failures,
                                 long_run_seconds=s.alert_long_run_seconds, on_guard=s.alert_on_guard)
             await alerts.start()
+            self.health.publishers.append(alerts)
             self.closers.append(alerts.close)
+
+    def _mqtt_health(self) -> dict[str, Any]:
+        """What the MQTT `up` message carries besides `status`: readiness, what is degraded,
+        and the process (pid, CPU, memory), as the manager design asks."""
+        return {"ready": not self.health.stopping, "degraded": self.health.degraded(),
+                "process": self.health.process.sample()}
 
     async def _watch(self, source: FolderSource | GitSource, head: str | None) -> None:
         """Poll the source (or wake on a push webhook); reconcile what a new revision changed."""
@@ -217,21 +272,34 @@ class Daemon:
             self.poke.clear()
             try:
                 new_head = await asyncio.to_thread(source.head)
-                if new_head == current:
-                    continue
+            except Exception as exc:
+                log.warning("could not read the spec source", error=str(exc))
+                self.health.source.failed(None, f"could not read the spec source: {exc}")
+                continue
+            self.health.source.reachable()
+            if new_head == current:
+                continue
+            try:
                 specs = await asyncio.to_thread(self._load, source, new_head)
             except ReconcilerError as exc:
-                log.warning("new specs not loaded; keeping the last good set", error=str(exc))
-                current = await asyncio.to_thread(source.head)
+                log.warning("new specs not loaded; keeping the last good set", error=str(exc),
+                            revision=new_head)
+                self.health.source.failed(new_head, str(exc))
+                current = new_head  # not loaded again until a new revision comes
                 continue
-            except Exception:
-                log.exception("could not read the spec source")
+            except Exception as exc:
+                log.exception("could not load the specs", revision=new_head)
+                self.health.source.failed(new_head, f"could not load the specs: {type(exc).__name__}: {exc}")
                 continue
             current = new_head
             changed = self.controller.changed(specs)
             log.info("new specs", revision=specs.revision, changed=[o.ref.short for o in changed])
-            await self.controller.take(specs, trigger=Trigger.GIT if isinstance(source, GitSource)
-                                       else Trigger.MANUAL)
+            self.health.source.loaded(specs.revision or new_head)
+            # Spawned, so that the grace of a shutdown covers these runs; shielded, so that
+            # cancelling this watcher does not cancel them.
+            with contextlib.suppress(ReconcilerError):
+                await asyncio.shield(self.controller.spawn(self.controller.take(
+                    specs, trigger=Trigger.GIT if isinstance(source, GitSource) else Trigger.MANUAL)))
 
 
     async def _prune_history(self) -> None:
@@ -259,16 +327,17 @@ class Daemon:
 
     def _watched(self) -> dict[Path, ObjectRef]:
         """Target files that drivers ask to watch (`watch_paths`), and their objects."""
+        from reconciler.engine.drivers import WatchesPaths
+
         assert self.controller is not None
         out: dict[Path, ObjectRef] = {}
         for obj in self.controller.specs:
             if not self.controller.runtime.drivers.has(obj.KIND):
                 continue
             driver = self.controller.runtime.drivers.get(obj.KIND)
-            paths = getattr(driver, "watch_paths", None)
-            if callable(paths):
+            if isinstance(driver, WatchesPaths):
                 with contextlib.suppress(Exception):
-                    for path in paths(obj):
+                    for path in driver.watch_paths(obj):
                         out[Path(path)] = obj.ref
         return out
 
@@ -320,5 +389,12 @@ class Daemon:
 
 
 def serve(settings: Settings, options: DaemonOptions, logs: LogBuffer | None = None) -> None:
+    """Run the daemon until a signal stops it; a second signal exits with 128 + its number."""
     daemon = Daemon(settings, options, logs or LogBuffer())
-    asyncio.run(daemon.run())
+    try:
+        asyncio.run(daemon.run())  # its end waits for worker threads too: the watchdog stays armed
+    finally:
+        if daemon.stopping is not None:
+            daemon.stopping.done()
+    if daemon.stopping is not None and daemon.stopping.signal is not None:
+        raise SystemExit(128 + daemon.stopping.signal)

@@ -13,7 +13,9 @@ connection to a broker and uses three kinds of topics under a prefix (`reconcile
   object, from the bus, so that a subscriber sees the current state at once.
 - `{prefix}/status/daemon` (retained): `up` when connected, refreshed by a heartbeat, and
   `down` on a clean stop; the broker publishes the Last Will `{"status": "down"}` when
-  the connection dies without a goodbye (a crash, a kill, a network cut).
+  the connection dies without a goodbye (a crash, a kill, a network cut). With a `health`
+  provider (the daemon's), each `up` also carries its report: `ready`, `degraded`
+  components and the `process` (pid, CPU, memory).
 
 The bus callback never waits: it records the newest status per object and wakes the
 publisher, so statuses produced while the broker is away are published (newest only)
@@ -42,6 +44,7 @@ import structlog
 from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.errors import ReconcilerError
 from reconciler.models import Mode, ObjectRef
+from reconciler.runtime.health import ComponentHealth
 
 log = structlog.get_logger("reconciler.mqtt")
 
@@ -49,7 +52,7 @@ Action = Literal["run", "suspend", "resume"]
 ACTIONS: tuple[Action, ...] = ("run", "suspend", "resume")
 COMMANDING_ROLE = "admin"
 RUN_FINISHED = frozenset({EventType.RUN_SUCCEEDED, EventType.RUN_NOOP, EventType.RUN_PLANNED,
-                          EventType.RUN_FAILED, EventType.GUARD_TRIPPED})
+                          EventType.RUN_FAILED, EventType.GUARD_TRIPPED, EventType.RUN_CANCELLED})
 _COUNTS = ("created", "updated", "deleted", "unchanged", "invalid")
 # Target parts become topic levels and lookups: no wildcards, no separators, no surprises.
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
@@ -198,6 +201,7 @@ class MqttBridge:
         heartbeat_interval: float = 30.0,
         reconnect_max: float = 30.0,
         stop_timeout: float = 5.0,
+        health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         if not prefix or any(c in prefix for c in "+#") or prefix.endswith("/"):
             raise ValueError(f"an MQTT topic prefix without wildcards or trailing '/', got {prefix!r}")
@@ -210,6 +214,9 @@ class MqttBridge:
         self.heartbeat_interval = heartbeat_interval
         self.reconnect_max = reconnect_max
         self.stop_timeout = stop_timeout
+        self.health_report = health
+        self.answers_dropped = 0
+        self._error: str | None = "not connected yet"
         self.command_topic = f"{prefix}/command"
         self.answer_topic = f"{prefix}/status/commands"
         self.daemon_topic = f"{prefix}/status/daemon"
@@ -223,6 +230,13 @@ class MqttBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._started_at = _now()
+
+    def health(self) -> ComponentHealth:
+        ok = self.connected.is_set()
+        reason = "" if ok else (f"MQTT broker {self.host}:{self.port} unreachable ({self._error}); "
+                                f"{len(self._statuses)} status(es) waiting")
+        return ComponentHealth("mqtt", ok, reason, pending=len(self._statuses),
+                               dropped=self.answers_dropped)
 
     def object_topic(self, ref: ObjectRef) -> str:
         return f"{self.prefix}/status/{ref.kind}/{ref.namespace}/{ref.name}"
@@ -275,12 +289,14 @@ class MqttBridge:
             try:
                 async with client:
                     self._client = client
+                    self._error = None
                     self.connected.set()
                     delay = 0.0
                     log.info("MQTT connected", host=self.host, port=self.port, prefix=self.prefix)
                     await self._session(client)
                     return
             except aiomqtt.MqttError as exc:
+                self._error = str(exc) or type(exc).__name__
                 delay = min(self.reconnect_max, max(0.5, delay * 2))
                 log.warning("MQTT connection lost or refused; reconnecting", host=self.host, port=self.port,
                             error=str(exc), retry_in=delay)
@@ -311,9 +327,11 @@ class MqttBridge:
             await asyncio.gather(*workers, stopping, return_exceptions=True)
 
     async def _publish_health(self, client: aiomqtt.Client, status: str) -> None:
-        body = {"status": status, "at": _now()}
+        body: dict[str, Any] = {"status": status, "at": _now()}
         if status == "up":
             body["since"] = self._started_at
+            if self.health_report is not None:
+                body.update(self.health_report())
         await client.publish(self.daemon_topic, _dumps(body), qos=1, retain=True)
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
@@ -370,9 +388,11 @@ class MqttBridge:
     async def _answer(self, body: dict[str, Any]) -> None:
         client = self._client
         if client is None:
+            self.answers_dropped += 1
             log.warning("MQTT command answer dropped: not connected", request_id=body.get("requestId"))
             return
         try:
             await client.publish(self.answer_topic, _dumps(body), qos=1, retain=False)
         except aiomqtt.MqttError as exc:
+            self.answers_dropped += 1
             log.warning("MQTT command answer dropped", request_id=body.get("requestId"), error=str(exc))

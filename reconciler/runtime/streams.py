@@ -12,6 +12,8 @@ batch goes back to the front of the buffer and the task retries with exponential
 the buffer holds at most `max_backlog` events (plus the one batch in flight), and when it
 overflows the oldest are dropped, counted in `dropped` and reported once per flush
 attempt. `close()` flushes what is buffered before returning (within a timeout).
+`health()` says whether the last write went through (and if not, why), with the backlog
+(`pending`) and the drops, for the daemon's `/readyz` and metrics.
 
 Delivery is at least once: if the connection breaks while a pipeline is executing, the
 whole batch is sent again and a few entries may appear twice. Entries carry the event's
@@ -34,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from reconciler.engine.events import Event, EventBus
+from reconciler.runtime.health import ComponentHealth, without_userinfo
 
 log = structlog.get_logger("reconciler.streams")
 
@@ -82,6 +85,7 @@ class StreamPublisher:
         self.published = 0
         self.dropped = 0
         self._dropped_unreported = 0
+        self._error: str | None = None  # why the last write failed; None once one succeeds
         self._buffer: deque[Event] = deque()
         self._inflight: list[Event] = []
         self._redis: Redis | None = None
@@ -96,6 +100,12 @@ class StreamPublisher:
     def pending(self) -> int:
         """Events accepted from the bus and not yet written to Redis."""
         return len(self._buffer) + len(self._inflight)
+
+    def health(self) -> ComponentHealth:
+        reason = "" if self._error is None else (
+            f"Redis unreachable ({self._error}); {self.pending} event(s) buffered, {self.dropped} dropped")
+        return ComponentHealth("redis", self._error is None, reason, pending=self.pending,
+                               dropped=self.dropped, delivered=self.published)
 
     async def start(self) -> None:
         if self._task is not None:
@@ -201,11 +211,13 @@ class StreamPublisher:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             log.debug("Redis stream write failed", stream=self.stream, error=str(exc))
+            self._error = without_userinfo(str(exc)) or type(exc).__name__
             self._buffer.extendleft(reversed(self._inflight))
             self._inflight = []
             self._trim()
             return False
         self.published += size
+        self._error = None
         self._inflight = []
         self._report_drops()
         return True

@@ -330,6 +330,10 @@ class Scheduler:
     def running(self) -> frozenset[ObjectRef]:
         return frozenset(t for t, tasks in self._runs.items() if tasks)
 
+    def run_tasks(self) -> set[asyncio.Task[None]]:
+        """The runs this scheduler started that are still in flight (a stopping daemon's grace)."""
+        return {task for group in self._runs.values() for task in group if not task.done()}
+
     def alive(self) -> bool:
         """For readiness probes: the loop has not ended and a tick succeeded lately (within ten
         ticks, at least 30 s; a store that stays unreachable makes the scheduler not ready)."""
