@@ -10,9 +10,10 @@ Failures never escape: a driver error, a guard, an unreachable target or a lock 
 all give a `RunResult` with the outcome and the error recorded, so a scheduler or an API
 handler can carry on. A run cut short (its task cancelled: a daemon's shutdown grace ran
 out) is recorded as `cancelled`, announced with `RunCancelled`, and the cancellation goes
-on up; drivers write their target in one transaction or one atomic replacement at the end
-of apply, so such a run leaves the target as it was. Every text that leaves a run (plan,
-error, warnings, events) is scrubbed of the secret values the run resolved.
+on up. A run cancelled before or during an apply that honours cancellation leaves the
+target as it was; an apply already running in a worker thread is not stopped by it. Every
+text that leaves a run (plan, error, warnings, events) is scrubbed of the secret values the
+run resolved.
 """
 
 from __future__ import annotations
