@@ -17,6 +17,7 @@ given one, every row those runs changed, as a recorded run of its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Sequence
@@ -85,11 +86,13 @@ class AedSourceBindingDriver:
         spec = obj.spec
         namespace = obj.metadata.namespace
         url = ctx.secrets.resolve(spec.target.database_url, namespace=namespace).reveal()
-        target = open_target(url, spec)
+        # Every database call runs in a worker thread, one after another: the daemon's event
+        # loop (API, scheduler, MQTT) keeps answering during a large pull.
+        target = await asyncio.to_thread(open_target, url, spec)
         self._targets[ctx.run_id] = target
-        target.prepare()
+        await asyncio.to_thread(target.prepare)
         if ctx.rollback_to:
-            return self._observe_rollback(spec, target, ctx)
+            return await asyncio.to_thread(self._observe_rollback, spec, target, ctx)
         from reconciler.drivers.aed.fetching import fetch_pages
 
         service_key = ctx.secrets.resolve(spec.source.service_key, namespace=namespace).reveal()
@@ -106,32 +109,36 @@ class AedSourceBindingDriver:
         # aclosing: a failure mid-pull stops the fetch at once. The pull allocates millions of
         # short-lived objects and no cycles: the cyclic GC only costs time here (about 1.3 s
         # of a 4.7 s run), so it is paused for the pull and resumed after.
+        def take(page: Any) -> None:
+            """Validate one page and stage it (CPU and COPY: in a worker thread)."""
+            good: list[tuple[Any, ...]] = []
+            bad_keys: list[str] = []
+            for item in page.items:
+                row = validator.check(mapper.row(item))
+                if row.problems:
+                    rejects.extend({"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
+                                    "message": p.message, "content": dict(item)} for p in row.problems)
+                    observed.rejected += 1
+                    # (a key that is itself invalid cannot name a row of the table)
+                    if row.key and row.key not in kept and all(
+                            p.column != spec.target.key_column for p in row.problems):
+                        kept.add(row.key)
+                        bad_keys.append(row.key)
+                else:
+                    good.append(row.values)
+            observed.source_rows += len(page.items)
+            target.load_stage(good)
+            # A rejected row is still in the source: its row in the table is left as it is,
+            # never taken for one the source dropped (deleted or marked missing).
+            target.stage_rejected_keys(bad_keys)
+
         async with contextlib.aclosing(pages), _gc_paused():
             async for page in pages:
                 observed.pages += 1
-                good: list[tuple[Any, ...]] = []
-                bad_keys: list[str] = []
-                for item in page.items:
-                    row = validator.check(mapper.row(item))
-                    if row.problems:
-                        rejects += [{"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
-                                     "message": p.message, "content": dict(item)} for p in row.problems]
-                        observed.rejected += 1
-                        # (a key that is itself invalid cannot name a row of the table)
-                        if row.key and row.key not in kept and all(
-                                p.column != spec.target.key_column for p in row.problems):
-                            kept.add(row.key)
-                            bad_keys.append(row.key)
-                    else:
-                        good.append(row.values)
-                observed.source_rows += len(page.items)
-                target.load_stage(good)
-                # A rejected row is still in the source: its row in the table is left as it is,
-                # never taken for one the source dropped (deleted or marked missing).
-                target.stage_rejected_keys(bad_keys)
+                await asyncio.to_thread(take, page)
                 if ctx.progress is not None:
                     ctx.progress("rows validated", observed.source_rows, None)
-        for key, rule, column, message in target.run_database_checks():
+        for key, rule, column, message in await asyncio.to_thread(target.run_database_checks):
             problem_action = validator.actions.get(rule, RuleAction.REJECT_ROW)
             if problem_action is RuleAction.FAIL_RUN:
                 raise ValidationFailed(f"validation database.{rule} failed (action fail-run) on row {key!r}, "
@@ -139,10 +146,11 @@ class AedSourceBindingDriver:
             rejects.append({"key": key, "stage": "database", "rule": rule, "column": column,
                             "message": message, "content": None})
             observed.rejected += 1
-        observed.comparison = target.compare(full=ctx.mode is Mode.FULL, samples=SAMPLE)
+        observed.comparison = await asyncio.to_thread(target.compare, full=ctx.mode is Mode.FULL,
+                                                      samples=SAMPLE)
         observed.reject_samples = rejects[:SAMPLE]
         if rejects and ctx.state is not None:
-            ctx.state.save_rejects(rejects)
+            await asyncio.to_thread(ctx.state.save_rejects, rejects)
         return observed
 
     def _observe_rollback(self, spec: AedSourceBindingSpec, target: Target, ctx: RunContext) -> Observed:
@@ -217,6 +225,9 @@ class AedSourceBindingDriver:
     # --- apply ----------------------------------------------------------------------------
 
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
+        return await asyncio.to_thread(self._apply, plan, ctx)  # off the event loop
+
+    def _apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
         obj: AedSourceBinding = ctx.obj  # type: ignore[assignment]
         target = self._targets[ctx.run_id]
         if plan.mode is PlanMode.ROLLBACK:
@@ -259,7 +270,7 @@ class AedSourceBindingDriver:
     async def release(self, ctx: RunContext) -> None:
         target = self._targets.pop(ctx.run_id, None)
         if target is not None:
-            target.close()
+            await asyncio.to_thread(target.close)
 
     def guards(self, obj: AedSourceBinding) -> list[object]:
         return aed_guards(obj.spec.guards)

@@ -225,8 +225,8 @@ class Target:
         if self.all_new:
             for row in self.sql(f"SELECT {self._owned_list()} FROM {STAGE} ORDER BY {k} "
                                 f"LIMIT {int(limit)}").fetchall():
-                after = dict(zip(names, row, strict=True))
-                out.append(("create", str(after[self.key]), None, after))
+                created = dict(zip(names, row, strict=True))
+                out.append(("create", str(created[self.key]), None, created))
             return out
         rows = self.sql(
             f"SELECT c.action, {self._owned_list('t')}, {self._owned_list('s')} FROM "
@@ -250,7 +250,8 @@ class Target:
             return [], [str(r[0]) for r in self.sql(f"SELECT {k} FROM {STAGE}").fetchall()]
         rows = self.sql(f"SELECT {select} FROM {CHANGES} c JOIN {self.table} t ON t.{k} = c.k "
                         f"WHERE c.action <> 'create'").fetchall()
-        before = [(str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in rows]
+        before: list[tuple[str, dict[str, Any] | None]] = [
+            (str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in rows]
         created = [str(r[0]) for r in self.sql(f"SELECT k FROM {CHANGES} WHERE action = 'create'").fetchall()]
         return before, created
 
@@ -451,7 +452,8 @@ class SqliteTarget(Target):
         from pathlib import Path
 
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(Path(path).expanduser()), isolation_level=None)
+        # Used from worker threads, one call at a time (the driver keeps the event loop free).
+        conn = sqlite3.connect(str(Path(path).expanduser()), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("BEGIN IMMEDIATE")
         return cls(conn, spec)

@@ -179,3 +179,28 @@ def test_sqlite_target_has_the_same_semantics(runner: Runner, tmp_path, monkeypa
         missing = conn.execute(f'SELECT count(*) FROM "{table}" WHERE data_status = ?', ("missing",))
         assert missing.fetchone()[0] == 0
         assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] == COUNT
+
+
+def test_database_work_runs_off_the_event_loop(emulator: EgenEmulator, runner: Runner, pg_url: str,
+                                                table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The daemon runs observe/apply on its one event loop: a COPY or an upsert done there
+    # stalls the API, the scheduler and MQTT for the whole run. Every call to the target
+    # database must come from a worker thread.
+    import threading
+
+    from reconciler.drivers.aed import targets
+
+    on_loop: list[str] = []
+    for name in ("prepare", "load_stage", "stage_rejected_keys", "run_database_checks", "compare",
+                 "snapshot", "upsert", "remove_absent", "commit", "close"):
+        method = getattr(targets.Target, name)
+
+        def spy(self, *args, __name=name, __method=method, **kwargs):  # type: ignore[no-untyped-def]
+            if threading.current_thread() is threading.main_thread():
+                on_loop.append(__name)
+            return __method(self, *args, **kwargs)
+
+        monkeypatch.setattr(targets.Target, name, spy)
+    result = runner(binding(emulator.base_url, table))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert on_loop == []
