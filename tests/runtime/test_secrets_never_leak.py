@@ -372,7 +372,8 @@ def test_log_lines_never_render_locals(capsys: pytest.CaptureFixture[str]) -> No
             assert "token = " not in err
     finally:
         forget_all()
-        configure()
+        with capsys.disabled():  # bind the loggers to the real stderr, not this test's capture
+            configure()
 
 
 # --- finding 2: a token in the git URL, and --git-credentials ------------------------------
