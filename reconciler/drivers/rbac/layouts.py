@@ -11,8 +11,16 @@ schema), and the fact queries are chosen for it.
 
 The layouts: `pre-5.31` (5.26–5.30), `5.31` (5.31–5.32), `5.33` (5.33–5.34, series
 access control) and `5.35` (5.35 and later). Anything else — before 5.26 (an `issuer`
-table), a half-applied 5.35 upgrade (one of the two new tables), missing core tables —
-is refused with a message that names what was found, never guessed. A pinned layout
+table), a half-applied 5.35 upgrade, missing core tables — is refused with a message that
+names what was found, never guessed.
+
+A half-applied 5.35 upgrade is either one of the two new tables, or both tables while the
+old `study.` / `series.access_control_id` columns are still NOT NULL: part 1 of
+`update-5.35-psql.sql` creates the two tables empty on a running 5.34 archive, and only
+part 2 (on the stopped archive) fills them and then, as its last step, makes the old
+columns nullable. In that window the archive still writes the columns and the tables stay
+empty: reading it as 5.35 would find no access-control ID at all (a full run would revoke
+them all, an incremental one would grant nothing and move its watermark past the studies). A pinned layout
 (`source.layout`) must agree with the catalog; it is trusted only when the catalog shows
 nothing recognisable (a user without rights on `information_schema`'s rows).
 """
@@ -40,6 +48,7 @@ class Catalog:
 
     schema: str
     columns: frozenset[tuple[str, str]]  # (table, column)
+    not_null: frozenset[tuple[str, str]] = frozenset()  # the columns declared NOT NULL
 
     @property
     def tables(self) -> frozenset[str]:
@@ -58,17 +67,27 @@ class Catalog:
             ("series", "access_control_id")) if self.has(t)]
         return f"in schema {self.schema!r}: {tables}" + (f" ({'; '.join(marks)})" if marks else "")
 
+    def half_upgraded(self) -> list[str]:
+        """The old access-control columns still NOT NULL next to the 5.35 tables (part 2 of
+        `update-5.35-psql.sql` not applied); empty when the catalog is consistent."""
+        if not (self.has("study_access_control_id") and self.has("series_access_control_id")):
+            return []
+        return [f"{t}.access_control_id" for t in ("study", "series")
+                if (t, "access_control_id") in self.not_null]
+
 
 def read_catalog(cur: Any) -> Catalog:
-    cur.execute("SELECT current_schema(), table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = ANY(%s)", (list(TABLES),))
+    cur.execute("SELECT current_schema(), table_name, column_name, is_nullable "
+                "FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ANY(%s)", (list(TABLES),))
     rows = cur.fetchall()
     if not rows:
         cur.execute("SELECT current_schema()")
         schema = cur.fetchone()[0]
     else:
         schema = rows[0][0]
-    return Catalog(schema=str(schema), columns=frozenset((r[1], r[2]) for r in rows))
+    return Catalog(schema=str(schema), columns=frozenset((r[1], r[2]) for r in rows),
+                   not_null=frozenset((r[1], r[2]) for r in rows if r[3] == "NO"))
 
 
 def detect_layout(catalog: Catalog) -> ArchiveLayout | None:
@@ -83,7 +102,7 @@ def detect_layout(catalog: Catalog) -> ArchiveLayout | None:
     if forward == backward:
         return None
     if any(multi):
-        return ArchiveLayout.V5_35 if all(multi) and forward else None
+        return ArchiveLayout.V5_35 if all(multi) and forward and not catalog.half_upgraded() else None
     if catalog.has("series", "access_control_id"):
         return ArchiveLayout.V5_33 if forward else None
     return ArchiveLayout.V5_31 if forward else ArchiveLayout.PRE_5_31
@@ -92,6 +111,15 @@ def detect_layout(catalog: Catalog) -> ArchiveLayout | None:
 def resolve_layout(pinned: ArchiveLayout, catalog: Catalog) -> ArchiveLayout:
     """The layout to read with: the detected one, checked against a pin."""
     found = detect_layout(catalog)
+    half = catalog.half_upgraded()
+    if found is None and half:
+        raise UnknownLayout(
+            f"half-applied 5.35 upgrade {catalog.describe()}: the tables study_access_control_id and "
+            f"series_access_control_id exist but {' and '.join(half)} "
+            f"{'is' if len(half) == 1 else 'are'} still NOT NULL, so part 2 of update-5.35-psql.sql "
+            "(fill the tables, drop NOT NULL) has not run; the archive still writes its access-control IDs "
+            "into the old columns and the new tables are not filled. Finish the upgrade (or drop the two "
+            "empty tables to stay on 5.34); nothing was read or written")
     if found is None:
         if pinned is not ArchiveLayout.AUTO and not catalog.tables:
             return pinned

@@ -261,3 +261,55 @@ def test_delete_policy_removes_only_the_rows_the_mapping_created(
     assert result.plan is not None and any("study-reader" in w and "stays" in w for w in result.plan.warnings)
     orphan = mapping(schema, name="other")
     assert asyncio.run(runner.orchestrator.delete(orphan)) is None  # Orphan: nothing happens
+
+
+# Part 1 of dcm4chee-arc-light's update-5.35-psql.sql ("can be applied on archive running
+# archive 5.34"): both new tables, empty, with their foreign keys; the old columns keep NOT NULL.
+UPDATE_5_35_PART_1 = (
+    "CREATE TABLE study_access_control_id (study_fk bigint NOT NULL, access_control_id varchar(255))",
+    "ALTER TABLE IF EXISTS study_access_control_id ADD CONSTRAINT study_acl_study_fk "
+    "FOREIGN KEY (study_fk) REFERENCES study",
+    "CREATE TABLE series_access_control_id (series_fk bigint NOT NULL, access_control_id varchar(255))",
+    "ALTER TABLE IF EXISTS series_access_control_id ADD CONSTRAINT series_acl_series_fk "
+    "FOREIGN KEY (series_fk) REFERENCES series",
+)
+
+
+def test_a_half_applied_5_35_upgrade_is_refused_and_the_watermark_stays(
+        runner: Runner, make_archive: ArchiveFactory, rbac_database: str, schema: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = make_archive("5.34")
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    monkeypatch.setenv("RBAC_DATABASE_URL", rbac_database)
+    obj = mapping(schema)
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    watermarks = runner.store.watermarks(obj.ref)
+    before = checksum(rbac_database, schema)
+    for statement in UPDATE_5_35_PART_1:
+        execute(url, statement)
+    # a study stamped in the window: the running 5.34 archive writes the old columns only
+    with psycopg.connect(url, autocommit=True) as conn:
+        add_studies(conn, "5.34", replace(SHAPE, access_control_ids=("ACL-WINDOW",), unrestricted=0.0,
+                                          series_unrestricted=0.0, series_own=0.0), 1)
+    for mode in (Mode.INCREMENTAL, Mode.FULL):
+        result = runner(obj, mode=mode)
+        assert result.outcome is Outcome.FAILED, (mode, result.outcome)
+        assert result.error is not None and "half-applied 5.35 upgrade" in result.error
+        assert "study.access_control_id and series.access_control_id are still NOT NULL" in result.error
+        assert "part 2 of update-5.35-psql.sql" in result.error
+        assert runner.store.watermarks(obj.ref) == watermarks  # the window's study is not skipped later
+        assert checksum(rbac_database, schema) == before  # nothing revoked
+    # part 2 (fill the tables, drop NOT NULL): now a 5.35 archive, and the window's study is granted
+    execute(url, "INSERT INTO study_access_control_id SELECT pk, access_control_id FROM study "
+                 "WHERE access_control_id <> '*'")
+    execute(url, "INSERT INTO series_access_control_id SELECT pk, access_control_id FROM series "
+                 "WHERE access_control_id <> '*'")
+    execute(url, "ALTER TABLE study ALTER access_control_id DROP NOT NULL")
+    execute(url, "ALTER TABLE series ALTER access_control_id DROP NOT NULL")
+    after = runner(obj, mode=Mode.INCREMENTAL)
+    assert after.outcome is Outcome.SUCCEEDED, after.error
+    assert after.plan is not None and after.plan.details["layout"] == "5.35"
+    window = {b for b in bindings(rbac_database, schema) if b[2] == "acl:ACL-WINDOW"}
+    assert window and len(window) == len(query(url, "SELECT DISTINCT institution, department FROM series "
+                                                    "WHERE access_control_id = 'ACL-WINDOW' "
+                                                    "AND department <> '*'"))

@@ -55,3 +55,22 @@ def test_detection_is_pure_on_a_hand_made_catalog() -> None:
     with pytest.raises(UnknownLayout, match=both):
         resolve_layout(ArchiveLayout.AUTO, Catalog("public", frozenset(columns)))
     assert resolve_layout(ArchiveLayout.V5_35, Catalog("public", frozenset())) is ArchiveLayout.V5_35
+
+
+def test_the_5_35_tables_next_to_not_null_columns_are_a_half_applied_upgrade(
+        make_archive: ArchiveFactory) -> None:
+    from drivers.rbac.test_driver import UPDATE_5_35_PART_1
+
+    url = make_archive("5.34")
+    for statement in UPDATE_5_35_PART_1:
+        execute(url, statement)
+    with pytest.raises(UnknownLayout, match=r"half-applied 5.35 upgrade .*study\.access_control_id and "
+                                            r"series\.access_control_id are still NOT NULL"):
+        resolve_layout(ArchiveLayout.AUTO, catalog(url))
+    with pytest.raises(UnknownLayout, match=r"half-applied"):  # a pin does not override it
+        resolve_layout(ArchiveLayout.V5_35, catalog(url))
+    execute(url, "ALTER TABLE study ALTER access_control_id DROP NOT NULL")
+    with pytest.raises(UnknownLayout, match=r"series\.access_control_id is still NOT NULL"):
+        resolve_layout(ArchiveLayout.AUTO, catalog(url))
+    execute(url, "ALTER TABLE series ALTER access_control_id DROP NOT NULL")
+    assert resolve_layout(ArchiveLayout.AUTO, catalog(url)) is ArchiveLayout.V5_35
