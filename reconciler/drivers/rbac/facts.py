@@ -17,6 +17,13 @@ columns are read through `NULLIF(…, '*')`: a filter never matches an unknown v
 whatever its operator. From 5.35 a study or series without rows in the
 `*_access_control_id` tables is unrestricted: the LEFT JOIN gives NULL, the same.
 
+Rejection: the archive keeps a `rejection_state` per study and per series (0 none,
+1 partial, 2 complete, 3 empty). Series fact sets read the series' own as
+`rejection_state` (the study's is `study_rejection_state`): a series rejected on its own
+inside a partly rejected study is 2 while its study is 1, and a filter
+`rejection_state notEquals 2` must drop it. The study fact set reads the study's as
+`rejection_state` and each series' as `series_rejection_state`.
+
 Only what a rule needs is joined: series facts join `study` only for a study column or
 the watermark; patient IDs join `patient` only for the watermark; on 5.35 a rule that uses
 nothing but the access-control ID of a full run reads the small multi-valued table alone.
@@ -80,6 +87,7 @@ def _series_columns(*, via: tuple[str, ...] = ()) -> dict[str, Column]:
         "institution", "department", "modality", "station_name", "sending_aet", "receiving_aet",
         "body_part")}
     columns["series_iuid"] = Column("se.series_iuid", via, star=False)
+    columns["series_rejection_state"] = Column("se.rejection_state::text", via, star=False)
     columns["institution_code"] = Column("ic.code_value", (*via, "institution_code"), star=False)
     columns["department_code"] = Column("dc.code_value", (*via, "department_code"), star=False)
     return columns
@@ -121,7 +129,12 @@ def fact_source(facts: FactSet, layout: ArchiveLayout, watermark_column: str) ->
     if facts in (FactSet.SERIES_ACCESS_CONTROL, FactSet.SERIES_INSTITUTION):
         # The study is joined only when a study column or the watermark needs it: a full
         # read of series facts scans series alone.
+        # `rejection_state` is the series' own here (a series rejected on its own inside a
+        # partly rejected study is COMPLETE while its study is PARTIAL); the study's is
+        # `study_rejection_state`.
         columns = {**_study_columns(via=("study",)), **_series_columns()}
+        columns["study_rejection_state"] = columns["rejection_state"]
+        columns["rejection_state"] = columns["series_rejection_state"]
         joins = {"study": "JOIN study st ON st.pk = se.study_fk",
                  "study_acl": "LEFT JOIN study_access_control_id sac ON sac.study_fk = se.study_fk",
                  **_SERIES_ACL_JOIN, **_CODE_JOINS}

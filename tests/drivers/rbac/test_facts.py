@@ -93,3 +93,36 @@ def test_an_escape_hatch_query_missing_a_column_is_named(make_archive: ArchiveFa
     with pytest.raises(DriverError, match=r"uses department, which query 'mods' does not have; "
                                           r"it has: modality"):
         facts(make_archive("5.35"), rule)
+
+
+@pytest.mark.parametrize("release", ["5.34", "5.35"])
+def test_a_series_rejected_on_its_own_grants_nothing(make_archive: ArchiveFactory, release: Release) -> None:
+    """dcm4chee's RejectionState: 0 none, 1 partial, 2 complete, 3 empty. One series of a study
+    is rejected (COMPLETE), the study is then PARTIAL: the series' facts are gone, its siblings'
+    stay, and the study's own state stays readable as study_rejection_state."""
+    from drivers.rbac.conftest import execute
+
+    url = make_archive(release)
+    study = query(url, "SELECT study_fk FROM series GROUP BY study_fk HAVING count(*) >= 2 "
+                       "ORDER BY study_fk LIMIT 1")[0][0]
+    rejected, kept = (r[0] for r in query(
+        url, "SELECT pk FROM series WHERE study_fk = %s ORDER BY pk LIMIT 2", (study,)))
+    execute(url, "UPDATE series SET series_iuid = 'REJECTED-' || pk, rejection_state = 2 WHERE pk = %s",
+            (rejected,))
+    execute(url, "UPDATE series SET series_iuid = 'KEPT-' || pk WHERE pk = %s", (kept,))
+    execute(url, "UPDATE study SET rejection_state = 1 WHERE pk = %s", (study,))
+    not_rejected = [{"field": "rejection_state", "operator": "notEquals", "values": ["2"]}]
+    for fact_set in ("series-access-control", "series-institution"):
+        rule = {"name": "r", "facts": fact_set, "subject": "series:{series_iuid}", "role": "reader",
+                "filters": not_rejected}
+        read = {row[0] for row in facts(url, rule)}
+        assert f"KEPT-{kept}" in read and f"REJECTED-{rejected}" not in read, fact_set
+        both = {"name": "r", "facts": fact_set, "subject": "series:{series_iuid}",
+                "role": "{rejection_state}-{study_rejection_state}"}
+        states = {row for row in facts(url, both) if row[1] in (f"KEPT-{kept}", f"REJECTED-{rejected}")}
+        assert states == {("0", f"KEPT-{kept}", "1"), ("2", f"REJECTED-{rejected}", "1")}, fact_set
+    per_study = {"name": "r", "facts": "study-access-control", "subject": "series:{series_iuid}",
+                 "role": "reader", "filters": [*not_rejected, {"field": "series_rejection_state",
+                                                               "operator": "notEquals", "values": ["2"]}]}
+    read = {row[0] for row in facts(url, per_study)}
+    assert f"KEPT-{kept}" in read and f"REJECTED-{rejected}" not in read
