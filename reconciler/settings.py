@@ -64,8 +64,12 @@ class Settings(BaseSettings):
     mqtt_heartbeat_seconds: float = 30.0
     alert_webhook_url: str | None = Field(default=None, repr=False)
     alert_consecutive_failures: int = 3
-    alert_long_run_seconds: float | None = None
+    alert_long_run_seconds: float | None = 3600.0  # critical; 0 turns it off
+    alert_slow_run_seconds: float | None = 2700.0  # warning; 0 turns it off
     alert_on_guard: bool = True
+    # The daily summary's time of day (HH:MM) and zone; set, it also holds the warnings
+    alert_summary_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    alert_summary_time_zone: str = "UTC"
     # What one spec file may cost to load (see reconciler/loading/limits.py). The depth is
     # capped: the loader recurses once per level.
     spec_max_bytes: int = Field(default=1_048_576, ge=1)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from reconciler.engine.classifying import classify
 from reconciler.engine.drivers import (
     ApplyResult,
     Driver,
@@ -139,12 +140,13 @@ class Orchestrator:
                 self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision, started,
                                     "run cancelled before it finished (the daemon was stopped)",
                                     "Cancelled", secrets, record,
-                                    outcome=Outcome.CANCELLED)
+                                    outcome=Outcome.CANCELLED, failure="cancelled")
                 raise
             except Exception as exc:  # lock timeout or store failure before the run began
                 message = str(exc) if isinstance(exc, ReconcilerError) else summarize_unexpected(exc)
                 return self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision,
-                                           started, message, type(exc).__name__, secrets, record)
+                                           started, message, type(exc).__name__, secrets, record,
+                                           failure=classify(exc))
 
     async def delete(self, obj: Resource, *, trigger: Trigger = Trigger.DELETE, dry_run: bool = False,
                      revision: str | None = None, record: bool = True) -> RunResult | None:
@@ -198,11 +200,13 @@ class Orchestrator:
                 applied = await driver.apply(plan, ctx)
                 warnings = (*warnings, *applied.warnings)
                 outcome = Outcome.SUCCEEDED
-            error = error_type = None
+            error = error_type = failure = None
         except GuardAborted as exc:
             outcome, error, error_type = Outcome.ABORTED, secrets.scrub(str(exc)), "GuardAborted"
+            failure = classify(exc)
         except ReconcilerError as exc:
             outcome, error, error_type = Outcome.FAILED, secrets.scrub(str(exc)), type(exc).__name__
+            failure = classify(exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -211,6 +215,7 @@ class Orchestrator:
             log.exception("driver raised an unexpected error")
             outcome, error, error_type = (Outcome.FAILED, secrets.scrub(summarize_unexpected(exc)),
                                           type(exc).__name__)
+            failure = classify(exc)
             unexpected = True
         finally:
             if driver is not None:
@@ -228,6 +233,7 @@ class Orchestrator:
             dry_run=ctx.dry_run, outcome=outcome, counts=counts, started_at=started,
             finished_at=datetime.now(UTC), revision=ctx.revision, plan=plan, error=error,
             error_type=error_type, generation=obj.metadata.generation, unexpected=unexpected,
+            failure=failure,
         )
         recorded = plan.changes if plan is not None and outcome is not Outcome.NOOP else ()
         if record:
@@ -245,13 +251,14 @@ class Orchestrator:
         self, run_id: str, obj: Resource, trigger: Trigger, mode: Mode, dry_run: bool,
         revision: str | None, started: datetime, error: str, error_type: str,
         secrets: SecretResolver, record: bool = True, outcome: Outcome = Outcome.FAILED,
+        failure: str | None = None,
     ) -> RunResult:
         """Record a run that failed outside the driver (lock timeout) or was cancelled."""
         result = RunResult(
             run_id=run_id, target=obj.ref, trigger=trigger, mode=mode, dry_run=dry_run,
             outcome=outcome, counts=Counts(), started_at=started,
             finished_at=datetime.now(UTC), revision=revision, error=secrets.scrub(error),
-            error_type=error_type, generation=obj.metadata.generation,
+            error_type=error_type, generation=obj.metadata.generation, failure=failure,
         )
         if not record:
             self._announce(result, record)
@@ -271,7 +278,9 @@ class Orchestrator:
         c = result.counts
         data = {"outcome": str(result.outcome), **c.as_dict(),
                 "durationSeconds": round(result.duration_seconds, 3),
-                "revision": result.revision, "trigger": str(result.trigger)}
+                "revision": result.revision, "trigger": str(result.trigger), "dryRun": result.dry_run}
+        if result.error_type:
+            data |= {"errorType": result.error_type, "failure": result.failure}
         summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
                    f"{c.unchanged} unchanged, {c.invalid} invalid")
         message = result.error or f"{result.outcome}: {summary}"
@@ -285,9 +294,16 @@ class Orchestrator:
             self._publish(record, Event(EventType.DRIFT_DETECTED, result.target, result.run_id,
                                 "DriftDetected", "; ".join(parts),
                                 {"keys": list(result.drift), "reverted": list(result.reverted)}))
-        level = "info" if result.outcome.ok else "warning"
+        _log_detail(result)
+        if c.invalid and result.plan is not None:
+            log.warning("rows rejected by validation", rejected=c.invalid,
+                        valid=c.created + c.updated + c.unchanged)
+        # A failed run or a tripped guard needs someone (ERROR); a cancelled one may not.
+        level = ("info" if result.outcome.ok else
+                 "warning" if result.outcome is Outcome.CANCELLED else "error")
         getattr(log, level)("run finished", outcome=str(result.outcome), error=result.error,
-                            duration=round(result.duration_seconds, 3), **c.as_dict())
+                            failure=result.failure, duration=round(result.duration_seconds, 3),
+                            **c.as_dict())
 
     def _publish(self, record: bool, event: Event) -> None:
         if record:
@@ -298,3 +314,20 @@ class Orchestrator:
             except Exception:
                 log.exception("could not record an event")
         self.bus.publish(event)
+
+
+def _log_detail(result: RunResult) -> None:
+    """Per-item detail at DEBUG (dropped cheaply at other levels): each planned change (the
+    plan's sample on large sets) and each rejected item the plan lists, by key, rule and
+    column (never the item's content; every rejected row is in the run's history)."""
+    plan = result.plan
+    if plan is None:
+        return
+    for change in plan.changes:
+        log.debug("item planned", action=str(change.action), key=change.key, item=change.item,
+                  fields=[f.path for f in change.fields][:50])
+    rejects = plan.details.get("rejects") if isinstance(plan.details, dict) else None
+    for reject in rejects if isinstance(rejects, list) else ():
+        if isinstance(reject, dict):
+            log.debug("item rejected", key=reject.get("key"), stage=reject.get("stage"),
+                      rule=reject.get("rule"), column=reject.get("column"), problem=reject.get("message"))

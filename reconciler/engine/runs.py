@@ -61,6 +61,9 @@ class RunResult:
     unexpected: bool = False
     """The error is not a `ReconcilerError` (a bug or a library failure): `error` is only its
     one-line summary (see `engine.failures`), the details are in the log."""
+    failure: str | None = None
+    """The failure class of a run that did not end well (`source_unavailable`, `auth`,
+    `validation`, `guard:maxDeletes`, `database`, ...: see `engine.classifying`)."""
 
     def __post_init__(self) -> None:
         # Every front end, the store and the events show `error`: URL userinfo and every

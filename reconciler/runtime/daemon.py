@@ -247,11 +247,20 @@ class Daemon:
             self.health.publishers.append(bridge)
             self.closers.append(bridge.stop)
         if s.alert_webhook_url:
+            from datetime import time
+
             from reconciler.runtime.alerts import AlertRules
 
-            alerts = AlertRules(bus, webhook_url=s.alert_webhook_url,
-                                consecutive_failures=s.alert_consecutive_failures,
-                                long_run_seconds=s.alert_long_run_seconds, on_guard=s.alert_on_guard)
+            summary_at = (time.fromisoformat(s.alert_summary_at) if s.alert_summary_at else None)
+            try:
+                alerts = AlertRules(bus, webhook_url=s.alert_webhook_url,
+                                    consecutive_failures=s.alert_consecutive_failures,
+                                    long_run_seconds=s.alert_long_run_seconds,
+                                    slow_run_seconds=s.alert_slow_run_seconds, on_guard=s.alert_on_guard,
+                                    summary_at=summary_at, summary_time_zone=s.alert_summary_time_zone)
+            except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+                raise ReconcilerError(f"RECONCILER_ALERT_SUMMARY_TIME_ZONE or _ALERT_CONSECUTIVE_FAILURES: "
+                                      f"expected an IANA zone and a count of at least 1 ({exc})") from None
             await alerts.start()
             self.health.publishers.append(alerts)
             self.closers.append(alerts.close)
