@@ -167,6 +167,10 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
     specs = specs if specs is not None else _load(path)
     runtime = _runtime()
     try:
+        if not dry_run:  # `status` without a path then shows this folder's SyncJobs too
+            from reconciler.status import declare
+
+            declare(runtime.store, specs, whole=False)
         selection = select_targets(specs, runtime.drivers, _targets(targets))
         for obj in selection.without_driver:
             typer.echo(
@@ -975,6 +979,7 @@ def quickstart(
     settings = _settings()
     os.environ.setdefault("EGEN_SERVICE_KEY", "quickstart-demo-key")
     os.environ.setdefault("AED_DATABASE_URL", f"sqlite:///{settings.state_dir / 'aed.db'}")
+    emulator: EgenEmulator | None
     emulator = EgenEmulator(port=port)
     try:
         emulator_url = emulator.start()
@@ -1033,6 +1038,15 @@ def quickstart(
         raise typer.Exit(1)
 
 
+def _all_kinds() -> tuple[Any, ...]:
+    """Every registered kind's model: the built-ins, plus plugin kinds when plugins are set."""
+    from reconciler.assembly import load_drivers
+    from reconciler.kinds import REGISTRY
+
+    load_drivers(_settings())  # imports RECONCILER_PLUGINS, which may register kinds
+    return tuple(info.load_model() for info in REGISTRY.all())
+
+
 def _write_generated(files: dict[str, str], out: Path, check: bool) -> None:
     stale = [
         name
@@ -1060,7 +1074,7 @@ def schema(
     """Write the JSON Schemas of every kind (for editors)."""
     from reconciler.artifacts import render_json_schemas
 
-    _write_generated(render_json_schemas(), out, check)
+    _write_generated(render_json_schemas(_all_kinds()), out, check)
 
 
 @app.command()
@@ -1071,7 +1085,7 @@ def crds(
     """Write the CustomResourceDefinitions of every kind."""
     from reconciler.artifacts import render_crds
 
-    _write_generated(render_crds(), out, check)
+    _write_generated(render_crds(_all_kinds()), out, check)
 
 
 @db_app.command("upgrade")

@@ -8,6 +8,7 @@ schedules. Ready is derived from the last run's outcome with the condition helpe
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,7 +40,7 @@ class StatusRow(BaseModel):
     drifted: list[str] = []
 
 
-def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
+def _row(ref: ObjectRef, last: RunRecord | None, **extra: Any) -> StatusRow:
     if last is None:
         ready, reason, message = "Unknown", "NeverRun", "not reconciled yet"
     else:
@@ -63,7 +64,7 @@ def _row(ref: ObjectRef, last: RunRecord | None, **extra: object) -> StatusRow:
         result=last.outcome if last else None,
         counts=last.counts if last else None,
         drifted=list(last.drift) if last else [],
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
@@ -73,9 +74,16 @@ def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> li
     latest = store.latest_runs()
     states = store.schedule_states()
     rows: list[StatusRow] = []
+    objects: list[Any]
     if specs is None:
-        return [_row(ref, run) for ref, run in sorted(latest.items())]
-    for obj in specs:
+        # What the store knows: every object that ran, and the SyncJobs that applied or
+        # served spec sets declared (with their schedules), as with a path.
+        jobs = store.declared_jobs()
+        rows += [_row(ref, run) for ref, run in sorted(latest.items())]
+        objects = jobs
+    else:
+        objects = list(specs)
+    for obj in objects:
         if isinstance(obj, SyncJob):
             spec = obj.spec
             target = ObjectRef(
@@ -102,3 +110,9 @@ def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> li
         else:
             rows.append(_row(obj.ref, latest.get(obj.ref)))
     return rows
+
+
+def declare(store: Store, specs: SpecSet, *, whole: bool) -> None:
+    """Remember the SyncJobs of `specs` for `status` without a path (`whole`: the spec set
+    is everything this store serves, so jobs it lacks are forgotten)."""
+    store.declare_jobs([o for o in specs if isinstance(o, SyncJob)], replace=whole)

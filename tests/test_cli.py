@@ -140,6 +140,28 @@ def test_history_and_status_show_recorded_runs(cli, tmp_path: Path) -> None:
     assert "KeyValueStore/settings" in cli("status").stdout
 
 
+def test_status_without_a_path_shows_the_syncjobs_an_apply_declared(cli, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "1"}, extra=textwrap.dedent("""\
+        ---
+        apiVersion: reconciler.dev/v1alpha1
+        kind: SyncJob
+        metadata: {name: settings-nightly}
+        spec:
+          targetRef: {kind: KeyValueStore, name: settings}
+          schedule: "0 2 * * *"
+          timeZone: Asia/Seoul
+        """)))
+    assert cli("apply", "specs").returncode == 0
+    with_path = {r["object"]: r for r in json.loads(cli("status", "specs", "-o", "json").stdout)}
+    without = {r["object"]: r for r in json.loads(cli("status", "-o", "json").stdout)}
+    job = without.get("SyncJob/settings-nightly")
+    assert job is not None, without
+    assert job["target"] == "KeyValueStore/settings" and job["schedule"] == "0 2 * * *"
+    assert job["next_run_time"] == with_path["SyncJob/settings-nightly"]["next_run_time"] is not None
+
+
 def test_kinds_without_a_driver_are_skipped_with_a_note(cli, tmp_path: Path) -> None:
     specs = tmp_path / "bookmarks"
     specs.mkdir()

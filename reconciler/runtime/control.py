@@ -244,6 +244,9 @@ class Controller:
         only reschedules). Schedule overrides of changed SyncJobs are cleared."""
         changed = self.changed(new)
         self.specs = new
+        from reconciler.status import declare
+
+        declare(self.store, new, whole=True)  # for `reconciler status` without a path
         results: list[RunResult] = []
         for obj in changed:
             if self.closing:

@@ -28,6 +28,8 @@ from reconciler.store import tables as t
 from reconciler.store.migrating import ensure_schema
 from reconciler.store.urls import normalise_url, parse_store_url, prepare_sqlite_folder
 
+DECLARED = "declared"  # watermark key of a declared SyncJob
+
 
 def jsonable(value: Any) -> Any:
     """A JSON-serialisable copy of a value (dates as ISO strings, decimals as strings)."""
@@ -317,6 +319,46 @@ class Store:
             *_target_filter(t.watermarks, target), t.watermarks.c.key == key)
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
+
+    # --- declared SyncJobs ------------------------------------------------------------
+    # What the spec sets applied or served declared, so that `reconciler status` without
+    # a path can show the SyncJobs (their target, schedule and next run) as it does with one.
+    # Kept as one watermark row per job (key `declared`: the job's document).
+
+    def declare_jobs(self, jobs: Iterable[Any], *, replace: bool = False) -> None:
+        """Record `jobs` (SyncJob models) as declared; `replace` forgets every other one (a
+        daemon's whole spec set), otherwise they are added (an `apply` of one folder)."""
+        now = datetime.now(UTC)
+        jobs = list(jobs)
+        with self.engine.begin() as conn:
+            if replace:
+                conn.execute(delete(t.watermarks).where(t.watermarks.c.kind == "SyncJob",
+                                                        t.watermarks.c.key == DECLARED))
+            for job in jobs:
+                ref = job.ref
+                conn.execute(delete(t.watermarks).where(*_target_filter(t.watermarks, ref),
+                                                        t.watermarks.c.key == DECLARED))
+                document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+                document.pop("status", None)
+                conn.execute(insert(t.watermarks).values(
+                    kind=ref.kind, namespace=ref.namespace, name=ref.name, key=DECLARED,
+                    value=json.dumps(document, sort_keys=True), run_id=None, updated_at=now))
+
+    def declared_jobs(self) -> list[Any]:
+        """The SyncJobs last declared (models), in name order; unreadable ones are skipped."""
+        from reconciler.models import SyncJob
+
+        query = select(t.watermarks.c.value).where(t.watermarks.c.kind == "SyncJob",
+                                                   t.watermarks.c.key == DECLARED)
+        with self.engine.connect() as conn:
+            values = list(conn.execute(query).scalars())
+        jobs = []
+        for value in values:
+            try:
+                jobs.append(SyncJob.model_validate(json.loads(value)))
+            except ValueError:
+                continue  # declared by another version of the models
+        return sorted(jobs, key=lambda j: j.ref)
 
     def save_snapshots(self, run_id: str, target: ObjectRef,
                        items: Iterable[tuple[str, Any]]) -> int:
