@@ -489,3 +489,54 @@ def test_rbac_kinds_are_the_kind_registry_plus_extra_kinds(helm: Renderer) -> No
     with_plugin = rules_of(one(helm.template({"extraKinds": ["keyvaluestores"]}), "ClusterRole"))
     assert ("reconciler.dev", "keyvaluestores") in with_plugin
     assert ("reconciler.dev", "keyvaluestores/status") in with_plugin
+
+
+# --- issue 17, item 7: alerting rules and the dashboard -------------------------------------
+
+RULES_FILE = REPO / "deploy" / "prometheus" / "reconciler-rules.yaml"
+MONITORING: dict[str, Any] = {"metrics": {
+    "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}},
+    "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Reconciler"}}}}
+
+
+def test_the_chart_ships_the_same_rules_as_the_plain_rules_file() -> None:
+    assert (CHART / "files" / "prometheus-rules.yaml").read_bytes() == RULES_FILE.read_bytes(), \
+        "copy deploy/prometheus/reconciler-rules.yaml to charts/reconciler/files/prometheus-rules.yaml"
+
+
+def test_prometheus_rule_and_dashboard_are_off_by_default(helm: Renderer) -> None:
+    docs = helm.template({})
+    assert of_kind(docs, "PrometheusRule") == []
+    assert [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")] == []
+
+
+def test_prometheus_rule_renders_every_alert_with_a_severity(helm: Renderer) -> None:
+    rule = one(helm.template(MONITORING), "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == NAMESPACE and rule["metadata"]["labels"]["release"] == \
+        "kube-prometheus"
+    assert rule["spec"] == {"groups": _yaml().load(RULES_FILE.read_text(encoding="utf-8"))["groups"]}
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert {a: r["labels"]["severity"] for a, r in alerts.items()} == {
+        "ReconcilerConsecutiveFailures": "critical", "ReconcilerDataCorruption": "critical",
+        "ReconcilerRunOver1h": "critical", "ReconcilerRunOver45m": "warning",
+        "ReconcilerRowsRejected": "warning", "ReconcilerRecoveredAfterRetries": "warning",
+        "ReconcilerNoRecentSuccess": "warning"}
+    # Helm did not evaluate the annotations' Prometheus templates
+    assert "{{ $labels.kind }}" in alerts["ReconcilerConsecutiveFailures"]["annotations"]["summary"]
+
+
+def test_grafana_dashboard_configmap_carries_the_dashboard(helm: Renderer) -> None:
+    [cm] = [d for d in of_kind(helm.template(MONITORING), "ConfigMap")
+            if d["metadata"]["name"].endswith("-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Reconciler"}
+    dashboard = json.loads(cm["data"]["reconciler.json"])
+    titles = [p["title"] for p in dashboard["panels"]]
+    assert titles[:4] == ["Success ratio per day", "Run duration (average per day, and last run)",
+                          "Errors by type (per day)", "Rows by status (per day)"]
+    assert dashboard == json.loads((CHART / "files" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+
+
+def test_lint_passes_with_rules_and_dashboard(helm: Renderer) -> None:
+    assert helm.lint(MONITORING) == []
