@@ -228,6 +228,14 @@ class Orchestrator:
         if applied is not None:
             counts = replace(counts, created=applied.created, updated=applied.updated,
                              deleted=applied.deleted)
+        elif not ctx.dry_run and plan is not None:
+            # Nothing was applied (a tripped guard, a failed apply): the run's counts say what
+            # was written (0); what the plan wanted stays visible as planned (the plan, a warning).
+            if plan.counts.changed:
+                p = plan.counts
+                warnings = (*warnings, f"planned, not applied: {p.created} created, {p.updated} updated, "
+                                       f"{p.deleted} deleted")
+            counts = replace(counts, created=0, updated=0, deleted=0)
         result = RunResult(
             run_id=ctx.run_id, target=obj.ref, trigger=ctx.trigger, mode=ctx.mode,
             dry_run=ctx.dry_run, outcome=outcome, counts=counts, started_at=started,

@@ -166,6 +166,29 @@ def test_guard_aborts_a_mass_revocation_and_writes_nothing(
     assert planned.plan is not None and any("maxRevokes would abort" in w for w in planned.plan.warnings)
 
 
+def test_an_aborted_run_records_nothing_applied_and_keeps_the_planned_figures(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.status import object_statuses
+
+    obj = mapping(schema)
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    narrowed = mapping(schema, derive=[{**_rule(), "filters": [
+        {"field": "institution", "operator": "equals", "values": ["SEOUL-GENERAL"]}]}])
+    result = runner(narrowed)
+    assert result.outcome is Outcome.ABORTED
+    assert result.plan is not None
+    planned = result.plan.counts.deleted
+    assert planned > 10
+    assert result.counts.deleted == 0 and result.counts.created == 0 and result.counts.updated == 0
+    record = runner.store.run(result.run_id)
+    assert record is not None and record.counts["deleted"] == 0 and record.counts["created"] == 0
+    assert f"planned, not applied: 0 created, 0 updated, {planned} deleted" in record.warnings
+    (row,) = object_statuses(runner.store, None, now=datetime.now(UTC))
+    assert row.result == "aborted" and row.counts is not None and row.counts["deleted"] == 0
+
+
 def test_empty_facts_never_revoke_everything(
         runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
     assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
