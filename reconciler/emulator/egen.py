@@ -256,6 +256,8 @@ class EgenEmulator:
         key = query.get("serviceKey", "")
         if not key or faults.unregistered_key or (self.service_key is not None and key != self.service_key):
             return envelopes.gateway_error("30", as_json=as_json)
+        if faults.unregistered_key_99:
+            return envelopes.key_not_registered_99(as_json=as_json)
         if faults.quota_after_requests is not None and requests_since > faults.quota_after_requests:
             return envelopes.gateway_error("22", as_json=as_json)
         page, rows = _whole_number(query.get("pageNo"), 1), _whole_number(query.get("numOfRows"), 10)

@@ -100,6 +100,19 @@ def header_only(code: str, *, as_json: bool) -> Reply:
     return Reply(200, XML_CONTENT_TYPE, text.encode())
 
 
+KEY_NOT_REGISTERED_99 = "SERVICE KEY IS NOT REGISTERED ERROR."
+
+
+def key_not_registered_99(*, as_json: bool) -> Reply:
+    """An unknown key answered with code 99 in the normal envelope, the name in words."""
+    if as_json:
+        body = _json_bytes({"response": {"header": {"resultCode": "99", "resultMsg": KEY_NOT_REGISTERED_99}}})
+        return Reply(200, JSON_CONTENT_TYPE, body)
+    text = (f"{XML_DECLARATION}<response><header><resultCode>99</resultCode>"
+            f"<resultMsg>{KEY_NOT_REGISTERED_99}</resultMsg></header></response>")
+    return Reply(200, XML_CONTENT_TYPE, text.encode())
+
+
 def server_error() -> Reply:
     """What Apache in front of the provider sends when the back end fails."""
     text = (

@@ -20,6 +20,8 @@ Command-line syntax, one `--fault` per fault, `NAME[:key=value[,key=value]...]`:
     quota:after=N           code 22 envelope for every request after the N-th since the faults
                             were set (N may be 0)
     unregistered-key        code 30 envelope for every request
+    unregistered-key-99     code 99 "SERVICE KEY IS NOT REGISTERED ERROR." in the normal envelope
+                            for every request (how the gateway also answers an unknown key)
     timeout-envelope[:page=P][,times=K]   resultCode 05 in the normal envelope, no body
     http500[:page=P][,times=K]            HTTP 500 with an HTML error page
     slow:seconds=S[,page=P][,times=K]     sleep S seconds before answering
@@ -77,6 +79,7 @@ class Faults:
     quota_from_page: int | None = None
     quota_after_requests: int | None = None
     unregistered_key: bool = False
+    unregistered_key_99: bool = False
     empty: bool = False
     single_item: bool = False
     single_item_rows: int | None = None
@@ -114,6 +117,8 @@ class Faults:
             return replace(self, quota_after_requests=after)
         if name == "unregistered-key":
             return replace(self, unregistered_key=True)
+        if name == "unregistered-key-99":
+            return replace(self, unregistered_key_99=True)
         if name == "empty":
             return replace(self, empty=True)
         if name == "single-item":
@@ -142,6 +147,8 @@ class Faults:
             specs.append(f"quota:after={self.quota_after_requests}")
         if self.unregistered_key:
             specs.append("unregistered-key")
+        if self.unregistered_key_99:
+            specs.append("unregistered-key-99")
         if self.empty:
             specs.append("empty")
         if self.single_item:
@@ -155,6 +162,7 @@ _PAGE_OPTIONS = frozenset({"page", "times"})
 _ALLOWED: dict[str, frozenset[str]] = {
     "quota": frozenset({"page", "after"}),
     "unregistered-key": frozenset(),
+    "unregistered-key-99": frozenset(),
     "empty": frozenset(),
     "single-item": frozenset({"rows"}),
     "http500": _PAGE_OPTIONS,

@@ -11,8 +11,10 @@ checks the counts (stage 4) and commits. `release` rolls back whatever was not
 committed: a dry run, a tripped guard, a failed page, a killed process all leave the
 table exactly as it was.
 
-A rollback (`RunContext.rollback_to`) puts back, from the snapshots of the runs after the
-given one, every row those runs changed, as a recorded run of its own.
+A rollback (`RunContext.rollback_to`) puts back every row the runs after the given one
+changed, as it was right after that run: as a run up to it recorded leaving the row
+(`AFTER` snapshots), else as the first later run found it; it is a recorded run of its own,
+and `maxDeletes` weighs it against the rows in the table.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, Column
 
 SAMPLE = 100  # row changes listed per kind in a plan (the counts are always complete)
 CREATED = "__created__"  # the snapshot item listing the keys a run created
+AFTER = "__after__:"  # prefix of the snapshot items holding a row as a run left it (None: deleted)
 
 
 @dataclass(slots=True)
@@ -100,6 +103,7 @@ class AedSourceBindingDriver:
         observed = Observed(Comparison())
         rejects: list[dict[str, Any]] = []
         kept: set[str] = set()  # keys of rejected rows whose table rows are left as they are
+        columns = tuple(m.column for m in spec.mapping.columns)
 
         def progress(done: int, total: int | None) -> None:
             if ctx.progress is not None:
@@ -113,17 +117,21 @@ class AedSourceBindingDriver:
             """Validate one page and stage it (CPU and COPY: in a worker thread)."""
             good: list[tuple[Any, ...]] = []
             bad_keys: list[str] = []
+            keyless: list[tuple[Any, ...]] = []
             for item in page.items:
                 row = validator.check(mapper.row(item))
                 if row.problems:
                     rejects.extend({"key": row.key, "stage": p.stage, "rule": p.rule, "column": p.column,
                                     "message": p.message, "content": dict(item)} for p in row.problems)
                     observed.rejected += 1
-                    # (a key that is itself invalid cannot name a row of the table)
-                    if row.key and row.key not in kept and all(
-                            p.column != spec.target.key_column for p in row.problems):
+                    if row.key and row.key not in kept:
                         kept.add(row.key)
                         bad_keys.append(row.key)
+                    if not row.key or any(p.column == spec.target.key_column for p in row.problems):
+                        # No usable key: the row is recognised in the table by its content.
+                        failed = {p.column for p in row.problems}
+                        keyless.append(tuple(None if name in failed else value
+                                             for name, value in zip(columns, row.values, strict=True)))
                 else:
                     good.append(row.values)
             observed.source_rows += len(page.items)
@@ -131,6 +139,7 @@ class AedSourceBindingDriver:
             # A rejected row is still in the source: its row in the table is left as it is,
             # never taken for one the source dropped (deleted or marked missing).
             target.stage_rejected_keys(bad_keys)
+            target.stage_rejected_rows(keyless)
 
         async with contextlib.aclosing(pages), _gc_paused():
             async for page in pages:
@@ -162,13 +171,27 @@ class AedSourceBindingDriver:
             raise DriverError(f"no run {ctx.rollback_to} of {ref.short}; see `reconciler history`")
         types = _column_types(spec)
         restore: dict[str, dict[str, Any] | None] = {}
+        # Every row a later run changed, as it was before the first of them touched it ...
         for run in runs[1:]:
             for key, content in store.snapshots(run.id):
                 if key == CREATED:
                     for created in content or []:
                         restore.setdefault(created, None)
-                else:
+                elif not key.startswith(AFTER):
                     restore.setdefault(key, typed_row(content, types) if content is not None else None)
+        # ... unless a run up to the given one recorded how it left the row: that is the state
+        # right after the run (a hand edit made later, which a later run corrected, is not
+        # brought back).
+        needed = set(restore)
+        earlier = sorted((r for r in store.runs(ref, limit=100_000) if r.id <= ctx.rollback_to
+                          and not r.dry_run and r.outcome == "succeeded"), key=lambda r: r.id, reverse=True)
+        for run in earlier:
+            if not needed:
+                break
+            for key, content in store.snapshots(run.id):
+                if key.startswith(AFTER) and key[len(AFTER):] in needed:
+                    restore[key[len(AFTER):]] = typed_row(content, types) if content is not None else None
+                    needed.discard(key[len(AFTER):])
         rows = sorted(restore.items())
         current = target.rows_of([k for k, _ in rows])
         return Observed(target.compare(full=False, samples=0), restore=rows, current_rows=current)
@@ -219,8 +242,10 @@ class AedSourceBindingDriver:
                 changes.append(Change.update(key, {k: now.get(k) for k in values}, values, item="row"))
             else:
                 unchanged += 1
+        c = actual.comparison  # the table as it is: what the guards weigh the rollback against
+        facts = AedFacts(current_rows=c.current, active_rows=c.active, source_rows=0, valid_rows=0, pages=0)
         return Plan(target=obj.ref, changes=tuple(changes), unchanged=unchanged, mode=PlanMode.ROLLBACK,
-                    details={"restoredRows": len(actual.restore)})
+                    details={"restoredRows": len(actual.restore), "currentRows": c.current}, facts=facts)
 
     # --- apply ----------------------------------------------------------------------------
 
@@ -240,6 +265,10 @@ class AedSourceBindingDriver:
         deleted = target.remove_absent(self._last_seen(ctx)) if full else 0
         post_sync(obj.spec, inserted=inserted, updated=updated, deleted=deleted,
                   current=plan.facts_as(AedFacts).current_rows)
+        if ctx.state is not None and not target.all_new:
+            # How this run left each row it changed: a rollback to it restores exactly that.
+            # (A first load's rows are not repeated here: that would copy the whole table.)
+            self._save_after(target, target.changed_keys(), ctx)
         target.commit()
         return ApplyResult(created=inserted, updated=updated, deleted=deleted)
 
@@ -253,8 +282,16 @@ class AedSourceBindingDriver:
         rows: Sequence[tuple[str, dict[str, Any] | None]] = [
             (c.key, c.after) for c in plan.changes]
         created, updated, deleted = target.restore(rows)
+        self._save_after(target, keys, ctx)
         target.commit()
         return ApplyResult(created=created, updated=updated, deleted=deleted)
+
+    @staticmethod
+    def _save_after(target: Target, keys: Sequence[str], ctx: RunContext) -> None:
+        if ctx.state is None or not keys:
+            return
+        after = target.rows_of(keys)
+        ctx.state.save_snapshots([(AFTER + key, after.get(key)) for key in keys])
 
     @staticmethod
     def _last_seen(ctx: RunContext) -> date:

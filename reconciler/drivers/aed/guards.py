@@ -4,8 +4,11 @@ The peers' worst failures (dlt, Airbyte, bruin) were loads that silently emptied
 truncated a table after a bad pull. These guards read the figures the plan carries, typed
 (`AedFacts`): the rows in the table now, the valid rows pulled, the owned columns that
 came back all NULL; and the plan's counts for deletions. A rollback plan (restoring a
-recorded run) carries no pull and is not checked by them. A tripped guard aborts the run
-with the table untouched; on a dry run it becomes a plan warning.
+recorded run) carries no pull and is not checked by them, except `maxDeletes`, which
+weighs the deletions of a run and of a rollback against the rows in the table. A pull
+whose rows were all rejected is stopped too (`noValidRows`): a first load cannot be
+checked against the table, and "nothing to write" must not read as success. A tripped
+guard aborts the run with the table untouched; on a dry run it becomes a plan warning.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.drivers import RunContext
-from reconciler.engine.guards import MaxDeletes
 from reconciler.engine.planning import Plan, PlanMode
 from reconciler.errors import GuardAborted
 from reconciler.models.aed import AedGuards
@@ -51,6 +53,41 @@ class EmptySource:
         if plan.facts_as(AedFacts).source_rows == 0:
             raise GuardAborted(self.name, "the source returned no rows; set guards.allowEmpty: true to "
                                "accept an empty registry", sourceRows=0)
+
+
+@dataclass(frozen=True, slots=True)
+class NoValidRows:
+    """A pull with rows, none of which passed validation (every coordinate missing, a changed
+    format): nothing could be written, and a run that says `noop` would hide it. Always on."""
+
+    name: str = "noValidRows"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        if plan.mode is PlanMode.ROLLBACK:
+            return
+        facts = plan.facts_as(AedFacts)
+        if facts.source_rows > 0 and facts.valid_rows == 0:
+            raise GuardAborted(self.name, f"all {facts.source_rows} rows of the source were rejected by "
+                               "validation; nothing would be written (see the run's rejects for the rules "
+                               "and columns)", sourceRows=facts.source_rows, validRows=0)
+
+
+@dataclass(frozen=True, slots=True)
+class TableMaxDeletes:
+    """`maxDeletes` measured against the table: at most `limit` rows (a count, or a share of
+    the rows in the table now) deleted or marked missing, by a run or by a rollback."""
+
+    limit: int | str
+    name: str = "maxDeletes"
+
+    def check(self, plan: Plan, ctx: RunContext) -> None:
+        deletes = plan.counts.deleted
+        current = plan.facts_as(AedFacts).current_rows
+        allowed = threshold_limit(self.limit, current)
+        if deletes > allowed:
+            raise GuardAborted(self.name, f"{deletes} deletes planned, at most {self.limit} allowed "
+                               f"({current} rows in the table)", deletes=deletes, limit=str(self.limit),
+                               current=current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +131,11 @@ class AllNullColumns:
 
 
 def aed_guards(spec: AedGuards) -> list[object]:
-    guards: list[object] = [RowCountChange(spec.max_row_count_change)]
+    guards: list[object] = [NoValidRows(), RowCountChange(spec.max_row_count_change)]
     if not spec.allow_empty:
         guards.insert(0, EmptySource())
     if spec.forbid_all_null_columns:
         guards.append(AllNullColumns())
     if spec.max_deletes is not None:
-        guards.append(MaxDeletes(spec.max_deletes))
+        guards.append(TableMaxDeletes(spec.max_deletes))
     return guards

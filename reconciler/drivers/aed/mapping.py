@@ -20,8 +20,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reconciler.drivers.aed.regions import long_sido, short_sido
-from reconciler.models.aed import AedSourceBindingSpec, ColumnMapping, ColumnType, Transform
+from reconciler.drivers.aed.regions import address_region, long_sido, short_sido
+from reconciler.models.aed import AedOperation, AedSourceBindingSpec, ColumnMapping, ColumnType, Transform
 
 _DATE = re.compile(r"^(\d{4})[-./]?(\d{2})[-./]?(\d{2})$")
 
@@ -120,10 +120,14 @@ class Mapper:
         self.sources = tuple(field_name(m.source_field) for m in self.columns)
         self.known = tuple(source in FIELDS for source in self.sources)
         self.steps = tuple(self._compile(m) for m in self.columns)
+        self._compiled = self.steps  # as compiled from the spec (see `_fuse`)
+        if spec.source.operation is AedOperation.MANAGE_INFO:
+            self._from_address()
         uses_address = any(Transform.PREFIX_ADDRESS in m.transforms for m in self.columns)
         self.needed_fields: frozenset[str] | None = (
             frozenset(self.sources) | ({"sido", "gugun"} if uses_address else set())
             if all(self.known) else None)
+        self._plan = self._fuse()  # last: after every change to sources and steps
 
     def _compile(self, mapping: ColumnMapping) -> tuple[Callable[[Any, Mapping[str, str]], Any], ...]:
         """The column's transforms and type conversion as a chain of small functions."""
@@ -142,6 +146,33 @@ class Mapper:
             type_ = mapping.type
             steps.append(lambda v, _: _typed(v, type_))
         return tuple(steps)
+
+    def _from_address(self) -> None:
+        """`getEgytAedManageInfoInqire` sends no `sido`/`gugun` fields: its `buildAddress` is the
+        full address. Columns mapped from sido or gugun read them from the address instead
+        (then go through their own transforms); decided once here, not per row."""
+        sources, steps = list(self.sources), list(self.steps)
+        for index, source in enumerate(self.sources):
+            if source in ("sido", "gugun"):
+                part = 0 if source == "sido" else 1
+                sources[index] = "buildAddress"
+                steps[index] = (lambda v, _, p=part: address_region(str(v))[p], *steps[index])
+        self.sources, self.steps = tuple(sources), tuple(steps)
+
+    def _fuse(self) -> tuple[_Column, ...]:
+        """Per column, everything `row` needs in one tuple, and one converter for the whole
+        chain of steps: a specialised function for the usual chains on a string (the parser
+        only ever gives strings), else the steps one by one. Both give the same value and
+        raise the same errors; the specialised ones just skip the generic calls."""
+        plan: list[_Column] = []
+        for index, mapping in enumerate(self.columns):
+            steps = self.steps[index]
+            chain = _chain(steps)
+            fast = (_specialised(mapping, self.placeholders, self._prefixed)
+                    if steps is self._compiled[index] else None)
+            plan.append((self.sources[index], self.known[index], fast or chain, chain, self.required[index],
+                         mapping.max_length if self.check_lengths else None, mapping))
+        return tuple(plan)
 
     @staticmethod
     def field(item: Mapping[str, str], name: str) -> str | None:
@@ -166,32 +197,99 @@ class Mapper:
 
     def row(self, item: Mapping[str, str]) -> Row:
         values: list[Any] = []
-        problems: list[Problem] = []
-        for index, mapping in enumerate(self.columns):
-            raw = item.get(self.sources[index])
-            if raw is None and not self.known[index]:
+        problems: list[Problem] | None = None
+        check_types, check_required = self.check_types, self.check_required
+        for source, known, fast, chain, required, max_length, mapping in self._plan:
+            raw = item.get(source)
+            if raw is None and not known:
                 raw = self.field(item, mapping.source_field)
-            try:
-                value: Any = raw
-                for step in self.steps[index]:
-                    if value is None:
-                        break
-                    value = step(value, item)
-            except (ValueError, InvalidOperation) as exc:
-                if self.check_types:
-                    message = str(exc) if str(exc) else f"cannot convert {raw!r}"
-                    problems.append(Problem("format", "types", mapping.column,
-                                            f"{mapping.source_field}: {message}"))
-                value = None
-            if value is None and self.required[index] and self.check_required:
-                problems.append(Problem("format", "required", mapping.column,
-                                        f"{mapping.source_field}: required, got nothing"))
-            if (self.check_lengths and mapping.max_length is not None and isinstance(value, str)
-                    and len(value) > mapping.max_length):
+            if raw is None:
+                value: Any = None
+            else:
+                try:
+                    value = fast(raw, item) if raw.__class__ is str else chain(raw, item)
+                except (ValueError, InvalidOperation) as exc:
+                    if check_types:
+                        message = str(exc) if str(exc) else f"cannot convert {raw!r}"
+                        problems = problems or []
+                        problems.append(Problem("format", "types", mapping.column,
+                                                f"{mapping.source_field}: {message}"))
+                    value = None
+            if value is None:
+                if required and check_required:
+                    problems = problems or []
+                    problems.append(Problem("format", "required", mapping.column,
+                                            f"{mapping.source_field}: required, got nothing"))
+            elif max_length is not None and isinstance(value, str) and len(value) > max_length:
+                problems = problems or []
                 problems.append(Problem("format", "lengths", mapping.column,
-                                        f"{mapping.source_field}: at most {mapping.max_length} "
+                                        f"{mapping.source_field}: at most {max_length} "
                                         f"characters, got {len(value)}"))
             values.append(value)
         key = values[self.key_index]
-        return Row(None if key is None else str(key), tuple(values), tuple(problems),
-                   item if problems else None)
+        if problems:
+            return Row(None if key is None else str(key), tuple(values), tuple(problems), item)
+        return Row(None if key is None else str(key), tuple(values))
+
+
+Step = Callable[[Any, Mapping[str, str]], Any]
+_Column = tuple[str, bool, Step, Step, bool, int | None, ColumnMapping]
+"""source field, known to the parser, converter for a string, converter for anything,
+required, max length (None: not checked), the column's mapping."""
+
+
+def _chain(steps: tuple[Step, ...]) -> Step:
+    """The steps applied in order, stopping at the first None (the generic converter)."""
+
+    def convert(value: Any, item: Mapping[str, str]) -> Any:
+        for step in steps:
+            if value is None:
+                break
+            value = step(value, item)
+        return value
+
+    return convert
+
+
+def _specialised(mapping: ColumnMapping, placeholders: frozenset[str],
+                 prefixed: Callable[[str, Mapping[str, str]], str]) -> Step | None:
+    """One function doing the column's usual chain on a string, or None for any other chain.
+
+    Each is the chain of `Mapper._compile` written out: `trim` is `strip() or None`,
+    `placeholderToNull` on a trimmed string is a set lookup, the type conversion of a value
+    already converted by `parseNumber` is the value itself, and so on."""
+    transforms, type_ = tuple(mapping.transforms), mapping.type
+    trim, null = Transform.TRIM, Transform.PLACEHOLDER_TO_NULL
+    if type_ is ColumnType.TEXT:
+        if transforms == (trim,):
+            return lambda v, _: v.strip() or None
+        if transforms == (trim, null):
+            return lambda v, _: None if not (s := v.strip()) or s in placeholders else s
+        if transforms == (trim, null, Transform.SIDO_SHORT_NAME):
+            return lambda v, _: None if not (s := v.strip()) or s in placeholders else short_sido(s) or s
+        if transforms == (trim, null, Transform.SIDO_LONG_NAME):
+            return lambda v, _: None if not (s := v.strip()) or s in placeholders else long_sido(s) or s
+        if transforms == (trim, null, Transform.PREFIX_ADDRESS):
+            return lambda v, item: None if not (s := v.strip()) or s in placeholders else prefixed(s, item)
+        return None
+    if type_ is ColumnType.NUMERIC and transforms == (trim, Transform.PARSE_NUMBER):
+        return lambda v, _: _number(s) if (s := v.strip()) else None
+    if type_ is ColumnType.BOOLEAN and transforms == (trim,):
+        return _flag
+    return None
+
+
+_TRUE, _FALSE = frozenset({"Y", "YES", "TRUE", "1"}), frozenset({"N", "NO", "FALSE", "0"})
+
+
+def _flag(value: str, _: Mapping[str, str]) -> bool | None:
+    """`trim` then the boolean type, on a string."""
+    text = value.strip()
+    if not text:
+        return None
+    upper = text.upper()
+    if upper in _TRUE:
+        return True
+    if upper in _FALSE:
+        return False
+    raise ValueError(f"expected Y/N or true/false, got {text!r}")

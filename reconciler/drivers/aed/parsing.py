@@ -101,10 +101,26 @@ _CODE_BY_NAME = {name: code for code, (name, _) in CODES.items()}
 _UNKNOWN_CODE = ("UNKNOWN_RESULT_CODE", RetryClass.RETRY)  # a code missing from the table: like 99
 _HINTS = {
     "22": "the daily request quota is used up; stop and try again after it resets",
-    "30": "a new or reissued key can take an hour or more to reach the provider",
+    "30": "the service key is not accepted: check source.serviceKey (the key data.go.kr issued for "
+          "this API, pasted once, not URL-encoded twice); a new or reissued key can take an hour or "
+          "more to reach the provider",
     "31": "the key's period of use has expired; extend it on data.go.kr",
 }
 
+KEY_CODES: frozenset[str] = frozenset({"20", "30", "31", "32", "33"})
+"""Codes that say the service key (or the account behind it) is refused: authentication."""
+
+
+def _code_named(reason: str) -> str | None:
+    """The code whose name a message spells (`SERVICE KEY IS NOT REGISTERED ERROR.` → 30).
+
+    The gateway also answers a refused key with code 99 and the name in words: read that way,
+    it is what it says, not an unknown error to retry."""
+    for part in reason.split(" / "):  # the gateway's "returnAuthMsg / errMsg"
+        words = "_".join(part.upper().replace(".", " ").replace("_", " ").split())
+        if words in _CODE_BY_NAME:
+            return _CODE_BY_NAME[words]
+    return None
 
 class ApiError(SourceError):
     """The API answered with a result code other than 00.
@@ -114,16 +130,25 @@ class ApiError(SourceError):
     `retryable` (from `SourceError`) answers a different question: may a later run
     succeed without anyone changing the spec? True for RETRY and STOP, false otherwise.
     """
+    `authentication` is true when the key or account is refused (codes 20, 30-33, and code
+    99 whose message names one of them, as the gateway also answers a key it does not know).
 
     def __init__(self, code: str, reason: str = "", *, request: str = "") -> None:
-        self.code_name, self.retry_class = CODES.get(code, _UNKNOWN_CODE)
+        named = _code_named(reason) if code in RETRY_ONCE or code not in CODES else None
+        meaning = named or code  # the code whose class applies
+        self.code_name, self.retry_class = CODES.get(meaning, _UNKNOWN_CODE)
         self.reason = reason
-        self.retry_limit: int | None = 1 if code in RETRY_ONCE or code not in CODES else None
+        self.authentication = meaning in KEY_CODES
+        self.retry_limit: int | None = 1 if meaning in RETRY_ONCE or meaning not in CODES else None
         message = f"the API answered {code} {self.code_name}"
-        if reason and reason != self.code_name:
+        if reason and reason.rstrip(".") != self.code_name and _code_named(reason) != meaning:
             message += f": {reason}"
-        if code in _HINTS:
-            message += f" ({_HINTS[code]})"
+        elif named is not None:
+            message += f" ({reason.split(' / ')[0].strip()})"
+        if self.authentication:
+            message = f"authentication failed: {message}"
+        if meaning in _HINTS:
+            message += f" ({_HINTS[meaning]})"
         if request:
             message = f"{request}: {message}"
         super().__init__(

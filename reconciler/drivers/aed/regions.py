@@ -185,3 +185,22 @@ def gugun_belongs(sido: str, gugun: str) -> bool:
         return True
     city, _, district = name.partition(" ")
     return city in accepted and district in CITY_DISTRICTS.get(city, ())
+
+
+def address_region(address: str) -> tuple[str | None, str | None]:
+    """(sido as written, gugun) read from the start of a full address, for the operations that
+    send no `sido`/`gugun` fields (`서울특별시 종로구 …` → (서울특별시, 종로구)); `수원시 장안구`
+    stays one gugun; Sejong, which has no districts, gets its one entry. (None, None) when the
+    address does not start with a sido."""
+    words = address.split()
+    if not words or short_sido(words[0]) is None:
+        return None, None
+    sido, short = words[0], short_sido(words[0])
+    assert short is not None
+    if len(words) >= 3 and gugun_belongs(sido, f"{words[1]} {words[2]}") and words[2] in CITY_DISTRICTS.get(
+            words[1], ()):
+        return sido, f"{words[1]} {words[2]}"
+    if len(words) >= 2 and gugun_belongs(sido, words[1]):
+        return sido, words[1]
+    districts = GUGUN.get(short, ())
+    return sido, districts[0] if len(districts) == 1 else None

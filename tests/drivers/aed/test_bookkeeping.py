@@ -1,0 +1,274 @@
+"""Issue 17, AED items 1-3 and 6: the bookkeeping around the data, on real PostgreSQL.
+
+Rejected rows are never taken for rows the source dropped; a rollback is measured
+against the table and restores exactly the state right after the run it names; a first
+load with no valid row is a guard trip; stage 3 knows the table's UNIQUE constraints and
+unmapped NOT NULL columns, keeps `updated_at`, and the address-list operation's rows get
+their sido and gugun.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from drivers.aed.conftest import COLUMNS, Runner, binding, checksum, query
+from reconciler.drivers.aed.regions import gugun_belongs
+from reconciler.emulator.egen import EgenEmulator
+from reconciler.engine.runs import Outcome
+from reconciler.loading import load_specs
+from reconciler.models.aed import AedSourceBinding
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+# --- item 1: rejected rows are never marked missing or deleted ---------------------------------
+
+
+@pytest.mark.parametrize("policy", ["mark", "delete"])
+@pytest.mark.parametrize(("count", "rejected"), [(1000, 10), (2000, 21)])
+def test_rejected_rows_are_never_marked_missing_or_deleted(pg_url: str, runner: Runner, table: str,
+                                                           policy: str, count: int, rejected: int) -> None:
+    with EgenEmulator(count=count) as base:
+        first = runner(binding(base, table, deletion={"policy": policy}))
+    assert first.outcome is Outcome.SUCCEEDED, first.error
+    before = checksum(pg_url, table)
+    with EgenEmulator(count=count, dirty_fraction=rejected / count) as base:
+        result = runner(binding(base, table, deletion={"policy": policy}))
+    assert result.counts.invalid == rejected, result.error
+    assert result.counts.deleted == 0
+    assert result.outcome is Outcome.NOOP, result.error
+    rows = dict(query(pg_url, f'SELECT equipment_serial, data_status FROM "{table}"'))
+    assert len(rows) == count and set(rows.values()) == {"active"}
+    assert checksum(pg_url, table) == before
+
+
+# --- item 2: rollback with the shipped example spec --------------------------------------------
+
+
+def _example(base: str) -> AedSourceBinding:
+    specs = load_specs(ROOT / "examples" / "aed")
+    obj = next(o for o in specs if isinstance(o, AedSourceBinding))
+    spec = obj.spec.model_copy(update={"source": obj.spec.source.model_copy(update={"base_url": base})})
+    return obj.model_copy(update={"spec": spec})
+
+
+@pytest.fixture
+def example_env(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AED_DATABASE_URL", pg_url)
+    monkeypatch.setenv("EGEN_SERVICE_KEY", "example-key")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS public.aed_data")
+    return pg_url
+
+
+def test_rollback_after_an_ordinary_day_with_the_example_spec(example_env: str, runner: Runner) -> None:
+    url = example_env
+    count = 3000
+    with EgenEmulator(count=count) as base:
+        first = runner(_example(base))
+    assert first.outcome is Outcome.SUCCEEDED, first.error
+    after_first = checksum(url, "aed_data")
+    with EgenEmulator(count=count, changed_fraction=0.02) as base:
+        day = runner(_example(base))
+        assert day.outcome is Outcome.SUCCEEDED, day.error
+        assert day.counts.created > 0 and day.counts.deleted > 0
+        back = runner(_example(base), rollback_to=first.run_id)
+    assert back.outcome is Outcome.SUCCEEDED, back.error
+    assert checksum(url, "aed_data") == after_first
+
+
+def test_rollback_restores_the_state_right_after_the_run_not_a_later_corrected_hand_edit(
+        example_env: str, runner: Runner) -> None:
+    url = example_env
+    count = 2000
+    with EgenEmulator(count=count) as base:
+        assert runner(_example(base)).outcome is Outcome.SUCCEEDED
+    with EgenEmulator(count=count, changed_fraction=0.02) as base:
+        day = runner(_example(base))
+        assert day.outcome is Outcome.SUCCEEDED, day.error
+        after_day = checksum(url, "aed_data")
+        # a row the day's run wrote (rows untouched since a first load: see the README's limit)
+        serial = query(url, "SELECT equipment_serial FROM aed_data WHERE sync_batch_id = %s "
+                            "ORDER BY equipment_serial LIMIT 1", (day.run_id,))[0][0]
+        query(url, "UPDATE aed_data SET model_name = 'HAND EDIT' WHERE equipment_serial = %s", (serial,))
+        corrected = runner(_example(base))  # the next run puts the registry's value back
+        assert corrected.outcome is Outcome.SUCCEEDED and corrected.counts.updated == 1, corrected.error
+        back = runner(_example(base), rollback_to=day.run_id)
+    assert back.outcome in (Outcome.SUCCEEDED, Outcome.NOOP), back.error
+    assert query(url, "SELECT model_name FROM aed_data WHERE equipment_serial = %s", (serial,))[0][0] \
+        != "HAND EDIT"
+    assert checksum(url, "aed_data") == after_day
+
+
+# --- item 3: a first load where every row is rejected -----------------------------------------
+
+
+def test_first_load_with_every_row_rejected_is_a_guard_trip(pg_url: str, runner: Runner, table: str) -> None:
+    with EgenEmulator(count=300, dirty_fraction=1.0) as base:
+        result = runner(binding(base, table))
+    assert result.outcome is Outcome.ABORTED, (result.outcome, result.error)
+    assert "300" in (result.error or "") and "rejected" in (result.error or "")
+    assert checksum(pg_url, table)[0] in (-1, 0)
+
+
+# --- item 6: stage 3 pre-checks, updated_at, the address-list operation -------------------------
+
+
+def _create(url: str, table: str, extra: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE TABLE "{table}" ({extra} equipment_serial text NOT NULL UNIQUE, sido text, gugun text, '
+            "installation_institution text, installation_address text, installation_position text, "
+            "latitude numeric, longitude numeric, manufacturer text, model_name text, "
+            "data_status text NOT NULL DEFAULT 'active', first_seen_date date, last_seen_date date, "
+            "consecutive_missing_days integer NOT NULL DEFAULT 0, deletion_suspected_date date, "
+            "sync_batch_id text)")
+
+
+def test_unmapped_not_null_column_without_default_fails_before_the_write(pg_url: str, runner: Runner,
+                                                                        table: str) -> None:
+    _create(pg_url, table, "id BIGINT PRIMARY KEY,")
+    with EgenEmulator(count=200) as base:
+        result = runner(binding(base, table))
+    assert result.outcome is Outcome.FAILED
+    error = result.error or ""
+    assert "id" in error and "NOT NULL" in error and "default" in error, error
+    assert "violates" not in error  # found before the write, not by the database refusing it
+    assert checksum(pg_url, table)[0] == 0
+
+
+def test_unmapped_not_null_column_with_a_default_is_fine(pg_url: str, runner: Runner, table: str) -> None:
+    _create(pg_url, table, "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,")
+    with EgenEmulator(count=200) as base:
+        result = runner(binding(base, table))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert checksum(pg_url, table)[0] == 200
+
+
+def test_unique_constraints_other_than_the_key_are_checked_in_stage_3(pg_url: str, runner: Runner,
+                                                                      table: str) -> None:
+    _create(pg_url, table, "")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT one_per_place UNIQUE (installation_institution)')
+    with EgenEmulator(count=1000) as base:
+        items = EgenEmulator(count=1000).items
+        result = runner(binding(base, table))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    orgs = [i["org"].strip() for i in items]
+    duplicates = len(orgs) - len(set(orgs))
+    assert duplicates > 0  # the data set has institutions with several AEDs
+    rejects = runner.store.rejects(result.run_id)
+    assert {(r["stage"], r["rule"], r["column"]) for r in rejects} == {
+        ("database", "constraints", "one_per_place")}
+    assert result.counts.invalid == duplicates == len(rejects)
+    assert checksum(pg_url, table)[0] == 1000 - duplicates
+    # a second run: a staged row whose value another table row holds is refused as well
+    with EgenEmulator(count=1000) as base:
+        again = runner(binding(base, table))
+    assert again.outcome is Outcome.NOOP, again.error
+    assert again.counts.invalid == duplicates
+
+
+def test_updated_at_is_maintained_where_the_table_has_it(pg_url: str, runner: Runner, table: str) -> None:
+    _create(pg_url, table, "updated_at timestamptz,")
+    with EgenEmulator(count=500) as base:
+        assert runner(binding(base, table)).outcome is Outcome.SUCCEEDED
+    first = dict(query(pg_url, f'SELECT equipment_serial, updated_at FROM "{table}"'))
+    assert len(first) == 500 and all(v is not None for v in first.values())
+    with EgenEmulator(count=500, changed_fraction=0.04) as base:
+        result = runner(binding(base, table, mapping={"columns": COLUMNS}), mode=__import__(
+            "reconciler.models", fromlist=["Mode"]).Mode.INCREMENTAL)
+    assert result.outcome is Outcome.SUCCEEDED and result.counts.updated > 0, result.error
+    second = dict(query(pg_url, f'SELECT equipment_serial, updated_at FROM "{table}"'))
+    moved = [k for k in first if second[k] != first[k]]
+    assert len(moved) == result.counts.updated
+    assert all(second[k] > first[k] for k in moved)
+    assert all(second[k] is not None for k in second)
+
+
+def test_shipped_mapping_works_for_the_address_list_operation(pg_url: str, runner: Runner,
+                                                              table: str) -> None:
+    text = (ROOT / "examples" / "aed" / "aedsourcebinding.yaml").read_text()
+    assert "from: sido" in text  # the shipped mapping, unchanged
+    columns: list[dict[str, Any]] = [dict(c) for c in COLUMNS]
+    with EgenEmulator(count=3000) as base:
+        obj = binding(base, table, source={"operation": "getEgytAedManageInfoInqire",
+                                           "params": {"Q0": "서울특별시", "Q1": ""}},
+                      mapping={"columns": columns})
+        result = runner(obj)
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    rows = query(pg_url, f'SELECT sido, gugun, installation_address FROM "{table}"')
+    assert rows and all(sido == "서울" for sido, _, _ in rows)
+    assert all(gugun is not None and gugun_belongs(sido, gugun) for sido, gugun, _ in rows)
+    assert all(address.startswith("서울특별시 ") for _, _, address in rows)
+
+
+def test_example_spec_loads() -> None:
+    assert os.path.exists(ROOT / "examples" / "aed" / "aedsourcebinding.yaml")
+
+
+# --- item 5: a refused key answered with code 99 ------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><response><header><resultCode>99</resultCode>'
+    b"<resultMsg>SERVICE KEY IS NOT REGISTERED ERROR.</resultMsg></header></response>",
+    b'{"response":{"header":{"resultCode":"99","resultMsg":"SERVICE KEY IS NOT REGISTERED ERROR."}}}',
+    b'{"resultCode":"99","resultMsg":"SERVICE KEY IS NOT REGISTERED ERROR."}',
+    b"<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg><returnAuthMsg>SERVICE KEY IS NOT "
+    b"REGISTERED ERROR.</returnAuthMsg><returnReasonCode>99</returnReasonCode></cmmMsgHeader>"
+    b"</OpenAPI_ServiceResponse>",
+])
+def test_code_99_key_not_registered_is_an_authentication_failure(body: bytes) -> None:
+    from reconciler.drivers.aed.parsing import ApiError, RetryClass, parse_page
+
+    with pytest.raises(ApiError) as caught:
+        parse_page(body)
+    error = caught.value
+    assert error.retry_class is RetryClass.FAIL and not error.retryable and error.authentication
+    assert "authentication failed" in str(error) and "serviceKey" in str(error)
+
+
+def test_code_99_key_not_registered_fails_the_run_without_retrying(pg_url: str, runner: Runner,
+                                                                   table: str) -> None:
+    from reconciler.emulator.egen import Faults
+
+    with EgenEmulator(count=200, faults=Faults.parse(["unregistered-key-99"])) as base:
+        obj = binding(base, table, source={"retries": {"limit": 3, "backoff": "10ms", "maxBackoff": "20ms"}})
+        result = runner(obj)
+    assert result.outcome is Outcome.FAILED
+    error = result.error or ""
+    assert "SERVICE KEY IS NOT REGISTERED" in error and "serviceKey" in error, error
+    assert "test-service-key-0042" not in error
+
+
+def test_code_99_key_fault_is_answered_once_per_request() -> None:
+    import asyncio
+
+    from reconciler.drivers.aed.fetching import fetch_pages
+    from reconciler.drivers.aed.parsing import ApiError
+    from reconciler.emulator.egen import Faults
+    from reconciler.models.aed import AedSource
+
+    emulator = EgenEmulator(count=50, faults=Faults.parse(["unregistered-key-99"]))
+    emulator.start()
+    try:
+        source = AedSource.model_validate({"baseUrl": emulator.base_url, "serviceKey": {"env": "K"},
+                                           "pageSize": 10, "retries": {"limit": 4, "backoff": "1ms", "maxBackoff": "2ms"}})
+
+        async def pull() -> None:
+            async for _ in fetch_pages(source, "k"):
+                pass
+
+        with pytest.raises(ApiError):
+            asyncio.run(pull())
+        assert emulator.request_count == 1  # not retried
+    finally:
+        emulator.stop()
