@@ -141,3 +141,24 @@ def test_failure_classes_of_real_driver_errors() -> None:
     assert classify(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("gone"))) == "database"
     assert classify(KeyError("x")) == "unexpected"
     assert json.dumps(classify(DriverError("x"))) == '"driver"'
+
+
+# --- logs: the design's levels -------------------------------------------------------------
+
+
+def test_log_levels_follow_the_design(setup: Any) -> None:
+    from structlog.testing import capture_logs
+
+    run, _ = setup
+    Scripted.ERRORS = [SourceError("HTTP 503", code="HTTP 503", retryable=True)]
+    with capture_logs() as failed:
+        run()
+    [end] = [e for e in failed if e["event"] == "run finished"]
+    assert (end["log_level"], end["failure"]) == ("error", "source_unavailable")  # was warning
+    Scripted.REJECTED = 50
+    with capture_logs() as ok:
+        run()
+    [rejected] = [e for e in ok if e["event"] == "rows rejected by validation"]
+    assert (rejected["log_level"], rejected["rejected"], rejected["valid"]) == ("warning", 50, 2)
+    planned = sorted(e["key"] for e in ok if e["event"] == "item planned")
+    assert planned == ["a", "b"] and {e["log_level"] for e in ok if e["event"] == "item planned"} == {"debug"}
