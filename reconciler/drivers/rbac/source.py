@@ -12,7 +12,16 @@ run reads only facts anchored after that value minus `sync.lookback` — studies
 late with an earlier `created_time` are still seen, and re-reading a few is harmless
 because bindings are a set. A rule whose fingerprint changed (edited, or the archive
 upgraded to another layout) has no usable watermark and is read whole. Escape-hatch
-queries have no anchor: they are always read whole.
+queries have no anchor: they are always read whole. A watermark column the anchor table
+does not have is refused before any query, naming the table and the columns it has.
+
+Planner statistics: a freshly restored archive (pg_restore, a copied data directory
+before its first ANALYZE) has rows and indexes but no column statistics, and the
+planner then picks plans that make a no-op run ten times slower. Before reading, the
+archive tables that have rows but no statistics (`pg_class.reltuples` = -1, never
+analyzed, or no `pg_stats` rows although the table has rows) are named in a plan warning
+with the fix (`ANALYZE <tables>`). The driver never runs ANALYZE itself: its transaction is
+read-only and its user should be too.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler.drivers.rbac.facts import FactQuery, escape_hatch_query, fact_query, fact_source, probe_query
-from reconciler.drivers.rbac.layouts import read_catalog, resolve_layout
+from reconciler.drivers.rbac.layouts import TABLES, Catalog, read_catalog, resolve_layout
 from reconciler.errors import DriverError, SourceError
 from reconciler.models.rbac import ArchiveLayout, DeriveRule, RbacMappingSpec
 
@@ -80,6 +89,35 @@ def _indexed(cur: psycopg.Cursor[Any], table: str, column: str) -> bool:
     return bool(row and row[0])
 
 
+def missing_statistics(cur: psycopg.Cursor[Any], catalog: Catalog) -> list[str]:
+    """The archive tables that have rows but no planner statistics (never analyzed)."""
+    tables = sorted(t for t in catalog.tables if t in TABLES)
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p') AND (c.reltuples < 0 "
+        "OR (c.reltuples > 0 AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname "
+        "AND s.tablename = c.relname))) ORDER BY c.relname", (catalog.schema, tables))
+    return [str(r[0]) for r in cur.fetchall()]
+
+
+def statistics_warning(tables: list[str]) -> str:
+    names = ", ".join(tables)
+    return (f"the archive has no planner statistics for {names} (never analyzed, e.g. a fresh restore): "
+            f"its queries may take many times longer; run ANALYZE {names} on the archive (or wait for "
+            "autovacuum to analyze them)")
+
+
+def _check_watermark_column(catalog: Catalog, table: str, column: str) -> None:
+    if not catalog.has(table) or catalog.has(table, column):
+        return  # no catalog visibility: the query's own error is wrapped below
+    columns = sorted(c for t, c in catalog.columns if t == table)
+    times = [c for c in columns if c.endswith("_time")]
+    raise DriverError(
+        f"sync.watermarkColumn {column!r}: table {table} has no column {column} in schema "
+        f"{catalog.schema!r}; its timestamp columns are {', '.join(times)} (created_time is indexed); "
+        f"all its columns: {', '.join(columns)}")
+
+
 def _run(cur: psycopg.Cursor[Any], rule: DeriveRule, query: FactQuery) -> tuple[tuple[Any, ...], ...]:
     try:
         cur.execute(query.statement, query.params)
@@ -125,9 +163,13 @@ def _read(cur: psycopg.Cursor[Any], spec: RbacMappingSpec, *, incremental: bool,
     assert spec.source is not None
     # The fact queries are short aggregates: compiling them (JIT) costs more than it saves.
     cur.execute("SET LOCAL jit = off")
-    layout = resolve_layout(spec.source.layout, read_catalog(cur))
+    catalog = read_catalog(cur)
+    layout = resolve_layout(spec.source.layout, catalog)
     column = spec.sync.watermark_column
     warnings: list[str] = []
+    unanalyzed = missing_statistics(cur, catalog)
+    if unanalyzed:
+        warnings.append(statistics_warning(unanalyzed))
     newest: dict[tuple[str, str], datetime | None] = {}
     facts: list[RuleFacts] = []
     for rule in spec.derive:
@@ -136,12 +178,17 @@ def _read(cur: psycopg.Cursor[Any], spec: RbacMappingSpec, *, incremental: bool,
             continue
         source = fact_source(rule.facts, layout, column)
         anchor = (source.anchor_table, source.anchor_column)
+        _check_watermark_column(catalog, *anchor)
         if anchor not in newest:
             if incremental and not _indexed(cur, *anchor):
                 warnings.append(f"{anchor[0]}.{anchor[1]} has no index: incremental runs of rule "
                                 f"{rule.name!r} scan the whole table (the archive indexes created_time)")
-            cur.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(anchor[1]),
-                                                                 sql.Identifier(anchor[0])))
+            try:
+                cur.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(anchor[1]),
+                                                                     sql.Identifier(anchor[0])))
+            except psycopg.Error as exc:
+                raise DriverError(f"derive rule {rule.name!r}: cannot read the watermark column "
+                                  f"{anchor[0]}.{anchor[1]}: {str(exc).strip()}") from None
             row = cur.fetchone()
             newest[anchor] = row[0] if row else None
         print_ = fingerprint(rule, layout, column)

@@ -336,3 +336,48 @@ def test_a_half_applied_5_35_upgrade_is_refused_and_the_watermark_stays(
     assert window and len(window) == len(query(url, "SELECT DISTINCT institution, department FROM series "
                                                     "WHERE access_control_id = 'ACL-WINDOW' "
                                                     "AND department <> '*'"))
+
+
+def _restore_without_statistics(url: str, table: str) -> None:
+    """`table` as pg_restore leaves it: rows and indexes (CREATE INDEX sets reltuples) but no
+    column statistics until someone runs ANALYZE (autovacuum kept off so it stays that way)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table}_restored (LIKE {table} INCLUDING ALL) "
+                     "WITH (autovacuum_enabled = false)")
+        conn.execute(f"INSERT INTO {table}_restored SELECT * FROM {table}")
+        conn.execute(f"DROP TABLE {table} CASCADE")
+        conn.execute(f"ALTER TABLE {table}_restored RENAME TO {table}")
+
+
+def test_missing_planner_statistics_are_named_with_the_fix(
+        runner: Runner, make_archive: ArchiveFactory, rbac_database: str, schema: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = make_archive("5.34")
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    monkeypatch.setenv("RBAC_DATABASE_URL", rbac_database)
+    _restore_without_statistics(url, "series")
+    assert query(url, "SELECT count(*) FROM pg_stats WHERE tablename = 'series'") == [(0,)]
+    result = runner(mapping(schema))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert result.plan is not None
+    (warning,) = [w for w in result.plan.warnings if "statistics" in w]
+    assert "series" in warning and "study" not in warning.split(":")[0]
+    assert "ANALYZE series" in warning
+    record = runner.store.run(result.run_id)
+    assert record is not None and warning in record.warnings
+    execute(url, "ANALYZE series")
+    again = runner(mapping(schema))
+    assert again.plan is not None and not [w for w in again.plan.warnings if "statistics" in w]
+
+
+def test_a_wrong_watermark_column_is_named_with_the_columns_that_exist(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    obj = mapping(schema, sync={"watermarkColumn": "created_at"})
+    for mode in (Mode.FULL, Mode.INCREMENTAL):
+        result = runner(obj, mode=mode)
+        assert result.outcome is Outcome.FAILED
+        assert result.error_type != "UndefinedColumn" and result.error is not None
+        assert "sync.watermarkColumn 'created_at'" in result.error
+        assert "table study has no column created_at" in result.error
+        assert "created_time" in result.error and "updated_time" in result.error
+    assert checksum(rbac_database, schema).startswith("schema_version:absent")
