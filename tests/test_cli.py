@@ -218,3 +218,37 @@ def test_run_refuses_a_suspended_job_unless_asked(cli, tmp_path: Path) -> None:
     assert (tmp_path / "project" / ".mcp.json").exists()
     runs = json.loads(cli("history", "-o", "json").stdout)
     assert runs[0]["trigger"] == "manual"
+
+
+def test_a_killed_run_is_closed_as_abandoned_by_the_next_run(cli, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    target = tmp_path / "kv.json"
+    (specs / "kv.yaml").write_text(kv_spec(target, {"a": "1"}, extra="  applyDelaySeconds: 3600\n"))
+    env = {**os.environ, "RECONCILER_STATE_DIR": str(tmp_path / "state"),
+           "RECONCILER_PLUGINS": "kvstore_driver",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("RECONCILER_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "apply", "specs"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # poll until the run is recorded as running
+            runs = json.loads(cli("history", "KeyValueStore/settings", "-o", "json").stdout or "[]")
+            if runs and runs[0]["outcome"] == "running":
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the run never showed as running")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    (specs / "kv.yaml").write_text(kv_spec(target, {"a": "1"}))
+    assert cli("apply", "specs").returncode == 0
+    runs = json.loads(cli("history", "KeyValueStore/settings", "-o", "json").stdout)
+    assert [r["outcome"] for r in runs] == ["succeeded", "failed"], runs
+    assert runs[1]["error"].startswith("abandoned") and runs[1]["finishedAt" if "finishedAt" in runs[1]
+                                                                 else "finished_at"] is not None

@@ -120,6 +120,10 @@ class Orchestrator:
                 async with target_lock(self.store, target, timeout=self.lock_timeout):
                     started = datetime.now(UTC)
                     if record:
+                        # Holding the lock: a run of this target still `running` was left by a
+                        # process that died (kill -9); it is closed as failed, not left forever.
+                        for stale in self.store.abandon_running(target, now=started):
+                            log.warning("run abandoned by a process that ended", abandoned=stale)
                         self.store.start_run(
                             run_id=run_id, target=target, trigger=str(trigger), mode=str(mode),
                             dry_run=dry_run, revision=revision,
@@ -158,10 +162,12 @@ class Orchestrator:
         policy = getattr(obj.spec, "deletion_policy", DeletionPolicy.ORPHAN)  # type: ignore[attr-defined]
         if policy is not DeletionPolicy.DELETE:
             return None
-        teardown = getattr(self.drivers.get(obj.KIND), "teardown", None)
-        if not callable(teardown):
+        from reconciler.engine.drivers import TearsDown
+
+        driver = self.drivers.get(obj.KIND)
+        if not isinstance(driver, TearsDown):
             raise ReconcilerError(f"{obj.KIND} does not support deletionPolicy: Delete")
-        return await self.run(teardown(obj), trigger=trigger, dry_run=dry_run, revision=revision,
+        return await self.run(driver.teardown(obj), trigger=trigger, dry_run=dry_run, revision=revision,
                               record=record)
 
     async def _reconcile(self, ctx: RunContext, started: datetime, record: bool = True,
@@ -178,7 +184,9 @@ class Orchestrator:
             plan = driver.diff(obj, actual, ctx)
             if secrets.has_secrets:
                 plan = plan.masked(secrets.scrub)
-            for guard in (*self.guards, NeverWeaken(), *driver_guards(driver, obj), *extra_guards):
+            guards: tuple[Guard, ...] = (*self.guards, NeverWeaken(), *driver_guards(driver, obj),
+                                         *extra_guards)
+            for guard in guards:
                 try:
                     guard.check(plan, ctx)
                 except GuardAborted as exc:

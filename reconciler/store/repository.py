@@ -171,6 +171,20 @@ class Store:
 
     # --- runs ---------------------------------------------------------------------------
 
+    def abandon_running(self, target: ObjectRef, *, now: datetime) -> list[str]:
+        """Mark runs of `target` still `running` as failed (type `Abandoned`): the caller holds
+        the target's lock, which a live run would hold, so whatever process ran them ended
+        without finishing (killed). Returns their ids."""
+        query = select(t.runs.c.id).where(*_target_filter(t.runs, target), t.runs.c.outcome == "running")
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(query).scalars())
+            if ids:
+                conn.execute(update(t.runs).where(t.runs.c.id.in_(ids)).values(
+                    outcome="failed", error_type="Abandoned", finished_at=now,
+                    error="abandoned: the process running it ended before it finished (killed or "
+                          "crashed); what it wrote, if anything, was not recorded"))
+        return ids
+
     def start_run(
         self, *, run_id: str, target: ObjectRef, trigger: str, mode: str, dry_run: bool,
         revision: str | None, generation: int | None, started_at: datetime,
