@@ -268,6 +268,19 @@ def _show_applied(results: list[RunResult]) -> None:
             typer.echo(f"  … pending {key}: declared by the spec, left unwritten by policy")
 
 
+def _applied_json(result: RunResult) -> dict[str, Any]:
+    """One run for `apply -o json`: what it did (`counts`) and, when planned, what it planned."""
+    ref = result.target
+    return {
+        "kind": ref.kind, "namespace": ref.namespace, "name": ref.name, "runId": result.run_id,
+        "outcome": str(result.outcome), "dryRun": result.dry_run, "mode": str(result.mode),
+        "durationSeconds": round(result.duration_seconds, 3), "counts": result.counts.as_dict(),
+        "planned": result.plan.counts.as_dict() if result.plan is not None else None,
+        "warnings": list(result.plan.warnings) if result.plan is not None else [],
+        "error": result.error, "failure": result.failure,
+    }
+
+
 def _print_failures(results: list[RunResult]) -> bool:
     failed = False
     for result in results:
@@ -436,13 +449,20 @@ def apply(
     refuse_drift: Annotated[bool, typer.Option(
         "--refuse-drift", help="Stop (write nothing, exit 1) instead of reverting keys that were "
         "changed outside the reconciler.")] = False,
+    output: Annotated[OutputFormat, typer.Option(
+        "--output", "-o", help="json: one line per run (outcome and counts) on stdout, for scripts.")]
+    = OutputFormat.table,
 ) -> None:
     """Reconcile the targets with the specs: apply only the difference."""
     try:
         results = _reconcile(path, target, mode, dry_run=dry_run, refuse_drift=refuse_drift)
     except ReconcilerError as exc:
         raise _report(exc) from None
-    _show_applied(results)
+    if output is OutputFormat.json:
+        for result in results:
+            typer.echo(json.dumps(_applied_json(result), ensure_ascii=False))
+    else:
+        _show_applied(results)
     if _print_failures(results):
         raise typer.Exit(1)
 
