@@ -11,9 +11,11 @@ Each run ends by printing one JSON line on stdout: `{"tool", "table", "source_ro
 - `limit`, the practical limit: httpx fetch of every page (page 1 first for `totalCount`,
   then pages 2..N by `--concurrency` workers sharing one page counter, `--page-size` rows
   each, as the reconciler's fetcher does), each page parsed whole with
-  `xml.etree.ElementTree` and mapped to the same 11 columns with the same simple
-  conversions as `examples/aed` (strip, placeholders to NULL, `Decimal` coordinates, the
-  short sido name, the address prefixed with the long sido and the gugun when it has none),
+  `xml.etree.ElementTree` and mapped to the same columns with the same simple
+  conversions as the spec (`--columns example`: the 11 of `examples/aed`; `full`: the 36 of
+  `bench/aed_full.yaml`; strip, placeholders to NULL, `Decimal` coordinates, the short sido
+  name, the address prefixed with the long sido and the gugun when it has none, Y/N flags
+  as booleans),
   streamed through psycopg 3 (async) `COPY` into a temporary staging table as pages arrive,
   then ONE `INSERT … SELECT … ON CONFLICT (equipment_serial) DO UPDATE SET … WHERE
   (t.cols) IS DISTINCT FROM (EXCLUDED.cols)` and a commit. No validation, no deletions or
@@ -25,12 +27,13 @@ Each run ends by printing one JSON line on stdout: `{"tool", "table", "source_ro
 - `dlt`: dlt's `rest_api` source (JSON answers, `_type=json`; page-number paginator, one
   page after another, as the declarative source pages sequentially) into PostgreSQL with
   `write_disposition` merge / upsert on `equipment_serial`, the same mapping applied with
-  `add_map`. Only when `import dlt` works; nothing is installed. dlt keeps its pipeline
+  `add_map`. Only when `import dlt` works; nothing is installed here (`bench/aed.py --dlt`
+  runs this script in a virtual environment of its own that has dlt). dlt keeps its pipeline
   state in `--work-dir` (a temporary directory by default).
 
 `limit` and `executemany` create the table when it is absent, with the columns the
-reconciler's `PostgresTarget.create_table` gives it for the example spec (the 11 mapped
-columns, then the tracking columns with their defaults), so the tables compare column by
+reconciler's `PostgresTarget.create_table` gives it for the spec (the mapped columns, then
+the tracking columns with their defaults), so the tables compare column by
 column.
 """
 
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import math
 import sys
@@ -45,29 +49,63 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from psycopg import sql
 
-from reconciler.drivers.aed.regions import long_sido, short_sido
+
+def _regions() -> Any:
+    """`reconciler/drivers/aed/regions.py` (pure data, standard library only), loaded by path:
+    importing it as a module of the package would import the reconciler's engine first,
+    which a baseline does not need (and the dlt environment does not have)."""
+    path = Path(__file__).resolve().parent.parent / "reconciler" / "drivers" / "aed" / "regions.py"
+    spec = importlib.util.spec_from_file_location("_aed_regions", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_REGIONS = _regions()
+long_sido, short_sido = _REGIONS.long_sido, _REGIONS.short_sido
 
 OPERATION = "getAedFullDown"
 KEY = "equipment_serial"
-COLUMNS: tuple[str, ...] = (
+EXAMPLE_COLUMNS: tuple[str, ...] = (
     "equipment_serial", "sido", "gugun", "installation_institution", "installation_address",
     "installation_position", "latitude", "longitude", "manufacturer", "model_name", "institution_contact",
 )  # fmt: skip
 """The mapped columns of `examples/aed`, in its order."""
+_EXTRA_TEXT: tuple[tuple[str, str], ...] = (
+    ("manager", "manager"), ("manager_contact", "managerTel"),
+)
+_PLAIN: tuple[tuple[str, str], ...] = (
+    ("zipcode1", "zipcode1"), ("zipcode2", "zipcode2"),
+    *((f"{day}_{name}", f"{day}{edge}Tme") for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "hol")
+      for edge, name in (("Stt", "start"), ("End", "end"))),
+)
+_FLAGS: tuple[tuple[str, str], ...] = tuple(
+    (f"sunday_week{i}", f"sun{w}Yon") for i, w in enumerate(("Frt", "Scd", "Thi", "Fur", "Fif"), 1))
+FULL_COLUMNS: tuple[str, ...] = (
+    *EXAMPLE_COLUMNS, *(c for c, _ in _EXTRA_TEXT), *(c for c, _ in _PLAIN), *(c for c, _ in _FLAGS))
+"""The mapped columns of `bench/aed_full.yaml` (every field of an item but rnum), in its order."""
+COLUMNS = EXAMPLE_COLUMNS  # the set in use (`--columns`)
 PLACEHOLDERS = frozenset({"필요", "신규", "미정", "없음"})
-_DDL_COLUMNS = (
-    "equipment_serial text PRIMARY KEY, sido text, gugun text, installation_institution text, "
-    "installation_address text, installation_position text, latitude numeric, longitude numeric, "
-    "manufacturer text, model_name text, institution_contact text, "
+_TRACKING_DDL = (
     "data_status text NOT NULL DEFAULT 'active', first_seen_date date, last_seen_date date, "
     "consecutive_missing_days integer NOT NULL DEFAULT 0, deletion_suspected_date date, sync_batch_id text"
 )
+_TYPES = {"latitude": "numeric", "longitude": "numeric", **{c: "boolean" for c, _ in _FLAGS}}
+
+
+def _ddl_columns() -> str:
+    """The columns `PostgresTarget.create_table` gives the spec of the column set in use."""
+    cols = [f"{c} {_TYPES.get(c, 'text')}" + (" PRIMARY KEY" if c == KEY else "") for c in COLUMNS]
+    return ", ".join([*cols, _TRACKING_DDL])
+
 
 Row = tuple[Any, ...]
 Sink = Callable[[list[Row]], Awaitable[None]]
@@ -97,11 +135,22 @@ def _decimal(value: Any) -> Decimal | None:
     return Decimal(text.replace(",", "")) if text else None
 
 
+def _flag(value: str | None) -> bool | None:
+    """trim, then Y/N as a boolean (the spec's `type: boolean`)."""
+    text = (value or "").strip().upper()
+    return None if not text else text in ("Y", "YES", "TRUE", "1")
+
+
+def _plain(value: str | None) -> str | None:
+    """trim only."""
+    return (value.strip() or None) if value is not None else None
+
+
 def map_item(item: Mapping[str, Any]) -> Row:
     """One API item (field → string) as a row of `COLUMNS`."""
     serial = str(item.get("serialSeq") or "").strip() or None
     sido = _clean(item.get("sido"))
-    return (
+    row: Row = (
         serial,
         (short_sido(sido) or sido) if sido is not None else None,
         _clean(item.get("gugun")),
@@ -114,6 +163,10 @@ def map_item(item: Mapping[str, Any]) -> Row:
         _clean(item.get("model")),
         _clean(item.get("clerkTel")),
     )
+    if COLUMNS is EXAMPLE_COLUMNS:
+        return row
+    return (*row, *(_clean(item.get(f)) for _, f in _EXTRA_TEXT), *(_plain(item.get(f)) for _, f in _PLAIN),
+            *(_flag(item.get(f)) for _, f in _FLAGS))
 
 
 # --- fetching and parsing ------------------------------------------------------------------------------
@@ -167,7 +220,8 @@ async def pull(url: str, key: str, page_size: int, concurrency: int, sink: Sink)
 
 # --- the SQL -----------------------------------------------------------------------------------------
 
-def _ident_list(alias: str = "", names: tuple[str, ...] = COLUMNS) -> sql.Composable:
+def _ident_list(alias: str = "", names: tuple[str, ...] | None = None) -> sql.Composable:
+    names = COLUMNS if names is None else names
     return sql.SQL(", ").join(sql.Identifier(alias, n) if alias else sql.Identifier(n) for n in names)
 
 
@@ -181,7 +235,7 @@ def _on_conflict() -> sql.Composable:
 
 async def _create_table(conn: psycopg.AsyncConnection[Any], table: str) -> None:
     await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-        sql.Identifier("public", table), sql.SQL(_DDL_COLUMNS)))
+        sql.Identifier("public", table), sql.SQL(_ddl_columns())))
 
 
 async def run_limit(args: argparse.Namespace) -> tuple[int, int | None]:
@@ -279,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--dataset", default="aed_dlt", help="dlt only: the schema it loads into")
     parser.add_argument("--work-dir", default=None, help="dlt only: its pipelines directory")
+    parser.add_argument("--columns", choices=("example", "full"), default="example",
+                        help="the columns of examples/aed (11) or of bench/aed_full.yaml (36)")
     args = parser.parse_args(argv)
+    global COLUMNS
+    COLUMNS = FULL_COLUMNS if args.columns == "full" else EXAMPLE_COLUMNS
     if args.tool == "dlt":
         source_rows, written = run_dlt(args)
         table = f"{args.dataset}.{args.table}"
