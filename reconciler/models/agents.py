@@ -243,13 +243,36 @@ class AgentFeature(StrEnum):
 
 
 class ConflictPolicy(StrEnum):
-    """What to do with an owned key that differs from the spec (a hand edit)."""
+    """What to do with an owned key that differs from the spec (a hand edit).
+
+    The strategies carry the names users give them (`central-authoritative`,
+    `manual-review`, `last-write-wins`, `priority`); `Override` and `Adopt` are the older
+    names of the first two and behave the same (`effective` maps them)."""
 
     OVERRIDE = "Override"
     MERGE = "Merge"
     IF_NOT_PRESENT = "IfNotPresent"
     IGNORE = "Ignore"
     ADOPT = "Adopt"
+    CENTRAL_AUTHORITATIVE = "central-authoritative"
+    MANUAL_REVIEW = "manual-review"
+    LAST_WRITE_WINS = "last-write-wins"
+    PRIORITY = "priority"
+
+    @property
+    def effective(self) -> ConflictPolicy:
+        """The key-level behaviour: the user names folded onto Override / Adopt. Under
+        last-write-wins and priority a drifted key is held like Adopt and then resolved for
+        the whole run (see drivers/agents/resolving.py)."""
+        return {ConflictPolicy.CENTRAL_AUTHORITATIVE: ConflictPolicy.OVERRIDE,
+                ConflictPolicy.MANUAL_REVIEW: ConflictPolicy.ADOPT,
+                ConflictPolicy.LAST_WRITE_WINS: ConflictPolicy.ADOPT,
+                ConflictPolicy.PRIORITY: ConflictPolicy.ADOPT}.get(self, self)
+
+    @property
+    def resolves(self) -> bool:
+        """Resolved for the whole run (write-back or impose), not key by key."""
+        return self in (ConflictPolicy.LAST_WRITE_WINS, ConflictPolicy.PRIORITY)
 
 
 class AgentTarget(SpecModel):
@@ -272,6 +295,11 @@ class AgentTarget(SpecModel):
     )
     conflict_policy: ConflictPolicy | None = Field(
         default=None, description="Policy for this target (over the spec's per-client one)."
+    )
+    priority: int = Field(
+        default=0,
+        description="Score under the priority strategy: when the same canonical item was edited in "
+        "several clients, the highest-priority client's edit wins and the others are overwritten.",
     )
     features: list[AgentFeature] = Field(
         default_factory=lambda: list(AgentFeature),
@@ -319,6 +347,11 @@ class ConflictPolicyConfig(SpecModel):
         default_factory=dict, description="Policy per client."
     )
     paths: list[PathPolicy] = Field(default_factory=list, description="Policy per key path.")
+    spec_priority: int = Field(
+        default=0,
+        description="The spec's own score under the priority strategy: an edit in a client with a "
+        "lower priority is proposed for review instead of accepted.",
+    )
 
     @model_validator(mode="after")
     def _unique_paths(self) -> ConflictPolicyConfig:

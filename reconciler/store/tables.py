@@ -175,3 +175,30 @@ audit = Table(
     Column("source", String(128)),
     Column("detail", Json),
 )
+
+# Proposals (AgentConfig): a client's edit the spec could take, and what became of it.
+# `id` is a fingerprint of (object, key, file value): the same edit seen again is the same
+# proposal. status: pending | accepted | rejected | superseded.
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    *_target_columns(),
+    Column("client", String(32)),
+    Column("file", Text, nullable=False),
+    Column("item_key", Text, nullable=False),
+    Column("canonical", String(400), nullable=False),
+    Column("policy", String(32), nullable=False),
+    Column("file_value", Json),
+    Column("spec_value", Json),
+    Column("patch", Json),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(16)),
+    Column("reason", Text),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(32)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(128)),
+    Index("ix_proposals_target", "kind", "namespace", "name", "status"),
+)

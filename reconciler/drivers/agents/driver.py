@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,10 +38,12 @@ from reconciler.drivers.agents.planning import (
     watermark_key,
     watermark_value,
 )
+from reconciler.drivers.agents.resolving import resolve
+from reconciler.drivers.agents.specpatch import patch_text, patched, spec_file
 from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.planning import Change, Plan, PlanMode
 from reconciler.errors import ConflictError, DriverError
-from reconciler.models.agents import AgentConfig
+from reconciler.models.agents import AgentConfig, ConflictPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,8 @@ def read_file(display: str) -> FileState:
     except UnicodeDecodeError as exc:
         raise DriverError(f"{display}: cannot read the existing file: not UTF-8 at byte {exc.start}; "
                           "nothing was written to any client") from None
-    return FileState(str(path), text, stat.S_IMODE(path.stat().st_mode))
+    info = path.stat()
+    return FileState(str(path), text, stat.S_IMODE(info.st_mode), info.st_mtime)
 
 
 def rollback_texts(ctx: RunContext, run_id: str) -> dict[str, str | None]:
@@ -114,7 +117,14 @@ class AgentConfigDriver:
     def diff(self, obj: AgentConfig, actual: Observed, ctx: RunContext) -> Plan:
         if actual.restore is not None:
             return plan_restore(obj, actual, ctx.inventory)
-        return plan_files(obj, actual.rendered, actual.files, ctx.inventory, actual.last)
+        plan = plan_files(obj, actual.rendered, actual.files, ctx.inventory, actual.last)
+        plan = resolve_plan(obj, actual, ctx, plan)
+        if not ctx.dry_run and ctx.state is not None and ctx.state.recorded:
+            from reconciler.store.proposals import ProposalBook
+
+            ProposalBook(ctx.state.store.engine).observe(obj.ref, ctx.run_id, plan.details.get("adopt") or {},
+                                                         plan.details.get("decisions") or ())
+        return plan
 
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
         # The plan's handle: file → its text before and after (what apply writes).
@@ -130,6 +140,75 @@ class AgentConfigDriver:
                         "mode": w["mode"]}) for file, w in writes.items())
         write_all(writes)
         return ApplyResult.from_plan(plan, ctx.inventory)
+
+
+def _rejected_keys(obj: AgentConfig, ctx: RunContext, adopt: Mapping[str, Any]) -> dict[str, ConflictPolicy]:
+    """Held keys whose current edit a person rejected: the spec is imposed on them."""
+    if ctx.state is None:
+        return {}
+    from reconciler.store.proposals import ProposalBook, fingerprint
+
+    rejected = set(ProposalBook(ctx.state.store.engine).rejected(obj.ref).values())
+    return {key: ConflictPolicy.OVERRIDE for key, info in adopt.items()
+            if fingerprint(obj.ref, key, info.get("file")) in rejected}
+
+
+def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan) -> Plan:
+    """The plan once the run-wide strategies spoke (see resolving.py): accepted edits patch
+    the spec (and its file, written by apply like a client file), imposed ones are written
+    over, rejected proposals re-imposed. Decisions go to `details["decisions"]` and the
+    run's warnings."""
+    adopt = plan.details.get("adopt") or {}
+    if not adopt:
+        return plan
+    located = spec_file(obj.ref)
+    res = resolve(obj, adopt, set(plan.drift), actual.files, located.changed_at if located else None)
+    forced = {**_rejected_keys(obj, ctx, adopt), **res.forced}
+    decisions = [d.as_dict() for d in res.decisions]
+    for key in _rejected_keys(obj, ctx, adopt):
+        info = adopt[key]
+        decisions.append({"key": key, "canonical": info.get("canonical"), "client": info.get("client"),
+                          "policy": adopt[key].get("policy"), "outcome": "imposed",
+                          "reason": "the proposal was rejected: the spec is re-imposed"})
+    if res.patches and located is None:  # nowhere to write the spec back: propose instead
+        for d in decisions:
+            if d["outcome"] in ("accepted", "overwritten"):
+                d["outcome"], d["reason"] = "proposed", "no spec file to write back (a git revision)"
+        res.patches.clear()
+        forced = _rejected_keys(obj, ctx, adopt)
+    if not res.patches and not forced:
+        return replace(plan, details={**plan.details, "decisions": decisions}) if decisions else plan
+    target_obj, rendered, files = obj, actual.rendered, dict(actual.files)
+    spec_write: dict[str, Any] | None = None
+    if res.patches:
+        assert located is not None
+        body = obj.model_dump(mode="json", by_alias=True, exclude={"status"}, exclude_defaults=True)
+        body["apiVersion"], body["kind"] = obj.api_version, obj.KIND
+        body["spec"] = patched(body.get("spec") or {}, res.patches.items())
+        target_obj = AgentConfig.model_validate(body)
+        rendered = render_spec(target_obj)
+        for file in files_to_read(rendered, ctx.inventory):
+            files.setdefault(file, read_file(file))
+        before = located.path.read_text(encoding="utf-8")
+        after = patch_text(before, obj.ref, res.patches.items(), source=str(located.path))
+        spec_write = {"path": str(located.path), "before": before, "after": after,
+                      "mode": stat.S_IMODE(located.path.stat().st_mode)}
+    new = plan_files(target_obj, rendered, files, ctx.inventory, actual.last, forced=forced)
+    changes = list(new.changes)
+    writes = dict(new.handle or {})
+    diffs = dict(new.details.get("files") or {})
+    if spec_write is not None:
+        spec_key = str(spec_write["path"])
+        for canonical, value in res.patches.items():
+            changes.append(Change.update(f"spec:{spec_key}#{canonical}", None, value, item="spec"))
+        writes[spec_key] = spec_write
+        diffs[spec_key] = _diff(spec_key, spec_write["before"], spec_write["after"])
+    warnings = [*new.warnings,
+                *(f"{d['policy']}: {d['key']}: {d['outcome']}: {d['reason']}" for d in decisions)]
+    details = {**new.details, "files": diffs, "decisions": decisions, "specPatch": dict(res.patches)}
+    for d in decisions:
+        d.setdefault("info", adopt.get(d["key"]) or {})
+    return replace(new, changes=tuple(changes), handle=writes, details=details, warnings=tuple(warnings))
 
 
 TEMP_MARK = ".reconciler-"

@@ -58,6 +58,7 @@ class Tally:
     weakens: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     proposals: list[str] = field(default_factory=list)  # Adopt: lists with the user's own items
+    policies: dict[str, ConflictPolicy] = field(default_factory=dict)  # held key → its policy
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
 
@@ -121,9 +122,11 @@ class FilePlanner:
     """The edits of one document, decided key by key and item by item."""
 
     def __init__(self, *, file: str, doc: Document, tally: Tally, inventory: frozenset[str],
-                 last: Mapping[str, Any], config: ConflictPolicyConfig) -> None:
+                 last: Mapping[str, Any], config: ConflictPolicyConfig,
+                 forced: Mapping[str, ConflictPolicy] | None = None) -> None:
         self.file, self.doc, self.tally = file, doc, tally
         self.inventory, self.last, self.config = inventory, last, config
+        self.forced: Mapping[str, ConflictPolicy] = forced or {}  # key → policy for this run
         self.touched = False
 
     # --- keys -------------------------------------------------------------------------------
@@ -137,7 +140,7 @@ class FilePlanner:
             desired = respelled(desired, actual, entry.env_ref)
         if isinstance(desired, Mapping) and actual is not MISSING and not isinstance(actual, Mapping):
             raise refuse_shape(doc, self.file, pointer, "an object", actual)
-        policy = policy_for(entry, pointer, self.config)
+        policy = self.forced.get(key) or policy_for(entry, pointer, self.config)
         last = self.last.get(key, MISSING)
         decision = decide(desired, actual, last, owned=key in self.inventory, policy=policy,
                           preserve=entry.preserve if entry else (), sets=entry.sets if entry else ())
@@ -177,6 +180,7 @@ class FilePlanner:
             t.drift.append(key)
         if decision.held:
             t.held[key] = entry
+            t.policies[key] = policy
             if entry is not None:
                 t.pending.append(key)
         last = self.last.get(key, MISSING)
@@ -212,7 +216,8 @@ class FilePlanner:
         index: dict[str, int] = {}
         for i, item in enumerate(items):
             index.setdefault(identity(kind, item), i)
-        policy = policy_for(entries[0] if entries else None, pointer, self.config)
+        policy = next((self.forced[e.key] for e in entries if e.key in self.forced), None) or policy_for(
+            entries[0] if entries else None, pointer, self.config)
         full = authority_for(pointer, self.config) is Authority.FULL
         may_weaken = weakening_allowed(pointer, self.config)
         remove: set[int] = set()
@@ -271,8 +276,8 @@ class FilePlanner:
             self._record(key, None, decision, policy, MISSING)
         if full:
             self._take_over_list(pointer, kind, items, declared, remove, replace, may_weaken)
-        elif policy is ConflictPolicy.ADOPT and entries:
-            self._propose_foreign(pointer, kind, items, entries)
+        elif policy.effective is ConflictPolicy.ADOPT and entries:
+            self._propose_foreign(pointer, kind, items, entries, policy)
         if remove or replace or append:
             edit = ListEdit(frozenset(remove), replace, tuple(append))
             if remove and not edit.applied(items):
@@ -284,7 +289,7 @@ class FilePlanner:
             self.touched = True
 
     def _propose_foreign(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any],
-                         entries: list[Entry]) -> None:
+                         entries: list[Entry], policy: ConflictPolicy) -> None:
         """Adopt: items others put in the list stay (as under every policy) and are proposed
         for the spec. Those the list held when the reconciler first saw it are the user's
         own (a proposal, not drift); one added since is a hand edit: the list is reported as
@@ -306,6 +311,7 @@ class FilePlanner:
         else:
             self.tally.proposals.append(whole.key)
         self.tally.held[whole.key] = whole
+        self.tally.policies[whole.key] = policy
 
     def _take_over_list(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any], declared: set[str],
                         remove: set[int], replace: dict[int, Any], may_weaken: bool) -> None:

@@ -68,7 +68,7 @@ def merged(actual: Any, desired: Any, policy: ConflictPolicy, preserve: Paths = 
             elif policy is ConflictPolicy.MERGE or key in keep:
                 out[key] = value
             elif (*prefix, key) in sets and isinstance(value, list):
-                ours = before.get(key) if isinstance(before.get(key), list) else []
+                ours = prior if isinstance(prior := before.get(key), list) else []
                 foreign = [item for item in value if item not in ours]
                 if foreign:
                     out[key] = foreign
@@ -112,6 +112,7 @@ class Decision:
 def decide(desired: Any, actual: Any, last: Any, *, owned: bool, policy: ConflictPolicy,
            preserve: Paths = (), sets: Paths = ()) -> Decision:
     """What to do with one key. `desired` MISSING = removed from the spec."""
+    policy = policy.effective  # central-authoritative = Override, manual-review etc. = Adopt
     # Merge compares only the fields the spec names; every other policy compares the owned
     # value as a whole (client sub-paths and foreign items of set-lists excepted).
     view = ConflictPolicy.MERGE if policy is ConflictPolicy.MERGE else ConflictPolicy.OVERRIDE

@@ -26,7 +26,7 @@ from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, pars
 from reconciler.drivers.agents.lists import identity, kind_of
 from reconciler.engine.planning import Plan
 from reconciler.errors import DriverError
-from reconciler.models.agents import AgentConfig
+from reconciler.models.agents import AgentConfig, ConflictPolicy
 
 WATERMARK_PREFIX = "applied:"
 
@@ -42,6 +42,7 @@ class FileState:
     path: str  # absolute
     text: str | None
     mode: int | None = None
+    mtime: float | None = None  # when the file last changed (last-write-wins)
 
 
 @dataclass(slots=True)
@@ -137,8 +138,11 @@ def _diff(file: str, before: str | None, after: str | None) -> str:
 
 
 def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileState],
-               inventory: frozenset[str], last: Mapping[str, Any]) -> Plan:
-    """The plan for one AgentConfig from its rendering and the observed files."""
+               inventory: frozenset[str], last: Mapping[str, Any],
+               forced: Mapping[str, ConflictPolicy] | None = None) -> Plan:
+    """The plan for one AgentConfig from its rendering and the observed files. `forced`
+    (key → policy) overrides the configured policy of those keys for this plan: the keys a
+    strategy resolution decided to impose the spec on."""
     config = obj.spec.conflict_policy
     entries_by_file: dict[str, list[Entry]] = {}
     for entry in rendered.entries:
@@ -160,7 +164,7 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         fmt = entries[0].format if entries else format_of(file, first.is_block, first.pointer)
         doc = open_document(fmt, state.text, file, marker=obj.metadata.name)
         planner = FilePlanner(file=file, doc=doc, tally=tally, inventory=inventory, last=last,
-                              config=config)
+                              config=config, forced=forced)
         lists: dict[tuple[str, ...], tuple[list[Entry], list[tuple[str, KeyParts]]]] = {}
         for entry in entries:
             if entry.item is not None:
@@ -186,11 +190,14 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         desired = adopted.value if adopted is not None else MISSING
         actual = files[parse_key(key).file]
         adopt[key] = {"canonical": adopted.canonical if adopted else "", "spec": None if desired is MISSING
-                      else desired, "file": _value_in(actual, key, obj.metadata.name)}
+                      else desired, "file": _value_in(actual, key, obj.metadata.name),
+                      "client": str(adopted.client) if adopted else None,
+                      "policy": str(tally.policies.get(key, ConflictPolicy.ADOPT))}
         if adopted is not None:
             place = rendered.places.get(key) or next(
                 found for k, found in rendered.places.items() if k.startswith(key + "#"))
             adopt[key]["proposed"] = proposed_value(adopted, place, files)
+            adopt[key]["place"] = {"scope": str(place.scope), "root": place.root}
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
     warnings += [f"proposal: {key} holds items the spec does not declare; policy Adopt keeps them "

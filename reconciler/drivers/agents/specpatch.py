@@ -1,0 +1,169 @@
+"""Spec patches: a client's edit taken into the AgentConfig spec, in memory and in its file.
+
+A proposal (see `proposals`) says "the spec field `canonical` should become `value`":
+`mcpServers.NAME` (a server, or None to drop it), `permissions.allow|ask|deny|defaultMode`
+(the list or mode as the client holds it) or `rules[NAME]` (the rule, as a one-item list,
+or an empty list to drop it). `patched` applies such patches to a spec body (plain
+dicts, camelCase as in the YAML); `patch_text` applies them to the text of the spec file
+that declares the object, by a ruamel.yaml round trip, so that the file keeps its
+comments, key order, quoting and indentation everywhere the patch does not touch.
+
+Where the spec came from is recorded per object by `remember` (the daemon does it for
+every spec set it takes): `spec_file` answers with the file (folder mode) and the time the
+spec last changed (the file's mtime); specs from a git revision have no file here (their
+write-back is a commit, see `proposals.accept`), so a hand edit under last-write-wins is
+then proposed rather than accepted.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ReconcilerError
+from reconciler.models.common import ObjectRef
+
+_RULE = re.compile(r"^rules\[(?P<name>[^\]]+)\]$")
+
+
+class PatchError(ReconcilerError):
+    """A patch that cannot be applied (an unknown field, no such object in the file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpecFile:
+    path: Path
+    changed_at: float  # epoch seconds: when the spec last changed
+
+
+_ORIGINS: dict[ObjectRef, str] = {}
+
+
+def remember(origins: Mapping[ObjectRef, Any]) -> None:
+    """Record where each object was declared (`SpecSet.origins`), replacing what was known."""
+    _ORIGINS.clear()
+    for ref, origin in origins.items():
+        _ORIGINS[ref] = str(getattr(origin, "source", origin))
+
+
+def spec_file(ref: ObjectRef) -> SpecFile | None:
+    """The file declaring `ref` and when it last changed; None for a git revision or unknown."""
+    source = _ORIGINS.get(ref)
+    if source is None or not Path(source).is_file():
+        return None  # unknown, or `rev:path` of a git revision
+    path = Path(source).resolve()
+    try:
+        return SpecFile(path, path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+# --- patches on plain bodies -------------------------------------------------------------
+
+
+def _locate(canonical: str) -> tuple[str, ...]:
+    match = _RULE.match(canonical)
+    if match:
+        return ("rules", match.group("name"))
+    parts = tuple(canonical.split("."))
+    if len(parts) == 2 and parts[0] in ("mcpServers", "permissions"):
+        return parts
+    raise PatchError(f"cannot patch spec field {canonical!r}: expected mcpServers.NAME, "
+                     "permissions.FIELD or rules[NAME]")
+
+
+def _assign(container: MutableMapping[str, Any], key: str, value: Any) -> None:
+    """Set `key` to `value`, editing nested mappings in place (their comments stay)."""
+    old = container.get(key)
+    if isinstance(old, MutableMapping) and isinstance(value, Mapping):
+        for k in [k for k in old if k not in value]:
+            del old[k]
+        for k, v in value.items():
+            if old.get(k) != v:
+                _assign(old, k, v)
+    else:
+        container[key] = value
+
+
+def apply_patch(spec: MutableMapping[str, Any], canonical: str, value: Any) -> None:
+    """Apply one patch to a spec body (plain or ruamel containers)."""
+    where = _locate(canonical)
+    if where[0] == "rules":
+        rules = spec.setdefault("rules", [])
+        at = next((i for i, r in enumerate(rules) if r.get("name") == where[1]), None)
+        new = [r for r in (value or []) if isinstance(r, Mapping)]
+        if at is None:
+            rules.extend(new)
+        elif new:
+            for k in [k for k in rules[at] if k not in new[0]]:
+                del rules[at][k]
+            for k, v in new[0].items():
+                if rules[at].get(k) != v:
+                    rules[at][k] = v
+        else:
+            del rules[at]
+        return
+    section = spec.get(where[0])
+    if value is None or (value == [] and where[0] == "permissions"):
+        if isinstance(section, MutableMapping) and where[1] in section:
+            del section[where[1]]
+        return
+    if not isinstance(section, MutableMapping):
+        spec[where[0]] = section = {}
+    _assign(section, where[1], value)
+
+
+def patched(body: Mapping[str, Any], patches: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A copy of the spec body with the patches applied."""
+    import copy
+
+    spec = copy.deepcopy(dict(body))
+    for canonical, value in patches:
+        apply_patch(spec, canonical, value)
+    return spec
+
+
+# --- patches on the spec file's text ----------------------------------------------------
+
+
+def _yaml(text: str) -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    # Keep the file's list style: "- item" indented under its key, or flush with it.
+    indented = re.search(r"^( *)[^\s#-][^\n]*:\s*\n\1 +- ", text, re.MULTILINE)
+    if indented:
+        yaml.indent(mapping=2, sequence=4, offset=2)
+    else:
+        yaml.indent(mapping=2, sequence=2, offset=0)
+    return yaml
+
+
+def patch_text(text: str, ref: ObjectRef, patches: Iterable[tuple[str, Any]], *, source: str) -> str:
+    """The spec file's text with the patches applied to `ref`'s spec (a round trip: what the
+    patch does not touch keeps its bytes as far as ruamel.yaml can tell)."""
+    yaml = _yaml(text)
+    docs = list(yaml.load_all(text))
+    found = None
+    for doc in docs:
+        meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+        if (isinstance(meta, Mapping) and doc.get("kind") == ref.kind and meta.get("name") == ref.name
+                and meta.get("namespace", "default") == ref.namespace):
+            found = doc
+    if found is None or not isinstance(found.get("spec"), MutableMapping):
+        raise PatchError(f"{source}: no {ref.short} with a spec in this file; nothing was written")
+    for canonical, value in patches:
+        apply_patch(found["spec"], canonical, value)
+    out = io.StringIO()
+    if len(docs) == 1 and not text.lstrip().startswith("---"):
+        yaml.dump(docs[0], out)
+    else:
+        yaml.explicit_start = True
+        yaml.dump_all(docs, out)
+    return out.getvalue()
