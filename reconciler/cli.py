@@ -45,6 +45,9 @@ app.add_typer(import_app, name="import")
 emulator_app = typer.Typer(help="Emulators of the sources, for tests and the quickstart.",
                            no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(emulator_app, name="emulator")
+from reconciler.web.accounts import users_app  # noqa: E402  (the dashboard's users)
+
+app.add_typer(users_app, name="users")
 
 
 class PlanFormat(StrEnum):

@@ -244,6 +244,9 @@ class Controller:
         only reschedules). Schedule overrides of changed SyncJobs are cleared."""
         changed = self.changed(new)
         self.specs = new
+        from reconciler.drivers.agents.specpatch import remember
+
+        remember(new.origins)  # where each spec lives: write-back of accepted edits
         from reconciler.status import declare
 
         declare(self.store, new, whole=True)  # for `reconciler status` without a path

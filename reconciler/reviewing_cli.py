@@ -1,0 +1,102 @@
+"""`reconciler review`: the proposals of AgentConfig runs, and the decisions on them.
+
+`reconciler review` lists pending proposals (a client's edit the spec could take);
+`reconciler review accept ID...` writes each one's spec patch into the spec file (then
+reconciles, so the change reaches every other client), `reconciler review reject ID...`
+re-imposes the spec on that client (then reconciles). Thin: the work is in
+`drivers/agents/deciding.py` and `store/proposals.py`; the daemon's API does the same.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+review_app = typer.Typer(help="Proposals: clients' edits the spec could take (AgentConfig). Without a "
+                         "command: list the pending ones.", pretty_exceptions_show_locals=False,
+                         invoke_without_command=True)
+
+SpecsOpt = Annotated[Path, typer.Option("--specs", help="The spec file or folder the proposals' objects "
+                                        "are declared in (accept patches it; both reconcile it).")]
+
+
+@review_app.callback()
+def review(
+    ctx: typer.Context,
+    status: Annotated[str, typer.Option(help="pending, accepted, rejected, superseded or all.")] = "pending",
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+) -> None:
+    """List proposals (pending by default)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from reconciler.cli import _fail, _runtime
+    from reconciler.store.proposals import STATUSES, ProposalBook
+
+    if status != "all" and status not in STATUSES:
+        raise _fail(f"--status: expected one of {', '.join(STATUSES)} or all, got {status!r}", code=2)
+    runtime = _runtime()
+    try:
+        found = ProposalBook(runtime.store.engine).list(status=None if status == "all" else status)
+    finally:
+        runtime.close()
+    if output == "json":
+        typer.echo(json.dumps([p.as_dict() for p in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        typer.echo(f"no {'' if status == 'all' else status + ' '}proposals")
+        return
+    for p in found:
+        typer.echo(f"{p.id}  {p.status:<10} {p.target.short}  {p.client or '-'}  {p.key}")
+        typer.echo(f"    {p.canonical}: spec {json.dumps(p.spec_value, ensure_ascii=False)}")
+        typer.echo(f"    {' ' * len(p.canonical)}  file {json.dumps(p.file_value, ensure_ascii=False)}")
+        if p.reason:
+            typer.echo(f"    {p.outcome or p.status}: {p.reason}")
+
+
+def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
+    from reconciler.cli import ModeOption, _fail, _load, _print_failures, _reconcile, _runtime, _show_applied
+    from reconciler.drivers.agents.deciding import decide
+    from reconciler.errors import ReconcilerError
+    from reconciler.store.proposals import ProposalBook
+
+    try:
+        loaded = _load(specs)
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    runtime = _runtime()
+    targets: set[str] = set()
+    try:
+        book = ProposalBook(runtime.store.engine)
+        for pid in ids:
+            try:
+                done = decide(book, pid, accept=accept, actor="cli", audit=runtime.store, source="cli")
+            except ReconcilerError as exc:
+                raise _fail(str(exc)) from None
+            patched = f" (spec patched: {done.spec_file})" if done.spec_file else ""
+            typer.echo(f"{pid}: {done.status}{patched}")
+            targets.add(done.proposal.target.short)
+    finally:
+        runtime.close()
+    if accept:
+        loaded = _load(specs)  # the patched spec
+    results = _reconcile(specs, sorted(targets), ModeOption.full, dry_run=False, specs=loaded)
+    _show_applied(results)
+    if _print_failures(results):
+        raise typer.Exit(1)
+
+
+@review_app.command("accept")
+def accept(ids: Annotated[list[str], typer.Argument(help="Proposal ids (see `reconciler review`).")],
+           specs: SpecsOpt = Path("specs")) -> None:
+    """Take each proposal's edit into the spec file, then reconcile (every client gets it)."""
+    _decide(ids, specs, accept=True)
+
+
+@review_app.command("reject")
+def reject(ids: Annotated[list[str], typer.Argument(help="Proposal ids (see `reconciler review`).")],
+           specs: SpecsOpt = Path("specs")) -> None:
+    """Re-impose the spec on the client that was edited, then reconcile."""
+    _decide(ids, specs, accept=False)
