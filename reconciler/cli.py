@@ -42,12 +42,12 @@ app.add_typer(db_app, name="db")
 import_app = typer.Typer(help="Start a spec from the native files that exist.", no_args_is_help=True,
                          pretty_exceptions_show_locals=False)
 app.add_typer(import_app, name="import")
+from reconciler.reviewing_cli import review_app  # noqa: E402  (the commands use this module's helpers)
+
+app.add_typer(review_app, name="review")
 emulator_app = typer.Typer(help="Emulators of the sources, for tests and the quickstart.",
                            no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(emulator_app, name="emulator")
-from reconciler.web.accounts import users_app  # noqa: E402  (the dashboard's users)
-
-app.add_typer(users_app, name="users")
 
 
 class PlanFormat(StrEnum):
@@ -139,10 +139,13 @@ def _report(exc: ReconcilerError) -> typer.Exit:
 
 def _load(path: Path) -> SpecSet:
     from reconciler.assembly import load_drivers
+    from reconciler.drivers.agents.specpatch import remember
     from reconciler.loading import load_specs
 
     _state["drivers"] = load_drivers(_settings())  # plugins may register kinds
-    return load_specs(path, limits=_settings().loader_limits())
+    specs = load_specs(path, limits=_settings().loader_limits())
+    remember(specs.origins)  # where each spec lives: write-back of accepted edits
+    return specs
 
 
 def _runtime() -> Runtime:

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -45,14 +46,10 @@ from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
 from reconciler.status import object_statuses
 from reconciler.store.repository import jsonable
-from reconciler.web.sessions import CSRF_HEADER, Authenticator, Sessions
-from reconciler.web.users import UserStore
 
 log = structlog.get_logger("reconciler.api")
 
 WEBHOOK_PATH = "/api/v1/webhooks/git"
-LOGIN_PATH = "/api/v1/auth/login"
-UNGATED = (WEBHOOK_PATH, LOGIN_PATH)  # the webhook checks an HMAC of its body; login checks a password
 
 
 def _logged_at(entry: dict[str, Any]) -> datetime | None:
@@ -72,11 +69,6 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
                                  f"2026-01-01T00:00:00Z or 2026-01-01T00:00:00+02:00), "
                                  f"got {value.isoformat()!r}")
     return value
-
-
-class LoginRequest(BaseModel):
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
 
 
 class RunRequest(BaseModel):
@@ -129,20 +121,16 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     push webhook calls `on_push` (the spec watcher fetches at once). `settings` gives the
     body limits (their defaults without it). `health` is the daemon's (publishers, spec
     source, process; see runtime/health.py); `streams.close()` ends the event streams."""
-    # The docs pages are served from the package (reconciler/web/docs.py), never from a CDN.
-    app = FastAPI(title="reconciler", version="v1", docs_url=None, redoc_url=None,
+    app = FastAPI(title="reconciler", version="v1",
                   description="Status, history and control of a running reconciler.")
     limits = settings or Settings.model_construct()
-    auth = Authenticator(tokens, Sessions(UserStore(limits.users_file or limits.state_dir / "users.json"),
-                                          limits.session_idle_timeout.total_seconds()))
     body_limit = BodyLimit(limits.api_max_body_bytes, "RECONCILER_API_MAX_BODY_BYTES")
     webhook_limit = BodyLimit(limits.api_webhook_max_body_bytes, "RECONCILER_API_WEBHOOK_MAX_BODY_BYTES")
     # Tokens are checked, and bodies bounded, before FastAPI reads a body (see gate.py); the
     # webhook authenticates by an HMAC of its body, so it is bounded instead.
     app.add_middleware(RequestGate, tokens=tokens,
-                       protected=lambda path: path.startswith("/api/") and path not in UNGATED,
-                       limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit,
-                       authenticate=auth.caller_of)
+                       protected=lambda path: path.startswith("/api/") and path != WEBHOOK_PATH,
+                       limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit)
     metrics = Metrics()
     health = health or DaemonHealth()
     metrics.watch(health)
@@ -154,13 +142,13 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     app.state.metrics = metrics
 
     async def caller(request: Request) -> Caller:  # async: no thread hop for a digest lookup
-        found = auth.identify(request.headers)  # a bearer token, or a dashboard session
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        found = tokens.check(token)
         if found is None:
             raise HTTPException(401, "a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if not auth.csrf_ok(found, request.method, request.headers.get(CSRF_HEADER)):
-            raise HTTPException(403, "a change made with the session cookie needs its X-CSRF-Token header")
-        return found.caller
+        return found
 
     async def admin(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
         if who.role is not Role.ADMIN:
@@ -189,21 +177,6 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     @app.exception_handler(ReconcilerError)
     async def bad(_request: Request, exc: ReconcilerError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.post(LOGIN_PATH, tags=["auth"])
-    def login(body: LoginRequest, request: Request) -> dict[str, Any]:
-        """Log in as a dashboard user (`reconciler users add`): a bearer token for the API, valid
-        until it has been idle for the session timeout."""
-        user = auth.sessions.users.verify(body.username, body.password)
-        if user is None:
-            log.warning("login refused", user=body.username, source=source(request))
-            controller.store.record_audit(actor=f"user:{body.username}", action="login-refused",
-                                          source=source(request))
-            raise HTTPException(401, "wrong user name or password")
-        session = auth.sessions.start(user.name)
-        controller.store.record_audit(actor=f"user:{user.name}", action="login", source=source(request))
-        return {"token": session.id, "tokenType": "bearer", "user": user.name, "role": str(user.role),
-                "idleTimeoutSeconds": auth.sessions.idle_seconds}
 
     # --- health and metrics -------------------------------------------------------------
 
@@ -290,6 +263,46 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
         record = controller.store.run(result.run_id)
         return {**answer, "finished": True, "outcome": str(result.outcome), "ok": result.outcome.ok,
                 "error": result.error, "run": record.model_dump(mode="json") if record else None}
+
+    # --- proposals (AgentConfig): list, accept, reject -------------------------------------
+
+    @app.get("/api/v1/proposals", tags=["proposals"])
+    def proposals(_who: Viewer, status: Annotated[str, Query(
+            pattern="^(pending|accepted|rejected|superseded|all)$",
+            description="pending (default), accepted, rejected, superseded or all.")] = "pending",
+            ) -> dict[str, Any]:
+        """Clients' edits the spec could take (see `reconciler review`), newest first."""
+        from reconciler.store.proposals import ProposalBook
+
+        found = ProposalBook(controller.store.engine).list(status=None if status == "all" else status)
+        return {"items": [p.as_dict() for p in found]}
+
+    @app.post("/api/v1/proposals/{proposal_id}/{decision}", tags=["proposals"])
+    async def decide_proposal(proposal_id: str,
+                              decision: Annotated[str, PathParam(pattern="^(accept|reject)$")],
+                              who: Admin, request: Request) -> dict[str, Any]:
+        """accept: the spec file takes the edit, the specs reload, every client follows.
+        reject: the spec is re-imposed on the edited client by a run started at once."""
+        from reconciler.drivers.agents.deciding import ProposalError, decide
+        from reconciler.store.proposals import ProposalBook
+
+        book = ProposalBook(controller.store.engine)
+        try:
+            done = decide(book, proposal_id, accept=decision == "accept", actor=who.actor,
+                          audit=controller.store, source=source(request))
+        except ProposalError as exc:
+            raise HTTPException(404 if book.get(proposal_id) is None else 409, str(exc)) from None
+        answer: dict[str, Any] = {"proposal": book.get(proposal_id).as_dict(),  # type: ignore[union-attr]
+                                  "specFile": done.spec_file}
+        if decision == "accept" and on_push is not None:
+            on_push()  # the spec watcher reloads now; the changed object runs
+        else:
+            try:
+                answer["runId"] = controller.start_run(done.proposal.target, trigger=Trigger.API,
+                                                       actor=who.actor, source=source(request)).run_id
+            except ReconcilerError as exc:  # suspended, or the daemon is stopping: decided anyway
+                answer["runRefused"] = str(exc)
+        return answer
 
     @app.post("/api/v1/objects/{kind}/{name}/suspend", tags=["control"])
     def suspend(kind: str, name: str, who: Admin, request: Request,
@@ -453,9 +466,4 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                 writer.writerow([*head, c.action, c.item, c.key])
         return Response(buffer.getvalue(), media_type="text/csv")
 
-    from reconciler.web.docs import mount_docs
-    from reconciler.web.pages import mount_dashboard
-
-    mount_docs(app)
-    mount_dashboard(app, controller, auth=auth, cache=cache, logs=logs, health=health, settings=limits)
     return app
