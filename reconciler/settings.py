@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # webhook, which authenticates by an HMAC of its body, has its own bound.
     api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
     api_webhook_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # The dashboard (reconciler/web): its users file (default: users.json in the state
+    # directory) and how long a login session may sit idle.
+    users_file: Path | None = None
+    session_idle_timeout: Duration = timedelta(minutes=30)
     # Events out of the daemon (`reconciler serve`); None disables each.
     redis_url: str | None = None
     redis_stream: str = "reconciler:events"

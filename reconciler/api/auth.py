@@ -4,7 +4,8 @@
 resolved once at start-up from secret references (`{env: NAME}` or `{file: PATH}`) and
 kept only as SHA-256 digests; the audit log names a caller by role and the first
 characters of that digest, never by the token. Without a token nothing but the health
-endpoints answers.
+endpoints answers. A dashboard user who logged in (reconciler/web/sessions.py) is a caller
+too, named `user:NAME` in the audit log.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ def digest(token: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Caller:
     role: Role
-    fingerprint: str  # first characters of the token's digest
+    fingerprint: str  # first characters of the token's digest ("session" for a logged-in user)
+    user: str | None = None  # the dashboard user (reconciler/web/users.py), when logged in
 
     @property
     def actor(self) -> str:
-        return f"{self.role}:{self.fingerprint}"
+        return f"user:{self.user}" if self.user else f"{self.role}:{self.fingerprint}"
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reconciler.api.auth import TokenTable
+from reconciler.api.auth import Caller, TokenTable
 
 CLOSE = (b"connection", b"close")
 
@@ -81,9 +81,13 @@ class RequestGate:
     """ASGI middleware: authenticate before the body, bound the body (see the module docstring)."""
 
     def __init__(self, app: ASGIApp, *, tokens: TokenTable, protected: Callable[[str], bool],
-                 limit_for: Callable[[str], BodyLimit]) -> None:
+                 limit_for: Callable[[str], BodyLimit],
+                 authenticate: Callable[[Headers], Caller | None] | None = None) -> None:
         self.app = app
         self.tokens = tokens
+        # Who a request is from its headers (tokens, and the dashboard's sessions); by default
+        # the bearer token alone.
+        self.authenticate = authenticate or (lambda headers: tokens.check(bearer_token(headers)))
         self.protected = protected
         self.limit_for = limit_for
 
@@ -96,7 +100,7 @@ class RequestGate:
         length = _content_length(headers)
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         pending = chunked or bool(length)  # a body the client is (or will be) sending
-        if self.protected(path) and self.tokens.check(bearer_token(headers)) is None:
+        if self.protected(path) and self.authenticate(headers) is None:
             await _answer(send, 401, "a valid bearer token is required", close=pending,
                           extra=((b"www-authenticate", b"Bearer"),))
             return

@@ -122,8 +122,9 @@ class Controller:
     async def run_now(self, ref: ObjectRef, *, trigger: Trigger, mode: Mode | None = None,
                       dry_run: bool = False, even_if_suspended: bool = False,
                       actor: str = "system", source: str | None = None,
-                      run_id: str | None = None) -> RunResult:
-        """Run an object (a SyncJob runs its target with its mode) now, with `trigger`."""
+                      run_id: str | None = None, rollback_to: str | None = None) -> RunResult:
+        """Run an object (a SyncJob runs its target with its mode) now, with `trigger`;
+        `rollback_to` (a run id of the target) restores the target as it was after that run."""
         obj = self.check_runnable(ref, even_if_suspended=even_if_suspended)
         target, job = obj, None
         if isinstance(obj, SyncJob):
@@ -131,12 +132,15 @@ class Controller:
             target = self.get(self.job_target(obj))
         if mode is None:
             mode = job.spec.mode if job is not None else Mode.FULL
-        self.store.record_audit(actor=actor, action="run", obj=ref.short, source=source,
+        self.store.record_audit(actor=actor, action="rollback" if rollback_to else "run", obj=ref.short,
+                                source=source,
                                 detail={"trigger": str(trigger), "mode": str(mode), "dryRun": dry_run,
+                                        "rollbackTo": rollback_to,
                                         "evenIfSuspended": even_if_suspended,
                                         "suspended": self.suspended(obj)})
         return await self.runtime.orchestrator.run(target, trigger=trigger, mode=mode, dry_run=dry_run,
-                                                   revision=self.specs.revision, run_id=run_id)
+                                                   revision=self.specs.revision, run_id=run_id,
+                                                   rollback_to=rollback_to)
 
     def start_run(self, ref: ObjectRef, **kwargs: Any) -> StartedRun:
         """`run_now` in the background, named before it starts: the API answers 202 with the
