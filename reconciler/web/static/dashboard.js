@@ -80,7 +80,7 @@
         card.appendChild(text("h3", (p.object || p.target || "") + " " + (p.key || p.field || p.id)));
         card.appendChild(text("pre", "file: " + JSON.stringify(p.fileValue !== undefined ? p.fileValue : p.file, null, 2) +
           "\nspec: " + JSON.stringify(p.specValue !== undefined ? p.specValue : p.spec, null, 2)));
-        if (box.dataset.admin === "true" && (p.state || p.status || "open") === "open") {
+        if (box.dataset.admin === "true" && (p.status || "pending") === "pending") {
           ["accept", "reject"].forEach(function (verb) {
             var button = text("button", verb === "accept" ? "Accept" : "Reject");
             button.addEventListener("click", function () {
