@@ -48,6 +48,9 @@ app.add_typer(review_app, name="review")
 emulator_app = typer.Typer(help="Emulators of the sources, for tests and the quickstart.",
                            no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(emulator_app, name="emulator")
+secrets_app = typer.Typer(help="Secrets in the OS keyring, for {keyring: {service, username}} references.",
+                          no_args_is_help=True, pretty_exceptions_show_locals=False)
+app.add_typer(secrets_app, name="secrets")
 
 
 class PlanFormat(StrEnum):
@@ -547,6 +550,100 @@ def _show_status(rows: list[Any], output: OutputFormat) -> None:
             "-" if row.suspended is None else str(row.suspended),
             _ago(row.next_run_time, now),
             row.message,
+        )
+    Console(width=200).print(table)
+
+
+ServiceArg = Annotated[str, typer.Argument(help="The keyring service, as in {keyring: {service}}.")]
+UsernameArg = Annotated[str, typer.Argument(help="The keyring username, as in {keyring: {username}}.")]
+
+
+@secrets_app.command("set")
+def secrets_set(service: ServiceArg, username: UsernameArg) -> None:
+    """Store a secret in the OS keyring. The value is read from a hidden prompt (typed twice)
+    or, when stdin is not a terminal, from stdin (one trailing newline dropped); never from an
+    argument, so it stays out of shell history and process lists."""
+    from reconciler.loading.secrets import store_keyring
+
+    if sys.stdin.isatty():
+        value = typer.prompt(f"Value for {service}/{username}", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-1] if value.endswith("\n") else value
+        value = value[:-1] if value.endswith("\r") else value
+    try:
+        backend = store_keyring(service, username, value)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    typer.echo(f"stored keyring:{service}/{username} ({backend}); reference it as "
+               f"{{keyring: {{service: {service}, username: {username}}}}}")
+
+
+@secrets_app.command("delete")
+def secrets_delete(service: ServiceArg, username: UsernameArg) -> None:
+    """Remove a secret from the OS keyring."""
+    from reconciler.loading.secrets import delete_keyring
+
+    try:
+        delete_keyring(service, username)
+    except ReconcilerError as exc:
+        raise _report(exc) from None
+    typer.echo(f"deleted keyring:{service}/{username}")
+
+
+@app.command()
+def clients(
+    path: PathArg,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    server: Annotated[str | None, typer.Option(help="Ask a running daemon (its URL) instead.")] = None,
+    token_env: Annotated[str, typer.Option(help="Env var holding the API token (with --server).")]
+    = "RECONCILER_TOKEN",
+) -> None:
+    """Every AgentConfig target (object, client, scope): files, last sync, drift, pending
+    proposals and the client's own CLI check (held = not synced since its check failed)."""
+    from reconciler.drivers.agents.overview import ClientRow, client_rows
+
+    if server is not None:
+        import httpx
+
+        response = httpx.get(f"{server.rstrip('/')}/api/v1/clients",
+                             headers={"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"})
+        if response.status_code >= 400:
+            raise _fail(f"{server}: {response.status_code} {response.json().get('detail', response.text)}")
+        rows = [ClientRow.model_validate(r) for r in response.json()]
+    else:
+        try:
+            specs = _load(path)
+            runtime = _runtime()
+        except ReconcilerError as exc:
+            raise _report(exc) from None
+        try:
+            rows = client_rows(runtime.store, specs)
+        finally:
+            runtime.close()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    now = datetime.now(UTC)
+    table = Table(box=None, pad_edge=False)
+    for column in ("OBJECT", "CLIENT", "SCOPE", "ROOT", "FILES", "LAST SYNC", "DRIFTED", "PROPOSALS",
+                   "CHECK"):
+        table.add_column(column)
+    for row in rows:
+        check = row.validation
+        state = "held: " + str(check.get("message")) if check.get("held") else str(check.get("state"))
+        synced = row.last_sync or {}
+        at = datetime.fromisoformat(synced["at"]) if synced.get("at") else None
+        table.add_row(
+            row.object, row.client, row.scope, row.root,
+            "\n".join(f.path + ("" if f.exists else " (absent)") for f in row.files) or "-",
+            f"{_ago(at, now)} {synced.get('outcome', '')}".strip(),
+            str(len(row.drifted)) if row.drifted else "-",
+            "-" if row.pending_proposals is None else str(row.pending_proposals),
+            state,
         )
     Console(width=200).print(table)
 

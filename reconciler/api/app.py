@@ -220,6 +220,14 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     async def list_objects(_who: Viewer) -> list[dict[str, Any]]:
         return list(cache.rows().values())
 
+    @app.get("/api/v1/clients", tags=["objects"])
+    def list_clients(_who: Viewer) -> list[dict[str, Any]]:
+        """Every AgentConfig target (object, client, scope): files, last sync, drift, pending
+        proposals and the client's own CLI check (see `reconciler clients`)."""
+        from reconciler.drivers.agents.overview import client_rows
+
+        return [r.model_dump(mode="json") for r in client_rows(controller.store, controller.specs)]
+
     @app.get("/api/v1/objects/{kind}/{name}", tags=["objects"])
     async def get_object(kind: str, name: str, _who: Viewer, namespace: str = "default") -> dict[str, Any]:
         ref = ref_of(kind, name, namespace)

@@ -61,6 +61,9 @@ class ApplyResult:
     owned_removed: tuple[str, ...] = ()
     watermarks: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    failed: Exception | None = None
+    """Part of the plan could not be kept (a client's own check rejected its files, which
+    were put back): the run fails with this error, and what the result lists was applied."""
 
     @classmethod
     def from_plan(cls, plan: Plan, inventory: frozenset[str] = frozenset(), **extra: Any) -> ApplyResult:

@@ -209,6 +209,9 @@ class Orchestrator:
                 warnings = (*warnings, *applied.warnings)
                 outcome = Outcome.SUCCEEDED
             error = error_type = failure = None
+            if applied is not None and applied.failed is not None:  # applied in part
+                outcome, error = Outcome.FAILED, secrets.scrub(str(applied.failed))
+                error_type, failure = type(applied.failed).__name__, classify(applied.failed)
         except GuardAborted as exc:
             outcome, error, error_type = Outcome.ABORTED, secrets.scrub(str(exc)), "GuardAborted"
             failure = classify(exc)

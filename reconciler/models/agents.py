@@ -21,6 +21,7 @@ references, which each client's renderer writes as that client's own env syntax.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -33,7 +34,15 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.models.common import DeletionPolicy, DnsLabel, HttpUrlText, Resource, SecretRef, SpecModel
+from reconciler.models.common import (
+    DeletionPolicy,
+    DnsLabel,
+    Duration,
+    HttpUrlText,
+    Resource,
+    SecretRef,
+    SpecModel,
+)
 from reconciler.models.status import ObjectStatus
 
 # --- scalar types ----------------------------------------------------------------------------
@@ -275,6 +284,21 @@ class ConflictPolicy(StrEnum):
         return self in (ConflictPolicy.LAST_WRITE_WINS, ConflictPolicy.PRIORITY)
 
 
+class ClientValidation(SpecModel):
+    """A read-only command that makes the client load its configuration, run after the
+    reconciler wrote the client's files (see drivers/agents/validating.py)."""
+
+    command: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="The command and its arguments, e.g. [claude, mcp, list]; run with HOME set to "
+        "the target's root (user scope) or in the project folder (project scope). A non-zero exit "
+        "rolls the client's files back.",
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=10), description="Longest the command may run (e.g. '10s')."
+    )
+
+
 class AgentTarget(SpecModel):
     """One client at one scope under one root folder."""
 
@@ -300,6 +324,13 @@ class AgentTarget(SpecModel):
         default=0,
         description="Score under the priority strategy: when the same canonical item was edited in "
         "several clients, the highest-priority client's edit wins and the others are overwritten.",
+    )
+    validation: ClientValidation | Literal[False] | None = Field(
+        default=None,
+        alias="validate",
+        description="Run the client's own CLI check after writing its files: {command: [..], "
+        "timeout: '10s'}, or false for none. Default: the client's known read-only command "
+        "(e.g. `claude mcp list`) when its program is on PATH, else skipped with a note.",
     )
     features: list[AgentFeature] = Field(
         default_factory=lambda: list(AgentFeature),

@@ -245,15 +245,24 @@ class KubernetesSecretKey(SpecModel):
     key: str = Field(min_length=1)
 
 
+class KeyringEntry(SpecModel):
+    """An entry of the OS keyring (macOS Keychain, Windows Credential Locker, Secret Service):
+    stored with `reconciler secrets set SERVICE USERNAME`."""
+
+    service: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=200)
+
+
 class SecretRef(SpecModel):
     """Where a secret value comes from; the value itself never appears in a spec.
 
-    Exactly one of `env`, `file` or `secretRef` is set. Printing a reference shows where
-    the value lives, never the value.
+    Exactly one of `env`, `file`, `keyring` or `secretRef` is set. Printing a reference
+    shows where the value lives, never the value.
     """
 
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     file: str | None = None
+    keyring: KeyringEntry | None = None
     secret_ref: KubernetesSecretKey | None = None
 
     @model_validator(mode="before")
@@ -261,17 +270,17 @@ class SecretRef(SpecModel):
     def _reject_literals(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             raise ValueError(
-                "expected a secret reference {env: NAME}, {file: PATH} or "
-                "{secretRef: {name, key}}; got a literal value (not shown): secret values "
-                "are never written in specs"
+                "expected a secret reference {env: NAME}, {file: PATH}, {keyring: {service, "
+                "username}} or {secretRef: {name, key}}; got a literal value (not shown): secret "
+                "values are never written in specs"
             )
         return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        given = [n for n in ("env", "file", "secret_ref") if getattr(self, n) is not None]
+        given = [n for n in ("env", "file", "keyring", "secret_ref") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("expected exactly one of env, file or secretRef")
+            raise ValueError("expected exactly one of env, file, keyring or secretRef")
         return self
 
     def describe(self) -> str:
@@ -279,6 +288,8 @@ class SecretRef(SpecModel):
             return f"env:{self.env}"
         if self.file is not None:
             return f"file:{self.file}"
+        if self.keyring is not None:
+            return f"keyring:{self.keyring.service}/{self.keyring.username}"
         assert self.secret_ref is not None
         return f"secretRef:{self.secret_ref.name}/{self.secret_ref.key}"
 

@@ -58,5 +58,5 @@ def test_a_literal_value_is_refused_in_a_spec() -> None:
 
 
 def test_a_reference_needs_exactly_one_source() -> None:
-    with pytest.raises(ValidationError, match="exactly one of env, file or secretRef"):
+    with pytest.raises(ValidationError, match="exactly one of env, file, keyring or secretRef"):
         SecretRef.model_validate({"env": "A", "file": "/x"})

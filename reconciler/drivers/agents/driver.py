@@ -40,6 +40,7 @@ from reconciler.drivers.agents.planning import (
 )
 from reconciler.drivers.agents.resolving import resolve
 from reconciler.drivers.agents.specpatch import patch_text, patched, spec_file
+from reconciler.drivers.agents.validating import ClientCheckFailed, hold, validate, withhold
 from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.planning import Change, Plan, PlanMode
 from reconciler.errors import ConflictError, DriverError
@@ -52,6 +53,7 @@ class Observed:
     files: dict[str, FileState]
     last: dict[str, Any]
     restore: dict[str, str | None] | None = None  # rollback: file → text after the run
+    watermarks: Mapping[str, str] | None = None  # the target's, as observed (validation state)
 
 
 def read_file(display: str) -> FileState:
@@ -100,8 +102,8 @@ class AgentConfigDriver:
         files = {file: read_file(file) for file in sorted(wanted)}
         for file, fmt in wanted.items():  # refuse before anything is written
             open_document(fmt, files[file].text, file, marker=obj.metadata.name)
-        last = last_applied(ctx.state.watermarks()) if ctx.state is not None else {}
-        return Observed(rendered, files, last, restore)
+        marks = ctx.state.watermarks() if ctx.state is not None else {}
+        return Observed(rendered, files, last_applied(marks), restore, marks)
 
     def teardown(self, obj: AgentConfig) -> AgentConfig:
         """The spec whose run removes everything this object wrote and nothing else: the same
@@ -119,6 +121,8 @@ class AgentConfigDriver:
             return plan_restore(obj, actual, ctx.inventory)
         plan = plan_files(obj, actual.rendered, actual.files, ctx.inventory, actual.last)
         plan = resolve_plan(obj, actual, ctx, plan)
+        plan = hold(obj, plan, {f: s.text for f, s in actual.files.items()}, actual.watermarks or {},
+                    ctx.inventory)
         if not ctx.dry_run and ctx.state is not None and ctx.state.recorded:
             from reconciler.store.proposals import ProposalBook
 
@@ -139,7 +143,17 @@ class AgentConfigDriver:
                 (file, {"path": w["path"], "before": w["before"], "after": w["after"],
                         "mode": w["mode"]}) for file, w in writes.items())
         write_all(writes)
-        return ApplyResult.from_plan(plan, ctx.inventory)
+        if plan.mode is PlanMode.ROLLBACK:
+            return ApplyResult.from_plan(plan, ctx.inventory)
+        assert isinstance(ctx.obj, AgentConfig)
+        checked = validate(ctx.obj, writes, lambda file: read_file(file).text)
+        if not checked.rolled_back:
+            result = ApplyResult.from_plan(plan, ctx.inventory)
+            return replace(result, watermarks={**result.watermarks, **checked.watermarks})
+        kept = withhold(plan, checked.rolled_back, ctx.inventory)
+        result = ApplyResult.from_plan(kept, ctx.inventory)
+        return replace(result, watermarks={**result.watermarks, **checked.watermarks},
+                       failed=ClientCheckFailed("; ".join(checked.errors)))
 
 
 def _rejected_keys(obj: AgentConfig, ctx: RunContext, adopt: Mapping[str, Any]) -> dict[str, ConflictPolicy]:
