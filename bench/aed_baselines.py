@@ -51,6 +51,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -280,6 +281,15 @@ async def run_executemany(args: argparse.Namespace) -> tuple[int, int | None]:
     return source_rows, written
 
 
+def _with_password(url: str) -> str:
+    """dlt's PostgreSQL credentials require a password; trust auth ignores the one given here."""
+    parts = urlsplit(url)
+    if parts.password is not None or "@" not in parts.netloc:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{user}:unused@{host}"))
+
+
 def run_dlt(args: argparse.Namespace) -> tuple[int, int | None]:
     try:
         import dlt
@@ -313,7 +323,7 @@ def run_dlt(args: argparse.Namespace) -> tuple[int, int | None]:
     source.resources[args.table].add_map(lambda item: dict(zip(COLUMNS, map_item(item), strict=True)))
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench-aed-dlt-")
     pipeline = dlt.pipeline(pipeline_name=f"bench_aed_{args.table}", pipelines_dir=work_dir,
-                            destination=dlt.destinations.postgres(credentials=args.db),
+                            destination=dlt.destinations.postgres(credentials=_with_password(args.db)),
                             dataset_name=args.dataset)
     pipeline.run(source)
     with pipeline.sql_client() as client:
