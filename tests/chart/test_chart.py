@@ -248,7 +248,7 @@ def test_default_render_is_one_standalone_replica_watching_every_namespace(helm:
     c = container(docs)
     assert c["command"] == ["reconciler"]
     assert c["args"] == ["operator", "--port", "8080"]  # every namespace; priority 0: standalone
-    assert c["image"] == "reconciler:0.1.0"
+    assert c["image"] == "ghcr.io/reconciler-dev/reconciler:0.1.0"  # what release.yml publishes
 
 
 def test_probes_port_and_service_use_the_http_api(helm: Renderer) -> None:
