@@ -906,6 +906,9 @@ def serve(
              "(or a token alone).")] = None,
     branch: Annotated[str, typer.Option(help="The branch to follow.")] = "main",
     path: Annotated[str, typer.Option(help="The folder of specs inside the repository.")] = ".",
+    write_back: Annotated[str | None, typer.Option(
+        "--write-back", help="With --git: push accepted proposals' commits to this branch of the remote "
+        "(never the watched --branch). Without it they stay on a local branch for you to push.")] = None,
     poll: Annotated[str, typer.Option(help="How often to fetch the branch (a duration).")] = "30s",
     host: Annotated[str, typer.Option(help="Address of the HTTP API.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8080,
@@ -925,6 +928,11 @@ def serve(
 
     if (specs is None) == (git is None):
         raise _fail("serve needs exactly one of --specs PATH or --git URL")
+    if write_back is not None and git is None:
+        raise _fail("--write-back goes with --git URL")
+    if write_back is not None and write_back == branch:
+        raise _fail(f"--write-back {write_back}: that is the watched branch (--branch); accepted proposals "
+                    "are pushed to another branch, the watched branch's history is never rewritten")
     tokens = TokenTable()
     for name in admin_token_env or []:
         tokens.add(_secret_env(name, "--admin-token-env"), Role.ADMIN)
@@ -938,7 +946,7 @@ def serve(
     if git_credentials and git is None:
         raise _fail("--git-credentials goes with --git URL")
     options = DaemonOptions(specs=specs, git_url=git, git_credentials=git_credentials, branch=branch,
-                            path=path,
+                            path=path, write_back=write_back,
                             poll_seconds=_duration(poll, "--poll"), host=host, port=port, tokens=tokens,
                             webhook_secret=_secret_env(webhook_secret_env, "--webhook-secret-env")
                             if webhook_secret_env else None, grace_seconds=_duration(grace, "--grace"))

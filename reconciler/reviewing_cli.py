@@ -77,6 +77,8 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
                 raise _fail(str(exc)) from None
             patched = f" (spec patched: {done.spec_file})" if done.spec_file else ""
             typer.echo(f"{pid}: {done.status}{patched}")
+            if done.note():  # git mode: the commit and branch to push
+                typer.echo(f"    {done.note()}")
             targets.add(done.proposal.target.short)
     finally:
         runtime.close()

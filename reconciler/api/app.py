@@ -289,19 +289,28 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     async def decide_proposal(proposal_id: str,
                               decision: Annotated[str, PathParam(pattern="^(accept|reject)$")],
                               who: Admin, request: Request) -> dict[str, Any]:
-        """accept: the spec file takes the edit, the specs reload, every client follows.
+        """accept: the spec file takes the edit, the specs reload, every client follows (git
+        mode: a commit on a new branch, or pushed to --write-back; not reconciled now).
         reject: the spec is re-imposed on the edited client by a run started at once."""
+        import asyncio
+
         from reconciler.drivers.agents.deciding import ProposalError, decide
         from reconciler.store.proposals import ProposalBook
 
         book = ProposalBook(controller.store.engine)
-        try:
-            done = decide(book, proposal_id, accept=decision == "accept", actor=who.actor,
-                          audit=controller.store, source=source(request))
+        try:  # in a thread: git mode may commit and push
+            done = await asyncio.to_thread(decide, book, proposal_id, accept=decision == "accept",
+                                           actor=who.actor, audit=controller.store, source=source(request))
         except ProposalError as exc:
             raise HTTPException(404 if book.get(proposal_id) is None else 409, str(exc)) from None
         answer: dict[str, Any] = {"proposal": book.get(proposal_id).as_dict(),  # type: ignore[union-attr]
                                   "specFile": done.spec_file}
+        if done.committed is not None:  # git mode: the watched branch brings it to the clients
+            c = done.committed
+            answer["gitCommit"] = {"repository": c.repository, "branch": c.branch, "commit": c.commit,
+                                   "path": c.path, "base": c.base, "pushedTo": c.pushed_to}
+            answer["note"] = done.note()
+            return answer
         if decision == "accept" and on_push is not None:
             on_push()  # the spec watcher reloads now; the changed object runs
         else:

@@ -54,6 +54,8 @@ class DaemonOptions:
     """A secret reference (`env:NAME` or `file:PATH`) to `USER:TOKEN` for the git URL."""
     branch: str = "main"
     path: str = "."
+    write_back: str | None = None
+    """Git mode: the remote branch accepted proposals are pushed to (never `branch`)."""
     poll_seconds: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8080
@@ -95,8 +97,13 @@ class Daemon:
     async def run(self) -> None:
         from reconciler.loading.specs import SpecSet
 
-        runtime = open_runtime(self.settings)
         source = self.source()
+        if isinstance(source, GitSource):  # accepted proposals become commits (runtime/writeback.py)
+            from reconciler.drivers.agents.specpatch import use_git
+            from reconciler.runtime.writeback import GitWriteBack
+
+            use_git(GitWriteBack(source, self.options.write_back))
+        runtime = open_runtime(self.settings)
         head = await asyncio.to_thread(source.head)
         specs = await asyncio.to_thread(self._load, source, head)
         self.health.source.source = source.describe()

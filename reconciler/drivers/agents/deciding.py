@@ -7,8 +7,13 @@
   ruamel round trip: comments and layout kept, see `specpatch`), marks the proposal
   accepted and audits it with the actor. The caller then reconciles the object: the
   changed spec reaches every other client, and the edited client is already in sync.
-  A spec that does not come from a file on disk (a git revision) cannot be patched here:
-  accept says so and changes nothing.
+  In git mode (a daemon following a branch, see `specpatch.use_git`) the file is in the
+  repository, not here: accept makes the patch a commit on a new branch
+  `reconciler/proposal-<id>` of the daemon's clone, or pushes it to the `--write-back`
+  branch (`runtime/writeback.py`), and the proposal is accepted only once that succeeded.
+  The object is not reconciled then: the spec reaches the clients when the watched branch
+  gets the change. A spec from neither (a git revision without a daemon's clone) cannot be
+  patched here: accept says so and changes nothing.
 - **reject** marks the proposal rejected and audits it; the next run of the object
   imposes the spec on that key while the file still holds the rejected value (see
   `driver.resolve_plan`), so the caller reconciles to revert the client's file.
@@ -21,7 +26,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.drivers.agents.specpatch import patch_text, spec_file
+from reconciler.drivers.agents.specpatch import (
+    Committed,
+    SpecWriter,
+    git_writer,
+    patch_text,
+    spec_blob,
+    spec_file,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.store.proposals import ACCEPTED, PENDING, REJECTED, Proposal, ProposalBook
 
@@ -35,6 +47,20 @@ class Decided:
     proposal: Proposal
     status: str
     spec_file: str | None = None  # the file accept patched
+    committed: Committed | None = None  # git mode: the commit accept made
+
+    def note(self) -> str | None:
+        """What a person should know about the decision (git mode: where the commit is)."""
+        c = self.committed
+        if c is None:
+            return None
+        writer = git_writer()
+        watched = writer.watched if writer is not None else "the watched branch"
+        where = (f"pushed to branch {c.pushed_to}" if c.pushed_to else
+                 f"on branch {c.branch} of {c.repository}: push it (git push <remote> {c.branch}) "
+                 "and merge it")
+        return (f"commit {c.commit[:12]} changes {c.path} ({where}); the object is not reconciled now: "
+                f"the spec reaches the clients when {watched} gets the change")
 
 
 def _write(path: Path, text: str) -> None:
@@ -63,19 +89,25 @@ def decide(book: ProposalBook, proposal_id: str, *, accept: bool, actor: str,
         raise ProposalError(f"proposal {proposal_id} is {proposal.status}, not pending; only a pending "
                             "proposal can be accepted or rejected")
     written: str | None = None
+    committed: Committed | None = None
     if accept:
         if not proposal.patch:
             raise ProposalError(f"proposal {proposal_id} has no spec patch (the client's file could not "
                                 "be read back into the spec); edit the spec by hand")
         located = spec_file(proposal.target)
-        if located is None:
+        writer, blob = git_writer(), spec_blob(proposal.target)
+        if located is not None:
+            before = located.path.read_text(encoding="utf-8")
+            after = patch_text(before, proposal.target, proposal.patch.items(), source=str(located.path))
+            if after != before:
+                _write(located.path, after)
+            written = str(located.path)
+        elif writer is not None and blob is not None:
+            committed = _commit(proposal, writer=writer, path=blob, actor=actor)
+        else:
             raise ProposalError(f"{proposal.target.short} is not declared in a spec file on disk here "
-                                "(a git revision?); accept needs the folder the specs are loaded from")
-        before = located.path.read_text(encoding="utf-8")
-        after = patch_text(before, proposal.target, proposal.patch.items(), source=str(located.path))
-        if after != before:
-            _write(located.path, after)
-        written = str(located.path)
+                                "(a git revision?); accept needs the folder the specs are loaded from, "
+                                "or a daemon following the git branch")
     status = ACCEPTED if accept else REJECTED
     book.decide(proposal_id, status=status, actor=actor,
                 reason="accepted: the spec takes the client's edit" if accept
@@ -84,5 +116,24 @@ def decide(book: ProposalBook, proposal_id: str, *, accept: bool, actor: str,
     if record is not None:
         record(actor=actor, action=f"proposal-{'accept' if accept else 'reject'}", obj=proposal.target.short,
                source=source, detail={"proposal": proposal_id, "key": proposal.key,
-                                      "canonical": proposal.canonical, "specFile": written})
-    return Decided(proposal, status, written)
+                                      "canonical": proposal.canonical, "specFile": written,
+                                      "commit": committed.commit if committed else None,
+                                      "branch": committed.branch if committed else None,
+                                      "pushedTo": committed.pushed_to if committed else None})
+    return Decided(proposal, status, written, committed)
+
+
+def _commit(proposal: Proposal, *, writer: SpecWriter, path: str, actor: str) -> Committed:
+    """The proposal's patch as a commit of the spec file `path` (git mode)."""
+    assert proposal.patch is not None
+    message = (f"Accept proposal {proposal.id}: {proposal.target.short} {proposal.canonical}\n\n"
+               f"The spec takes {proposal.client or 'a client'}'s edit of {proposal.key}.\n\n"
+               f"Proposal: {proposal.id}\nObject: {proposal.target.short}\nKey: {proposal.key}\n"
+               f"Field: {proposal.canonical}\nAccepted-by: {actor}\n")
+    items = list(proposal.patch.items())
+    try:
+        return writer.commit(
+            path=path, branch=f"reconciler/proposal-{proposal.id}", message=message,
+            change=lambda text: patch_text(text, proposal.target, items, source=f"{writer.watched}:{path}"))
+    except ReconcilerError as exc:
+        raise ProposalError(f"proposal {proposal.id} was not accepted: {exc}") from None

@@ -10,19 +10,22 @@ comments, key order, quoting and indentation everywhere the patch does not touch
 
 Where the spec came from is recorded per object by `remember` (the daemon does it for
 every spec set it takes): `spec_file` answers with the file (folder mode) and the time the
-spec last changed (the file's mtime); specs from a git revision have no file here (their
-write-back is a commit, see `proposals.accept`), so a hand edit under last-write-wins is
-then proposed rather than accepted.
+spec last changed (the file's mtime); specs from a git revision have no file here, so a
+hand edit under last-write-wins is then proposed rather than accepted. For those,
+`spec_blob` answers with the file's path inside the repository (the loader records
+`REV:PATH`), and a daemon following a git branch registers its `SpecWriter` (`use_git`):
+accepting a proposal then makes a commit on a branch of the daemon's clone
+(`runtime/writeback.py`) instead of writing a file.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.errors import ReconcilerError
 from reconciler.models.common import ObjectRef
@@ -40,7 +43,50 @@ class SpecFile:
     changed_at: float  # epoch seconds: when the spec last changed
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A spec patch committed in git mode."""
+
+    repository: str  # the daemon's clone, where the branch is
+    branch: str  # the new local branch holding the commit
+    commit: str
+    path: str  # the spec file, relative to the repository's root
+    base: str  # the branch the commit was based on
+    pushed_to: str | None = None  # the remote branch it was pushed to (`--write-back`)
+
+
+class SpecWriter(Protocol):
+    """Where the spec lives when it is not a file here: a git branch (see `runtime/writeback.py`)."""
+
+    @property
+    def watched(self) -> str: ...
+
+    def commit(self, *, path: str, change: Callable[[str], str], branch: str, message: str) -> Committed: ...
+
+
 _ORIGINS: dict[ObjectRef, str] = {}
+_WRITER: list[SpecWriter] = []
+
+
+def use_git(writer: SpecWriter | None) -> None:
+    """Register the daemon's git write-back (None: none, folder mode)."""
+    _WRITER[:] = [writer] if writer is not None else []
+
+
+def git_writer() -> SpecWriter | None:
+    return _WRITER[0] if _WRITER else None
+
+
+def spec_blob(ref: ObjectRef) -> str | None:
+    """The repository-relative path of the file declaring `ref` in a git revision (`REV:PATH`
+    as the loader records it), or None when it is not from a git revision."""
+    source = _ORIGINS.get(ref)
+    if source is None or Path(source).is_file():
+        return None
+    rev, sep, path = source.partition(":")
+    if not (sep and rev and path.strip("/")):
+        return None
+    return path.strip("/")
 
 
 def remember(origins: Mapping[ObjectRef, Any]) -> None:
