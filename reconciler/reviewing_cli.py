@@ -3,7 +3,9 @@
 `reconciler review` lists pending proposals (a client's edit the spec could take);
 `reconciler review accept ID...` writes each one's spec patch into the spec file (then
 reconciles, so the change reaches every other client), `reconciler review reject ID...`
-re-imposes the spec on that client (then reconciles). Thin: the work is in
+re-imposes the spec on that client (then reconciles). With `--server URL` the running
+daemon decides through its API: the way in git mode, where accept makes a commit on a new
+branch (or pushes to `--write-back`) and prints where it is. Thin: the work is in
 `drivers/agents/deciding.py` and `store/proposals.py`; the daemon's API does the same.
 """
 
@@ -56,6 +58,40 @@ def review(
             typer.echo(f"    {p.outcome or p.status}: {p.reason}")
 
 
+ServerOpt = Annotated[str | None, typer.Option(help="Decide on a running daemon (its URL) instead: the "
+                                              "only way in git mode, where accept commits the patch.")]
+TokenEnvOpt = Annotated[str, typer.Option(help="Env var holding an admin API token (with --server).")]
+
+
+def _decide_on_server(ids: list[str], server: str, *, token_env: str, accept: bool) -> None:
+    """`review accept|reject --server`: the daemon's API decides (and, in git mode, commits)."""
+    import httpx
+
+    from reconciler.cli import _fail, _secret_env
+
+    headers = {"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"}
+    base = server.rstrip("/")
+    for pid in ids:
+        try:
+            response = httpx.post(f"{base}/api/v1/proposals/{pid}/{'accept' if accept else 'reject'}",
+                                  headers=headers, timeout=httpx.Timeout(30.0, read=300.0))
+        except httpx.HTTPError as exc:
+            raise _fail(f"{server}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise _fail(f"{server}: {response.status_code} {detail}")
+        answer = response.json()
+        patched = f" (spec patched: {answer['specFile']})" if answer.get("specFile") else ""
+        typer.echo(f"{pid}: {answer['proposal']['status']}{patched}")
+        if answer.get("note"):  # git mode: the commit and branch to push
+            typer.echo(f"    {answer['note']}")
+        elif answer.get("runId"):
+            typer.echo(f"    run {answer['runId']} started")
+
+
 def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
     from reconciler.cli import ModeOption, _fail, _load, _print_failures, _reconcile, _runtime, _show_applied
     from reconciler.drivers.agents.deciding import decide
@@ -92,13 +128,22 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
 
 @review_app.command("accept")
 def accept(ids: Annotated[list[str], typer.Argument(help="Proposal ids (see `reconciler review`).")],
-           specs: SpecsOpt = Path("specs")) -> None:
-    """Take each proposal's edit into the spec file, then reconcile (every client gets it)."""
+           specs: SpecsOpt = Path("specs"), server: ServerOpt = None,
+           token_env: TokenEnvOpt = "RECONCILER_TOKEN") -> None:
+    """Take each proposal's edit into the spec file, then reconcile (every client gets it).
+    With --server on a daemon following git: a commit on a new branch (or --write-back)."""
+    if server is not None:
+        _decide_on_server(ids, server, token_env=token_env, accept=True)
+        return
     _decide(ids, specs, accept=True)
 
 
 @review_app.command("reject")
 def reject(ids: Annotated[list[str], typer.Argument(help="Proposal ids (see `reconciler review`).")],
-           specs: SpecsOpt = Path("specs")) -> None:
+           specs: SpecsOpt = Path("specs"), server: ServerOpt = None,
+           token_env: TokenEnvOpt = "RECONCILER_TOKEN") -> None:
     """Re-impose the spec on the client that was edited, then reconcile."""
+    if server is not None:
+        _decide_on_server(ids, server, token_env=token_env, accept=False)
+        return
     _decide(ids, specs, accept=False)

@@ -215,3 +215,35 @@ def test_write_back_to_the_watched_branch_is_refused(world, tmp_path: Path) -> N
     assert result.returncode != 0
     assert "--write-back" in result.stderr and "watched branch" in result.stderr, result.stderr
     assert not (tmp_path / "state-refused" / "git").exists()
+
+
+def test_review_accept_server_names_the_branch_and_commit(world, tmp_path: Path) -> None:
+    home, bare, start = world
+    watched = bare.commit("main").hexsha
+    daemon = start()
+    poll(lambda: claude_toolsets(home) == "repos", what="the first reconcile")
+    edit_claude(home, "repos,issues")
+    proposal = pending_proposal(daemon)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "review", "accept", proposal["id"], "--server", daemon.base,
+         "--token-env", "ADMIN_T"],
+        env={**os.environ, "ADMIN_T": ADMIN, "RECONCILER_STATE_DIR": str(tmp_path / "cli-state")},
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    branch = f"reconciler/proposal-{proposal['id']}"
+    assert f"{proposal['id']}: accepted" in result.stdout
+    assert branch in result.stdout and "not reconciled" in result.stdout, result.stdout
+    clone_path = next(line.split(" of ", 1)[1].split(":", 1)[0] for line in result.stdout.splitlines()
+                      if f"on branch {branch} of " in line)
+    clone = git.Repo(clone_path)
+    sha = clone.commit(branch).hexsha
+    assert sha[:12] in result.stdout
+    assert_one_commit_with_the_patch(clone, sha, watched, proposal)
+    assert bare.commit("main").hexsha == watched
+    # Deciding twice over the API is refused with the daemon's reason.
+    again = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "review", "accept", proposal["id"], "--server", daemon.base,
+         "--token-env", "ADMIN_T"], env={**os.environ, "ADMIN_T": ADMIN}, capture_output=True, text=True,
+        timeout=120, cwd=tmp_path)
+    assert again.returncode == 1 and "409" in again.stderr and "not pending" in again.stderr, again.stderr
