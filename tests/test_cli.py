@@ -186,7 +186,9 @@ def test_log_lines_are_json_with_run_identity(cli, tmp_path: Path) -> None:
 def test_db_upgrade_creates_the_schema(cli, tmp_path: Path) -> None:
     result = cli("db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "store at revision 0004" in result.stdout
+    from reconciler.store.migrating import HEAD_REVISION
+
+    assert f"store at revision {HEAD_REVISION} (was empty)" in result.stdout
     assert (tmp_path / "state" / "reconciler.db").exists()
 
 

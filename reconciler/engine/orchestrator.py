@@ -122,9 +122,13 @@ class Orchestrator:
                     if record:
                         # Holding the lock: a run of this target still `running` was left by a
                         # process that died (kill -9); it is closed as failed, not left forever.
-                        for stale in self.store.abandon_running(target, now=started):
+                        # The store's writes run in a worker thread: the daemon's event loop
+                        # (API, scheduler, publishers) keeps answering while a run is recorded.
+                        for stale in await asyncio.to_thread(self.store.abandon_running, target,
+                                                             now=started):
                             log.warning("run abandoned by a process that ended", abandoned=stale)
-                        self.store.start_run(
+                        await asyncio.to_thread(
+                            self.store.start_run,
                             run_id=run_id, target=target, trigger=str(trigger), mode=str(mode),
                             dry_run=dry_run, revision=revision,
                             generation=obj.metadata.generation, started_at=started,
@@ -135,7 +139,7 @@ class Orchestrator:
                     log.info("run started", trigger=str(trigger), mode=str(mode), dry_run=dry_run)
                     ctx = RunContext(
                         run_id=run_id, obj=obj, mode=mode, dry_run=dry_run, trigger=trigger,
-                        secrets=secrets, inventory=self.store.inventory(target),
+                        secrets=secrets, inventory=await asyncio.to_thread(self.store.inventory, target),
                         revision=revision, state=TargetState(self.store, target, run_id, recorded=record),
                         progress=progress, log=log, rollback_to=rollback_to, verify=verify,
                     )
@@ -256,8 +260,8 @@ class Orchestrator:
         )
         recorded = plan.changes if plan is not None and outcome is not Outcome.NOOP else ()
         if record:
-            self.store.finish_run(
-                result, changes=recorded,
+            await asyncio.to_thread(
+                self.store.finish_run, result, changes=recorded,
                 owned_added=applied.owned_added if applied else (),
                 owned_removed=applied.owned_removed if applied else (),
                 watermarks=applied.watermarks if applied else None,

@@ -248,3 +248,23 @@ def test_a_dry_run_never_becomes_the_status_of_an_object(store: Store, tmp_path:
 
     before = conditions.from_result((), run(orch, obj))
     assert conditions.from_result(before, planned) == before
+
+
+def test_the_orchestrator_records_runs_off_the_event_loop(store: Store, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run's record (start, its changes, inventory, watermarks) is written in a worker
+    # thread: the daemon's loop keeps serving the API and the scheduler meanwhile.
+    import threading
+
+    on_loop: list[str] = []
+    for name in ("abandon_running", "start_run", "inventory", "finish_run"):
+        method = getattr(Store, name)
+
+        def spy(self, *args, __name=name, __method=method, **kwargs):  # type: ignore[no-untyped-def]
+            if threading.current_thread() is threading.main_thread():
+                on_loop.append(__name)
+            return __method(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, spy)
+    result = run(orchestrator(store), kv(tmp_path / "a.json", {"a": "1"}, name="a"))
+    assert result.outcome is Outcome.SUCCEEDED and on_loop == []
