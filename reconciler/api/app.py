@@ -30,7 +30,7 @@ from reconciler.api.auth import Caller, Role, TokenTable
 from reconciler.api.gate import BodyLimit, RequestGate
 from reconciler.api.metrics import Metrics
 from reconciler.api.streaming import Streams
-from reconciler.engine.events import Event
+from reconciler.engine.events import Event, EventMessage
 from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
@@ -46,10 +46,14 @@ from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
 from reconciler.status import object_statuses
 from reconciler.store.repository import jsonable
+from reconciler.web.sessions import CSRF_HEADER, Authenticator, Sessions
+from reconciler.web.users import UserStore
 
 log = structlog.get_logger("reconciler.api")
 
 WEBHOOK_PATH = "/api/v1/webhooks/git"
+LOGIN_PATH = "/api/v1/auth/login"
+UNGATED = (WEBHOOK_PATH, LOGIN_PATH)  # the webhook checks an HMAC of its body; login checks a password
 
 
 def _logged_at(entry: dict[str, Any]) -> datetime | None:
@@ -69,6 +73,11 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
                                  f"2026-01-01T00:00:00Z or 2026-01-01T00:00:00+02:00), "
                                  f"got {value.isoformat()!r}")
     return value
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
 
 
 class RunRequest(BaseModel):
@@ -107,10 +116,7 @@ class StatusCache:
 
 
 def _event_json(event: Event) -> dict[str, Any]:
-    t = event.target
-    return {"type": event.type, "kind": t.kind, "namespace": t.namespace, "name": t.name,
-            "runId": event.run_id, "reason": event.reason, "message": event.message,
-            "data": jsonable(event.data), "at": event.at.isoformat()}
+    return EventMessage.of(event).wire()
 
 
 def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | None = None,
@@ -121,16 +127,20 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     push webhook calls `on_push` (the spec watcher fetches at once). `settings` gives the
     body limits (their defaults without it). `health` is the daemon's (publishers, spec
     source, process; see runtime/health.py); `streams.close()` ends the event streams."""
-    app = FastAPI(title="reconciler", version="v1",
+    # The docs pages are served from the package (reconciler/web/docs.py), never from a CDN.
+    app = FastAPI(title="reconciler", version="v1", docs_url=None, redoc_url=None,
                   description="Status, history and control of a running reconciler.")
     limits = settings or Settings.model_construct()
+    auth = Authenticator(tokens, Sessions(UserStore(limits.users_file or limits.state_dir / "users.json"),
+                                          limits.session_idle_timeout.total_seconds()))
     body_limit = BodyLimit(limits.api_max_body_bytes, "RECONCILER_API_MAX_BODY_BYTES")
     webhook_limit = BodyLimit(limits.api_webhook_max_body_bytes, "RECONCILER_API_WEBHOOK_MAX_BODY_BYTES")
     # Tokens are checked, and bodies bounded, before FastAPI reads a body (see gate.py); the
     # webhook authenticates by an HMAC of its body, so it is bounded instead.
     app.add_middleware(RequestGate, tokens=tokens,
-                       protected=lambda path: path.startswith("/api/") and path != WEBHOOK_PATH,
-                       limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit)
+                       protected=lambda path: path.startswith("/api/") and path not in UNGATED,
+                       limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit,
+                       authenticate=auth.caller_of)
     metrics = Metrics()
     health = health or DaemonHealth()
     metrics.watch(health)
@@ -142,13 +152,13 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     app.state.metrics = metrics
 
     async def caller(request: Request) -> Caller:  # async: no thread hop for a digest lookup
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        found = tokens.check(token)
+        found = auth.identify(request.headers)  # a bearer token, or a dashboard session
         if found is None:
             raise HTTPException(401, "a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
-        return found
+        if not auth.csrf_ok(found, request.method, request.headers.get(CSRF_HEADER)):
+            raise HTTPException(403, "a change made with the session cookie needs its X-CSRF-Token header")
+        return found.caller
 
     async def admin(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
         if who.role is not Role.ADMIN:
@@ -177,6 +187,21 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
     @app.exception_handler(ReconcilerError)
     async def bad(_request: Request, exc: ReconcilerError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.post(LOGIN_PATH, tags=["auth"])
+    def login(body: LoginRequest, request: Request) -> dict[str, Any]:
+        """Log in as a dashboard user (`reconciler users add`): a bearer token for the API, valid
+        until it has been idle for the session timeout."""
+        user = auth.sessions.users.verify(body.username, body.password)
+        if user is None:
+            log.warning("login refused", user=body.username, source=source(request))
+            controller.store.record_audit(actor=f"user:{body.username}", action="login-refused",
+                                          source=source(request))
+            raise HTTPException(401, "wrong user name or password")
+        session = auth.sessions.start(user.name)
+        controller.store.record_audit(actor=f"user:{user.name}", action="login", source=source(request))
+        return {"token": session.id, "tokenType": "bearer", "user": user.name, "role": str(user.role),
+                "idleTimeoutSeconds": auth.sessions.idle_seconds}
 
     # --- health and metrics -------------------------------------------------------------
 
@@ -483,4 +508,9 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                 writer.writerow([*head, c.action, c.item, c.key])
         return Response(buffer.getvalue(), media_type="text/csv")
 
+    from reconciler.web.docs import mount_docs
+    from reconciler.web.pages import mount_dashboard
+
+    mount_docs(app)
+    mount_dashboard(app, controller, auth=auth, cache=cache, logs=logs, health=health, settings=limits)
     return app

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic.alias_generators import to_camel
 
 from reconciler.models import ObjectRef
 
@@ -47,6 +50,43 @@ class Event:
     def warning(self) -> bool:
         return self.type in (EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.GUARD_TRIPPED,
                              EventType.DRIFT_DETECTED)
+
+
+class EventMessage(BaseModel):
+    """An event on the wire: the one format of the API's SSE and WebSocket streams, the
+    Redis stream and MQTT (camelCase; `at` in ISO 8601 with its offset)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel)
+
+    type: str
+    kind: str
+    namespace: str
+    name: str
+    run_id: str | None = None
+    reason: str = ""
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+    @field_serializer("at")
+    def _iso(self, at: datetime) -> str:
+        return at.isoformat()  # "+00:00", as every earlier consumer of these streams saw it
+
+    @classmethod
+    def of(cls, event: Event) -> EventMessage:
+        t = event.target
+        return cls(type=event.type, kind=t.kind, namespace=t.namespace, name=t.name, run_id=event.run_id,
+                   reason=event.reason, message=event.message, data=dict(event.data), at=event.at)
+
+    def wire(self) -> dict[str, Any]:
+        """As JSON: the API's and MQTT's shape."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def flat(self) -> dict[str, str]:
+        """As flat strings (a Redis stream entry): `data` as JSON, a missing run id empty."""
+        out = {k: ("" if v is None else v) for k, v in self.wire().items() if k != "data"}
+        out["data"] = json.dumps(self.data, default=str, ensure_ascii=False, sort_keys=True)
+        return {k: str(v) for k, v in out.items()}
 
 
 Subscriber = Callable[[Event], None]

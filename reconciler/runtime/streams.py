@@ -25,34 +25,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
-from reconciler.engine.events import Event, EventBus
+from reconciler.engine.events import Event, EventBus, EventMessage
 from reconciler.runtime.health import ComponentHealth, without_userinfo
 
 log = structlog.get_logger("reconciler.streams")
 
 def stream_fields(event: Event) -> dict[str, str]:
-    """The fields of one stream entry: flat strings, with `data` as JSON."""
-    return {
-        "type": event.type,
-        "kind": event.target.kind,
-        "namespace": event.target.namespace,
-        "name": event.target.name,
-        "run_id": event.run_id or "",
-        "reason": event.reason,
-        "message": event.message,
-        "at": event.at.isoformat(),
-        "data": json.dumps(event.data, default=str, ensure_ascii=False, sort_keys=True),
-    }
+    """The fields of one stream entry: the events' one wire format, flat strings, `data` as JSON."""
+    return EventMessage.of(event).flat()
 
 
 class StreamPublisher:
@@ -207,7 +198,9 @@ class StreamPublisher:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for event in self._inflight:
-                    pipe.xadd(self.stream, stream_fields(event), maxlen=self.maxlen, approximate=True)
+                    # xadd only reads the fields, but redis types them as an (invariant) dict.
+                    fields = cast("dict[FieldT, EncodableT]", stream_fields(event))
+                    pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             log.debug("Redis stream write failed", stream=self.stream, error=str(exc))

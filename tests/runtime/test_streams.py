@@ -64,7 +64,7 @@ def test_entries_appear_in_order_with_the_event_fields(stream: str) -> None:
     first = got[0]
     assert {k: v for k, v in first.items() if k not in ("at", "data")} == {
         "type": "RunSucceeded", "kind": "RbacMapping", "namespace": "team-a", "name": "m0",
-        "run_id": "run0", "reason": "Succeeded", "message": "run 0"}
+        "runId": "run0", "reason": "Succeeded", "message": "run 0"}
     assert json.loads(first["data"]) == {"i": 0, "created": 1}
     assert first["at"].endswith("+00:00")
 
