@@ -186,7 +186,8 @@ def mount_dashboard(app: FastAPI, controller: Controller, *, auth: Authenticator
         context: dict[str, Any] = {
             "obj": obj, "ref": ref, "row": row, "target": target, "jobs": schedules,
             "suspended": controller.suspended(obj) if jobs else False, "has_jobs": bool(jobs),
-            "spec": views.spec_yaml(obj.model_dump(mode="json", by_alias=True)["spec"]),
+            # The spec as written (fields the user set), secrets as their references.
+            "spec": views.spec_yaml(obj.model_dump(mode="json", by_alias=True, exclude_unset=True)["spec"]),
             "history": history, "last": last, "changes": changes[:200], "more_changes": len(changes) > 200,
             "inventory": sorted(store.inventory(target))[:500], "done": done, "error": error,
             "tree": views.file_tree(changes) if target.kind == "AgentConfig" else {},
