@@ -46,6 +46,16 @@ spec:
     - {client: claude-code, scope: project, root: ./sandbox/project}
 ---
 apiVersion: reconciler.dev/v1alpha1
+kind: AgentConfig
+metadata: {name: team-review}
+spec:
+  mcpServers:
+    docs: {command: npx, args: ["-y", "docs-mcp"]}
+  targets:
+    - {client: claude-code, scope: project, root: ./sandbox/review}
+  conflictPolicy: {default: manual-review}  # hand edits become proposals
+---
+apiVersion: reconciler.dev/v1alpha1
 kind: SyncJob
 metadata: {name: agents-hourly}
 spec:
@@ -284,7 +294,7 @@ def test_logs_filters_csv_export_and_pages_at_both_widths(browser: Browser, serv
     for width in (1280, 390):
         phone = new_page(browser, server, outside, width=width)
         login(phone, server, ADMIN, ADMIN_PW)
-        expect(phone.get_by_test_id("tile")).to_have_count(2)
+        expect(phone.get_by_test_id("tile")).to_have_count(3)
         pages = (("overview", "/"), ("runs", "/runs"), ("logs", "/logs"), ("settings", "/settings"),
                  ("proposals", "/proposals"), ("object", "/objects/AgentConfig/default/team-agents"),
                  ("docs", "/docs"))
@@ -295,4 +305,26 @@ def test_logs_filters_csv_export_and_pages_at_both_widths(browser: Browser, serv
             shoot(phone, name)
             overflow = phone.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
             assert not overflow, f"{path} scrolls sideways at {width} px"
+    assert not outside, outside
+
+
+def test_accepting_a_proposal_from_the_dashboard(browser: Browser, server: Server,
+                                                 outside: list[str]) -> None:
+    # A hand edit under manual-review becomes a proposal; Accept in the UI puts it in the
+    # spec file (comments kept) and the proposal is accepted.
+    mcp = server.work / "sandbox" / "review" / ".mcp.json"
+    poll(mcp.exists, what="the review object's first run")
+    mcp.write_text(mcp.read_text().replace('"docs-mcp"', '"docs-mcp@2"'))
+    poll(lambda: server.api("/api/v1/proposals")["items"], what="a pending proposal")
+    page = new_page(browser, server, outside)
+    login(page, server, ADMIN, ADMIN_PW, "/proposals")
+    card = page.get_by_test_id("proposal").first
+    expect(card).to_contain_text("AgentConfig/team-review")
+    expect(card).to_contain_text("docs-mcp@2")
+    card.get_by_role("button", name="Accept").click()
+    poll(lambda: not server.api("/api/v1/proposals")["items"], what="the proposal decided")
+    accepted = server.api("/api/v1/proposals?status=accepted")["items"]
+    assert accepted and accepted[0]["object"] == "AgentConfig/team-review"
+    spec = (server.work / "specs" / "agents.yaml").read_text()
+    assert "docs-mcp@2" in spec and "# hand edits become proposals" in spec
     assert not outside, outside
