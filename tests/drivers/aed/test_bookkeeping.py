@@ -261,7 +261,8 @@ def test_code_99_key_fault_is_answered_once_per_request() -> None:
     emulator.start()
     try:
         source = AedSource.model_validate({"baseUrl": emulator.base_url, "serviceKey": {"env": "K"},
-                                           "pageSize": 10, "retries": {"limit": 4, "backoff": "1ms", "maxBackoff": "2ms"}})
+                                           "pageSize": 10,
+                                           "retries": {"limit": 4, "backoff": "1ms", "maxBackoff": "2ms"}})
 
         async def pull() -> None:
             async for _ in fetch_pages(source, "k"):
