@@ -145,9 +145,7 @@ class ApiError(SourceError):
         self.authentication = meaning in KEY_CODES
         self.retry_limit: int | None = 1 if meaning in RETRY_ONCE or meaning not in CODES else None
         message = f"the API answered {code} {self.code_name}"
-        if reason and reason != self.code_name and named is None:
-            message += f": {reason}"
-        elif named is not None:
+        if (reason and reason != self.code_name and named is None) or named is not None:
             message += f": {reason}"
         if self.authentication:
             message = f"authentication failed: {message}"
