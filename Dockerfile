@@ -13,6 +13,14 @@
 # does, as does a Debian base with python3 and python3-venv (the project's tests use one).
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
+# The dependency list alone, out of pyproject.toml: the build stage copies this file, so its
+# dependencies layer is reused by every build whose dependencies did not change (edits to
+# the version, the dev extras or tool settings included).
+FROM ${BASE_IMAGE} AS requirements
+COPY pyproject.toml /src/
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /requirements.txt
+
 FROM ${BASE_IMAGE} AS build
 # Behind a TLS-inspecting proxy: the path of a CA bundle that pip should trust, made
 # available to the build (e.g. podman build --volume /etc/ssl/certs/ca-certificates.crt:...).
@@ -21,13 +29,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/reconciler
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
+RUN /opt/reconciler/bin/pip install --requirement /tmp/requirements.txt
 WORKDIR /src
-# The dependencies first, from pyproject.toml alone: this layer is reused by every build
-# that changes only the code.
 COPY pyproject.toml ./
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
- && /opt/reconciler/bin/pip install --requirement /tmp/requirements.txt
 COPY README.md ./
 COPY reconciler ./reconciler
 RUN /opt/reconciler/bin/pip install --no-deps . \

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 import tomllib
 import uuid
@@ -128,13 +129,31 @@ def image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     podman.run("image", "prune", "--force", check=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ImageFiles:
+    """What the image's filesystem holds: every path, and the files holding the canary secret."""
+
+    names: list[str]
+    with_canary: list[str]
+
+
 @pytest.fixture(scope="session")
-def image_files(podman: Podman, image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The image's filesystem as a tar file (podman export of a created, never started, container)."""
+def image_files(podman: Podman, image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> ImageFiles:
+    """Read once from `podman export` of a created, never started, container."""
     tar = tmp_path_factory.mktemp("export") / "rootfs.tar"
     container = podman.run("create", "--no-healthcheck", image.id).stdout.strip()
     try:
         podman.run("export", "--output", str(tar), container)
     finally:
         podman.run("rm", "--force", container, check=False)
-    return tar
+    canary = image.canary.encode()
+    names: list[str] = []
+    with_canary: list[str] = []
+    with tarfile.open(tar) as archive:
+        for member in archive:
+            names.append(member.name.removeprefix("./"))
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is not None and canary in handle.read():
+                with_canary.append(member.name)
+    tar.unlink()
+    return ImageFiles(names=names, with_canary=with_canary)
