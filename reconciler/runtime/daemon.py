@@ -74,7 +74,7 @@ class Daemon:
     poke: asyncio.Event = field(default_factory=asyncio.Event)
     controller: Controller | None = None
     scheduler: Any = None
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)  # results ignored
     health: DaemonHealth = field(default_factory=DaemonHealth)
     streams: Streams = field(default_factory=Streams)  # the API's SSE and WebSocket streams
     stopping: Stopping | None = None
@@ -134,12 +134,18 @@ class Daemon:
 
     async def _follow(self, source: FolderSource | GitSource, head: str | None,
                       first: asyncio.Task[Any] | None) -> None:
-        """After the start-up reconcile: the spec watcher, the target watcher, retention."""
-        if first is not None:
-            await asyncio.wait({first})
-            if not first.cancelled() and first.exception() is not None:
-                log.error("the start-up reconcile failed", error=str(first.exception()))
-        await asyncio.gather(self._watch(source, head), self._watch_targets(), self._prune_history())
+        """The target watcher at once (a hand edit made while the start-up reconcile is still
+        recording would otherwise be fingerprinted as known and missed); after the start-up
+        reconcile, the spec watcher and retention."""
+        targets = asyncio.create_task(self._watch_targets(), name="target watcher")
+        try:
+            if first is not None:
+                await asyncio.wait({first})
+                if not first.cancelled() and first.exception() is not None:
+                    log.error("the start-up reconcile failed", error=str(first.exception()))
+            await asyncio.gather(self._watch(source, head), targets, self._prune_history())
+        finally:
+            targets.cancel()
 
     async def _shut_down(self, controller: Controller, server: Any, serving: asyncio.Task[Any],
                          watchers: asyncio.Task[None] | None) -> None:
@@ -385,8 +391,8 @@ class Daemon:
         while not self.stop.is_set():
             watched = self._watched()
             folders = sorted({p.parent for p in watched if p.parent.exists()})
-            if not folders:
-                await asyncio.sleep(self.options.poll_seconds)
+            if not folders:  # no spec set yet (start-up), or its files' folders not created yet
+                await asyncio.sleep(min(self.options.poll_seconds, 0.25))
                 continue
             specs = self.controller.specs
             for path in watched:

@@ -12,7 +12,9 @@ import pytest
 
 from container.conftest import FIGURES, ROOT, BuiltImage, ImageFiles, Podman
 
-pytestmark = pytest.mark.timeout(1800)  # the first build installs every dependency from PyPI
+# The container tier: run on its own (`python -m pytest -q -m container tests/container`, as
+# .ci/run does after the suite); the first build installs every dependency from PyPI.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 USER = "10001:10001"
 
