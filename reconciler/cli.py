@@ -51,6 +51,9 @@ app.add_typer(emulator_app, name="emulator")
 secrets_app = typer.Typer(help="Secrets in the OS keyring, for {keyring: {service, username}} references.",
                           no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(secrets_app, name="secrets")
+from reconciler.web.accounts import users_app  # noqa: E402  (the dashboard's users)
+
+app.add_typer(users_app, name="users")
 
 
 class PlanFormat(StrEnum):

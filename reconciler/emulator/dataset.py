@@ -445,7 +445,7 @@ ALL_DIRTY_KINDS: tuple[str, ...] = (*DIRTY_KINDS, "duplicate-serial")
 
 
 def _spoil(record: Record, kind: str, rng: random.Random, neighbour: Record) -> None:
-    spoilers: dict[str, Callable[[], None]] = {
+    spoilers: dict[str, Callable[[], object]] = {
         "zero-coordinates": lambda: record.update(wgs84Lat="0", wgs84Lon="0"),
         "outside-korea": lambda: record.update(  # swapped axes, or Tokyo
             {"wgs84Lat": record.get("wgs84Lon", "127.0"), "wgs84Lon": record.get("wgs84Lat", "37.5")}

@@ -173,7 +173,7 @@ class EgenEmulator:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() first")
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         return f"http://{host}:{port}{SERVICE_PATH}"
 
     @property
@@ -379,7 +379,7 @@ def serve(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, on_signal)

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 
 class Guard(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """How the guard is named in messages (read-only: guards may be frozen dataclasses)."""
 
     def check(self, plan: Plan, ctx: RunContext) -> None:
         """Raise `GuardAborted` to stop the run."""

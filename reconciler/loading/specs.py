@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.loading.decoding import decode_spec
@@ -157,12 +158,14 @@ def _git_files(repo_path: Path, rev: str, path: str) -> tuple[str, Iterator[Spec
                                          "no such path in this revision")]) from None
 
     def files() -> Iterator[SpecFile]:
+        # traverse() is typed as also yielding (parent, item) edges, which only as_edge=True does.
         blobs = [tree] if tree.type == "blob" else [
-            b for b in tree.traverse() if b.type == "blob"
+            b for b in cast("Iterator[git.Tree | git.Blob | git.Submodule]", tree.traverse())
+            if b.type == "blob"
             and Path(b.path).suffix in SPEC_SUFFIXES
             and not any(p.startswith(".") for p in Path(b.path).parts)
         ]
-        for blob in sorted(blobs, key=lambda b: b.path):
+        for blob in sorted(blobs, key=lambda b: str(b.path)):  # a str, typed as str | PathLike
             yield f"{rev}:{blob.path}", blob.size, blob.data_stream.read
 
     return commit.hexsha, files()

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from reconciler.errors import SpecProblem
 from reconciler.loading.documents import SpecDocument, format_path, locate
@@ -79,7 +80,7 @@ def _allowed_fields(model: type[Resource], path: tuple[str | int, ...]) -> list[
     return names
 
 
-def _message(error: dict[str, Any], model: type[Resource] | None, path: tuple) -> str:
+def _message(error: ErrorDetails, model: type[Resource] | None, path: tuple) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":

@@ -99,12 +99,12 @@ async def _review_one(orchestrator: Orchestrator, change: SpecChange, head: str,
                                         record=record)
         return TargetReview(change, result)
     try:
-        result = await orchestrator.delete(obj, trigger=Trigger.GIT, dry_run=True, revision=head,
-                                           record=record)
+        removal = await orchestrator.delete(obj, trigger=Trigger.GIT, dry_run=True, revision=head,
+                                            record=record)
     except ReconcilerError as exc:
         return TargetReview(change, note=f"removal not planned: {exc}")
-    if result is None:
+    if removal is None:
         return TargetReview(change, note="removing it prunes nothing: the target is left as it is "
                             "(deletionPolicy Orphan)")
-    return TargetReview(change, result, note="removing it prunes what the reconciler wrote "
+    return TargetReview(change, removal, note="removing it prunes what the reconciler wrote "
                         "(deletionPolicy Delete)")

@@ -13,6 +13,7 @@ the AgentConfig driver.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -106,7 +107,8 @@ class ProposalBook:
         return _row(r) if r is not None else None
 
     def observe(self, target: ObjectRef, run_id: str, adopt: Mapping[str, Mapping[str, Any]],
-                decisions: Iterable[Mapping[str, Any]] = (), *, now: datetime | None = None) -> list[str]:
+                decisions: Iterable[Mapping[str, Any]] = (), *, now: datetime | None = None,
+                ) -> builtins.list[str]:  # `list` here is the method above
         """Record a run's held keys (pending) and its strategy decisions; the ids seen."""
         now = now or datetime.now(UTC)
         decided = {d["key"]: d for d in decisions}

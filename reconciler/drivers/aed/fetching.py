@@ -45,9 +45,10 @@ import logging
 import math
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import cast
 from urllib.parse import quote, quote_plus, unquote
 
 import httpx
@@ -306,7 +307,9 @@ class _Pull:
             ):
                 status, retry_after = response.status_code, _retry_after(response)
                 # aclosing: a parse error mid-body must not leave the byte iterator to the GC.
-                async with contextlib.aclosing(response.aiter_bytes()) as chunks:
+                # (httpx types aiter_bytes() as an AsyncIterator; it is an async generator.)
+                body = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+                async with contextlib.aclosing(body) as chunks:
                     async for chunk in chunks:
                         parser.feed(chunk)
             page = parser.close()
@@ -355,7 +358,7 @@ async def fetch_pages(
     client: httpx.AsyncClient | None = None,
     on_progress: ProgressCallback | None = None,
     fields: frozenset[str] | None = None,
-) -> AsyncIterator[PageData]:
+) -> AsyncGenerator[PageData, None]:
     """Every page of `source`, each yielded once it is fetched and checked, in any order.
 
     Raises a `SourceError` (`ApiError`, `QuotaExceeded`, `HttpStatusError`, `TransportError`,

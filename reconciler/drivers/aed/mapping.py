@@ -156,7 +156,7 @@ class Mapper:
             if source in ("sido", "gugun"):
                 part = 0 if source == "sido" else 1
                 sources[index] = "buildAddress"
-                steps[index] = (lambda v, _, p=part: address_region(str(v))[p], *steps[index])
+                steps[index] = (_address_part(part), *steps[index])
         self.sources, self.steps = tuple(sources), tuple(steps)
 
     def _fuse(self) -> tuple[_Column, ...]:
@@ -236,6 +236,11 @@ Step = Callable[[Any, Mapping[str, str]], Any]
 _Column = tuple[str, bool, Step, Step, bool, int | None, ColumnMapping]
 """source field, known to the parser, converter for a string, converter for anything,
 required, max length (None: not checked), the column's mapping."""
+
+
+def _address_part(part: int) -> Step:
+    """A step reading sido (`part` 0) or gugun (1) from a full address."""
+    return lambda v, _: address_region(str(v))[part]
 
 
 def _chain(steps: tuple[Step, ...]) -> Step:

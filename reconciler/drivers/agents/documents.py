@@ -136,7 +136,7 @@ def _delete_pruning(doc: Any, path: Path_) -> None:
         if end < len(path) and not (isinstance(container[path[end - 1]], Mapping)
                                     and len(container[path[end - 1]]) == 0):
             return
-        del container[path[end - 1]]
+        del container[path[end - 1]]  # type: ignore[attr-defined]  # narrowed to Mapping; documents are dicts
 
 
 @dataclass(frozen=True, slots=True)

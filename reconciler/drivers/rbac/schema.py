@@ -60,6 +60,13 @@ class Tables:
     bindings: Table
     managed_schema: str | None = None
 
+    @classmethod
+    def of(cls, tables: Mapping[str, Table], managed_schema: str | None = None) -> Tables:
+        """The five logical tables from a mapping keyed by their logical names."""
+        return cls(permissions=tables["permissions"], roles=tables["roles"],
+                   role_permissions=tables["role_permissions"], subjects=tables["subjects"],
+                   bindings=tables["bindings"], managed_schema=managed_schema)
+
     def marked(self) -> frozenset[str]:
         """The logical tables that carry the managed marker."""
         return frozenset(n for n in LOGICAL if getattr(self, n).has("managed_by"))
@@ -70,7 +77,7 @@ def managed_tables(schema: str) -> Tables:
         return Table(f"{schema}.{name}", sql.Identifier(schema, name),
                      {c: sql.Identifier(c) for c in LOGICAL[name]})
 
-    return Tables(*(table(n) for n in LOGICAL), managed_schema=schema)
+    return Tables.of({n: table(n) for n in LOGICAL}, managed_schema=schema)
 
 
 # --- the managed schema's migrations ------------------------------------------------------------
@@ -183,4 +190,4 @@ def existing_tables(cur: Any, existing: ExistingSchema) -> Tables:
         tables[logical] = Table(mapping.table, name, columns)
     if problems:
         raise DriverError("target.existingSchema does not match the database: " + "; ".join(problems))
-    return Tables(**tables)
+    return Tables.of(tables)

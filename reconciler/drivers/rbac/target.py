@@ -68,6 +68,8 @@ def read_rows(cur: Any, tables: Tables, *, candidates: Sequence[BindingKey] | No
         rn=r.col("name"), pn=p.col("name"), marker=_opt(rp, "managed_by", "x"), rp=rp.name, r=r.name,
         rid=r.col("id"), xr=rp.col("role_id"), p=p.name, pid=p.col("id"), xp=rp.col("permission_id")))
     role_permissions = {(row[0], row[1]): row[2] for row in cur.fetchall()}
+    subject_filter: sql.Composable
+    binding_join: sql.Composable
     subject_filter, binding_join, params = sql.SQL(""), sql.SQL(""), []
     if candidates is not None:
         names = sorted({c[0] for c in candidates})
@@ -132,6 +134,7 @@ class _Writer:
     def named(self, table: Table, creates: Sequence[tuple[str, str]],
               updates: Sequence[tuple[str, str | None, str]]) -> None:
         cols, vals, mp = self._mark(table)
+        desc_col: sql.Composable
         desc_col, desc_val = sql.SQL(""), sql.SQL("")
         if table.has("description"):
             desc_col, desc_val = sql.SQL(", {}").format(table.col("description")), sql.SQL(", u.d")
