@@ -19,9 +19,29 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import structlog
 
-from reconciler.redaction import redact
+def _import_structlog_without_rich() -> Any:
+    """structlog imports `rich.traceback` and `rich.pretty` (and through them pygments) for
+    its rich exception renderer, about 50 ms of every CLI start. That renderer is never used
+    here (tracebacks are plain and without locals: see `configure`), so those two modules are
+    hidden while structlog is imported, and only then; rich itself stays available."""
+    if "structlog" in sys.modules:
+        return sys.modules["structlog"]
+    hidden = [name for name in ("rich.traceback", "rich.pretty") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
+    try:
+        import structlog as imported
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return imported
+
+
+structlog = _import_structlog_without_rich()
+
+from reconciler.redaction import redact  # noqa: E402
 
 _scrubber: contextvars.ContextVar[Callable[[str], str] | None] = contextvars.ContextVar(
     "reconciler_log_scrubber", default=None

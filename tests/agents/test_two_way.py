@@ -158,6 +158,13 @@ def toolsets(home: Path, file: str) -> str | None:
     return data.get("mcpServers", {}).get("github", {}).get("env", {}).get("GITHUB_TOOLSETS")
 
 
+def settled(daemon: Any) -> bool:
+    """The start-up reconcile is recorded (not only written): a hand edit made before that is
+    indistinguishable, for the daemon's file watcher, from the run's own writes."""
+    runs = daemon.request("GET", "/api/v1/objects/AgentConfig/team/history").json()
+    return isinstance(runs, list) and any(r.get("outcome") not in (None, "running") for r in runs)
+
+
 def edit_claude(home: Path, value: str) -> None:
     path = home / ".claude.json"
     data = json.loads(path.read_text())
@@ -172,7 +179,7 @@ def everywhere(home: Path, value: str) -> bool:
 def test_last_write_wins_edit_reaches_spec_and_five_clients_in_one_run(world) -> None:
     home, spec, start = world("last-write-wins")
     daemon = start()
-    poll(lambda: everywhere(home, "repos"), what="the first reconcile")
+    poll(lambda: everywhere(home, "repos") and settled(daemon), what="the first reconcile")
     edit_claude(home, "repos,issues")
     poll(lambda: "GITHUB_TOOLSETS: repos,issues" in spec.read_text(), what="the spec write-back")
     text = spec.read_text()
@@ -190,7 +197,7 @@ def test_last_write_wins_edit_reaches_spec_and_five_clients_in_one_run(world) ->
 def test_manual_review_proposal_accept_and_reject(world) -> None:
     home, spec, start = world("manual-review")
     daemon = start()
-    poll(lambda: everywhere(home, "repos"), what="the first reconcile")
+    poll(lambda: everywhere(home, "repos") and settled(daemon), what="the first reconcile")
     edit_claude(home, "repos,issues")
 
     def pending() -> list[dict[str, Any]]:
@@ -245,7 +252,7 @@ def test_manual_review_proposal_accept_and_reject(world) -> None:
 def test_priority_concurrent_edits_resolve_to_the_higher_priority_client(world) -> None:
     home, spec, start = world("priority")
     daemon = start()
-    poll(lambda: everywhere(home, "repos"), what="the first reconcile")
+    poll(lambda: everywhere(home, "repos") and settled(daemon), what="the first reconcile")
     daemon.stop()
     # Both clients edited while the daemon was down: the next run sees both at once.
     edit_claude(home, "from-claude")

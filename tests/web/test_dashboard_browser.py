@@ -313,7 +313,10 @@ def test_accepting_a_proposal_from_the_dashboard(browser: Browser, server: Serve
     # A hand edit under manual-review becomes a proposal; Accept in the UI puts it in the
     # spec file (comments kept) and the proposal is accepted.
     mcp = server.work / "sandbox" / "review" / ".mcp.json"
-    poll(mcp.exists, what="the review object's first run")
+    # Edit once the start-up run is recorded (an edit before that looks like the run's own write).
+    poll(lambda: mcp.exists() and any(r["outcome"] != "running" for r in
+                                      server.api("/api/v1/objects/AgentConfig/team-review/history")),
+         what="the review object's first run")
     mcp.write_text(mcp.read_text().replace('"docs-mcp"', '"docs-mcp@2"'))
     poll(lambda: server.api("/api/v1/proposals")["items"], what="a pending proposal")
     page = new_page(browser, server, outside)
