@@ -30,7 +30,7 @@ from reconciler.api.auth import Caller, Role, TokenTable
 from reconciler.api.gate import BodyLimit, RequestGate
 from reconciler.api.metrics import Metrics
 from reconciler.api.streaming import Streams
-from reconciler.engine.events import Event, EventMessage
+from reconciler.engine.events import Event, EventMessage, EventType
 from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
@@ -330,6 +330,11 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
             raise HTTPException(404 if book.get(proposal_id) is None else 409, str(exc)) from None
         answer: dict[str, Any] = {"proposal": book.get(proposal_id).as_dict(),  # type: ignore[union-attr]
                                   "specFile": done.spec_file}
+        p = done.proposal
+        controller.runtime.bus.publish(Event(
+            EventType.PROPOSAL_DECIDED, p.target, p.run_id, done.status.capitalize(),
+            f"proposal {p.id} {done.status} by {who.actor}: {p.key}",
+            {"proposal": p.id, "key": p.key, "client": p.client, "status": done.status, "actor": who.actor}))
         if done.committed is not None:  # git mode: the watched branch brings it to the clients
             c = done.committed
             answer["gitCommit"] = {"repository": c.repository, "branch": c.branch, "commit": c.commit,

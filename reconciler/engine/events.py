@@ -34,6 +34,8 @@ class EventType:
     RUN_CANCELLED = "RunCancelled"
     GUARD_TRIPPED = "GuardTripped"
     DRIFT_DETECTED = "DriftDetected"
+    SYNC_DECISION = "SyncDecision"  # two-way sync: a hand edit accepted, overwritten or proposed
+    PROPOSAL_DECIDED = "ProposalDecided"  # a person accepted or rejected a proposal
 
 
 @dataclass(frozen=True, slots=True)

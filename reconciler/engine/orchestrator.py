@@ -310,6 +310,11 @@ class Orchestrator:
         self._publish(record, Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
                             result.target, result.run_id, str(result.outcome).capitalize(),
                             message, data))
+        if result.plan is not None and not result.dry_run and result.outcome in (Outcome.SUCCEEDED,
+                                                                                  Outcome.NOOP):
+            for notice in result.plan.notices:
+                self._publish(record, Event(notice.type, result.target, result.run_id, notice.reason,
+                                            notice.message, dict(notice.data)))
         if result.drift or result.reverted:
             parts = [f"{len(result.drift)} key(s) changed outside the reconciler"] if result.drift else []
             if result.reverted:

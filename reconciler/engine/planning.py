@@ -111,6 +111,18 @@ class Counts:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something a driver decided in a plan that is news of its own (a two-way sync decision:
+    a hand edit accepted, overwritten or proposed). A real run publishes each as an event
+    (`type`, with `data`); a dry run only shows them."""
+
+    type: str
+    reason: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 class PlanMode(StrEnum):
     """What a plan does: bring the target to the spec, or back to a recorded run."""
 
@@ -136,6 +148,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
     mode: PlanMode = PlanMode.RECONCILE
+    notices: tuple[Notice, ...] = ()
     facts: Any = None
     handle: Any = field(default=None, compare=False, repr=False)
     drift: tuple[str, ...] = ()

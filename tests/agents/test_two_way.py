@@ -112,6 +112,13 @@ class Daemon:
         finally:
             store.close()
 
+    def events(self) -> list[dict[str, Any]]:
+        store = Store.open(f"sqlite:///{self.state / 'reconciler.db'}")
+        try:
+            return store.events(limit=200)
+        finally:
+            store.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -192,6 +199,9 @@ def test_last_write_wins_edit_reaches_spec_and_five_clients_in_one_run(world) ->
     one = [r for r in watched if r.counts["updated"] == 6 and r.outcome == "succeeded"]
     assert one, watched
     assert any("last-write-wins" in w and "accepted" in w for w in one[0].warnings), one[0].warnings
+    # The decision is an event of its own (recorded and on the bus: SSE, Redis, MQTT).
+    decided = [e for e in daemon.events() if e["type"] == "SyncDecision" and e["run_id"] == one[0].id]
+    assert decided and decided[0]["data"]["outcome"] == "accepted", daemon.events()[:5]
 
 
 def test_manual_review_proposal_accept_and_reject(world) -> None:

@@ -42,7 +42,8 @@ from reconciler.drivers.agents.resolving import resolve
 from reconciler.drivers.agents.specpatch import patch_text, patched, spec_file
 from reconciler.drivers.agents.validating import ClientCheckFailed, hold, validate, withhold
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.engine.planning import Change, Plan, PlanMode
+from reconciler.engine.events import EventType
+from reconciler.engine.planning import Change, Notice, Plan, PlanMode
 from reconciler.errors import ConflictError, DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
 
@@ -191,7 +192,8 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
         res.patches.clear()
         forced = _rejected_keys(obj, ctx, adopt)
     if not res.patches and not forced:
-        return replace(plan, details={**plan.details, "decisions": decisions}) if decisions else plan
+        return replace(plan, details={**plan.details, "decisions": decisions},
+                       notices=_notices(decisions)) if decisions else plan
     target_obj, rendered, files = obj, actual.rendered, dict(actual.files)
     spec_write: dict[str, Any] | None = None
     if res.patches:
@@ -222,7 +224,17 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
     details = {**new.details, "files": diffs, "decisions": decisions, "specPatch": dict(res.patches)}
     for d in decisions:
         d.setdefault("info", adopt.get(d["key"]) or {})
-    return replace(new, changes=tuple(changes), handle=writes, details=details, warnings=tuple(warnings))
+    return replace(new, changes=tuple(changes), handle=writes, details=details, warnings=tuple(warnings),
+                   notices=_notices(decisions))
+
+
+def _notices(decisions: list[dict[str, Any]]) -> tuple[Notice, ...]:
+    """Each two-way sync decision as an event of its own (`SyncDecision`), published by the
+    run that carries it out."""
+    return tuple(Notice(EventType.SYNC_DECISION, str(d.get("outcome") or "decided").capitalize(),
+                        f"{d.get('policy')}: {d.get('key')}: {d.get('outcome')}: {d.get('reason')}",
+                        {k: d.get(k) for k in ("key", "canonical", "client", "policy", "outcome", "reason")})
+                 for d in decisions)
 
 
 TEMP_MARK = ".reconciler-"

@@ -23,7 +23,7 @@
     source.onopen = function () { live.textContent = "live"; live.dataset.state = "open"; };
     source.onerror = function () { live.textContent = "reconnecting…"; live.dataset.state = "error"; };
     var types = ["RunStarted", "RunSucceeded", "RunNoop", "RunPlanned", "RunFailed", "RunCancelled",
-                 "GuardTripped", "DriftDetected"];
+                 "GuardTripped", "DriftDetected", "SyncDecision", "ProposalDecided"];
     types.forEach(function (type) {
       source.addEventListener(type, function (message) {
         var ev = JSON.parse(message.data);
