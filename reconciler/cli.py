@@ -1090,8 +1090,13 @@ def operator(
                  tick_seconds=_duration(tick, "--tick"), tokens=tokens, peering=peering, scan=scan)
 
 
-_EMBEDDED_KINDS = ("AedSourceBinding", "AgentConfig")
-"""What the quickstart runs: kinds whose targets are local files or SQLite (with the emulator)."""
+def _embedded(kind: str) -> bool:
+    """What the quickstart runs: kinds registered as running on embedded defaults (targets
+    that are local files or SQLite, with the emulator): `KindInfo.embedded`."""
+    from reconciler.kinds import REGISTRY
+
+    info = REGISTRY.find(kind)
+    return info is not None and info.embedded
 
 
 @app.command()
@@ -1136,7 +1141,7 @@ def quickstart(
             typer.echo(f"{ref.short}: source pointed at the emulator on port {port}")
         runnable = []
         for obj in pointed.specs:
-            if obj.KIND in _EMBEDDED_KINDS:
+            if _embedded(obj.KIND):
                 runnable.append(str(obj.ref))
             elif obj.KIND != "SyncJob":  # e.g. an RbacMapping needs a DICOM archive of its own
                 typer.echo(f"note: {obj.ref.short} skipped: {obj.KIND} does not run on the embedded "
