@@ -86,11 +86,7 @@ def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> li
     for obj in objects:
         if isinstance(obj, SyncJob):
             spec = obj.spec
-            target = ObjectRef(
-                spec.target_ref.kind,
-                spec.target_ref.namespace or obj.metadata.namespace,
-                spec.target_ref.name,
-            )
+            target = obj.target
             last = latest.get(target)
             state = states.get(obj.ref, ScheduleState())
             override = state.override or {}

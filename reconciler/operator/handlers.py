@@ -87,10 +87,9 @@ class Operator:
             self.running.discard(obj.ref)
 
     def _suspended(self, ref: ObjectRef) -> bool:
-        from reconciler.schedule.scheduler import is_suspended
+        from reconciler.schedule.scheduler import target_suspended
 
-        jobs = [j for j in self.jobs.values() if j.target == ref]
-        return bool(jobs) and all(is_suspended(j, self.runtime.store.schedule_state(j.ref)) for j in jobs)
+        return target_suspended(ref, list(self.jobs.values()), self.runtime.store.schedule_state)
 
     @staticmethod
     def _announce(body: Any, result: RunResult) -> None:

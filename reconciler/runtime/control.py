@@ -90,8 +90,7 @@ class Controller:
         return [o for o in self.specs if isinstance(o, SyncJob)]
 
     def job_target(self, job: SyncJob) -> ObjectRef:
-        t = job.spec.target_ref
-        return ObjectRef(t.kind, t.namespace or job.metadata.namespace, t.name)
+        return job.target  # resolved in one place: the model
 
     def jobs_of(self, target: ObjectRef) -> list[SyncJob]:
         return [j for j in self.jobs() if self.job_target(j) == target]
@@ -99,11 +98,11 @@ class Controller:
     def suspended(self, obj: Resource) -> bool:
         """A SyncJob's suspension (the runtime override wins); a target is suspended when all
         of its SyncJobs are."""
+        from reconciler.schedule.scheduler import is_suspended, target_suspended
+
         if isinstance(obj, SyncJob):
-            state = self.store.schedule_state(obj.ref)
-            return state.suspended if state.suspended is not None else obj.spec.suspend
-        jobs = self.jobs_of(obj.ref)
-        return bool(jobs) and all(self.suspended(j) for j in jobs)
+            return is_suspended(obj, self.store.schedule_state(obj.ref))
+        return target_suspended(obj.ref, self.jobs(), self.store.schedule_state)
 
     # --- forced runs ----------------------------------------------------------------------
 

@@ -127,6 +127,14 @@ def is_suspended(job: SyncJob, state: ScheduleState) -> bool:
     return state.suspended if state.suspended is not None else job.spec.suspend
 
 
+def target_suspended(target: ObjectRef, jobs: Sequence[SyncJob],
+                     state_of: Callable[[ObjectRef], ScheduleState]) -> bool:
+    """A target is suspended when it has SyncJobs and all of them are (one rule for the
+    daemon, the API, MQTT and the operator)."""
+    mine = [j for j in jobs if j.target == target]
+    return bool(mine) and all(is_suspended(j, state_of(j.ref)) for j in mine)
+
+
 def timing_of(job: SyncJob, state: ScheduleState) -> tuple[Timing, str | None]:
     """The job's effective timing (a runtime override replaces the spec's) and a note if the
     override was unusable and ignored."""
