@@ -381,11 +381,27 @@ class Daemon:
             except OSError:
                 return None
 
+        def written_by(run_id: str) -> dict[Path, str | None]:
+            """What the run wrote into each file, from its snapshots ({path, after}): exactly
+            the run's own bytes, so a hand edit made meanwhile is never taken for them."""
+            assert self.controller is not None
+            out: dict[Path, str | None] = {}
+            with contextlib.suppress(Exception):
+                for _key, snap in self.controller.store.snapshots(run_id):
+                    if isinstance(snap, dict) and snap.get("path") and "after" in snap:
+                        after = snap["after"]
+                        out[Path(snap["path"])] = (None if after is None else
+                                                   hashlib.sha256(str(after).encode("utf-8")).hexdigest())
+            return out
+
         def after_run(event: Any) -> None:
+            # Only files the run wrote change their known fingerprint, and to what it wrote; a
+            # run that wrote nothing leaves them, so an edit made during it is still news.
             if event.run_id and event.type != "RunStarted":
+                written = written_by(event.run_id)
                 for path, ref in self._watched().items():
-                    if ref == event.target:
-                        known[path] = fingerprint(path)
+                    if ref == event.target and path in written:
+                        known[path] = written[path]
 
         self.controller.runtime.bus.subscribe(after_run)
         while not self.stop.is_set():
