@@ -1295,6 +1295,9 @@ def main() -> None:
     """
     import os
 
+    # No pydantic plugins are used here: skip pydantic's scan of every installed
+    # distribution's entry points for them (its documented switch).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code: int = 0
     try:
         app()

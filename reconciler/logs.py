@@ -21,13 +21,14 @@ from typing import Any
 
 
 def _import_structlog_without_rich() -> Any:
-    """structlog imports `rich.traceback` and `rich.pretty` (and through them pygments) for
-    its rich exception renderer, about 50 ms of every CLI start. That renderer is never used
-    here (tracebacks are plain and without locals: see `configure`), so those two modules are
-    hidden while structlog is imported, and only then; rich itself stays available."""
+    """structlog imports `rich` (its console, traceback and pretty modules, and through them
+    pygments) for its rich exception renderer, about 70 ms of every CLI start. That renderer
+    is never used here (tracebacks are plain and without locals: see `configure`), so rich is
+    hidden while structlog is imported, and only then: structlog then takes its plain
+    renderer, and rich stays available to everything else (Typer's help)."""
     if "structlog" in sys.modules:
         return sys.modules["structlog"]
-    hidden = [name for name in ("rich.traceback", "rich.pretty") if name not in sys.modules]
+    hidden = [name for name in ("rich", "better_exceptions") if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
     try:

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reconciler.api.auth import Role
-
 if TYPE_CHECKING:
     from reconciler.web.users import UserStore
 
@@ -59,6 +57,8 @@ def add(name: Annotated[str, typer.Argument(help="The user name.")],
 
     store = _store()
     try:
+        from reconciler.api.auth import Role
+
         store.add(name=name, password=_password(password_stdin), role=Role(role.value))
     except UserError as exc:
         raise _fail(str(exc)) from None
