@@ -51,10 +51,10 @@ from reconciler.drivers import default_registry
 from reconciler.drivers.rbac.archive_ddl import Release
 from reconciler.drivers.rbac.archive_fixture import ArchiveShape, add_studies, build_archive
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import RunResult, Trigger
 from reconciler.models import Mode
 from reconciler.models.rbac import RbacMapping
 from reconciler.store import Store
+from reconciler.structs.runs import RunResult, Trigger
 
 Binding = tuple[str, str, str | None]
 ACLS = tuple(f"ACL-{i:03d}" for i in range(1, 121))

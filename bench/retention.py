@@ -34,12 +34,12 @@ from pathlib import Path
 
 from reconciler.drivers import default_registry
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import Outcome, Trigger
 from reconciler.logs import configure
 from reconciler.models.agents import AgentConfig
 from reconciler.store import Store
 from reconciler.store import tables as t
 from reconciler.store.pruning import RetentionPolicy, prune_history
+from reconciler.structs.runs import Outcome, Trigger
 
 
 def agent_config(root: Path) -> AgentConfig:

@@ -24,9 +24,9 @@ from reconciler.errors import ReconcilerError, SpecError
 
 if TYPE_CHECKING:
     from reconciler.assembly import Runtime
-    from reconciler.engine.runs import RunResult
     from reconciler.loading.specs import SpecSet
     from reconciler.settings import Settings
+    from reconciler.structs.runs import RunResult
 
 app = typer.Typer(
     name="reconciler",
@@ -173,8 +173,8 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
                verify: bool = False, refuse_drift: bool = False,
                specs: SpecSet | None = None) -> list[RunResult]:
     from reconciler.engine.batches import reconcile_set, select_targets
-    from reconciler.engine.runs import Trigger
     from reconciler.models import Mode
+    from reconciler.structs.runs import Trigger
 
     specs = specs if specs is not None else _load(path)
     runtime = _runtime()
@@ -681,7 +681,7 @@ def history(
         if output is OutputFormat.json:
             typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
             return
-        from reconciler.store.repository import ChangeRecord, RunRecord
+        from reconciler.structs.records import ChangeRecord, RunRecord
 
         answer = response.json()
         if run is None:
@@ -792,7 +792,7 @@ def rollback(
 ) -> None:
     """Restore a target's files from the snapshots of a past run, as a recorded run."""
     from reconciler.engine.rendering import render
-    from reconciler.engine.runs import Trigger
+    from reconciler.structs.runs import Trigger
 
     try:
         ref = _targets([target])[0]
@@ -924,10 +924,10 @@ def serve(
     grace: Annotated[str, typer.Option(help="How long running applies may finish on SIGTERM.")] = "60s",
 ) -> None:
     """Run the daemon: scheduler, spec watcher (folder or git), HTTP API and events."""
-    from reconciler.api.auth import Role, TokenTable
+    from reconciler.access import Role, TokenTable
+    from reconciler.daemon import DaemonOptions
+    from reconciler.daemon import serve as run_daemon
     from reconciler.logs import LogBuffer, configure
-    from reconciler.runtime.daemon import DaemonOptions
-    from reconciler.runtime.daemon import serve as run_daemon
 
     if (specs is None) == (git is None):
         raise _fail("serve needs exactly one of --specs PATH or --git URL")
@@ -976,8 +976,8 @@ def run_object(
                                          "the run goes on.")] = "10m",
 ) -> None:
     """Run one object now (a forced run, recorded with its trigger)."""
-    from reconciler.engine.runs import Trigger
     from reconciler.models import Mode
+    from reconciler.structs.runs import Trigger
 
     if server is not None:
         body = {"dryRun": dry_run, "evenIfSuspended": even_if_suspended,
@@ -1078,7 +1078,7 @@ def operator(
         "no cluster-wide list rights needed).")] = True,
 ) -> None:
     """Run the Kubernetes operator (kopf) with the HTTP API for probes and metrics."""
-    from reconciler.api.auth import Role, TokenTable
+    from reconciler.access import Role, TokenTable
     from reconciler.operator.running import run_operator
 
     tokens = TokenTable()

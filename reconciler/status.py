@@ -13,10 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.engine.conditions import ready_for_outcome
-from reconciler.engine.runs import Outcome
 from reconciler.loading.specs import SpecSet
 from reconciler.models import ObjectRef, SyncJob
-from reconciler.store.repository import RunRecord, ScheduleState, Store
+from reconciler.ports import StatusStore
+from reconciler.structs.records import RunRecord
+from reconciler.structs.runs import Outcome
+from reconciler.structs.schedules import ScheduleState
 
 
 class StatusRow(BaseModel):
@@ -68,7 +70,7 @@ def _row(ref: ObjectRef, last: RunRecord | None, **extra: Any) -> StatusRow:
     )
 
 
-def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> list[StatusRow]:
+def object_statuses(store: StatusStore, specs: SpecSet | None, *, now: datetime) -> list[StatusRow]:
     from reconciler.schedule.scheduler import is_suspended, next_run_for
 
     latest = store.latest_runs()
@@ -108,7 +110,7 @@ def object_statuses(store: Store, specs: SpecSet | None, *, now: datetime) -> li
     return rows
 
 
-def declare(store: Store, specs: SpecSet, *, whole: bool) -> None:
+def declare(store: StatusStore, specs: SpecSet, *, whole: bool) -> None:
     """Remember the SyncJobs of `specs` for `status` without a path (`whole`: the spec set
     is everything this store serves, so jobs it lacks are forgotten)."""
     store.declare_jobs([o for o in specs if isinstance(o, SyncJob)], replace=whole)

@@ -21,10 +21,10 @@ from pydantic import Field
 
 from reconciler.engine.drivers import ApplyResult, DriverRegistry, RunContext
 from reconciler.engine.guards import MaxDeletes
-from reconciler.engine.planning import Change, Plan
 from reconciler.errors import DriverError
 from reconciler.models import Resource, register_kind
 from reconciler.models.common import SecretRef, SpecModel, Threshold
+from reconciler.structs.plans import Change, Plan
 
 INTERVALS: list[tuple[str, float, float]] = []
 """(run id, apply start, apply end) of every apply, for the serialisation test."""

@@ -11,9 +11,9 @@ import pytest
 
 from reconciler.drivers import default_registry
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import RunResult, Trigger
 from reconciler.models import Resource
 from reconciler.store import Store
+from reconciler.structs.runs import RunResult, Trigger
 
 
 class Runner:

@@ -26,12 +26,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from reconciler.api.auth import Caller, Role, TokenTable
+from reconciler.access import Caller, Role, TokenTable
 from reconciler.api.gate import BodyLimit, RequestGate
 from reconciler.api.metrics import Metrics
 from reconciler.api.streaming import Streams
 from reconciler.engine.events import Event, EventMessage, EventType
-from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
 from reconciler.models import Mode, ObjectRef, SyncJob
@@ -45,7 +44,8 @@ from reconciler.runtime.control import (
 from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
 from reconciler.status import object_statuses
-from reconciler.store.repository import jsonable
+from reconciler.structs.jsonable import jsonable
+from reconciler.structs.runs import Trigger
 from reconciler.web.sessions import CSRF_HEADER, Authenticator, Sessions
 from reconciler.web.users import UserStore
 

@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reconciler.api.auth import Caller, TokenTable
+from reconciler.access import Caller, TokenTable
 
 CLOSE = (b"connection", b"close")
 

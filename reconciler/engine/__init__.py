@@ -7,8 +7,8 @@ turn uses the plan types defined here).
 from reconciler.engine.drivers import ApplyResult, Driver, DriverRegistry, RunContext
 from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.engine.guards import Guard, MaxDeletes
-from reconciler.engine.planning import Action, Change, Counts, FieldChange, Plan
-from reconciler.engine.runs import Outcome, RunResult, Trigger
+from reconciler.structs.plans import Action, Change, Counts, FieldChange, Plan
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 __all__ = [
     "Action",

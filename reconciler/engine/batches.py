@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from reconciler.engine.drivers import DriverRegistry, ProgressCallback
 from reconciler.engine.guards import Guard
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import RunResult, Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.loading.specs import SpecSet
 from reconciler.models import Mode, ObjectRef, Resource, SyncJob
+from reconciler.structs.runs import RunResult, Trigger
 
 
 @dataclass(frozen=True, slots=True)

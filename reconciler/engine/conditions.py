@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from reconciler.engine.runs import Outcome, RunResult
 from reconciler.models import Condition, ConditionStatus
+from reconciler.structs.runs import Outcome, RunResult
 
 READY = "Ready"
 RECONCILING = "Reconciling"

@@ -13,22 +13,73 @@ delete only what we created) and a narrow view of the store for watermarks and s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from reconciler.engine.planning import Action, Plan
-from reconciler.engine.runs import Trigger
 from reconciler.errors import NoDriverError
 from reconciler.loading.secrets import SecretResolver
-from reconciler.models import Mode, Resource
+from reconciler.models import Mode, ObjectRef, Resource
+from reconciler.structs.plans import Action, Plan
+from reconciler.structs.runs import Trigger
 
 if TYPE_CHECKING:
     from reconciler.engine.guards import Guard
-    from reconciler.store.repository import TargetState
+    from reconciler.ports import TargetStore
+    from reconciler.structs.records import RunRecord
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """(task description, units done so far, total or None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """What a driver may read and write in the store during one run of one target.
+
+    A run that is not recorded (`record=False`: a pull-request plan on read-only
+    credentials) has no row in `runs` to attach anything to: its writes (snapshots,
+    rejected rows) are dropped here, so a driver never needs to know, and the store is only
+    read."""
+
+    store: TargetStore
+    target: ObjectRef
+    run_id: str
+    recorded: bool = True
+
+    def watermark(self, key: str) -> str | None:
+        return self.store.watermark(self.target, key)
+
+    def watermarks(self) -> dict[str, str]:
+        return self.store.watermarks(self.target)
+
+    def save_snapshots(self, items: Iterable[tuple[str, Any]]) -> int:
+        if not self.recorded:
+            return 0
+        return self.store.save_snapshots(self.run_id, self.target, items)
+
+    def save_rejects(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        if not self.recorded:
+            return 0
+        return self.store.save_rejects(self.run_id, rows)
+
+    def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
+        return self.store.snapshots(run_id)
+
+    def runs(self, *, limit: int = 50) -> list[RunRecord]:
+        """This target's runs, newest first (dry runs included)."""
+        return self.store.runs(self.target, limit=limit)
+
+    def observe_proposals(self, adopt: Mapping[str, Mapping[str, Any]],
+                          decisions: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+        """Record the run's held edits as proposals and its strategies' decisions."""
+        if not self.recorded:
+            return []
+        return self.store.observe_proposals(self.target, self.run_id, adopt, decisions)
+
+    def rejected_proposals(self) -> dict[str, str]:
+        """key → the id of its rejected proposal (the spec is re-imposed while it matches)."""
+        return self.store.rejected_proposals(self.target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +188,19 @@ class WatchesPaths(Protocol):
     def watch_paths(self, obj: Any) -> Sequence[Any]: ...
 
 
+@runtime_checkable
+class RecordsPlan(Protocol):
+    """Keeps what a real run found beyond its changes (AgentConfig: the client edits the
+    spec holds, as proposals). Called after `diff` on every recorded real run, so that
+    `diff` itself stays pure."""
+
+    def record_plan(self, obj: Any, plan: Plan, ctx: RunContext) -> None: ...
+
+
 def capabilities(driver: Driver) -> frozenset[str]:
     """The optional capabilities a driver has, by name (for `reconciler kinds` and docs)."""
     table = {"release": Releases, "verify": Verifies, "guards": DerivesGuards, "teardown": TearsDown,
-             "watch_paths": WatchesPaths}
+             "watch_paths": WatchesPaths, "record_plan": RecordsPlan}
     return frozenset(name for name, protocol in table.items() if isinstance(driver, protocol))
 
 
@@ -159,6 +219,13 @@ async def prove(driver: Driver, obj: Resource, plan: Plan, ctx: RunContext) -> P
     if not isinstance(driver, Verifies):
         return plan.with_warnings(f"{obj.KIND} has no proof mode: --verify checked nothing")
     return await driver.verify(obj, plan, ctx)
+
+
+async def record_plan(driver: Driver, obj: Resource, plan: Plan, ctx: RunContext) -> None:
+    """Let a driver keep what a real, recorded run found (optional `record_plan`); the store
+    writes run in a worker thread, off the event loop."""
+    if isinstance(driver, RecordsPlan) and not ctx.dry_run and ctx.state is not None and ctx.state.recorded:
+        await asyncio.to_thread(driver.record_plan, obj, plan, ctx)
 
 
 def driver_guards(driver: Driver, spec: Resource) -> Sequence[Guard]:

@@ -17,7 +17,7 @@ from reconciler.models.common import threshold_limit
 
 if TYPE_CHECKING:
     from reconciler.engine.drivers import RunContext
-    from reconciler.engine.planning import Plan
+    from reconciler.structs.plans import Plan
 
 
 class Guard(Protocol):

@@ -33,21 +33,22 @@ from reconciler.engine.drivers import (
     DriverRegistry,
     ProgressCallback,
     RunContext,
+    TargetState,
     driver_guards,
     prove,
+    record_plan,
     release,
 )
 from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.engine.failures import summarize_unexpected
 from reconciler.engine.guards import Guard, NeverWeaken
-from reconciler.engine.locking import target_lock
-from reconciler.engine.planning import Counts, Plan
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.errors import GuardAborted, ReconcilerError
 from reconciler.loading.secrets import SecretResolver
 from reconciler.logs import scrubbing
 from reconciler.models import DeletionPolicy, Mode, Resource
-from reconciler.store.repository import Store, TargetState
+from reconciler.ports import RunStore
+from reconciler.structs.plans import Counts, Plan
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 log = structlog.get_logger("reconciler.run")
 
@@ -70,7 +71,7 @@ class Orchestrator:
     def __init__(
         self,
         *,
-        store: Store,
+        store: RunStore,
         drivers: DriverRegistry,
         bus: EventBus | None = None,
         guards: Sequence[Guard] = (),
@@ -117,7 +118,7 @@ class Orchestrator:
             run_id=run_id, kind=target.kind, name=target.name, namespace=target.namespace
         ), scrubbing(secrets.scrub):
             try:
-                async with target_lock(self.store, target, timeout=self.lock_timeout):
+                async with self.store.target_lock(target, timeout=self.lock_timeout):
                     started = datetime.now(UTC)
                     if record:
                         # Holding the lock: a run of this target still `running` was left by a
@@ -186,6 +187,7 @@ class Orchestrator:
             driver = self.drivers.get(obj.KIND)
             actual = await driver.observe(obj, ctx)
             plan = driver.diff(obj, actual, ctx)
+            await record_plan(driver, obj, plan, ctx)
             if secrets.has_secrets:
                 plan = plan.masked(secrets.scrub)
             guards: tuple[Guard, ...] = (*self.guards, NeverWeaken(), *driver_guards(driver, obj),

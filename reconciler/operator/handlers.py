@@ -35,10 +35,10 @@ from typing import Any
 import kopf
 
 from reconciler.assembly import Runtime
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import API_GROUP, KINDS, Mode, ObjectRef, Resource, SyncJob
 from reconciler.operator.secrets import SecretReader
 from reconciler.operator.status import last_result, refused_status, run_status, schedule_status
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 VERSION = "v1alpha1"
 RUN_NOW = "reconciler.dev/run-now"

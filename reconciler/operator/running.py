@@ -14,7 +14,7 @@ import threading
 
 import kopf
 
-from reconciler.api.auth import TokenTable
+from reconciler.access import TokenTable
 from reconciler.assembly import open_runtime
 from reconciler.loading.secrets import SecretResolver
 from reconciler.loading.specs import SpecSet

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.engine import conditions
-from reconciler.engine.runs import RunResult
 from reconciler.models import Condition
 from reconciler.models.status import LastResult, ObjectStatus, RunCounts
 from reconciler.models.syncjob import SyncJobStatus
+from reconciler.structs.runs import RunResult
 
 
 def _conditions_of(status: Mapping[str, Any] | None) -> list[Condition]:

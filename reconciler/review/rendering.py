@@ -122,7 +122,7 @@ def review_document(review: Review) -> dict[str, Any]:
 
 
 def render_review_json(review: Review) -> str:
-    from reconciler.store.repository import jsonable
+    from reconciler.structs.jsonable import jsonable
 
     return json.dumps(jsonable(review_document(review)), sort_keys=True, ensure_ascii=False, indent=2)
 

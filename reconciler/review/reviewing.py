@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.planning import Plan
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.models import Mode
 from reconciler.review.revisions import ObjectChange, RevisionDiff, SpecChange
+from reconciler.structs.plans import Plan
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 GUARD_WARNING = "would abort the run"
 

@@ -26,10 +26,10 @@ import structlog
 
 from reconciler.assembly import Runtime
 from reconciler.engine.orchestrator import new_run_id
-from reconciler.engine.runs import RunResult, Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.loading.specs import SpecSet
 from reconciler.models import Mode, ObjectRef, Resource, SyncJob
+from reconciler.structs.runs import RunResult, Trigger
 
 log = structlog.get_logger("reconciler.control")
 DEFAULT_RUN_WAIT_SECONDS = 60.0  # how long a caller waits for a forced run by default, and at most

@@ -66,12 +66,13 @@ from typing import Any
 
 import structlog
 
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import Mode, ObjectRef, SyncJob
 from reconciler.models.syncjob import ConcurrencyPolicy, SyncJobSpec, WindowKind
+from reconciler.ports import SchedulerStore
 from reconciler.schedule.clock import Clock
 from reconciler.schedule.timing import Timing, window_open
-from reconciler.store.repository import ScheduleState, Store
+from reconciler.structs.runs import Outcome, RunResult, Trigger
+from reconciler.structs.schedules import ScheduleState
 
 log = structlog.get_logger("reconciler.schedule")
 
@@ -317,7 +318,7 @@ class Scheduler:
     is the resolution: a run starts at most one tick after it is due.
     """
 
-    def __init__(self, store: Store, *, clock: Clock, start_run: StartRun,
+    def __init__(self, store: SchedulerStore, *, clock: Clock, start_run: StartRun,
                  jobs: Callable[[], Sequence[SyncJob]], tick_seconds: float = 1.0) -> None:
         self.store = store
         self.clock = clock

@@ -1,5 +1,9 @@
-"""The store: runs, changes, events, inventory, watermarks, snapshots and audit."""
+"""The store: runs, changes, events, inventory, watermarks, snapshots and audit.
 
-from reconciler.store.repository import ChangeRecord, RunRecord, Store, TargetState
+`Store` implements every port of `reconciler.ports`; the value types it records and
+returns live in `reconciler.structs`.
+"""
 
-__all__ = ["ChangeRecord", "RunRecord", "Store", "TargetState"]
+from reconciler.store.repository import Store
+
+__all__ = ["Store"]

@@ -4,50 +4,32 @@
 offers the few operations the engine and the front ends need, each in its own
 transaction. A finished run is written in one transaction with its changes, inventory
 update and watermarks, so the record and the ownership data never disagree.
-`TargetState` is the narrow slice of the store a driver may touch during a run.
+The engine, scheduler and status reach it through the narrow ports of `reconciler.ports`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 
-from reconciler.engine.planning import Change, Counts
-from reconciler.engine.runs import RunResult
 from reconciler.errors import StoreError
 from reconciler.models import ObjectRef
 from reconciler.store import tables as t
 from reconciler.store.migrating import ensure_schema
 from reconciler.store.urls import normalise_url, parse_store_url, prepare_sqlite_folder
+from reconciler.structs.jsonable import jsonable
+from reconciler.structs.plans import Change, Counts
+from reconciler.structs.records import ChangeRecord, RunRecord
+from reconciler.structs.runs import RunResult
+from reconciler.structs.schedules import ScheduleState
 
 DECLARED = "declared"  # watermark key of a declared SyncJob
-
-
-def jsonable(value: Any) -> Any:
-    """A JSON-serialisable copy of a value (dates as ISO strings, decimals as strings)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted(jsonable(v) for v in value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
 
 
 @overload
@@ -59,47 +41,6 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
-
-
-class RunRecord(BaseModel):
-    """A run as stored: what `history`, `status` and the API show."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    kind: str
-    namespace: str
-    name: str
-    trigger: str
-    mode: str
-    dry_run: bool
-    revision: str | None
-    generation: int | None
-    outcome: str
-    counts: dict[str, int]
-    started_at: datetime
-    finished_at: datetime | None
-    duration_seconds: float | None
-    error: str | None
-    error_type: str | None
-    warnings: list[str]
-    drift: list[str] = []
-
-    @property
-    def target(self) -> ObjectRef:
-        return ObjectRef(self.kind, self.namespace, self.name)
-
-
-class ChangeRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    seq: int
-    action: str
-    item: str
-    key: str
-    before: Any
-    after: Any
-    fields: list[dict[str, Any]]
 
 
 def _run_record(row: Any) -> RunRecord:
@@ -157,6 +98,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def target_lock(self, target: ObjectRef, *, timeout: float) -> AbstractAsyncContextManager[None]:
+        """Hold `target`'s lock (see `locking.py`); `LockTimeout` after `timeout` seconds."""
+        from reconciler.store.locking import target_lock
+
+        return target_lock(self, target, timeout=timeout)
 
     @property
     def is_postgres(self) -> bool:
@@ -452,27 +399,24 @@ class Store:
         except IntegrityError:
             return False  # another daemon inserted it first
 
+    # --- proposals (AgentConfig: see proposals.py) --------------------------------------
+
+    def observe_proposals(self, target: ObjectRef, run_id: str, adopt: Mapping[str, Mapping[str, Any]],
+                          decisions: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+        from reconciler.store.proposals import ProposalBook
+
+        return ProposalBook(self.engine).observe(target, run_id, adopt, decisions)
+
+    def rejected_proposals(self, target: ObjectRef) -> dict[str, str]:
+        from reconciler.store.proposals import ProposalBook
+
+        return ProposalBook(self.engine).rejected(target)
+
     def snapshots(self, run_id: str) -> list[tuple[str, Any]]:
         query = select(t.snapshots.c.item_key, t.snapshots.c.content).where(
             t.snapshots.c.run_id == run_id).order_by(t.snapshots.c.id)
         with self.engine.connect() as conn:
             return [(r.item_key, r.content) for r in conn.execute(query)]
-
-
-class ScheduleState(BaseModel):
-    """What the scheduler persists per SyncJob (so a restart neither repeats nor loses a run)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    last_schedule_time: datetime | None = None
-    next_run_time: datetime | None = None
-    suspended: bool | None = None  # a runtime override of spec.suspend (API, MQTT)
-    override: dict[str, Any] | None = None  # a runtime schedule override: {schedule|interval, timeZone}
-    missed: int = 0
-    last_missed_time: datetime | None = None
-    failures: int = 0  # consecutive failed scheduled runs (retry back-off)
-    retry_at: datetime | None = None
-    spec_hash: str | None = None  # the spec the override was set against
 
 
 _SCHEDULE_FIELDS = tuple(ScheduleState.model_fields)
@@ -491,40 +435,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-@dataclass(frozen=True, slots=True)
-class TargetState:
-    """What a driver may read and write in the store during one run of one target.
-
-    A run that is not recorded (`record=False`: a pull-request plan on read-only
-    credentials) has no row in `runs` to attach anything to: its writes (snapshots,
-    rejected rows) are dropped here, so a driver never needs to know, and the store is only
-    read."""
-
-    store: Store
-    target: ObjectRef
-    run_id: str
-    recorded: bool = True
-
-    def watermark(self, key: str) -> str | None:
-        return self.store.watermark(self.target, key)
-
-    def watermarks(self) -> dict[str, str]:
-        return self.store.watermarks(self.target)
-
-    def save_snapshots(self, items: Iterable[tuple[str, Any]]) -> int:
-        if not self.recorded:
-            return 0
-        return self.store.save_snapshots(self.run_id, self.target, items)
-
-    def save_rejects(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        if not self.recorded:
-            return 0
-        return self.store.save_rejects(self.run_id, rows)
-
-    def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
-        return self.store.snapshots(run_id)
 
 
 def dumps(value: Any) -> str:

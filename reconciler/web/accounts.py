@@ -57,7 +57,7 @@ def add(name: Annotated[str, typer.Argument(help="The user name.")],
 
     store = _store()
     try:
-        from reconciler.api.auth import Role
+        from reconciler.access import Role
 
         store.add(name=name, password=_password(password_stdin), role=Role(role.value))
     except UserError as exc:

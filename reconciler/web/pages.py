@@ -25,13 +25,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from reconciler.api.auth import Role
-from reconciler.engine.runs import Trigger
+from reconciler.access import Role
 from reconciler.logs import LogBuffer
 from reconciler.models import ObjectRef, SyncJob
 from reconciler.runtime.control import Controller, NotFound, Refused
 from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
+from reconciler.structs.runs import Trigger
 from reconciler.web import views
 from reconciler.web.sessions import CSRF_HEADER, Authenticator, Identity, cookie_header
 

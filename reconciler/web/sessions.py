@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from reconciler.api.auth import Caller, TokenTable
+from reconciler.access import Caller, TokenTable
 from reconciler.web.users import UserStore
 
 COOKIE = "reconciler_session"

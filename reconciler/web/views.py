@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.store.repository import ChangeRecord, RunRecord
+from reconciler.structs.records import ChangeRecord, RunRecord
 
 STATES = ("ready", "failing", "drifted", "suspended")
 

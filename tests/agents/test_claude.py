@@ -14,8 +14,8 @@ from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.entries import Place
 from reconciler.engine import conditions
 from reconciler.engine.rendering import render
-from reconciler.engine.runs import Outcome, Trigger
 from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.structs.runs import Outcome, Trigger
 
 CLAUDE_JSON = """{
   "numStartups": 42,

@@ -13,8 +13,8 @@ from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place
 from reconciler.drivers.agents.planning import TranslationError, render_spec
-from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.structs.runs import Outcome
 
 # A realistic hand- and Codex-edited config: comments, model, profiles, project trust, a
 # server the reconciler does not own, and Codex's own approval table inside `github`,

@@ -15,8 +15,8 @@ from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Entry, Place
 from reconciler.drivers.agents.planning import render_spec
 from reconciler.engine.rendering import render
-from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.structs.runs import Outcome
 
 CLI = '{\n  "version": 1,\n  "editor": {"vimMode": true},\n  "permissions": {"allow": []}\n}\n'
 

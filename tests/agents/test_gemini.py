@@ -14,8 +14,8 @@ from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place
 from reconciler.drivers.agents.planning import render_spec
-from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.structs.runs import Outcome
 
 SETTINGS = """{
   "general": {

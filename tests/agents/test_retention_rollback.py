@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.conftest import Runner, agent_config, tree
-from reconciler.engine.runs import Outcome, Trigger
 from reconciler.store.pruning import RetentionPolicy, prune_history
+from reconciler.structs.runs import Outcome, Trigger
 
 
 def _spec(root: Path, args: list[str]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from reconciler.drivers.agents.clients.rovo import bash_rule, command_regex
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Entry, Place
 from reconciler.drivers.agents.planning import render_spec
-from reconciler.engine.runs import Outcome
 from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.structs.runs import Outcome
 
 # What people and the client (an "Always" answer: some_tool) already wrote.
 CONFIG = """# Rovo Dev settings for this repository

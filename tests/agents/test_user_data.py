@@ -19,7 +19,7 @@ import pytest
 
 from agents.conftest import Runner, agent_config, tree
 from reconciler.engine import conditions
-from reconciler.engine.runs import Outcome
+from reconciler.structs.runs import Outcome
 
 REPO = Path(__file__).parents[2]
 USER_DENY = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from reconciler.engine import conditions as c
-from reconciler.engine.planning import Counts
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import ConditionStatus, Mode, ObjectRef
+from reconciler.structs.plans import Counts
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 T0 = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from kvstore_driver import KeyValueStore, KeyValueStoreDriver
 from reconciler.engine.drivers import DriverRegistry
 from reconciler.engine.events import EventBus
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.runs import Outcome, Trigger
 from reconciler.loading.secrets import SecretResolver
 from reconciler.models import Mode
 from reconciler.store import Store
+from reconciler.structs.runs import Outcome, Trigger
 
 SENTINEL = "s3cr3t-SENTINEL-value-42"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.engine.planning import Action, Change, FieldChange, Plan, field_changes
 from reconciler.models import ObjectRef
+from reconciler.structs.plans import Action, Change, FieldChange, Plan, field_changes
 
 TARGET = ObjectRef("KeyValueStore", "default", "t")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from reconciler.engine.planning import Change, Plan
 from reconciler.engine.rendering import render
 from reconciler.models import ObjectRef
+from reconciler.structs.plans import Change, Plan
 
 PLAN = Plan(
     ObjectRef("AgentConfig", "default", "team"),

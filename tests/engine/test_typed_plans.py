@@ -6,9 +6,9 @@ import pytest
 
 from reconciler.drivers.aed.guards import AedFacts, AllNullColumns, EmptySource, RowCountChange
 from reconciler.drivers.rbac.guards import EmptyFacts, MaxRevokes, RbacFacts
-from reconciler.engine.planning import Plan, PlanMode
 from reconciler.errors import GuardAborted
 from reconciler.models import ObjectRef
+from reconciler.structs.plans import Plan, PlanMode
 
 REF = ObjectRef("AedSourceBinding", "default", "aed")
 CTX = None  # the guards read only the plan

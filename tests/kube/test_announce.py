@@ -8,10 +8,10 @@ from typing import Any
 import kopf
 import pytest
 
-from reconciler.engine.planning import Change, Counts, Plan
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import Mode, ObjectRef
 from reconciler.operator.handlers import Operator
+from reconciler.structs.plans import Change, Counts, Plan
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 REF = ObjectRef("AgentConfig", "ns1", "team")
 KEY = "~/.claude.json#/mcpServers/github"

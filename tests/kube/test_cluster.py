@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 
 from kube.apiserver import ApiServer, kubeconfig, register_crds
 from kube.structural import problems, status_schema
-from reconciler.api.auth import TokenTable
+from reconciler.access import TokenTable
 from reconciler.artifacts.crds import render_crds
 from reconciler.errors import SecretError
 from reconciler.operator.handlers import FINALIZER, RUN_NOW

@@ -28,12 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from reconciler.emulator.egen import EgenEmulator
 from reconciler.engine.drivers import DriverRegistry, RunContext
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.planning import Plan
 from reconciler.loading.specs import SpecSet
 from reconciler.review.rendering import render_review_json, render_review_markdown
 from reconciler.review.reviewing import review_changes
 from reconciler.review.revisions import diff_spec_sets
 from reconciler.store import Store
+from reconciler.structs.plans import Plan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aed" / "aedsourcebinding.yaml"
 ROWS = 1000

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.engine.planning import Action, Change, Counts, Plan
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import Mode, ObjectRef
 from reconciler.models.agents import AgentConfig
 from reconciler.review.rendering import BLOCK, render_review_markdown
 from reconciler.review.reviewing import Review, TargetReview
 from reconciler.review.revisions import ObjectChange, RevisionDiff, SpecChange, diff_spec_sets
+from reconciler.structs.plans import Action, Change, Counts, Plan
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 
 def agent(name: str, servers: dict[str, Any], **meta: Any) -> AgentConfig:

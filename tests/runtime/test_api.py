@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from reconciler.access import Role, TokenTable
 from reconciler.api.app import create_app
-from reconciler.api.auth import Role, TokenTable
 from reconciler.assembly import open_runtime
 from reconciler.loading import load_specs
 from reconciler.runtime.control import Controller

@@ -23,10 +23,10 @@ from reconciler.engine.classifying import classify
 from reconciler.engine.drivers import DriverRegistry, RunContext
 from reconciler.engine.events import EventBus
 from reconciler.engine.orchestrator import Orchestrator
-from reconciler.engine.planning import Plan
-from reconciler.engine.runs import Trigger
 from reconciler.errors import DriverError, GuardAborted, SourceError
 from reconciler.store import Store
+from reconciler.structs.plans import Plan
+from reconciler.structs.runs import Trigger
 
 
 class Scripted(KeyValueStoreDriver):

@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from reconciler.engine.planning import Counts
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.errors import StoreError
 from reconciler.models import Mode, ObjectRef, SyncJob
 from reconciler.schedule.clock import FakeClock
@@ -25,7 +23,9 @@ from reconciler.schedule.scheduler import Action, Scheduler, after_run, decide, 
 from reconciler.schedule.timing import jitter_offset
 from reconciler.store import Store
 from reconciler.store import tables as t
-from reconciler.store.repository import ScheduleState
+from reconciler.structs.plans import Counts
+from reconciler.structs.runs import Outcome, RunResult, Trigger
+from reconciler.structs.schedules import ScheduleState
 
 NY = "America/New_York"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from reconciler.engine.planning import Counts
-from reconciler.engine.runs import Outcome, RunResult, Trigger
 from reconciler.models import Mode, ObjectRef
 from reconciler.store import Store
+from reconciler.structs.plans import Counts
+from reconciler.structs.runs import Outcome, RunResult, Trigger
 
 TARGET = ObjectRef("RbacMapping", "default", "big")
 

@@ -32,10 +32,10 @@ from reconciler.drivers.aed.mapping import Mapper, _typed
 from reconciler.drivers.aed.targets import TRACKING, Comparison, Target, open_target
 from reconciler.drivers.aed.validating import ValidationFailed, Validator, post_sync
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.engine.planning import Change, Counts, Plan, PlanMode
 from reconciler.errors import DriverError
 from reconciler.models import Mode
 from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, ColumnType, RuleAction
+from reconciler.structs.plans import Change, Counts, Plan, PlanMode
 
 SAMPLE = 100  # row changes listed per kind in a plan (the counts are always complete)
 CREATED = "__created__"  # the snapshot item listing the keys a run created
@@ -164,8 +164,8 @@ class AedSourceBindingDriver:
 
     def _observe_rollback(self, spec: AedSourceBindingSpec, target: Target, ctx: RunContext) -> Observed:
         assert ctx.state is not None and ctx.rollback_to is not None
-        store, ref = ctx.state.store, ctx.state.target
-        runs = sorted((r for r in store.runs(ref, limit=100_000) if r.id >= ctx.rollback_to),
+        state, ref = ctx.state, ctx.state.target
+        runs = sorted((r for r in state.runs(limit=100_000) if r.id >= ctx.rollback_to),
                       key=lambda r: r.id)
         if not runs or runs[0].id != ctx.rollback_to:
             raise DriverError(f"no run {ctx.rollback_to} of {ref.short}; see `reconciler history`")
@@ -173,7 +173,7 @@ class AedSourceBindingDriver:
         restore: dict[str, dict[str, Any] | None] = {}
         # Every row a later run changed, as it was before the first of them touched it ...
         for run in runs[1:]:
-            for key, content in store.snapshots(run.id):
+            for key, content in state.snapshots_of(run.id):
                 if key == CREATED:
                     for created in content or []:
                         restore.setdefault(created, None)
@@ -183,12 +183,12 @@ class AedSourceBindingDriver:
         # right after the run (a hand edit made later, which a later run corrected, is not
         # brought back).
         needed = set(restore)
-        earlier = sorted((r for r in store.runs(ref, limit=100_000) if r.id <= ctx.rollback_to
+        earlier = sorted((r for r in state.runs(limit=100_000) if r.id <= ctx.rollback_to
                           and not r.dry_run and r.outcome == "succeeded"), key=lambda r: r.id, reverse=True)
         for run in earlier:
             if not needed:
                 break
-            for key, content in store.snapshots(run.id):
+            for key, content in state.snapshots_of(run.id):
                 if key.startswith(AFTER) and key[len(AFTER):] in needed:
                     restore[key[len(AFTER):]] = typed_row(content, types) if content is not None else None
                     needed.discard(key[len(AFTER):])
@@ -299,7 +299,7 @@ class AedSourceBindingDriver:
         today = datetime.now(UTC).date()
         if ctx.state is None:
             return today
-        for run in ctx.state.store.runs(ctx.state.target, limit=50):
+        for run in ctx.state.runs(limit=50):
             if run.id != ctx.run_id and not run.dry_run and run.outcome in ("succeeded", "noop"):
                 return run.started_at.date()
         return today

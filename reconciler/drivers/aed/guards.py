@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.drivers import RunContext
-from reconciler.engine.planning import Plan, PlanMode
 from reconciler.errors import GuardAborted
 from reconciler.models.aed import AedGuards
 from reconciler.models.common import threshold_limit
+from reconciler.structs.plans import Plan, PlanMode
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,9 @@ from reconciler.drivers.agents.specpatch import patch_text, patched, spec_file
 from reconciler.drivers.agents.validating import ClientCheckFailed, hold, validate, withhold
 from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.events import EventType
-from reconciler.engine.planning import Change, Notice, Plan, PlanMode
 from reconciler.errors import ConflictError, DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
+from reconciler.structs.plans import Change, Notice, Plan, PlanMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +77,13 @@ def read_file(display: str) -> FileState:
 def rollback_texts(ctx: RunContext, run_id: str) -> dict[str, str | None]:
     """file → its text right after run `run_id`, for every file changed then or since."""
     assert ctx.state is not None
-    store, target = ctx.state.store, ctx.state.target
-    runs = [r for r in store.runs(target, limit=100_000) if r.id >= run_id]
+    state = ctx.state
+    runs = [r for r in state.runs(limit=100_000) if r.id >= run_id]
     if not any(r.id == run_id for r in runs):
-        raise DriverError(f"no run {run_id} of {target.short}; see `reconciler history`")
+        raise DriverError(f"no run {run_id} of {state.target.short}; see `reconciler history`")
     restore: dict[str, str | None] = {}
     for run in sorted(runs, key=lambda r: r.id):
-        for file, snap in store.snapshots(run.id):
+        for file, snap in state.snapshots_of(run.id):
             if file not in restore:
                 restore[file] = snap["after"] if run.id == run_id else snap["before"]
     return restore
@@ -124,12 +124,13 @@ class AgentConfigDriver:
         plan = resolve_plan(obj, actual, ctx, plan)
         plan = hold(obj, plan, {f: s.text for f, s in actual.files.items()}, actual.watermarks or {},
                     ctx.inventory)
-        if not ctx.dry_run and ctx.state is not None and ctx.state.recorded:
-            from reconciler.store.proposals import ProposalBook
-
-            ProposalBook(ctx.state.store.engine).observe(obj.ref, ctx.run_id, plan.details.get("adopt") or {},
-                                                         plan.details.get("decisions") or ())
         return plan
+
+    def record_plan(self, obj: AgentConfig, plan: Plan, ctx: RunContext) -> None:
+        """A real run's held edits become proposals (pending) and its strategies'
+        decisions are recorded with them (see store/proposals.py)."""
+        assert ctx.state is not None
+        ctx.state.observe_proposals(plan.details.get("adopt") or {}, plan.details.get("decisions") or ())
 
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
         # The plan's handle: file → its text before and after (what apply writes).
@@ -161,9 +162,9 @@ def _rejected_keys(obj: AgentConfig, ctx: RunContext, adopt: Mapping[str, Any]) 
     """Held keys whose current edit a person rejected: the spec is imposed on them."""
     if ctx.state is None:
         return {}
-    from reconciler.store.proposals import ProposalBook, fingerprint
+    from reconciler.store.proposals import fingerprint
 
-    rejected = set(ProposalBook(ctx.state.store.engine).rejected(obj.ref).values())
+    rejected = set(ctx.state.rejected_proposals().values())
     return {key: ConflictPolicy.OVERRIDE for key, info in adopt.items()
             if fingerprint(obj.ref, key, info.get("file")) in rejected}
 

@@ -40,8 +40,8 @@ from reconciler.drivers.agents.ownership import (
     policy_for,
     weakening_allowed,
 )
-from reconciler.engine.planning import Change
 from reconciler.models.agents import Authority, ConflictPolicy, ConflictPolicyConfig
+from reconciler.structs.plans import Change
 
 
 @dataclass(slots=True)

@@ -24,9 +24,9 @@ from reconciler.drivers.agents.documents import MISSING, Document, Format, open_
 from reconciler.drivers.agents.editing import FilePlanner, Tally, refuse_shape
 from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
 from reconciler.drivers.agents.lists import identity, kind_of
-from reconciler.engine.planning import Plan
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
+from reconciler.structs.plans import Plan
 
 WATERMARK_PREFIX = "applied:"
 

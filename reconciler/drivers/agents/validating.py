@@ -38,9 +38,9 @@ from typing import Any
 
 from reconciler.drivers.agents.clients import adapter_for
 from reconciler.drivers.agents.entries import Place, expand
-from reconciler.engine.planning import Plan
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentClient, AgentConfig, AgentTarget, ClientValidation, TargetScope
+from reconciler.structs.plans import Plan
 
 WATERMARK_PREFIX = "validation:"
 DEFAULT_TIMEOUT = 10.0

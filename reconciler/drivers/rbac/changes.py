@@ -26,8 +26,8 @@ from reconciler.drivers.rbac.keys import (
     subject_key,
 )
 from reconciler.drivers.rbac.planning import RbacDelta
-from reconciler.engine.planning import Change, Counts, Plan
 from reconciler.models import ObjectRef
+from reconciler.structs.plans import Change, Counts, Plan
 
 SAMPLE = 1000  # changes listed in a plan
 SUBJECTS = 200  # subjects listed in details.bySubject

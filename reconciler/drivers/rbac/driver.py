@@ -42,10 +42,10 @@ from reconciler.drivers.rbac.source import SourceFacts, read_facts
 from reconciler.drivers.rbac.target import lock, read_rows, write_delta
 from reconciler.drivers.rbac.templating import Derivation, derive
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.engine.planning import Plan
 from reconciler.errors import DriverError
 from reconciler.models import Mode
 from reconciler.models.rbac import Authority, RbacMapping, RbacMappingSpec
+from reconciler.structs.plans import Plan
 
 
 @dataclass(frozen=True, slots=True)

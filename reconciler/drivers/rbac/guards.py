@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.engine.drivers import RunContext
-from reconciler.engine.planning import Plan
 from reconciler.errors import GuardAborted
 from reconciler.models.common import threshold_limit
 from reconciler.models.rbac import RbacGuards
+from reconciler.structs.plans import Plan
 
 
 @dataclass(frozen=True, slots=True)

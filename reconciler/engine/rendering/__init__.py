@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from reconciler.engine.planning import Plan
+from reconciler.structs.plans import Plan
 
 Format = Literal["text", "markdown", "json"]
 

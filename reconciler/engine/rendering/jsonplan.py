@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.engine.planning import Plan
+from reconciler.structs.plans import Plan
 
 FORMAT_VERSION = 1
 
@@ -32,7 +32,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def render_json(plans: Sequence[Plan]) -> str:
-    from reconciler.store.repository import jsonable
+    from reconciler.structs.jsonable import jsonable
 
     totals = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0, "invalid": 0}
     for plan in plans:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.engine.planning import Action, Plan
 from reconciler.engine.rendering import format_value
 from reconciler.engine.rendering.text import WHOLE_TEXT_ITEMS, summary_line
+from reconciler.structs.plans import Action, Plan
 
 _SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.engine.planning import Action, Change, Plan
 from reconciler.engine.rendering import format_value
+from reconciler.structs.plans import Action, Change, Plan
 
 _SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 _STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red"}

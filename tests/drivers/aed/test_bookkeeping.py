@@ -19,9 +19,9 @@ import pytest
 from drivers.aed.conftest import COLUMNS, Runner, binding, checksum, query
 from reconciler.drivers.aed.regions import gugun_belongs
 from reconciler.emulator.egen import EgenEmulator
-from reconciler.engine.runs import Outcome
 from reconciler.loading import load_specs
 from reconciler.models.aed import AedSourceBinding
+from reconciler.structs.runs import Outcome
 
 pytestmark = pytest.mark.postgres
 

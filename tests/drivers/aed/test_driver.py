@@ -9,8 +9,8 @@ import pytest
 from drivers.aed.conftest import COUNT, Runner, binding, checksum, query
 from reconciler.drivers.aed.regions import gugun_belongs
 from reconciler.emulator.egen import EgenEmulator
-from reconciler.engine.runs import Outcome
 from reconciler.models import Mode
+from reconciler.structs.runs import Outcome
 
 pytestmark = pytest.mark.postgres
 

@@ -15,7 +15,7 @@ import pytest
 
 from drivers.aed.conftest import COLUMNS, COUNT, Runner, binding, checksum
 from reconciler.emulator.egen import EgenEmulator, Faults
-from reconciler.engine.runs import Outcome
+from reconciler.structs.runs import Outcome
 
 pytestmark = pytest.mark.postgres
 
@@ -90,7 +90,7 @@ def test_process_killed_during_apply_changes_nothing(loaded: tuple[int, str | No
             import asyncio, json
             from reconciler.drivers import default_registry
             from reconciler.engine.orchestrator import Orchestrator
-            from reconciler.engine.runs import Trigger
+            from reconciler.structs.runs import Trigger
             from reconciler.models.aed import AedSourceBinding
             from reconciler.store import Store
             obj = AedSourceBinding.model_validate(json.loads({spec.model_dump_json(by_alias=True)!r}))

@@ -22,8 +22,8 @@ from drivers.rbac.conftest import (
 )
 from reconciler.drivers.rbac.archive_ddl import Release
 from reconciler.drivers.rbac.archive_fixture import add_studies, delete_study
-from reconciler.engine.runs import Outcome
 from reconciler.models import Mode
+from reconciler.structs.runs import Outcome
 
 pytestmark = pytest.mark.postgres
 ADMINS = ("group:pacs-admins", "archive-admin", None)

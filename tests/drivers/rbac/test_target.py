@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from drivers.rbac.conftest import Runner, execute, mapping, query
-from reconciler.engine.runs import Outcome
 from reconciler.errors import SpecError
 from reconciler.loading import load_specs
+from reconciler.structs.runs import Outcome
 
 pytestmark = pytest.mark.postgres
 

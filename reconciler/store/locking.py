@@ -19,12 +19,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from reconciler.errors import LockTimeout
 from reconciler.models import ObjectRef
-from reconciler.store.repository import Store
+
+if TYPE_CHECKING:
+    from reconciler.store.repository import Store
 
 _POLL_SECONDS = 0.05
 

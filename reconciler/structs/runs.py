@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from reconciler.engine.planning import Counts, Plan
 from reconciler.models import Mode, ObjectRef
+from reconciler.structs.plans import Counts, Plan
 
 
 class Trigger(StrEnum):

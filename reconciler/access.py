@@ -1,4 +1,4 @@
-"""API authentication: bearer tokens from secret references, two roles.
+"""Who may call the HTTP API and the dashboard: bearer tokens from secret references, two roles.
 
 `viewer` may read, `admin` may also change (run, suspend, resume, schedule). Tokens are
 resolved once at start-up from secret references (`{env: NAME}` or `{file: PATH}`) and

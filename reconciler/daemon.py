@@ -30,10 +30,9 @@ from typing import Any
 
 import structlog
 
-from reconciler.api.auth import TokenTable
+from reconciler.access import TokenTable
 from reconciler.api.streaming import Streams
 from reconciler.assembly import open_runtime
-from reconciler.engine.runs import Trigger
 from reconciler.errors import ReconcilerError
 from reconciler.logs import LogBuffer
 from reconciler.models import ObjectRef
@@ -42,6 +41,7 @@ from reconciler.runtime.health import DaemonHealth
 from reconciler.runtime.sources import FolderSource, GitSource
 from reconciler.runtime.stopping import Stopping
 from reconciler.settings import Settings
+from reconciler.structs.runs import Trigger
 
 log = structlog.get_logger("reconciler.daemon")
 
