@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from reconciler.assembly import Runtime
     from reconciler.loading.specs import SpecSet
     from reconciler.settings import Settings
+    from reconciler.structs.records import RunDetail
     from reconciler.structs.runs import RunResult
 
 app = typer.Typer(
@@ -257,11 +258,7 @@ def _show_applied(results: list[RunResult]) -> None:
     for result in results:
         summary = summary_line(result.plan) if result.plan else "-"
         if result.plan and not result.dry_run and result.outcome.value == "succeeded":
-            c = result.counts
-            summary = (
-                f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
-                f"{c.unchanged} unchanged" + (f", {c.invalid} invalid" if c.invalid else "")
-            )
+            summary = result.counts.summary()
         typer.echo(
             f"{result.target.short}: {result.outcome} ({summary}) "
             f"in {result.duration_seconds:.2f}s [run {result.run_id}]"
@@ -681,7 +678,7 @@ def history(
         if output is OutputFormat.json:
             typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
             return
-        from reconciler.structs.records import ChangeRecord, RunRecord
+        from reconciler.structs.records import RunDetail, RunRecord
 
         answer = response.json()
         if run is None:
@@ -689,8 +686,7 @@ def history(
         elif answer["run"].get("outcome") == "queued":  # accepted, waiting for its target's lock
             typer.echo(f"run {answer['run']['id']} {answer['run']['kind']}/{answer['run']['name']} queued")
         else:
-            changes = [ChangeRecord.model_validate(c) for c in answer["changes"]]
-            _show_run_detail(RunRecord.model_validate(answer["run"]), changes, answer["rejects"][:50])
+            _show_run_detail(RunDetail.model_validate(answer))
         return
     try:
         refs = _targets([target] if target else None)
@@ -699,24 +695,15 @@ def history(
         raise _report(exc) from None
     try:
         if run is not None:
-            record = runtime.store.run(run)
-            if record is None:
+            from reconciler.status import run_detail
+
+            detail = run_detail(runtime.store, run, rejects_limit=None if output is OutputFormat.json else 51)
+            if detail is None:
                 raise _fail(f"no run with id {run!r} (or the prefix is ambiguous)")
-            changes = runtime.store.changes(record.id)
             if output is OutputFormat.json:
-                typer.echo(
-                    json.dumps(
-                        {
-                            "run": record.model_dump(mode="json"),
-                            "changes": [c.model_dump(mode="json") for c in changes],
-                            "rejects": runtime.store.rejects(record.id),
-                        },
-                        indent=2,
-                        ensure_ascii=False,
-                    )
-                )
+                typer.echo(json.dumps(detail.model_dump(mode="json"), indent=2, ensure_ascii=False))
                 return
-            _show_run_detail(record, changes, runtime.store.rejects(record.id, limit=50))
+            _show_run_detail(detail)
             return
         records = runtime.store.runs(refs[0] if refs else None, limit=limit)
     finally:
@@ -727,8 +714,9 @@ def history(
     _show_runs_table(records)
 
 
-def _show_run_detail(record: Any, changes: list[Any], rejects: list[dict[str, Any]]) -> None:
+def _show_run_detail(detail: RunDetail) -> None:
     """One run as text: its outcome, error, changes and (the first 50) rejected rows."""
+    record, changes, rejects = detail.run, detail.changes, detail.rejects[:50]
     typer.echo(
         f"run {record.id} {record.target.short} {record.outcome} "
         f"({record.trigger}, {record.mode}{', dry run' if record.dry_run else ''})"
@@ -741,7 +729,7 @@ def _show_run_detail(record: Any, changes: list[Any], rejects: list[dict[str, An
     for reject in rejects:
         typer.echo(f"  ✗ rejected {reject['key']}: {reject['stage']}.{reject['rule']} "
                    f"({reject['column']}): {reject['message']}")
-    if len(rejects) == 50:
+    if len(detail.rejects) > 50:
         typer.echo("  … more rejected rows: --output json lists them all")
 
 
@@ -1045,10 +1033,9 @@ def _run_on_server(server: str, target: str, *, token_env: str, wait: bool, time
                    err=True)
         raise typer.Exit(1)
     run = answer.get("run") or {}
-    c = run.get("counts") or {}
-    summary = ", ".join(f"{c.get(k, 0)} {k}" for k in ("created", "updated", "deleted", "unchanged"))
-    if c.get("invalid"):
-        summary += f", {c['invalid']} invalid"
+    from reconciler.structs.plans import Counts
+
+    summary = Counts(**(run.get("counts") or {})).summary()
     duration = run.get("duration_seconds")
     typer.echo(f"{ref.short}: {answer['outcome']} ({summary})"
                + (f" in {duration:.2f}s" if duration is not None else "") + f" [run {run_id}]")

@@ -12,7 +12,7 @@ scheduler a `ScheduleBook`. A test or another backend provides just the port it 
 - `Snapshots`: the prior content of what a run changed (rollback), and the rows it refused;
 - `ProposalLog`: edits found in client files that the spec could take (AgentConfig);
 - `TargetLocks`: one run per target at a time, across processes;
-- `RunHistory`: the newest real run of each target (status);
+- `RunHistory`: runs, their changes and refused rows, the newest real run of each target;
 - `ScheduleBook`: the scheduler's state per SyncJob and the SyncJobs declared;
 - `AuditLog`: who did what through the API or the CLI.
 """
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from reconciler.models import ObjectRef
 from reconciler.structs.plans import Change
-from reconciler.structs.records import RunRecord
+from reconciler.structs.records import ChangeRecord, RunRecord
 from reconciler.structs.runs import RunResult
 from reconciler.structs.schedules import ScheduleState
 
@@ -97,6 +97,12 @@ class RunHistory(Protocol):
              dry_run: bool | None = None) -> list[RunRecord]: ...
 
     def latest_runs(self) -> dict[ObjectRef, RunRecord]: ...
+
+    def run(self, run_id: str) -> RunRecord | None: ...
+
+    def changes(self, run_id: str) -> list[ChangeRecord]: ...
+
+    def rejects(self, run_id: str, *, limit: int | None = None) -> list[dict[str, Any]]: ...
 
 
 class AuditLog(Protocol):

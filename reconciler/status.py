@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from reconciler.engine.conditions import ready_for_outcome
 from reconciler.loading.specs import SpecSet
 from reconciler.models import ObjectRef, SyncJob
-from reconciler.ports import StatusStore
-from reconciler.structs.records import RunRecord
+from reconciler.ports import RunHistory, StatusStore
+from reconciler.structs.records import RunDetail, RunRecord
 from reconciler.structs.runs import Outcome
 from reconciler.structs.schedules import ScheduleState
 
@@ -114,3 +114,12 @@ def declare(store: StatusStore, specs: SpecSet, *, whole: bool) -> None:
     """Remember the SyncJobs of `specs` for `status` without a path (`whole`: the spec set
     is everything this store serves, so jobs it lacks are forgotten)."""
     store.declare_jobs([o for o in specs if isinstance(o, SyncJob)], replace=whole)
+
+
+def run_detail(store: RunHistory, run_id: str, *, rejects_limit: int | None = None) -> RunDetail | None:
+    """A run (by id or unambiguous prefix) with its changes and refused rows, or None."""
+    record = store.run(run_id)
+    if record is None:
+        return None
+    return RunDetail(run=record, changes=store.changes(record.id),
+                     rejects=store.rejects(record.id, limit=rejects_limit))

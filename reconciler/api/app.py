@@ -43,7 +43,7 @@ from reconciler.runtime.control import (
 )
 from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
-from reconciler.status import object_statuses
+from reconciler.status import object_statuses, run_detail
 from reconciler.structs.jsonable import jsonable
 from reconciler.structs.runs import Trigger
 from reconciler.web.sessions import CSRF_HEADER, Authenticator, Sessions
@@ -404,11 +404,10 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
             ref = controller.started[run_id].ref
             return {"run": {"id": run_id, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
                             "outcome": "queued"}, "changes": [], "rejects": []}
-        if record is None:
+        detail = run_detail(controller.store, record.id, rejects_limit=1000) if record is not None else None
+        if detail is None:
             raise HTTPException(404, f"no run {run_id!r} (or the prefix is ambiguous)")
-        return {"run": record.model_dump(mode="json"),
-                "changes": [c.model_dump(mode="json") for c in controller.store.changes(record.id)],
-                "rejects": controller.store.rejects(record.id, limit=1000)}
+        return detail.model_dump(mode="json")
 
     @app.post(WEBHOOK_PATH, tags=["control"], status_code=202)
     async def git_push(request: Request) -> dict[str, Any]:

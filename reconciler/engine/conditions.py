@@ -104,9 +104,7 @@ def from_result(
                             f"back to the spec: {shown}", generation=generation, now=now)
     elif result.outcome in (Outcome.SUCCEEDED, Outcome.NOOP, Outcome.PLANNED):
         out = remove(out, DRIFTED)
-    c = result.counts
-    summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
-               f"{c.unchanged} unchanged")
+    summary = result.counts.summary()
     status, reason = ready_for_outcome(result.outcome, result.error)
     if status is ConditionStatus.TRUE:
         out = remove(out, STALLED)

@@ -306,9 +306,7 @@ class Orchestrator:
                 "revision": result.revision, "trigger": str(result.trigger), "dryRun": result.dry_run}
         if result.error_type:
             data |= {"errorType": result.error_type, "failure": result.failure}
-        summary = (f"{c.created} created, {c.updated} updated, {c.deleted} deleted, "
-                   f"{c.unchanged} unchanged, {c.invalid} invalid")
-        message = result.error or f"{result.outcome}: {summary}"
+        message = result.error or f"{result.outcome}: {c.summary()}"
         self._publish(record, Event(_EVENT_FOR_OUTCOME.get(result.outcome, EventType.RUN_FAILED),
                             result.target, result.run_id, str(result.outcome).capitalize(),
                             message, data))

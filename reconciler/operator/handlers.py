@@ -93,8 +93,7 @@ class Operator:
 
     @staticmethod
     def _announce(body: Any, result: RunResult) -> None:
-        c = result.counts
-        counts = f"{c.created} created, {c.updated} updated, {c.deleted} deleted, {c.unchanged} unchanged"
+        counts = result.counts.summary()
         if result.outcome in (Outcome.SUCCEEDED, Outcome.NOOP):
             kopf.info(body, reason="RunSucceeded",
                       message=f"{result.outcome}: {counts} [run {result.run_id}]")

@@ -101,6 +101,13 @@ class Counts:
     def changed(self) -> int:
         return self.created + self.updated + self.deleted
 
+    def summary(self) -> str:
+        """`3 created, 1 updated, 0 deleted, 60 unchanged` (and `, N invalid` when there are
+        any): how every front end, event and condition states a run's counts."""
+        text = (f"{self.created} created, {self.updated} updated, {self.deleted} deleted, "
+                f"{self.unchanged} unchanged")
+        return text + (f", {self.invalid} invalid" if self.invalid else "")
+
     def as_dict(self) -> dict[str, int]:
         return {
             "created": self.created,

@@ -53,3 +53,15 @@ class ChangeRecord(BaseModel):
     before: Any
     after: Any
     fields: list[dict[str, Any]]
+
+
+class RunDetail(BaseModel):
+    """One run with its changes and the rows it refused: what `history --run`, the API's
+    `GET /api/v1/runs/{id}` and the dashboard's object page show (built by
+    `reconciler.status.run_detail`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run: RunRecord
+    changes: list[ChangeRecord]
+    rejects: list[dict[str, Any]]

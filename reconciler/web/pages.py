@@ -31,6 +31,7 @@ from reconciler.models import ObjectRef, SyncJob
 from reconciler.runtime.control import Controller, NotFound, Refused
 from reconciler.runtime.health import DaemonHealth
 from reconciler.settings import Settings
+from reconciler.status import run_detail
 from reconciler.structs.runs import Trigger
 from reconciler.web import views
 from reconciler.web.sessions import CSRF_HEADER, Authenticator, Identity, cookie_header
@@ -182,7 +183,8 @@ def mount_dashboard(app: FastAPI, controller: Controller, *, auth: Authenticator
         target = controller.job_target(obj) if isinstance(obj, SyncJob) else ref
         history = store.runs(target, limit=20)
         last = history[0] if history else None
-        changes = store.changes(last.id) if last else []
+        detail = run_detail(store, last.id, rejects_limit=500) if last else None
+        changes = detail.changes if detail else []
         context: dict[str, Any] = {
             "obj": obj, "ref": ref, "row": row, "target": target, "jobs": schedules,
             "suspended": controller.suspended(obj) if jobs else False, "has_jobs": bool(jobs),
@@ -192,7 +194,7 @@ def mount_dashboard(app: FastAPI, controller: Controller, *, auth: Authenticator
             "inventory": sorted(store.inventory(target))[:500], "done": done, "error": error,
             "tree": views.file_tree(changes) if target.kind == "AgentConfig" else {},
             "subjects": views.rbac_subjects(changes) if target.kind == "RbacMapping" else {},
-            "rejects": views.rejects_by_rule(store.rejects(last.id, limit=500)) if last else {},
+            "rejects": views.rejects_by_rule(detail.rejects) if detail else {},
             "diff": views.change_diff, "events": store.events(target, limit=20)}
         return render(request, "object.html", identity, **context)
 
@@ -254,15 +256,15 @@ def mount_dashboard(app: FastAPI, controller: Controller, *, auth: Authenticator
         identity = who(request)
         if identity is None:
             return login_redirect(request)
-        record = store.run(run_id)
-        if record is None:
+        detail = run_detail(store, run_id, rejects_limit=500)
+        if detail is None:
             raise HTTPException(404, f"no run {run_id!r}")
-        changes = store.changes(record.id)
+        record, changes = detail.run, detail.changes
         page = max(page, 1)
         return render(request, "run.html", identity, run=record, page=page,
                       changes=changes[(page - 1) * PAGE_SIZE: page * PAGE_SIZE],
                       total_changes=len(changes), more=len(changes) > page * PAGE_SIZE,
-                      diff=views.change_diff, rejects=store.rejects(record.id, limit=500),
+                      diff=views.change_diff, rejects=detail.rejects,
                       lines=views.log_entries(logs.entries, run_id=record.id, limit=500))
 
     # --- proposals ---------------------------------------------------------------------------
