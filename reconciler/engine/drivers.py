@@ -215,7 +215,7 @@ async def release(driver: Driver, ctx: RunContext) -> None:
 async def prove(driver: Driver, obj: Resource, plan: Plan, ctx: RunContext) -> Plan:
     """Proof mode (`plan --verify`): a driver with an optional `verify(obj, plan, ctx)` applies
     the plan inside a transaction, observes again, diffs again and rolls back, and returns the
-    plan with `details["verification"]` (`converged`: the second diff is empty)."""
+    plan with its verdict (`presentation.verification`: converged when the second diff is empty)."""
     if not isinstance(driver, Verifies):
         return plan.with_warnings(f"{obj.KIND} has no proof mode: --verify checked nothing")
     return await driver.verify(obj, plan, ctx)

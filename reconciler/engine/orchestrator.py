@@ -354,8 +354,6 @@ def _log_detail(result: RunResult) -> None:
     for change in plan.changes:
         log.debug("item planned", action=str(change.action), key=change.key, item=change.item,
                   fields=[f.path for f in change.fields][:50])
-    rejects = plan.details.get("rejects") if isinstance(plan.details, dict) else None
-    for reject in rejects if isinstance(rejects, list) else ():
-        if isinstance(reject, dict):
-            log.debug("item rejected", key=reject.get("key"), stage=reject.get("stage"),
-                      rule=reject.get("rule"), column=reject.get("column"), problem=reject.get("message"))
+    for reject in plan.presentation.rejects:
+        log.debug("item rejected", key=reject.key, stage=reject.stage, rule=reject.rule,
+                  column=reject.column, problem=reject.message)

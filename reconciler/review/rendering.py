@@ -92,7 +92,7 @@ def render_review_markdown(review: Review, *, max_changes: int = 50, path: str =
     blocks = ["\n".join(head)]
     for target in review.targets:
         plan = target.plan
-        if plan is None or not (plan.changes or plan.warnings or plan.drift or plan.details.get("files")):
+        if plan is None or not (plan.changes or plan.warnings or plan.drift or plan.presentation.files):
             continue
         origin = f" ({target.change.origin.source})" if target.change.origin else ""
         title = f"{_MARK[target.change.change]} <code>{target.change.ref.short}</code>{origin}"

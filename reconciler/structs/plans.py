@@ -10,8 +10,8 @@ step that alters a plan returns a new one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -130,6 +130,79 @@ class Notice:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class FileDiff:
+    """A file's unified diff (drivers that write whole files: AgentConfig)."""
+
+    path: str
+    diff: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpecProposal:
+    """An edit found in a target that the spec could take: `spec.<canonical> = proposed`."""
+
+    key: str
+    canonical: str
+    proposed: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RejectSample:
+    """One item refused by validation, as plans show it (never the item's content)."""
+
+    key: str | None
+    stage: str
+    rule: str
+    column: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Proof mode's verdict (`plan --verify`): the plan applied in a rolled-back
+    transaction, then a second diff; `converged` when that diff is empty."""
+
+    converged: bool
+    remaining: int
+    applied: Counts
+    sample: tuple[str, ...] = ()
+    """Keys of the first changes still left after applying."""
+
+
+@dataclass(frozen=True, slots=True)
+class Presentation:
+    """What people see of a plan beyond its changes, typed: every renderer (text, Markdown,
+    JSON, the PR comment, the CLI's proof line) reads these fields, never a driver's keys."""
+
+    files: tuple[FileDiff, ...] = ()
+    proposals: tuple[SpecProposal, ...] = ()
+    rejects: tuple[RejectSample, ...] = ()
+    verification: Verification | None = None
+
+    @staticmethod
+    def file_diffs(diffs: Mapping[str, str]) -> tuple[FileDiff, ...]:
+        return tuple(FileDiff(path, diff) for path, diff in diffs.items())
+
+    def diff_of_files(self) -> dict[str, str]:
+        return {f.path: f.diff for f in self.files}
+
+    def as_details(self) -> dict[str, Any]:
+        """The JSON plan's `details` keys for these fields (the documented output format)."""
+        out: dict[str, Any] = {}
+        if self.files:
+            out["files"] = self.diff_of_files()
+        if self.rejects:
+            out["rejects"] = [{"key": r.key, "stage": r.stage, "rule": r.rule, "column": r.column,
+                               "message": r.message} for r in self.rejects]
+        if self.verification is not None:
+            v = self.verification
+            out["verification"] = {"converged": v.converged, "rolledBack": True,
+                                   "applied": v.applied.as_dict(), "remaining": v.remaining,
+                                   "sample": list(v.sample)}
+        return out
+
+
 class PlanMode(StrEnum):
     """What a plan does: bring the target to the spec, or back to a recorded run."""
 
@@ -144,8 +217,10 @@ class Plan:
     Three typed channels keep what a plan carries apart: `facts` (the driver's figures, a
     frozen dataclass such as `AedFacts`, read by its guards: a renamed figure is a type
     error, not a guard that passes), `handle` (what apply needs that the plan computed,
-    typed by the driver; never recorded, rendered or compared) and `details` (what people
-    see: diffs, samples, proposals; presentation only, read by no guard and no apply).
+    typed by the driver; never recorded, rendered or compared) and `presentation` (what people
+    see: file diffs, proposals, rejected samples, a proof's verdict; typed, read by every
+    renderer). `details` holds a driver's further figures for the JSON plan, read by no
+    guard, no apply and no renderer.
     """
 
     target: ObjectRef
@@ -154,6 +229,7 @@ class Plan:
     invalid: int = 0
     warnings: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    presentation: Presentation = field(default_factory=Presentation)
     mode: PlanMode = PlanMode.RECONCILE
     notices: tuple[Notice, ...] = ()
     facts: Any = None
@@ -225,6 +301,7 @@ class Plan:
             warnings=tuple(scrub(w) for w in self.warnings),
             weakens=tuple(scrub(w) for w in self.weakens),
             details=_map_strings(self.details, scrub),
+            presentation=_map_strings(self.presentation, scrub),
         )
 
 
@@ -241,6 +318,8 @@ def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
         )
     if isinstance(value, FieldChange):
         return FieldChange(fn(value.path), _map_strings(value.before, fn), _map_strings(value.after, fn))
+    if isinstance(value, FileDiff | SpecProposal | RejectSample | Presentation):
+        return replace(value, **{f.name: _map_strings(getattr(value, f.name), fn) for f in fields(value)})
     if isinstance(value, dict):
         return {k: _map_strings(v, fn) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -125,7 +125,7 @@ def test_hand_edit_is_drift_and_override_reimposes_the_spec(runner: Runner, home
     key = f"{home}/.claude.json#/mcpServers/github"
     assert planned.drift == (key,)
     assert planned.plan is not None and planned.plan.details["states"][key] == "drift"
-    assert "-        \"MODE\": \"rw\"" in planned.plan.details["files"][f"{home}/.claude.json"]
+    assert "-        \"MODE\": \"rw\"" in planned.plan.presentation.diff_of_files()[f"{home}/.claude.json"]
     # A dry run reports the drift but moves no condition (only real reconciliations do).
     assert conditions.get(conditions.from_result((), planned), conditions.DRIFTED) is None
     applied = runner(obj)

@@ -109,7 +109,7 @@ def test_image_holds_no_tests_no_git_no_source_tree_and_no_secret(
              if p.name not in ("__init__.py", "conftest.py")}
     assert not [n for n in names if any(f"/{n}".endswith(t) for t in tests)]
     # The package itself is there, installed from a wheel (not a link to a source tree).
-    assert any(n.endswith("site-packages/reconciler/cli.py") for n in names)
+    assert any(n.endswith("site-packages/reconciler/cli/__init__.py") for n in names)
     # Nothing secret in the image's configuration or history either.
     assert image.canary not in str(image.inspect)
 

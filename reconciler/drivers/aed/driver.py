@@ -35,7 +35,7 @@ from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.errors import DriverError
 from reconciler.models import Mode
 from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, ColumnType, RuleAction
-from reconciler.structs.plans import Change, Counts, Plan, PlanMode
+from reconciler.structs.plans import Change, Counts, Plan, PlanMode, Presentation, RejectSample
 
 SAMPLE = 100  # row changes listed per kind in a plan (the counts are always complete)
 CREATED = "__created__"  # the snapshot item listing the keys a run created
@@ -221,10 +221,13 @@ class AedSourceBindingDriver:
         policy = obj.spec.deletion.policy.value
         facts = AedFacts(current_rows=c.current, active_rows=c.active, source_rows=actual.source_rows,
                          valid_rows=c.staged, pages=actual.pages, null_columns=tuple(c.null_columns))
-        details = {**facts.shown(), "deletion": policy if ctx.mode is Mode.FULL else "none (incremental)",
-                   "rejects": actual.reject_samples[:20]}
+        details = {**facts.shown(), "deletion": policy if ctx.mode is Mode.FULL else "none (incremental)"}
+        shown = Presentation(rejects=tuple(
+            RejectSample(key=r.get("key"), stage=str(r["stage"]), rule=str(r["rule"]),
+                         column=str(r["column"]), message=str(r["message"]))
+            for r in actual.reject_samples[:20]))
         return Plan(target=obj.ref, changes=tuple(changes), unchanged=c.unchanged, invalid=actual.rejected,
-                    warnings=tuple(warnings), details=details, totals=totals, facts=facts)
+                    warnings=tuple(warnings), details=details, presentation=shown, totals=totals, facts=facts)
 
     def _diff_rollback(self, obj: AedSourceBinding, actual: Observed) -> Plan:
         assert actual.restore is not None

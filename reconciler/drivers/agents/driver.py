@@ -45,7 +45,7 @@ from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.events import EventType
 from reconciler.errors import ConflictError, DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
-from reconciler.structs.plans import Change, Notice, Plan, PlanMode
+from reconciler.structs.plans import Change, Notice, Plan, PlanMode, Presentation
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +213,7 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
     new = plan_files(target_obj, rendered, files, ctx.inventory, actual.last, forced=forced)
     changes = list(new.changes)
     writes = dict(new.handle or {})
-    diffs = dict(new.details.get("files") or {})
+    diffs = new.presentation.diff_of_files()
     if spec_write is not None:
         spec_key = str(spec_write["path"])
         for canonical, value in res.patches.items():
@@ -222,11 +222,12 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
         diffs[spec_key] = _diff(spec_key, spec_write["before"], spec_write["after"])
     warnings = [*new.warnings,
                 *(f"{d['policy']}: {d['key']}: {d['outcome']}: {d['reason']}" for d in decisions)]
-    details = {**new.details, "files": diffs, "decisions": decisions, "specPatch": dict(res.patches)}
+    details = {**new.details, "decisions": decisions, "specPatch": dict(res.patches)}
     for d in decisions:
         d.setdefault("info", adopt.get(d["key"]) or {})
-    return replace(new, changes=tuple(changes), handle=writes, details=details, warnings=tuple(warnings),
-                   notices=_notices(decisions))
+    shown = replace(new.presentation, files=Presentation.file_diffs(diffs))
+    return replace(new, changes=tuple(changes), handle=writes, details=details, presentation=shown,
+                   warnings=tuple(warnings), notices=_notices(decisions))
 
 
 def _notices(decisions: list[dict[str, Any]]) -> tuple[Notice, ...]:
@@ -330,5 +331,6 @@ def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) 
                         if isinstance(value, list) else MISSING
                 watermarks[watermark_key(key)] = watermark_value(key, value)
     return Plan(target=obj.ref, changes=tuple(changes), unchanged=len(actual.restore) - len(changes),
-                details={"files": diffs}, handle=writes, mode=PlanMode.ROLLBACK,
+                presentation=Presentation(files=Presentation.file_diffs(diffs)), handle=writes,
+                mode=PlanMode.ROLLBACK,
                 inventory=tuple(sorted(inventory)), watermarks=watermarks)

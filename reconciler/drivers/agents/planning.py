@@ -26,7 +26,7 @@ from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, pars
 from reconciler.drivers.agents.lists import identity, kind_of
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
-from reconciler.structs.plans import Plan
+from reconciler.structs.plans import Plan, Presentation, SpecProposal
 
 WATERMARK_PREFIX = "applied:"
 
@@ -210,8 +210,12 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                   for key, value in tally.watermarks.items()}
     return Plan(
         target=obj.ref, changes=tuple(tally.changes), unchanged=tally.unchanged, warnings=tuple(warnings),
-        details={"files": diffs, "states": tally.states, "translation": [str(n) for n in rendered.notes],
+        details={"states": tally.states, "translation": [str(n) for n in rendered.notes],
                  "shared": rendered.shared, "adopt": adopt},
+        presentation=Presentation(
+            files=Presentation.file_diffs(diffs),
+            proposals=tuple(SpecProposal(key, str(info.get("canonical")), info.get("proposed"))
+                            for key, info in adopt.items())),
         handle=writes,
         drift=tuple(tally.drift), inventory=tuple(sorted(tally.owned | held)), watermarks=watermarks,
         takeovers=tuple(tally.takeovers), weakens=tuple(tally.weakens), pending=tuple(tally.pending),

@@ -40,7 +40,7 @@ from reconciler.drivers.agents.clients import adapter_for
 from reconciler.drivers.agents.entries import Place, expand
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentClient, AgentConfig, AgentTarget, ClientValidation, TargetScope
-from reconciler.structs.plans import Plan
+from reconciler.structs.plans import Plan, Presentation
 
 WATERMARK_PREFIX = "validation:"
 DEFAULT_TIMEOUT = 10.0
@@ -217,7 +217,7 @@ def withhold(plan: Plan, files: set[str], inventory: Iterable[str]) -> Plan:
         return plan
     before = set(inventory)
     writes = {f: w for f, w in (plan.handle or {}).items() if f not in files}
-    diffs = {f: d for f, d in (plan.details.get("files") or {}).items() if f not in files}
+    diffs = {f: d for f, d in plan.presentation.diff_of_files().items() if f not in files}
     kept_inventory = None
     if plan.inventory is not None:
         kept_inventory = tuple(sorted({k for k in plan.inventory if not _in(k, files)}
@@ -234,7 +234,8 @@ def withhold(plan: Plan, files: set[str], inventory: Iterable[str]) -> Plan:
     return replace(
         plan, changes=tuple(c for c in plan.changes if not _in(c.key, files)),
         unchanged=plan.unchanged + len(withheld), handle=writes,
-        details={**plan.details, "files": diffs}, inventory=kept_inventory, watermarks=watermarks,
+        presentation=replace(plan.presentation, files=Presentation.file_diffs(diffs)),
+        inventory=kept_inventory, watermarks=watermarks,
         takeovers=tuple(t for t in plan.takeovers if not any(t.startswith(f + "#") or t == f for f in files)),
         weakens=tuple(w for w in plan.weakens if not any(f in w for f in files)),
         pending=tuple(p for p in plan.pending if not _in(p, files)),

@@ -45,7 +45,7 @@ from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.errors import DriverError
 from reconciler.models import Mode
 from reconciler.models.rbac import Authority, RbacMapping, RbacMappingSpec
-from reconciler.structs.plans import Plan
+from reconciler.structs.plans import Plan, Verification
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,9 +232,9 @@ class RbacMappingDriver:
         inventory = (ctx.inventory | set(delta.created_keys()) | set(delta.adopt)) - set(delta.deleted_keys())
         second = self._delta(obj, replace(observed, target=after), frozenset(inventory))
         remaining = delta_changes(second, None)
-        verification = {"converged": second.empty, "rolledBack": True, "applied": plan.counts.as_dict(),
-                        "remaining": len(remaining), "sample": [c.key for c in remaining[:20]]}
-        plan = replace(plan, details={**plan.details, "verification": verification})
+        verification = Verification(converged=second.empty, remaining=len(remaining), applied=plan.counts,
+                                    sample=tuple(c.key for c in remaining[:20]))
+        plan = replace(plan, presentation=replace(plan.presentation, verification=verification))
         if second.empty:
             return plan
         return plan.with_warnings(

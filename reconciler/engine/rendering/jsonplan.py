@@ -21,7 +21,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "takeovers": list(plan.takeovers),
         "weakens": list(plan.weakens),
         "pending": list(plan.pending),
-        "details": {k: v for k, v in plan.details.items() if not k.startswith("_")},
+        "details": {**{k: v for k, v in plan.details.items() if not k.startswith("_")},
+                    **plan.presentation.as_details()},
         "changes": [
             {"action": str(c.action), "item": c.item, "key": c.key, "before": c.before,
              "after": c.after,

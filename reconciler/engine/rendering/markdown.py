@@ -57,9 +57,9 @@ def plan_details(plan: Plan, *, max_changes: int = 100, title: str | None = None
     lines = [f"<details><summary>{title}: {summary_line(plan)}</summary>", ""]
     if body:
         lines.append(_fence("\n".join(body)))
-    for file, diff in plan.details.get("files", {}).items():
-        lines += ["", f"<details><summary><code>{file}</code></summary>", "", _fence(diff.rstrip("\n")),
-                  "", "</details>"]
+    for file in plan.presentation.files:
+        lines += ["", f"<details><summary><code>{file.path}</code></summary>", "",
+                  _fence(file.diff.rstrip("\n")), "", "</details>"]
     for key in plan.drift:
         lines.append(f"\n> ≠ drift: `{key}` was changed outside the reconciler")
     for key in plan.takeovers:
@@ -78,14 +78,13 @@ def plan_details(plan: Plan, *, max_changes: int = 100, title: str | None = None
 
 
 def _rejects(plan: Plan) -> list[str]:
-    """The rejected items a driver listed (`details["rejects"]`): key, rule, column and why;
-    never the item's content."""
-    rejects = [r for r in plan.details.get("rejects") or () if isinstance(r, dict)]
+    """The rejected items a plan shows: key, rule, column and why; never the item's content."""
+    rejects = plan.presentation.rejects
     if not rejects:
         return []
     lines = ["", f"Rejected ({len(rejects)} shown of {plan.counts.invalid:,}):", "",
              "| Key | Stage | Rule | Column | Why |", "|---|---|---|---|---|"]
     for r in rejects:
-        cells = [str(r.get(f) or "") for f in ("key", "stage", "rule", "column", "message")]
+        cells = [r.key or "", r.stage, r.rule, r.column, r.message]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return lines

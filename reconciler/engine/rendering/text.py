@@ -41,10 +41,10 @@ _DIFF_STYLE = {"+": "green", "-": "red", "@": "cyan"}
 
 
 def diff_lines(plan: Plan, color: bool) -> list[str]:
-    """The unified diffs a file-writing driver put in `details["files"]`, indented."""
+    """The unified diffs of the files a plan writes (its presentation), indented."""
     out: list[str] = []
-    for diff in plan.details.get("files", {}).values():
-        for line in diff.splitlines():
+    for file in plan.presentation.files:
+        for line in file.diff.splitlines():
             style = _DIFF_STYLE.get(line[:1], "")
             if line.startswith(("+++", "---")):
                 style = "bold"
@@ -88,9 +88,9 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
         for key in plan.pending:
             out.append(_paint(f"  … pending {key}: declared by the spec, left unwritten by policy",
                               "magenta", color))
-        for key, adopt in plan.details.get("adopt", {}).items():
-            out.append(_paint(f"  ? proposed spec patch for {key}: spec.{adopt.get('canonical')} = "
-                              f"{format_value(adopt.get('proposed'))}", "magenta", color))
+        for proposal in plan.presentation.proposals:
+            out.append(_paint(f"  ? proposed spec patch for {proposal.key}: spec.{proposal.canonical} = "
+                              f"{format_value(proposal.proposed)}", "magenta", color))
         for warning in plan.warnings:
             out.append(_paint(f"  ! {warning}", "magenta", color))
     if not plans:

@@ -137,7 +137,7 @@ def test_proof_mode_converges_and_leaves_the_target_unchanged(
         runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
     first = runner(mapping(schema), dry_run=True, verify=True)
     assert first.outcome is Outcome.PLANNED, first.error
-    assert first.plan is not None and first.plan.details["verification"]["converged"] is True
+    assert first.plan is not None and first.plan.presentation.verification.converged is True
     assert checksum(rbac_database, schema).startswith("schema_version:absent")  # not even the schema
     assert runner(mapping(schema)).outcome is Outcome.SUCCEEDED
     execute(archive, "DELETE FROM mwl_item")  # unrelated; then a plan that changes something
@@ -146,8 +146,8 @@ def test_proof_mode_converges_and_leaves_the_target_unchanged(
     changed = mapping(schema, bindings=[auditors])
     proof = runner(changed, dry_run=True, verify=True)
     assert proof.plan is not None
-    verification = proof.plan.details["verification"]
-    assert verification == {**verification, "converged": True, "remaining": 0, "rolledBack": True}
+    verification = proof.plan.presentation.verification
+    assert verification is not None and verification.converged and verification.remaining == 0
     assert proof.plan.counts.created == 2 and proof.plan.counts.deleted == 2  # subject+binding in, admin out
     assert checksum(rbac_database, schema) == before
 

@@ -34,7 +34,7 @@ def review(
     """List proposals (pending by default)."""
     if ctx.invoked_subcommand is not None:
         return
-    from reconciler.cli import _fail, _runtime
+    from reconciler.cli.common import _fail, _runtime
     from reconciler.store.proposals import STATUSES, ProposalBook
 
     if status != "all" and status not in STATUSES:
@@ -65,25 +65,12 @@ TokenEnvOpt = Annotated[str, typer.Option(help="Env var holding an admin API tok
 
 def _decide_on_server(ids: list[str], server: str, *, token_env: str, accept: bool) -> None:
     """`review accept|reject --server`: the daemon's API decides (and, in git mode, commits)."""
-    import httpx
+    from reconciler.cli.remote import Server
 
-    from reconciler.cli import _fail, _secret_env
-
-    headers = {"Authorization": f"Bearer {_secret_env(token_env, '--token-env')}"}
-    base = server.rstrip("/")
+    daemon = Server(server, token_env=token_env)
     for pid in ids:
-        try:
-            response = httpx.post(f"{base}/api/v1/proposals/{pid}/{'accept' if accept else 'reject'}",
-                                  headers=headers, timeout=httpx.Timeout(30.0, read=300.0))
-        except httpx.HTTPError as exc:
-            raise _fail(f"{server}: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise _fail(f"{server}: {response.status_code} {detail}")
-        answer = response.json()
+        decision = "accept" if accept else "reject"
+        answer = daemon.post(f"/api/v1/proposals/{pid}/{decision}", read_timeout=300.0)
         patched = f" (spec patched: {answer['specFile']})" if answer.get("specFile") else ""
         typer.echo(f"{pid}: {answer['proposal']['status']}{patched}")
         if answer.get("note"):  # git mode: the commit and branch to push
@@ -93,7 +80,15 @@ def _decide_on_server(ids: list[str], server: str, *, token_env: str, accept: bo
 
 
 def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
-    from reconciler.cli import ModeOption, _fail, _load, _print_failures, _reconcile, _runtime, _show_applied
+    from reconciler.cli.common import (
+        ModeOption,
+        _fail,
+        _load,
+        _print_failures,
+        _reconcile,
+        _runtime,
+        _show_applied,
+    )
     from reconciler.drivers.agents.deciding import decide
     from reconciler.errors import ReconcilerError
     from reconciler.store.proposals import ProposalBook
