@@ -239,18 +239,21 @@ def rollback(
     except ReconcilerError as exc:
         raise _report(exc) from None
     try:
-        record = runtime.store.run(to)
-        if record is None or record.target != obj.ref:
-            raise _fail(f"no run {to!r} of {obj.ref.short} (or the prefix is ambiguous); "
-                        f"see `reconciler history {obj.ref.short}`")
-        result = asyncio.run(runtime.orchestrator.run(
-            obj, trigger=Trigger.ROLLBACK, dry_run=dry_run, revision=specs.revision,
-            rollback_to=record.id))
+        import getpass
+
+        from reconciler.runtime.control import Controller
+
+        point = runtime.orchestrator.rollback_point(obj.ref, to)
+        result = asyncio.run(Controller(runtime, specs).run_now(
+            obj.ref, trigger=Trigger.ROLLBACK, dry_run=dry_run, even_if_suspended=True,
+            actor=f"cli:{getpass.getuser()}", rollback_to=point))
+    except ReconcilerError as exc:
+        raise _report(exc) from None
     finally:
         runtime.close()
     if result.plan is not None:
         typer.echo(render([result.plan], "text"))
-    typer.echo(f"{obj.ref.short}: rollback to run {record.id}: {result.outcome} [run {result.run_id}]")
+    typer.echo(f"{obj.ref.short}: rollback to run {point}: {result.outcome} [run {result.run_id}]")
     if _print_failures([result]):
         raise typer.Exit(1)
 

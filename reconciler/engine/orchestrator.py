@@ -45,7 +45,7 @@ from reconciler.engine.guards import Guard, NeverWeaken
 from reconciler.errors import GuardAborted, ReconcilerError
 from reconciler.loading.secrets import SecretResolver
 from reconciler.logs import scrubbing
-from reconciler.models import DeletionPolicy, Mode, Resource
+from reconciler.models import DeletionPolicy, Mode, ObjectRef, Resource
 from reconciler.ports import RunStore
 from reconciler.structs.plans import Counts, Plan
 from reconciler.structs.runs import Outcome, RunResult, Trigger
@@ -84,6 +84,15 @@ class Orchestrator:
         self.guards = tuple(guards)
         self.lock_timeout = lock_timeout
         self._secrets = secrets
+
+    def rollback_point(self, target: ObjectRef, to: str) -> str:
+        """The id of `target`'s run `to` (an id or an unambiguous prefix, as `history` prints
+        it), the point a rollback restores; `ReconcilerError` when it is not one of its runs."""
+        record = self.store.run(to)
+        if record is None or record.target != target:
+            raise ReconcilerError(f"no run {to!r} of {target.short} (or the prefix is ambiguous); "
+                                  f"see `reconciler history {target.short}`")
+        return record.id
 
     async def run(
         self,

@@ -123,12 +123,15 @@ class Controller:
                       actor: str = "system", source: str | None = None,
                       run_id: str | None = None, rollback_to: str | None = None) -> RunResult:
         """Run an object (a SyncJob runs its target with its mode) now, with `trigger`;
-        `rollback_to` (a run id of the target) restores the target as it was after that run."""
+        `rollback_to` (a run of the target, by id or prefix) restores the target as it was
+        right after that run."""
         obj = self.check_runnable(ref, even_if_suspended=even_if_suspended)
         target, job = obj, None
         if isinstance(obj, SyncJob):
             job = obj
             target = self.get(self.job_target(obj))
+        if rollback_to is not None:
+            rollback_to = self.runtime.orchestrator.rollback_point(target.ref, rollback_to)
         if mode is None:
             mode = job.spec.mode if job is not None else Mode.FULL
         self.store.record_audit(actor=actor, action="rollback" if rollback_to else "run", obj=ref.short,

@@ -268,3 +268,16 @@ def test_the_orchestrator_records_runs_off_the_event_loop(store: Store, tmp_path
         monkeypatch.setattr(Store, name, spy)
     result = run(orchestrator(store), kv(tmp_path / "a.json", {"a": "1"}, name="a"))
     assert result.outcome is Outcome.SUCCEEDED and on_loop == []
+
+
+def test_a_rollback_point_is_a_run_of_the_same_target_by_id_or_prefix(store: Store, tmp_path: Path) -> None:
+    from reconciler.errors import ReconcilerError
+
+    orch = orchestrator(store)
+    mine = run(orch, kv(tmp_path / "a.json", {"a": "1"}, name="mine"))
+    other = run(orch, kv(tmp_path / "b.json", {"b": "1"}, name="other"))
+    assert orch.rollback_point(mine.target, mine.run_id[:12]) == mine.run_id
+    with pytest.raises(ReconcilerError, match=r"no run .* of KeyValueStore/mine"):
+        orch.rollback_point(mine.target, other.run_id)  # another target's run
+    with pytest.raises(ReconcilerError, match="no run 'nope'"):
+        orch.rollback_point(mine.target, "nope")
