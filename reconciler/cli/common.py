@@ -94,8 +94,13 @@ def _load(path: Path) -> SpecSet:
 
 def _runtime() -> Runtime:
     from reconciler.assembly import open_runtime
+    from reconciler.loading.secrets import SecretResolver
 
-    return open_runtime(_settings(), drivers=_state.get("drivers"))
+    environ = _state.get("environ")  # the quickstart's demo defaults under the real environment
+    if environ is None:
+        return open_runtime(_settings(), drivers=_state.get("drivers"))
+    return open_runtime(_settings(), drivers=_state.get("drivers"),
+                        secrets=lambda: SecretResolver(environ=environ))
 
 
 def _targets(raw: list[str] | None) -> list[Any]:

@@ -25,6 +25,7 @@ from reconciler.cli.common import (
     _settings,
     _show_applied,
     _show_plans,
+    _state,
 )
 from reconciler.cli.viewing import _show_status
 from reconciler.errors import ReconcilerError
@@ -150,8 +151,10 @@ def quickstart(
     from reconciler.emulator.pointing import is_emulator, point_at_emulator
 
     settings = _settings()
-    os.environ.setdefault("EGEN_SERVICE_KEY", "quickstart-demo-key")
-    os.environ.setdefault("AED_DATABASE_URL", f"sqlite:///{settings.state_dir / 'aed.db'}")
+    # Demo values for the example's secret references, under whatever the environment sets;
+    # the process environment itself is left alone.
+    _state["environ"] = {"EGEN_SERVICE_KEY": "quickstart-demo-key",
+                         "AED_DATABASE_URL": f"sqlite:///{settings.state_dir / 'aed.db'}", **os.environ}
     emulator: EgenEmulator | None
     emulator = EgenEmulator(port=port)
     try:
