@@ -224,6 +224,23 @@ def test_history_server_prints_a_table(agents: Daemon) -> None:
     assert as_json.returncode == 0 and as_json.stdout.lstrip().startswith("[")
 
 
+def test_every_server_command_reports_an_error_answer_in_one_line(agents: Daemon) -> None:
+    """`--server` commands share one client (cli/remote.py): an error answer, a daemon that
+    does not answer, or a token variable that is not set is one line and exit 1."""
+    missing = agents.cli("history", "--run", "nope", "--server", agents.base)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip() == f"error: {agents.base}: 404 no run 'nope' (or the prefix is ambiguous)"
+    unknown = agents.cli("run", "AgentConfig/nope", "--server", agents.base)
+    assert unknown.returncode == 1 and unknown.stderr.startswith(f"error: {agents.base}: 404 ")
+    no_token = agents.cli("status", "--server", agents.base, "--token-env", "NOT_SET_ANYWHERE")
+    assert no_token.returncode == 1
+    assert no_token.stderr.strip() == ("error: --token-env NOT_SET_ANYWHERE: the environment variable "
+                                       "is not set")
+    closed = agents.cli("clients", "specs", "--server", f"http://127.0.0.1:{_free_port()}")
+    assert closed.returncode == 1 and "Traceback" not in closed.stderr
+    assert closed.stderr.startswith("error: http://127.0.0.1:") and "ConnectError" in closed.stderr
+
+
 # --- a run that outlasts the wait -------------------------------------------------------------
 
 @pytest.fixture
