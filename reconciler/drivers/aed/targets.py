@@ -129,6 +129,31 @@ class Target:
         """(rule, column, message, SQL that selects the offending stage keys)."""
         return []
 
+    def unique_indexes(self) -> list[tuple[str, list[str]]]:
+        """(name, columns) of the target's unique constraints and indexes, partial and
+        expression indexes left out (they are not pre-checked)."""
+        return []
+
+    def _unique_checks(self) -> list[tuple[str, str, str, str]]:
+        """UNIQUE constraints and unique indexes other than the key's: a staged row whose value
+        another staged row (with a smaller key) or another table row (as it will be after the
+        upsert) already holds would be refused at the write."""
+        k = quote(self.key)
+        checks: list[tuple[str, str, str, str]] = []
+        for name, columns in self.unique_indexes():
+            if columns == [self.key] or not set(columns) <= set(self.owned):
+                continue  # the key's own index, or columns the run never writes
+            cols = [quote(c) for c in columns]
+            same_staged = " AND ".join(f"o.{c} = s.{c}" for c in cols)
+            after = " AND ".join(f"(CASE WHEN n.{k} IS NULL THEN t.{c} ELSE n.{c} END) = s.{c}" for c in cols)
+            select = (f"SELECT s.{k} FROM {STAGE} s WHERE EXISTS (SELECT 1 FROM {STAGE} o "
+                      f"WHERE o.{k} < s.{k} AND {same_staged}) OR EXISTS (SELECT 1 FROM {self.table} t "
+                      f"LEFT JOIN {STAGE} n "
+                      f"ON n.{k} = t.{k} WHERE t.{k} <> s.{k} AND {after})")
+            checks.append(("constraints", name, f"unique constraint {name}: another row already has this "
+                           f"{', '.join(columns)}", select))
+        return checks
+
     # --- shared SQL ---------------------------------------------------------------------
 
     def sql(self, text: str, params: Sequence[Any] = ()) -> Any:
@@ -504,33 +529,14 @@ class PostgresTarget(Target):
         return checks
 
 
-    def _unique_checks(self) -> list[tuple[str, str, str, str]]:
-        """UNIQUE constraints and unique indexes other than the key's: a staged row whose value
-        another staged row (with a smaller key) or another table row (as it will be after the
-        upsert) already holds would be refused at the write."""
-        k = quote(self.key)
+    def unique_indexes(self) -> list[tuple[str, list[str]]]:
         rows = self.sql(
-            "SELECT ic.relname, array_agg(a.attname ORDER BY a.attnum), bool_or(con.oid IS NOT NULL) "
+            "SELECT ic.relname, array_agg(a.attname ORDER BY a.attnum) "
             "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-            "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
             "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL "
             "AND i.indexprs IS NULL GROUP BY ic.relname", (self.table,)).fetchall()
-        checks: list[tuple[str, str, str, str]] = []
-        for name, columns, _ in rows:
-            columns = list(columns)
-            if columns == [self.key] or not set(columns) <= set(self.owned):
-                continue  # the key's own index, or columns the run never writes
-            cols = [quote(c) for c in columns]
-            same_staged = " AND ".join(f"o.{c} = s.{c}" for c in cols)
-            after = " AND ".join(f"(CASE WHEN n.{k} IS NULL THEN t.{c} ELSE n.{c} END) = s.{c}" for c in cols)
-            select = (f"SELECT s.{k} FROM {STAGE} s WHERE EXISTS (SELECT 1 FROM {STAGE} o "
-                      f"WHERE o.{k} < s.{k} AND {same_staged}) OR EXISTS (SELECT 1 FROM {self.table} t "
-                      f"LEFT JOIN {STAGE} n "
-                      f"ON n.{k} = t.{k} WHERE t.{k} <> s.{k} AND {after})")
-            checks.append(("constraints", name, f"unique constraint {name}: another row already has this "
-                           f"{', '.join(columns)}", select))
-        return checks
+        return [(name, list(columns)) for name, columns in rows]
 
 
 class SqliteTarget(Target):
@@ -615,7 +621,22 @@ class SqliteTarget(Target):
                 if notnull and column in self.owned and column != self.key:
                     checks.append(("constraints", column, f"{column} is NOT NULL in the target",
                                    f"SELECT {k} FROM {STAGE} WHERE {quote(column)} IS NULL"))
+            checks.extend(self._unique_checks())
         return checks
+
+    def unique_indexes(self) -> list[tuple[str, list[str]]]:
+        """From `PRAGMA index_list` (unique, not partial) and `PRAGMA index_info` (no
+        expression columns); an inline `UNIQUE` is named by SQLite `sqlite_autoindex_…`."""
+        table = quote(self.spec.target.table)
+        found: list[tuple[str, list[str]]] = []
+        for _seq, name, unique, _origin, partial in self.sql(f"PRAGMA index_list({table})").fetchall():
+            if not unique or partial:
+                continue
+            info = self.sql(f"PRAGMA index_info({quote(name)})").fetchall()
+            columns = [column for _seqno, _cid, column in sorted(info)]
+            if columns and all(columns):
+                found.append((name, columns))
+        return found
 
 
 def open_target(url: str, spec: AedSourceBindingSpec) -> Target:

@@ -176,6 +176,41 @@ def test_unique_constraints_other_than_the_key_are_checked_in_stage_3(pg_url: st
     assert again.counts.invalid == duplicates
 
 
+def test_unique_constraints_are_checked_in_stage_3_on_sqlite_too(runner: Runner, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quickstart's SQLite target: an inline UNIQUE and a unique index, read from
+    `PRAGMA index_list`, refuse duplicates row by row before the write (an IntegrityError
+    at the write rolled the whole run back before)."""
+    import sqlite3
+
+    db = tmp_path / "aed.db"
+    monkeypatch.setenv("AED_TEST_DB", f"sqlite:///{db}")
+    monkeypatch.setenv("AED_TEST_KEY", "test-service-key-0042")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE aed (equipment_serial text PRIMARY KEY, sido text, gugun text, "
+            "installation_institution text UNIQUE, installation_address text, installation_position text, "
+            "latitude real, longitude real, manufacturer text, model_name text, "
+            "data_status text NOT NULL DEFAULT 'active', first_seen_date date, last_seen_date date, "
+            "consecutive_missing_days integer NOT NULL DEFAULT 0, deletion_suspected_date date, "
+            "sync_batch_id text)")
+        conn.execute("CREATE UNIQUE INDEX one_address ON aed (installation_address)")
+    with EgenEmulator(count=1000) as base:
+        items = EgenEmulator(count=1000).items
+        result = runner(binding(base, "aed"))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    rejects = runner.store.rejects(result.run_id)
+    assert {r["column"] for r in rejects} <= {"sqlite_autoindex_aed_2", "one_address"}
+    assert any(r["column"] == "sqlite_autoindex_aed_2" for r in rejects)
+    assert {(r["stage"], r["rule"]) for r in rejects} == {("database", "constraints")}
+    orgs = [i["org"].strip() for i in items]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT installation_institution, installation_address FROM aed").fetchall()
+    assert len(rows) == 1000 - len(rejects) == result.counts.created
+    assert len({r[0] for r in rows}) == len(rows) and len({r[1] for r in rows}) == len(rows)
+    assert len(orgs) - len(set(orgs)) > 0  # the data set does hold duplicates
+
+
 def test_updated_at_is_maintained_where_the_table_has_it(pg_url: str, runner: Runner, table: str) -> None:
     _create(pg_url, table, "updated_at timestamptz,")
     with EgenEmulator(count=500) as base:
