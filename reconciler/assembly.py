@@ -39,7 +39,7 @@ def open_runtime(settings: Settings, *, drivers: DriverRegistry | None = None,
                  secrets: Callable[[], SecretResolver] = SecretResolver) -> Runtime:
     """`secrets` builds each run's resolver (the operator's reads Kubernetes Secrets)."""
     drivers = drivers if drivers is not None else load_drivers(settings)
-    store = Store.open(settings.store_url())
+    store = Store.open(settings.store_url(), sqlite_synchronous=settings.sqlite_synchronous)
     bus = EventBus()
     orchestrator = Orchestrator(store=store, drivers=drivers, bus=bus,
                                 lock_timeout=settings.lock_timeout_seconds, secrets=secrets)

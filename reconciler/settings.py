@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     plugins: str = ""
     lock_timeout_seconds: float = 600.0
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    """The SQLite store's `PRAGMA synchronous` (WAL journal): `normal` syncs at checkpoints,
+    never corrupts, and survives a crash of the process; after a power loss or an OS crash
+    the last runs' records may be missing. `full` syncs every commit (about 0.1 s more per
+    CLI run here). PostgreSQL stores are not affected."""
     # History retention (`history.retention`): `reconciler db prune` and the daemon, every
     # interval, remove the runs kept by no rule (see reconciler/store/pruning.py).
     history_retention_keep: int = Field(default=1000, ge=0)

@@ -164,7 +164,8 @@ def db_upgrade() -> None:
 
     settings = _settings()
     try:
-        store = Store.open(settings.store_url(), migrate=False)
+        store = Store.open(settings.store_url(), migrate=False,
+                           sqlite_synchronous=settings.sqlite_synchronous)
         before = upgrade(store.engine)
         store.close()
     except ReconcilerError as exc:
@@ -202,7 +203,7 @@ def db_prune(
         raise _fail("no retention configured: give --keep N or --older-than DURATION, or set "
                     "RECONCILER_HISTORY_RETENTION_KEEP / RECONCILER_HISTORY_RETENTION_MAX_AGE")
     try:
-        store = Store.open(settings.store_url())
+        store = Store.open(settings.store_url(), sqlite_synchronous=settings.sqlite_synchronous)
         try:
             report = prune_history(store, policy=policy, now=datetime.now(UTC), dry_run=dry_run,
                                    actor=f"cli:{getpass.getuser()}")

@@ -9,6 +9,7 @@ The engine, scheduler and status reach it through the narrow ports of `reconcile
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -73,7 +74,11 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
+    def open(cls, url: str, *, migrate: bool = True, sqlite_synchronous: str = "normal") -> Store:
+        """The store at `url`, its schema upgraded (`migrate`); `sqlite_synchronous` is the
+        SQLite store's durability (see `Settings.sqlite_synchronous`)."""
+        if sqlite_synchronous not in ("normal", "full"):
+            raise StoreError(f"sqlite_synchronous: expected normal or full, got {sqlite_synchronous!r}")
         parsed = parse_store_url(url)  # refuses a malformed URL in one line, as given
         url = normalise_url(url)
         kwargs: dict[str, Any] = {"future": True}
@@ -84,7 +89,8 @@ class Store:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(url, **kwargs)
         if parsed.get_backend_name() == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            pragmas = functools.partial(_sqlite_pragmas, synchronous=sqlite_synchronous)
+            event.listen(engine, "connect", pragmas)
         try:
             if migrate:
                 ensure_schema(engine)
@@ -429,11 +435,14 @@ def _schedule_state(m: Any) -> ScheduleState:
     return ScheduleState(**values)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str = "normal") -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL + NORMAL: commits are not synced one by one (checkpoints are); safe from corruption
+    # and from a crash of the process, not from a power loss for the last transactions.
+    cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
     cursor.close()
 
 
