@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.apps import app, db_app, emulator_app, import_app, secrets_app
-from reconciler.cli.common import _duration, _fail, _report, _settings
+from reconciler.cli.common import abort, current_settings, parse_duration_option, report_error
 from reconciler.errors import ReconcilerError
 
 ServiceArg = Annotated[str, typer.Argument(help="The keyring service, as in {keyring: {service}}.")]
@@ -34,7 +34,7 @@ def secrets_set(service: ServiceArg, username: UsernameArg) -> None:
     try:
         backend = store_keyring(service, username, value)
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     typer.echo(f"stored keyring:{service}/{username} ({backend}); reference it as "
                f"{{keyring: {{service: {service}, username: {username}}}}}")
 
@@ -47,7 +47,7 @@ def secrets_delete(service: ServiceArg, username: UsernameArg) -> None:
     try:
         delete_keyring(service, username)
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     typer.echo(f"deleted keyring:{service}/{username}")
 
 
@@ -68,17 +68,17 @@ def import_agents(
         client_ = AgentClient(client)
         scope_ = TargetScope(scope)
     except ValueError as exc:
-        raise _fail(f"{exc}; expected --client one of {', '.join(c.value for c in AgentClient)} "
+        raise abort(f"{exc}; expected --client one of {', '.join(c.value for c in AgentClient)} "
                     "and --scope user or project") from None
     try:
         document = import_spec(client_, scope_, root or ("~" if scope_ is TargetScope.USER else "."),
                                name, lambda message: typer.echo(f"warning: {message}", err=True))
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     try:
         AgentConfig.model_validate(document)
     except Exception as exc:
-        raise _fail(f"the imported files do not make a valid AgentConfig: {exc}") from None
+        raise abort(f"the imported files do not make a valid AgentConfig: {exc}") from None
     typer.echo(to_yaml(document), nl=False)
 
 
@@ -103,7 +103,7 @@ def emulator_egen(
         serve(port=port, host=host, count=count, seed=seed, changed_fraction=changed_fraction,
               dirty_fraction=dirty_fraction, faults=list(fault or []))
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise abort(str(exc)) from None
 
 
 def _all_kinds() -> tuple[Any, ...]:
@@ -111,7 +111,7 @@ def _all_kinds() -> tuple[Any, ...]:
     from reconciler.assembly import load_drivers
     from reconciler.kinds import REGISTRY
 
-    load_drivers(_settings())  # imports RECONCILER_PLUGINS, which may register kinds
+    load_drivers(current_settings())  # imports RECONCILER_PLUGINS, which may register kinds
     return tuple(info.load_model() for info in REGISTRY.all())
 
 
@@ -123,7 +123,7 @@ def _write_generated(files: dict[str, str], out: Path, check: bool) -> None:
     ]
     if check:
         if stale:
-            _fail(f"{len(stale)} generated file(s) in {out} differ from the models: {', '.join(stale)}")
+            abort(f"{len(stale)} generated file(s) in {out} differ from the models: {', '.join(stale)}")
         typer.echo(f"{len(files)} file(s) in {out} are up to date")
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -162,14 +162,14 @@ def db_upgrade() -> None:
     from reconciler.store.migrating import HEAD_REVISION, upgrade
     from reconciler.store.repository import Store
 
-    settings = _settings()
+    settings = current_settings()
     try:
         store = Store.open(settings.store_url(), migrate=False,
                            sqlite_synchronous=settings.sqlite_synchronous)
         before = upgrade(store.engine)
         store.close()
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     typer.echo(f"store at revision {HEAD_REVISION} (was {before or 'empty'})")
 
 
@@ -193,14 +193,14 @@ def db_prune(
     from reconciler.store.pruning import RetentionPolicy, prune_history
     from reconciler.store.repository import Store
 
-    settings = _settings()
+    settings = current_settings()
     if keep is None and older_than is None:
         policy = settings.history_retention()
     else:
-        max_age = timedelta(seconds=_duration(older_than, "--older-than")) if older_than else None
+        max_age = timedelta(seconds=parse_duration_option(older_than, "--older-than")) if older_than else None
         policy = RetentionPolicy(keep=keep or 0, max_age=max_age)
     if not policy.enabled:
-        raise _fail("no retention configured: give --keep N or --older-than DURATION, or set "
+        raise abort("no retention configured: give --keep N or --older-than DURATION, or set "
                     "RECONCILER_HISTORY_RETENTION_KEEP / RECONCILER_HISTORY_RETENTION_MAX_AGE")
     try:
         store = Store.open(settings.store_url(), sqlite_synchronous=settings.sqlite_synchronous)
@@ -210,7 +210,7 @@ def db_prune(
         finally:
             store.close()
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     typer.echo(f"keeping {policy.describe()}")
     for line in report.lines():
         typer.echo(line)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reconciler.cli.common import LogFormat, _fail, _state
+from reconciler.cli.common import LogFormat, abort, cli_state
 from reconciler.cli.reviewing import review_app
 from reconciler.web.accounts import users_app
 
@@ -68,6 +68,6 @@ def main_options(
     try:
         settings = Settings(**overrides)
     except Exception as exc:
-        _fail(f"invalid settings: {exc}")
+        abort(f"invalid settings: {exc}")
     configure(fmt=settings.log_format, level=settings.log_level)
-    _state["settings"] = settings
+    cli_state["settings"] = settings

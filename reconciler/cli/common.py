@@ -44,7 +44,7 @@ class ModeOption(StrEnum):
     incremental = "incremental"
 
 
-_state: dict[str, Any] = {}
+cli_state: dict[str, Any] = {}
 
 
 PathArg = Annotated[Path, typer.Argument(help="A spec file or a folder of specs.")]
@@ -59,51 +59,51 @@ TargetOpt = Annotated[
 ModeOpt = Annotated[ModeOption, typer.Option(help="full or incremental reconciliation.")]
 
 
-def _settings() -> Settings:
+def current_settings() -> Settings:
     from reconciler.settings import Settings
 
-    return _state.get("settings") or Settings()
+    return cli_state.get("settings") or Settings()
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def abort(message: str, code: int = 1) -> typer.Exit:
     from reconciler.redaction import redact
 
     typer.echo(f"error: {redact(message)}", err=True)
     raise typer.Exit(code)
 
 
-def _report(exc: ReconcilerError) -> typer.Exit:
+def report_error(exc: ReconcilerError) -> typer.Exit:
     if isinstance(exc, SpecError):
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         typer.echo(f"{len(exc.problems)} problem(s); nothing was applied.", err=True)
         raise typer.Exit(1)
-    return _fail(str(exc))
+    return abort(str(exc))
 
 
-def _load(path: Path) -> SpecSet:
+def load_spec_set(path: Path) -> SpecSet:
     from reconciler.assembly import load_drivers
     from reconciler.drivers.agents.specpatch import remember
     from reconciler.loading import load_specs
 
-    _state["drivers"] = load_drivers(_settings())  # plugins may register kinds
-    specs = load_specs(path, limits=_settings().loader_limits())
+    cli_state["drivers"] = load_drivers(current_settings())  # plugins may register kinds
+    specs = load_specs(path, limits=current_settings().loader_limits())
     remember(specs.origins)  # where each spec lives: write-back of accepted edits
     return specs
 
 
-def _runtime() -> Runtime:
+def open_cli_runtime() -> Runtime:
     from reconciler.assembly import open_runtime
     from reconciler.loading.secrets import SecretResolver
 
-    environ = _state.get("environ")  # the quickstart's demo defaults under the real environment
+    environ = cli_state.get("environ")  # the quickstart's demo defaults under the real environment
     if environ is None:
-        return open_runtime(_settings(), drivers=_state.get("drivers"))
-    return open_runtime(_settings(), drivers=_state.get("drivers"),
+        return open_runtime(current_settings(), drivers=cli_state.get("drivers"))
+    return open_runtime(current_settings(), drivers=cli_state.get("drivers"),
                         secrets=lambda: SecretResolver(environ=environ))
 
 
-def _targets(raw: list[str] | None) -> list[Any]:
+def parse_targets(raw: list[str] | None) -> list[Any]:
     from reconciler.models import ObjectRef
 
     try:
@@ -112,27 +112,27 @@ def _targets(raw: list[str] | None) -> list[Any]:
         raise ReconcilerError(f"--target: {exc}") from None
 
 
-def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool,
+def reconcile_specs(path: Path, targets: list[str] | None, mode: ModeOption, dry_run: bool,
                verify: bool = False, refuse_drift: bool = False,
                specs: SpecSet | None = None) -> list[RunResult]:
     from reconciler.engine.batches import reconcile_set, select_targets
     from reconciler.models import Mode
     from reconciler.structs.runs import Trigger
 
-    specs = specs if specs is not None else _load(path)
-    runtime = _runtime()
+    specs = specs if specs is not None else load_spec_set(path)
+    runtime = open_cli_runtime()
     try:
         if not dry_run:  # `status` without a path then shows this folder's SyncJobs too
             from reconciler.status import declare
 
             declare(runtime.store, specs, whole=False)
-        selection = select_targets(specs, runtime.drivers, _targets(targets))
+        selection = select_targets(specs, runtime.drivers, parse_targets(targets))
         for obj in selection.without_driver:
             typer.echo(
                 f"note: {obj.ref.short}: no driver for kind {obj.KIND} in this installation; skipped",
                 err=True,
             )
-        with _progress_bar() as progress:
+        with progress_bar() as progress:
             return asyncio.run(
                 reconcile_set(
                     runtime.orchestrator,
@@ -143,7 +143,7 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
                     revision=specs.revision,
                     progress=progress,
                     verify=verify,
-                    guards=_refuse_drift_guards() if refuse_drift else (),
+                    guards=refuse_drift_guards() if refuse_drift else (),
                 )
             )
     finally:
@@ -151,7 +151,7 @@ def _reconcile(path: Path, targets: list[str] | None, mode: ModeOption, dry_run:
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator[Any]:
+def progress_bar() -> Iterator[Any]:
     """A rich progress bar on stderr for long runs (pages fetched, rows validated); only on a
     terminal, so scripts and CI logs stay plain."""
     if not sys.stderr.isatty():
@@ -171,13 +171,13 @@ def _progress_bar() -> Iterator[Any]:
         yield update
 
 
-def _refuse_drift_guards() -> tuple[Any, ...]:
+def refuse_drift_guards() -> tuple[Any, ...]:
     from reconciler.engine.guards import RefuseDrift
 
     return (RefuseDrift(),)
 
 
-def _show_plans(results: list[RunResult], fmt: PlanFormat, max_changes: int) -> list[Any]:
+def show_plans(results: list[RunResult], fmt: PlanFormat, max_changes: int) -> list[Any]:
     from reconciler.engine.rendering import render
 
     plans = [r.plan for r in results if r.plan is not None]
@@ -194,7 +194,7 @@ def _show_plans(results: list[RunResult], fmt: PlanFormat, max_changes: int) -> 
     return plans
 
 
-def _show_applied(results: list[RunResult]) -> None:
+def show_applied(results: list[RunResult]) -> None:
     from reconciler.engine.rendering.text import summary_line
 
     for result in results:
@@ -219,7 +219,7 @@ def _show_applied(results: list[RunResult]) -> None:
             typer.echo(f"  … pending {key}: declared by the spec, left unwritten by policy")
 
 
-def _applied_json(result: RunResult) -> dict[str, Any]:
+def applied_json(result: RunResult) -> dict[str, Any]:
     """One run for `apply -o json`: what it did (`counts`) and, when planned, what it planned."""
     ref = result.target
     return {
@@ -232,7 +232,7 @@ def _applied_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _print_failures(results: list[RunResult]) -> bool:
+def print_failures(results: list[RunResult]) -> bool:
     failed = False
     for result in results:
         if not result.outcome.ok:
@@ -241,7 +241,7 @@ def _print_failures(results: list[RunResult]) -> bool:
     return failed
 
 
-def _ago(when: datetime | None, now: datetime) -> str:
+def time_ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "-"
     seconds = int((now - when).total_seconds())
@@ -258,7 +258,7 @@ def _ago(when: datetime | None, now: datetime) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def _duration(text: str, option: str) -> float:
+def parse_duration_option(text: str, option: str) -> float:
     from pydantic import TypeAdapter, ValidationError
 
     from reconciler.models.common import Duration
@@ -266,16 +266,16 @@ def _duration(text: str, option: str) -> float:
     try:
         return float(TypeAdapter(Duration).validate_python(text).total_seconds())
     except ValidationError:
-        raise _fail(f"{option}: expected a duration such as 30s or 5m, got {text!r}") from None
+        raise abort(f"{option}: expected a duration such as 30s or 5m, got {text!r}") from None
 
 
-def _secret_env(name: str, option: str) -> str:
+def secret_from_env(name: str, option: str) -> str:
     import os
 
     from reconciler.redaction import remember
 
     value = os.environ.get(name)
     if not value:
-        raise _fail(f"{option} {name}: the environment variable is not set")
+        raise abort(f"{option} {name}: the environment variable is not set")
     remember(value)
     return value

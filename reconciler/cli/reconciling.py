@@ -18,20 +18,20 @@ from reconciler.cli.common import (
     PathArg,
     PlanFormat,
     TargetOpt,
-    _applied_json,
-    _duration,
-    _fail,
-    _load,
-    _print_failures,
-    _reconcile,
-    _report,
-    _runtime,
-    _secret_env,
-    _settings,
-    _show_applied,
-    _show_plans,
-    _state,
-    _targets,
+    abort,
+    applied_json,
+    cli_state,
+    current_settings,
+    load_spec_set,
+    open_cli_runtime,
+    parse_duration_option,
+    parse_targets,
+    print_failures,
+    reconcile_specs,
+    report_error,
+    secret_from_env,
+    show_applied,
+    show_plans,
 )
 from reconciler.errors import ReconcilerError
 
@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 def validate(path: PathArg = Path("specs")) -> None:
     """Check specs: syntax, schema, references. Exit 1 with file:line:col on problems."""
     try:
-        specs = _load(path)
+        specs = load_spec_set(path)
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     kinds: dict[str, int] = {}
     for obj in specs:
         kinds[obj.KIND] = kinds.get(obj.KIND, 0) + 1
@@ -88,11 +88,11 @@ def plan(
         _plan_review(path, base, head, fmt, mode, max_changes, detailed_exitcode, record)
         return
     try:
-        results = _reconcile(path, target, mode, dry_run=True, verify=verify)
+        results = reconcile_specs(path, target, mode, dry_run=True, verify=verify)
     except ReconcilerError as exc:
-        raise _report(exc) from None
-    plans = _show_plans(results, fmt, max_changes)
-    if _print_failures(results) or (verify and not _show_proofs(results)):
+        raise report_error(exc) from None
+    plans = show_plans(results, fmt, max_changes)
+    if print_failures(results) or (verify and not _show_proofs(results)):
         raise typer.Exit(1)
     if detailed_exitcode and not all(p.in_sync for p in plans):
         raise typer.Exit(2)
@@ -127,13 +127,13 @@ def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat
     from reconciler.review.revisions import compare_revisions
 
     if base is None or head is None:
-        raise _fail("--base and --head go together: plan what changed from --base to --head")
+        raise abort("--base and --head go together: plan what changed from --base to --head")
     try:
-        _state["drivers"] = load_drivers(_settings())
-        diff = compare_revisions(base=base, head=head, path=path, limits=_settings().loader_limits())
+        cli_state["drivers"] = load_drivers(current_settings())
+        diff = compare_revisions(base=base, head=head, path=path, limits=current_settings().loader_limits())
     except ReconcilerError as exc:
-        raise _report(exc) from None
-    runtime = _runtime()
+        raise report_error(exc) from None
+    runtime = open_cli_runtime()
     try:
         review = asyncio.run(review_changes(runtime.orchestrator, diff, mode=Mode(mode.value), record=record))
     finally:
@@ -171,18 +171,18 @@ def pr_comment(
     from reconciler.review.github import GitHub
     from reconciler.review.posting import post_plan
 
-    token = _secret_env(token_env, "--token-env")
+    token = secret_from_env(token_env, "--token-env")
     try:
         markdown = from_file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"--from {from_file}: cannot read: {exc.strerror}") from None
+        raise abort(f"--from {from_file}: cannot read: {exc.strerror}") from None
     try:
         with GitHub(repo=repo, token=token, base_url=api_url) as gh:
             result = post_plan(gh, pr=pr, markdown=markdown, marker=marker, sha=sha, target_url=target_url)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise abort(str(exc)) from None
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     typer.echo(f"{repo}#{pr}: {len(result.comment_ids)} comment part(s) ({result.created} created, "
                f"{result.updated} updated, {result.deleted} deleted, {result.unchanged} unchanged) "
                f"{result.url}")
@@ -204,15 +204,15 @@ def apply(
 ) -> None:
     """Reconcile the targets with the specs: apply only the difference."""
     try:
-        results = _reconcile(path, target, mode, dry_run=dry_run, refuse_drift=refuse_drift)
+        results = reconcile_specs(path, target, mode, dry_run=dry_run, refuse_drift=refuse_drift)
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     if output is OutputFormat.json:
         for result in results:
-            typer.echo(json.dumps(_applied_json(result), ensure_ascii=False))
+            typer.echo(json.dumps(applied_json(result), ensure_ascii=False))
     else:
-        _show_applied(results)
-    if _print_failures(results):
+        show_applied(results)
+    if print_failures(results):
         raise typer.Exit(1)
 
 
@@ -229,15 +229,15 @@ def rollback(
     from reconciler.structs.runs import Trigger
 
     try:
-        ref = _targets([target])[0]
-        specs = _load(path)
+        ref = parse_targets([target])[0]
+        specs = load_spec_set(path)
         obj = next((o for o in specs if o.ref == ref or (o.KIND, o.metadata.name) == (ref.kind, ref.name)),
                    None)
         if obj is None:
             raise ReconcilerError(f"{target}: no such object in {path}")
-        runtime = _runtime()
+        runtime = open_cli_runtime()
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     try:
         import getpass
 
@@ -248,13 +248,13 @@ def rollback(
             obj.ref, trigger=Trigger.ROLLBACK, dry_run=dry_run, even_if_suspended=True,
             actor=f"cli:{getpass.getuser()}", rollback_to=point))
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     finally:
         runtime.close()
     if result.plan is not None:
         typer.echo(render([result.plan], "text"))
     typer.echo(f"{obj.ref.short}: rollback to run {point}: {result.outcome} [run {result.run_id}]")
-    if _print_failures([result]):
+    if print_failures([result]):
         raise typer.Exit(1)
 
 
@@ -282,18 +282,18 @@ def run_object(
         body = {"dryRun": dry_run, "evenIfSuspended": even_if_suspended,
                 **({"mode": mode.value} if mode else {})}
         _run_on_server(server, target, token_env=token_env, wait=wait,
-                       timeout=_duration(timeout, "--timeout"), body=body)
+                       timeout=parse_duration_option(timeout, "--timeout"), body=body)
         return
     if wait:
-        raise _fail("--wait goes with --server (a local run always waits)")
+        raise abort("--wait goes with --server (a local run always waits)")
     from reconciler.runtime.control import Controller
 
     try:
-        ref = _targets([target])[0]
-        specs = _load(path)
-        runtime = _runtime()
+        ref = parse_targets([target])[0]
+        specs = load_spec_set(path)
+        runtime = open_cli_runtime()
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     try:
         import getpass
 
@@ -302,11 +302,11 @@ def run_object(
             ref, trigger=Trigger.MANUAL, mode=Mode(mode.value) if mode else None, dry_run=dry_run,
             even_if_suspended=even_if_suspended, actor=f"cli:{getpass.getuser()}"))
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     finally:
         runtime.close()
-    _show_applied([result])
-    if _print_failures([result]):
+    show_applied([result])
+    if print_failures([result]):
         raise typer.Exit(1)
 
 
@@ -317,9 +317,9 @@ def _run_on_server(server: str, target: str, *, token_env: str, wait: bool, time
     from reconciler.cli.remote import Server
     from reconciler.runtime.control import MAX_RUN_WAIT_SECONDS
 
-    ref = _targets([target])[0]
+    ref = parse_targets([target])[0]
     if timeout > MAX_RUN_WAIT_SECONDS:
-        raise _fail(f"--timeout: expected at most {MAX_RUN_WAIT_SECONDS:.0f}s, got {timeout:.0f}s")
+        raise abort(f"--timeout: expected at most {MAX_RUN_WAIT_SECONDS:.0f}s, got {timeout:.0f}s")
     params: dict[str, Any] = {"namespace": ref.namespace}
     if wait:
         params.update(wait="true", timeout=timeout)

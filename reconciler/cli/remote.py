@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.cli.common import _fail, _secret_env
+from reconciler.cli.common import abort, secret_from_env
 
 
 class Server:
@@ -20,7 +20,7 @@ class Server:
     def __init__(self, url: str, *, token_env: str, option: str = "--token-env") -> None:
         self.url = url
         self._base = url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {_secret_env(token_env, option)}"}
+        self._headers = {"Authorization": f"Bearer {secret_from_env(token_env, option)}"}
 
     def get(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
         return self._send("GET", path, params=params)
@@ -38,11 +38,11 @@ class Server:
                                      headers=self._headers,
                                      timeout=httpx.Timeout(30.0, read=read_timeout))
         except httpx.HTTPError as exc:
-            raise _fail(f"{self.url}: {type(exc).__name__}: {exc}") from None
+            raise abort(f"{self.url}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise _fail(f"{self.url}: {response.status_code} {detail}")
+            raise abort(f"{self.url}: {response.status_code} {detail}")
         return response.json()

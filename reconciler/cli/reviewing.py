@@ -34,12 +34,12 @@ def review(
     """List proposals (pending by default)."""
     if ctx.invoked_subcommand is not None:
         return
-    from reconciler.cli.common import _fail, _runtime
+    from reconciler.cli.common import abort, open_cli_runtime
     from reconciler.store.proposals import STATUSES, ProposalBook
 
     if status != "all" and status not in STATUSES:
-        raise _fail(f"--status: expected one of {', '.join(STATUSES)} or all, got {status!r}", code=2)
-    runtime = _runtime()
+        raise abort(f"--status: expected one of {', '.join(STATUSES)} or all, got {status!r}", code=2)
+    runtime = open_cli_runtime()
     try:
         found = ProposalBook(runtime.store.engine).list(status=None if status == "all" else status)
     finally:
@@ -82,22 +82,22 @@ def _decide_on_server(ids: list[str], server: str, *, token_env: str, accept: bo
 def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
     from reconciler.cli.common import (
         ModeOption,
-        _fail,
-        _load,
-        _print_failures,
-        _reconcile,
-        _runtime,
-        _show_applied,
+        abort,
+        load_spec_set,
+        open_cli_runtime,
+        print_failures,
+        reconcile_specs,
+        show_applied,
     )
     from reconciler.drivers.agents.deciding import decide
     from reconciler.errors import ReconcilerError
     from reconciler.store.proposals import ProposalBook
 
     try:
-        loaded = _load(specs)
+        loaded = load_spec_set(specs)
     except ReconcilerError as exc:
-        raise _fail(str(exc)) from None
-    runtime = _runtime()
+        raise abort(str(exc)) from None
+    runtime = open_cli_runtime()
     targets: set[str] = set()
     try:
         book = ProposalBook(runtime.store.engine)
@@ -105,7 +105,7 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
             try:
                 done = decide(book, pid, accept=accept, actor="cli", audit=runtime.store, source="cli")
             except ReconcilerError as exc:
-                raise _fail(str(exc)) from None
+                raise abort(str(exc)) from None
             patched = f" (spec patched: {done.spec_file})" if done.spec_file else ""
             typer.echo(f"{pid}: {done.status}{patched}")
             if done.note():  # git mode: the commit and branch to push
@@ -114,10 +114,10 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
     finally:
         runtime.close()
     if accept:
-        loaded = _load(specs)  # the patched spec
-    results = _reconcile(specs, sorted(targets), ModeOption.full, dry_run=False, specs=loaded)
-    _show_applied(results)
-    if _print_failures(results):
+        loaded = load_spec_set(specs)  # the patched spec
+    results = reconcile_specs(specs, sorted(targets), ModeOption.full, dry_run=False, specs=loaded)
+    show_applied(results)
+    if print_failures(results):
         raise typer.Exit(1)
 
 

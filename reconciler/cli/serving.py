@@ -14,18 +14,18 @@ from reconciler.cli.common import (
     OutputFormat,
     PathArg,
     PlanFormat,
-    _duration,
-    _fail,
-    _load,
-    _print_failures,
-    _reconcile,
-    _report,
-    _runtime,
-    _secret_env,
-    _settings,
-    _show_applied,
-    _show_plans,
-    _state,
+    abort,
+    cli_state,
+    current_settings,
+    load_spec_set,
+    open_cli_runtime,
+    parse_duration_option,
+    print_failures,
+    reconcile_specs,
+    report_error,
+    secret_from_env,
+    show_applied,
+    show_plans,
 )
 from reconciler.cli.viewing import _show_status
 from reconciler.errors import ReconcilerError
@@ -65,33 +65,35 @@ def serve(
     from reconciler.logs import LogBuffer, configure
 
     if (specs is None) == (git is None):
-        raise _fail("serve needs exactly one of --specs PATH or --git URL")
+        raise abort("serve needs exactly one of --specs PATH or --git URL")
     if write_back is not None and git is None:
-        raise _fail("--write-back goes with --git URL")
+        raise abort("--write-back goes with --git URL")
     if write_back is not None and write_back == branch:
-        raise _fail(f"--write-back {write_back}: that is the watched branch (--branch); accepted proposals "
+        raise abort(f"--write-back {write_back}: that is the watched branch (--branch); accepted proposals "
                     "are pushed to another branch, the watched branch's history is never rewritten")
     tokens = TokenTable()
     for name in admin_token_env or []:
-        tokens.add(_secret_env(name, "--admin-token-env"), Role.ADMIN)
+        tokens.add(secret_from_env(name, "--admin-token-env"), Role.ADMIN)
     for name in viewer_token_env or []:
-        tokens.add(_secret_env(name, "--viewer-token-env"), Role.VIEWER)
+        tokens.add(secret_from_env(name, "--viewer-token-env"), Role.VIEWER)
     if not tokens.digests:
         typer.echo("note: no API token configured: only /healthz, /readyz and /metrics answer", err=True)
-    settings = _settings()
+    settings = current_settings()
     logs = LogBuffer()
     configure(fmt=settings.log_format, level=settings.log_level, buffer=logs)
     if git_credentials and git is None:
-        raise _fail("--git-credentials goes with --git URL")
+        raise abort("--git-credentials goes with --git URL")
     options = DaemonOptions(specs=specs, git_url=git, git_credentials=git_credentials, branch=branch,
                             path=path, write_back=write_back,
-                            poll_seconds=_duration(poll, "--poll"), host=host, port=port, tokens=tokens,
-                            webhook_secret=_secret_env(webhook_secret_env, "--webhook-secret-env")
-                            if webhook_secret_env else None, grace_seconds=_duration(grace, "--grace"))
+                            poll_seconds=parse_duration_option(poll, "--poll"), host=host, port=port,
+                            tokens=tokens,
+                            webhook_secret=secret_from_env(webhook_secret_env, "--webhook-secret-env")
+                            if webhook_secret_env else None,
+                            grace_seconds=parse_duration_option(grace, "--grace"))
     try:
         run_daemon(settings, options, logs)
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
 
 
 @app.command()
@@ -118,11 +120,12 @@ def operator(
 
     tokens = TokenTable()
     for name in admin_token_env or []:
-        tokens.add(_secret_env(name, "--admin-token-env"), Role.ADMIN)
+        tokens.add(secret_from_env(name, "--admin-token-env"), Role.ADMIN)
     for name in viewer_token_env or []:
-        tokens.add(_secret_env(name, "--viewer-token-env"), Role.VIEWER)
-    run_operator(_settings(), namespaces=list(namespace or []), port=port, priority=priority,
-                 tick_seconds=_duration(tick, "--tick"), tokens=tokens, peering=peering, scan=scan)
+        tokens.add(secret_from_env(name, "--viewer-token-env"), Role.VIEWER)
+    run_operator(current_settings(), namespaces=list(namespace or []), port=port, priority=priority,
+                 tick_seconds=parse_duration_option(tick, "--tick"), tokens=tokens, peering=peering,
+                 scan=scan)
 
 
 def _embedded(kind: str) -> bool:
@@ -150,10 +153,10 @@ def quickstart(
     from reconciler.emulator.egen import SERVICE_PATH, EgenEmulator
     from reconciler.emulator.pointing import is_emulator, point_at_emulator
 
-    settings = _settings()
+    settings = current_settings()
     # Demo values for the example's secret references, under whatever the environment sets;
     # the process environment itself is left alone.
-    _state["environ"] = {"EGEN_SERVICE_KEY": "quickstart-demo-key",
+    cli_state["environ"] = {"EGEN_SERVICE_KEY": "quickstart-demo-key",
                          "AED_DATABASE_URL": f"sqlite:///{settings.state_dir / 'aed.db'}", **os.environ}
     emulator: EgenEmulator | None
     emulator = EgenEmulator(port=port)
@@ -164,7 +167,7 @@ def quickstart(
         emulator = None
         emulator_url = f"http://127.0.0.1:{port}{SERVICE_PATH}"
         if not is_emulator(emulator_url):
-            raise _fail(f"port {port} is busy ({exc.strerror}) and what answers there is not the AED "
+            raise abort(f"port {port} is busy ({exc.strerror}) and what answers there is not the AED "
                         "emulator; give a free port with --port") from None
         typer.echo(f"note: port {port} is busy; using the AED emulator already there ({emulator_url})",
                    err=True)
@@ -173,7 +176,7 @@ def quickstart(
     try:
         from reconciler.status import object_statuses
 
-        pointed = point_at_emulator(_load(path), emulator_url)
+        pointed = point_at_emulator(load_spec_set(path), emulator_url)
         for ref in pointed.moved:
             typer.echo(f"{ref.short}: source pointed at the emulator on port {port}")
         runnable = []
@@ -184,31 +187,31 @@ def quickstart(
                 typer.echo(f"note: {obj.ref.short} skipped: {obj.KIND} does not run on the embedded "
                            "defaults (see examples/README.md)", err=True)
         if not runnable:
-            raise _fail("no object in the specs can run on the embedded defaults")
+            raise abort("no object in the specs can run on the embedded defaults")
         typer.echo("\n== plan ==")
-        planned = _reconcile(path, runnable, ModeOption.full, dry_run=True, specs=pointed.specs)
-        _show_plans(planned, PlanFormat.text, 5)
+        planned = reconcile_specs(path, runnable, ModeOption.full, dry_run=True, specs=pointed.specs)
+        show_plans(planned, PlanFormat.text, 5)
         failed = [r for r in planned if not r.outcome.ok]
         for result in failed:
             typer.echo(f"{result.target.short}: plan failed: {result.error}")
         typer.echo("\n== apply ==")
         applicable = [str(r.target) for r in planned if r.outcome.ok]
         if applicable:
-            results = _reconcile(path, applicable, ModeOption.full, dry_run=False, specs=pointed.specs)
-        _show_applied(results)
+            results = reconcile_specs(path, applicable, ModeOption.full, dry_run=False, specs=pointed.specs)
+        show_applied(results)
         for result in failed:
             typer.echo(f"{result.target.short}: not applied: its plan failed")
         typer.echo("\n== status ==")
-        runtime = _runtime()
+        runtime = open_cli_runtime()
         try:
             rows = object_statuses(runtime.store, pointed.specs, now=datetime.now(UTC))
         finally:
             runtime.close()
         _show_status(rows, OutputFormat.table)
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     finally:
         if emulator is not None:
             emulator.stop()
-    if _print_failures([*planned, *results]):
+    if print_failures([*planned, *results]):
         raise typer.Exit(1)

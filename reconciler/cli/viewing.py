@@ -13,12 +13,12 @@ from reconciler.cli.apps import app
 from reconciler.cli.common import (
     OutputFormat,
     PathArg,
-    _ago,
-    _fail,
-    _load,
-    _report,
-    _runtime,
-    _targets,
+    abort,
+    load_spec_set,
+    open_cli_runtime,
+    parse_targets,
+    report_error,
+    time_ago,
 )
 from reconciler.cli.remote import Server
 from reconciler.errors import ReconcilerError
@@ -45,10 +45,10 @@ def status(
         _show_status([StatusRow.model_validate(r) for r in answer], output)
         return
     try:
-        specs = _load(path) if path is not None else None
-        runtime = _runtime()
+        specs = load_spec_set(path) if path is not None else None
+        runtime = open_cli_runtime()
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     try:
         rows = object_statuses(runtime.store, specs, now=datetime.now(UTC))
     finally:
@@ -73,11 +73,11 @@ def _show_status(rows: list[Any], output: OutputFormat) -> None:
             row.object,
             row.ready,
             f"True ({len(row.drifted)})" if row.drifted else "-",
-            _ago(row.last_run_time, now),
+            time_ago(row.last_run_time, now),
             row.result or "-",
             row.schedule or "-",
             "-" if row.suspended is None else str(row.suspended),
-            _ago(row.next_run_time, now),
+            time_ago(row.next_run_time, now),
             row.message,
         )
     Console(width=200).print(table)
@@ -100,10 +100,10 @@ def clients(
                 for r in Server(server, token_env=token_env).get("/api/v1/clients")]
     else:
         try:
-            specs = _load(path)
-            runtime = _runtime()
+            specs = load_spec_set(path)
+            runtime = open_cli_runtime()
         except ReconcilerError as exc:
-            raise _report(exc) from None
+            raise report_error(exc) from None
         try:
             rows = client_rows(runtime.store, specs)
         finally:
@@ -127,7 +127,7 @@ def clients(
         table.add_row(
             row.object, row.client, row.scope, row.root,
             "\n".join(f.path + ("" if f.exists else " (absent)") for f in row.files) or "-",
-            f"{_ago(at, now)} {synced.get('outcome', '')}".strip(),
+            f"{time_ago(at, now)} {synced.get('outcome', '')}".strip(),
             str(len(row.drifted)) if row.drifted else "-",
             "-" if row.pending_proposals is None else str(row.pending_proposals),
             state,
@@ -152,11 +152,11 @@ def history(
         if run is not None:
             path, params = f"/api/v1/runs/{run}", None
         elif target is not None:
-            ref = _targets([target])[0]
+            ref = parse_targets([target])[0]
             path = f"/api/v1/objects/{ref.kind}/{ref.name}/history"
             params = {"limit": limit, "namespace": ref.namespace}
         else:
-            raise _fail("history --server needs KIND/NAME or --run ID")
+            raise abort("history --server needs KIND/NAME or --run ID")
         answer = Server(server, token_env=token_env).get(path, params=params)
         if output is OutputFormat.json:
             typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
@@ -171,17 +171,17 @@ def history(
             _show_run_detail(RunDetail.model_validate(answer))
         return
     try:
-        refs = _targets([target] if target else None)
-        runtime = _runtime()
+        refs = parse_targets([target] if target else None)
+        runtime = open_cli_runtime()
     except ReconcilerError as exc:
-        raise _report(exc) from None
+        raise report_error(exc) from None
     try:
         if run is not None:
             from reconciler.status import run_detail
 
             detail = run_detail(runtime.store, run, rejects_limit=None if output is OutputFormat.json else 51)
             if detail is None:
-                raise _fail(f"no run with id {run!r} (or the prefix is ambiguous)")
+                raise abort(f"no run with id {run!r} (or the prefix is ambiguous)")
             if output is OutputFormat.json:
                 typer.echo(json.dumps(detail.model_dump(mode="json"), indent=2, ensure_ascii=False))
                 return
