@@ -1,7 +1,7 @@
 """The `reconciler` Typer application, its command groups and its global options.
 
 The command modules register themselves on these apps; the groups `review` and `users`
-come with their own modules (`cli/reviewing.py`, `web/accounts.py`).
+come with their own modules (`cli/reviewing.py`, `cli/accounts.py`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from reconciler.cli.accounts import users_app
 from reconciler.cli.common import LogFormat, abort, cli_state
 from reconciler.cli.reviewing import review_app
-from reconciler.web.accounts import users_app
 
 
 def _group(help_text: str, **options: Any) -> typer.Typer:

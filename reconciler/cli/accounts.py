@@ -1,4 +1,4 @@
-"""`reconciler users add|passwd|remove|list`: the dashboard's local users (see users.py).
+"""`reconciler users add|passwd|remove|list`: the dashboard's local users (see web/users.py).
 
 A password is read from a prompt (twice, not echoed) or, with `--password-stdin`, from the
 first line of standard input: never from an argument, which `ps` and shell history show.
@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from reconciler.cli.common import abort, current_settings
 
 if TYPE_CHECKING:
     from reconciler.web.users import UserStore
@@ -29,10 +31,9 @@ StdinOption = Annotated[bool, typer.Option("--password-stdin",
 
 
 def _store() -> UserStore:
-    from reconciler.settings import Settings
     from reconciler.web.users import UserStore
 
-    settings = Settings()
+    settings = current_settings()
     return UserStore(settings.users_file or settings.state_dir / "users.json")
 
 
@@ -40,11 +41,6 @@ def _password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 @users_app.command("add")
@@ -61,7 +57,7 @@ def add(name: Annotated[str, typer.Argument(help="The user name.")],
 
         store.add(name=name, password=_password(password_stdin), role=Role(role.value))
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise abort(str(exc)) from None
     typer.echo(f"user {name} added ({role.value}) to {store.path}")
 
 
@@ -75,7 +71,7 @@ def passwd(name: Annotated[str, typer.Argument(help="The user name.")],
     try:
         store.passwd(name=name, password=_password(password_stdin))
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise abort(str(exc)) from None
     typer.echo(f"password of {name} changed")
 
 
@@ -88,7 +84,7 @@ def remove(name: Annotated[str, typer.Argument(help="The user name.")]) -> None:
     try:
         store.remove(name=name)
     except UserError as exc:
-        raise _fail(str(exc)) from None
+        raise abort(str(exc)) from None
     typer.echo(f"user {name} removed")
 
 
