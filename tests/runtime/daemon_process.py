@@ -76,7 +76,8 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for process {pid}")
 
 
-def _ready(base: str) -> bool:
+def is_ready(base: str) -> bool:
+    """`/readyz` answers 200 (False while the port is closed or the daemon is starting)."""
     try:
         return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:
@@ -100,7 +101,7 @@ def serve(tmp_path: Path, *, env: dict[str, str] | None = None) -> Iterator[Daem
         env=environ, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: proc.poll() is not None or _ready(base))
+        wait_for(lambda: proc.poll() is not None or is_ready(base))
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         yield Daemon(proc, base, port)
     finally:

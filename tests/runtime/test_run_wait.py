@@ -9,13 +9,12 @@ emulator over HTTP, made slow on purpose where a run must outlast a wait.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import pytest
 
 from reconciler.emulator.egen import EgenEmulator
 from reconciler.emulator.faults import Faults
+from runtime.daemon_process import free_port, is_ready
+from runtime.daemon_process import wait_for as poll_until
 
 ADMIN, VIEWER = "run-wait-admin-token-1", "run-wait-viewer-token-1"
 AGENTS = """\
@@ -66,15 +67,8 @@ spec:
 """
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 120.0) -> Any:
-    """Poll until `predicate` is truthy (a generous deadline, not a speed claim)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for a condition")
+# Poll with a generous deadline (not a speed claim).
+wait_for = functools.partial(poll_until, timeout=120.0, step=0.1)
 
 
 @dataclass(frozen=True)
@@ -88,21 +82,8 @@ class Daemon:
                               capture_output=True, text=True, timeout=300)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _serve(work: Path, env: dict[str, str]) -> Iterator[Daemon]:
-    port = _free_port()
+    port = free_port()
     log = (work / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler.cli", "serve", "--specs", str(work / "specs"), "--port", str(port),
@@ -110,7 +91,7 @@ def _serve(work: Path, env: dict[str, str]) -> Iterator[Daemon]:
         cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: proc.poll() is not None or _ready(base))
+        wait_for(lambda: proc.poll() is not None or is_ready(base))
         assert proc.poll() is None, (work / "serve.log").read_text()
         yield Daemon(base, {**env, "RECONCILER_TOKEN": ADMIN}, work)
     finally:
@@ -236,7 +217,7 @@ def test_every_server_command_reports_an_error_answer_in_one_line(agents: Daemon
     assert no_token.returncode == 1
     assert no_token.stderr.strip() == ("error: --token-env NOT_SET_ANYWHERE: the environment variable "
                                        "is not set")
-    closed = agents.cli("clients", "specs", "--server", f"http://127.0.0.1:{_free_port()}")
+    closed = agents.cli("clients", "specs", "--server", f"http://127.0.0.1:{free_port()}")
     assert closed.returncode == 1 and "Traceback" not in closed.stderr
     assert closed.stderr.startswith("error: http://127.0.0.1:") and "ConnectError" in closed.stderr
 

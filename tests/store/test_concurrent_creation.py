@@ -36,9 +36,11 @@ runpy.run_module("reconciler.cli", run_name="__main__")
 
 
 def _wait_for(condition: object, what: str, timeout: float = 120.0) -> None:
+    """Poll `condition` with a generous deadline (not a speed claim)."""
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
 
 
