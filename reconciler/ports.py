@@ -42,8 +42,6 @@ class RunLog(Protocol):
                    watermarks: Mapping[str, str] | None = None,
                    warnings: Sequence[str] = ()) -> None: ...
 
-    def run(self, run_id: str) -> RunRecord | None: ...
-
 
 class EventLog(Protocol):
     def record_event(self, *, target: ObjectRef, run_id: str | None, type_: str, reason: str,
