@@ -254,3 +254,25 @@ def test_a_killed_run_is_closed_as_abandoned_by_the_next_run(cli, tmp_path: Path
     assert [r["outcome"] for r in runs] == ["succeeded", "failed"], runs
     assert runs[1]["error"].startswith("abandoned") and runs[1]["finishedAt" if "finishedAt" in runs[1]
                                                                  else "finished_at"] is not None
+
+
+@pytest.mark.parametrize("args", [
+    ["apply", "--help"], ["review", "--help"], ["db", "upgrade", "--help"], ["aply"],
+    ["--log-level", "debug", "apply", "--help"], ["apply", "--no-such-option"], [],
+])
+def test_building_only_the_invoked_command_changes_no_answer(args: list[str]) -> None:
+    """`main` builds only the command the first argument names (start-up time); help,
+    errors and "did you mean" must read exactly as with the whole application."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app, only_invoked_command
+
+    runner = CliRunner()
+    whole = runner.invoke(app, args, prog_name="reconciler", env={"COLUMNS": "100"})
+    trimmed_app = only_invoked_command(app, args)
+    trimmed = runner.invoke(trimmed_app, args, prog_name="reconciler", env={"COLUMNS": "100"})
+    assert (trimmed.exit_code, trimmed.output) == (whole.exit_code, whole.output)
+    assert whole.output.strip()
+    if args and args[0] in ("apply", "review", "db"):
+        assert trimmed_app is not app
+        assert len(trimmed_app.registered_commands) + len(trimmed_app.registered_groups) == 1

@@ -13,8 +13,12 @@ option. Importing this package registers every command.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
+
+import typer
+from typer.main import get_command_name
 
 from reconciler.cli.apps import app
 
@@ -22,7 +26,31 @@ from reconciler.cli.apps import app
 for _module in ("reconciling", "viewing", "serving", "admin"):
     importlib.import_module(f"reconciler.cli.{_module}")
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "only_invoked_command"]
+
+
+def only_invoked_command(typer_app: typer.Typer, args: list[str]) -> typer.Typer:
+    """The application with only the command the arguments name, when they name one first.
+
+    Typer builds the Click command of every registered command (signatures, annotations)
+    before it parses anything: about 20 ms of a 0.35 s no-op `apply`. When the first
+    argument is a command's or a group's exact name, the others cannot be reached, so a copy
+    of the application holding only that one behaves the same, its help and errors
+    included. Anything else (no argument, a global option first, a misspelt command, which
+    gets its "did you mean") keeps the whole application.
+    """
+    if not args or args[0].startswith("-"):
+        return typer_app
+    name = args[0]
+    commands = [info for info in typer_app.registered_commands
+                if (info.name or get_command_name(info.callback.__name__ if info.callback else "")) == name]
+    groups = [info for info in typer_app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return typer_app
+    trimmed = copy.copy(typer_app)
+    trimmed.registered_commands = commands
+    trimmed.registered_groups = groups
+    return trimmed
 
 
 def main() -> None:
@@ -39,7 +67,7 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code: int = 0
     try:
-        app()
+        only_invoked_command(app, sys.argv[1:])()
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)

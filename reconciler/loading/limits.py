@@ -22,7 +22,9 @@ it. Counts are per file, across all its documents.
 event stream (C, about fifty times faster than ruamel's pure-Python scanner, so a
 megabyte of numbers is refused in a fraction of a second), then inside ruamel's composer,
 which is what guarantees the bound: if libyaml is missing, or reads a file differently from
-ruamel, the composer still refuses at the same place.
+ruamel, the composer still refuses at the same place. A file under `PRECHECK_FROM_BYTES`
+skips the first pass: ruamel reads it in milliseconds whatever it holds (aliases are
+charged in O(1)), and the pass would cost more than it saves (importing PyYAML alone).
 """
 
 from __future__ import annotations
@@ -131,11 +133,17 @@ class NodeBudget:
         self._charge(size, mark)
 
 
+# Below this size the libyaml pass is skipped (see the module's docstring).
+PRECHECK_FROM_BYTES = 16_384
+
+
 def precheck_events(text: str, *, limits: LoaderLimits) -> None:
     """Run the budget over libyaml's events, when libyaml is there; raise `Refused`.
 
     A file libyaml cannot parse is left to ruamel, whose composer charges the same budget
-    and reports syntax errors in its own words."""
+    and reports syntax errors in its own words. A small file is left to ruamel too."""
+    if len(text) < PRECHECK_FROM_BYTES:
+        return
     try:
         import yaml
         from yaml._yaml import CParser  # the C extension: absent without libyaml
