@@ -126,3 +126,92 @@ def test_the_plain_reading_is_the_one_used_for_the_usual_page(monkeypatch: pytes
     body = page(ITEM * 50)
     assert by_parser(body, chunk=4096) == by_tree(body)
     assert built and all(b"<serialSeq>" not in text for text in built[:1])
+
+
+# --- well-formedness: the plain reading refuses exactly what expat refuses ---------------------
+#
+# The plain reading checks the items region itself (expat sees only the envelope around it),
+# so every document is fuzzed here against the reference: a document the element tree
+# cannot parse must be refused as a `ResponseFormatError`, any other must give the element
+# tree's page (or its error), whatever was inserted where, and however the body is chunked.
+# The early expat check of the first bytes is turned off (`no_early_check`): these pages
+# are smaller than it, and it would hide what the plain reading lets through.
+
+from typing import Any  # noqa: E402
+from unittest import mock  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reconciler.drivers.aed.parsing import ResponseFormatError  # noqa: E402
+from reconciler.errors import SourceError  # noqa: E402
+
+TROUBLE = [
+    "\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1c", "\x1f", "\x7f", "\x85", "\u00a0", "\u2028",
+    "\ufffe", "\uffff", "\r", "\t", "\n", "]]>", "]]", "&", "& ", "&amp;", "&lt;", "&#65;", "&#x41;",
+    "&#0;", "&#x1;", "&#xD800;", "&#1114112;", "&#xFFFE;", "&foo;", "&amp", "&#;", "<", ">", "/>",
+    "</item>", "<item>", "<item/>", "<org>", "</org>", "<é>x</é>", "<a:b>x</a:b>", "<a.b-c_d>x</a.b-c_d>",
+    "<1a>x</1a>", "<-a>x</-a>", "<a\u00b7b>x</a\u00b7b>", "<!---->", "<?pi x?>", "<![CDATA[x]]>",
+    '"', "'", "é", "한", "\U0001f600", "<x/>", "<x />", "<x></x>", "<items>", "</items>",
+    "<a\u00b2>x</a\u00b2>", "<\u00aa>x</\u00aa>", "<x\u00a0/>", "<x\x85/>", "<x\u2028/>", "<x\t/>",
+]
+BASE = page(ITEM * 2 + SHORT + "<item><org>A&amp;B</org><serialSeq>R</serialSeq></item>").decode()
+# Where an insertion keeps the page's shape most often: between two tags.
+BOUNDARIES = [index + 1 for index, char in enumerate(BASE) if char == ">"]
+
+
+def no_early_check() -> Any:
+    return mock.patch.object(parsing, "_EARLY_CHECK", 0)
+
+
+def outcome(run: object) -> object:
+    try:
+        return run()  # type: ignore[operator]
+    except SourceError as exc:
+        return type(exc).__name__
+
+
+def reference(body: bytes) -> object:
+    # Leading white space (and a BOM) before the document is let through on purpose.
+    body = body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    try:
+        ET.fromstring(body)
+    except ET.ParseError:
+        return "ResponseFormatError"
+    return outcome(lambda: by_tree(body))
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.integers(0, len(BASE)) | st.sampled_from(BOUNDARIES), st.sampled_from(TROUBLE)),
+                min_size=1, max_size=3),
+       st.sampled_from([1, 7, 4096, 1 << 20]))
+def test_anything_inserted_anywhere_is_read_as_the_element_tree_reads_it(
+        inserts: list[tuple[int, str]], chunk: int) -> None:
+    text = BASE
+    for position, piece in sorted(inserts, reverse=True):
+        text = text[:position] + piece + text[position:]
+    body = text.encode("utf-8")
+    with no_early_check():
+        assert outcome(lambda: by_parser(body, chunk=chunk)) == reference(body)
+    assert outcome(lambda: by_parser(body, chunk=chunk)) == reference(body)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.integers(0, len(BASE.encode()) - 1), st.sampled_from([b"", b"\xff", b"\xc3", b"\xed\xa0\x80"]))
+def test_a_body_cut_or_broken_anywhere_is_refused_as_the_element_tree_refuses_it(
+        cut: int, tail: bytes) -> None:
+    body = BASE.encode()[:cut] + tail
+    with no_early_check():
+        assert outcome(lambda: by_parser(body, chunk=4096)) == reference(body)
+    assert outcome(lambda: by_parser(body, chunk=4096)) == reference(body)
+    whole = BASE.encode()
+    spoilt = whole[:cut] + tail + whole[cut:]
+    with no_early_check():
+        assert outcome(lambda: by_parser(spoilt, chunk=4096)) == reference(spoilt)
+
+
+def test_a_long_page_broken_after_the_early_check_is_refused() -> None:
+    body = page(ITEM * 200 + "<item><org>\x01</org></item>")
+    assert len(body) > 2 * parsing._EARLY_CHECK
+    with pytest.raises(ResponseFormatError, match=r"malformed|truncated|not well-formed|invalid token"):
+        by_parser(body, chunk=4096)
