@@ -490,8 +490,12 @@ class PostgresTarget(Target):
 
     def load_stage(self, rows: Iterable[Sequence[Any]]) -> None:
         with self.cur.copy(f"COPY {STAGE} ({self._owned_list()}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[i] for i in self.owned_index])
+            if self.owned_index == tuple(range(len(self.columns))):  # every column, in order
+                for row in rows:
+                    copy.write_row(row)
+            else:
+                for row in rows:
+                    copy.write_row([row[i] for i in self.owned_index])
 
     def database_checks(self) -> list[tuple[str, str, str, str]]:
         """NOT NULL, CHECK and single-column foreign keys of the target, on the stage."""

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from drivers.aed.conftest import COUNT, Runner, binding, checksum, query
+from drivers.aed.conftest import COLUMNS, COUNT, Runner, binding, checksum, query
 from reconciler.drivers.aed.regions import gugun_belongs
 from reconciler.emulator.egen import EgenEmulator
 from reconciler.models import Mode
@@ -204,3 +204,23 @@ def test_database_work_runs_off_the_event_loop(emulator: EgenEmulator, runner: R
     result = runner(binding(emulator.base_url, table))
     assert result.outcome is Outcome.SUCCEEDED, result.error
     assert on_loop == []
+
+
+def test_owned_columns_are_the_only_ones_written(emulator: EgenEmulator, runner: Runner, pg_url: str,
+                                                 table: str) -> None:
+    """`ownedColumns` a subset (not in the mapping's order): only those are staged and
+    written; a mapped column it leaves out keeps what the table holds."""
+    assert runner(binding(emulator.base_url, table)).outcome is Outcome.SUCCEEDED
+    query(pg_url, f'UPDATE "{table}" SET model_name = \'hand-set\', latitude = latitude + 1')
+    owned = binding(emulator.base_url, table,
+                    mapping={"columns": COLUMNS, "ownedColumns": ["latitude", "equipment_serial", "sido"]})
+    result = runner(owned)
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert result.counts.updated == COUNT  # latitude put back on every row
+    items = {i["serialSeq"]: i for i in emulator.items}
+    rows = query(pg_url, f'SELECT equipment_serial, latitude, model_name FROM "{table}"')
+    assert len(rows) == COUNT
+    for serial, latitude, model in rows:
+        assert latitude == Decimal(items[serial]["wgs84Lat"].strip())
+        assert model == "hand-set"
+    assert runner(owned).outcome is Outcome.NOOP
