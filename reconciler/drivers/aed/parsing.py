@@ -475,6 +475,7 @@ def _odd_text(region: str) -> bool:
     character data may not hold."""
     return "\ufffe" in region or "\uffff" in region or ("]" in region and "]]>" in region)
 
+
 _STRAY_AMPERSAND = re.compile(r"&(?!(?:#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);)")
 _DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._\-]+)[\"']")
 _REFERENCE = re.compile(r"&(?:#x([0-9A-Fa-f]+)|#([0-9]+)|(amp|lt|gt|quot|apos));")
