@@ -263,14 +263,21 @@ def test_a_killed_run_is_closed_as_abandoned_by_the_next_run(cli, tmp_path: Path
 def test_building_only_the_invoked_command_changes_no_answer(args: list[str]) -> None:
     """`main` builds only the command the first argument names (start-up time); help,
     errors and "did you mean" must read exactly as with the whole application."""
+    import structlog
     from typer.testing import CliRunner
 
     from reconciler.cli import app, only_invoked_command
 
     runner = CliRunner()
-    whole = runner.invoke(app, args, prog_name="reconciler", env={"COLUMNS": "100"})
-    trimmed_app = only_invoked_command(app, args)
-    trimmed = runner.invoke(trimmed_app, args, prog_name="reconciler", env={"COLUMNS": "100"})
+    # The global options' callback points the logs at the runner's stream, closed after the
+    # call: put back what the other tests of this process log to.
+    logging_before = structlog.get_config()
+    try:
+        whole = runner.invoke(app, args, prog_name="reconciler", env={"COLUMNS": "100"})
+        trimmed_app = only_invoked_command(app, args)
+        trimmed = runner.invoke(trimmed_app, args, prog_name="reconciler", env={"COLUMNS": "100"})
+    finally:
+        structlog.configure(**logging_before)
     assert (trimmed.exit_code, trimmed.output) == (whole.exit_code, whole.output)
     assert whole.output.strip()
     if args and args[0] in ("apply", "review", "db"):
