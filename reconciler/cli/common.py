@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -256,6 +256,19 @@ def time_ago(when: datetime | None, now: datetime) -> str:
     else:
         text = f"{seconds}s"
     return f"in {text}" if future else f"{text} ago"
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, width: int = 200) -> None:
+    """A borderless table, as `kubectl get` prints one (rich, imported only here)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=width).print(table)
 
 
 def parse_duration_option(text: str, option: str) -> float:

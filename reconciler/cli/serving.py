@@ -27,7 +27,7 @@ from reconciler.cli.common import (
     show_applied,
     show_plans,
 )
-from reconciler.cli.viewing import _show_status
+from reconciler.cli.viewing import show_status
 from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def quickstart(
             rows = object_statuses(runtime.store, pointed.specs, now=datetime.now(UTC))
         finally:
             runtime.close()
-        _show_status(rows, OutputFormat.table)
+        show_status(rows, OutputFormat.table)
     except ReconcilerError as exc:
         raise report_error(exc) from None
     finally:

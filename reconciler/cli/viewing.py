@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     load_spec_set,
     open_cli_runtime,
     parse_targets,
+    print_table,
     report_error,
     time_ago,
 )
@@ -42,7 +43,7 @@ def status(
 
     if server is not None:
         answer = Server(server, token_env=token_env).get("/api/v1/objects")
-        _show_status([StatusRow.model_validate(r) for r in answer], output)
+        show_status([StatusRow.model_validate(r) for r in answer], output)
         return
     try:
         specs = load_spec_set(path) if path is not None else None
@@ -53,34 +54,25 @@ def status(
         rows = object_statuses(runtime.store, specs, now=datetime.now(UTC))
     finally:
         runtime.close()
-    _show_status(rows, output)
+    show_status(rows, output)
 
 
-def _show_status(rows: list[Any], output: OutputFormat) -> None:
+def show_status(rows: list[Any], output: OutputFormat) -> None:
     if output is OutputFormat.json:
         typer.echo(json.dumps([r.model_dump(mode="json", by_alias=True) for r in rows], indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     now = datetime.now(UTC)
-    table = Table(box=None, pad_edge=False)
-    for column in ("OBJECT", "READY", "DRIFTED", "LAST RUN", "RESULT", "SCHEDULE", "SUSPENDED", "NEXT RUN",
-                   "MESSAGE"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row.object,
-            row.ready,
-            f"True ({len(row.drifted)})" if row.drifted else "-",
-            time_ago(row.last_run_time, now),
-            row.result or "-",
-            row.schedule or "-",
-            "-" if row.suspended is None else str(row.suspended),
-            time_ago(row.next_run_time, now),
-            row.message,
-        )
-    Console(width=200).print(table)
+    print_table(
+        ("OBJECT", "READY", "DRIFTED", "LAST RUN", "RESULT", "SCHEDULE", "SUSPENDED", "NEXT RUN", "MESSAGE"),
+        ((row.object,
+          row.ready,
+          f"True ({len(row.drifted)})" if row.drifted else "-",
+          time_ago(row.last_run_time, now),
+          row.result or "-",
+          row.schedule or "-",
+          "-" if row.suspended is None else str(row.suspended),
+          time_ago(row.next_run_time, now),
+          row.message) for row in rows))
 
 
 @app.command()
@@ -111,28 +103,23 @@ def clients(
     if output is OutputFormat.json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     now = datetime.now(UTC)
-    table = Table(box=None, pad_edge=False)
-    for column in ("OBJECT", "CLIENT", "SCOPE", "ROOT", "FILES", "LAST SYNC", "DRIFTED", "PROPOSALS",
-                   "CHECK"):
-        table.add_column(column)
+    lines: list[tuple[str, ...]] = []
     for row in rows:
         check = row.validation
         state = "held: " + str(check.get("message")) if check.get("held") else str(check.get("state"))
         synced = row.last_sync or {}
         at = datetime.fromisoformat(synced["at"]) if synced.get("at") else None
-        table.add_row(
+        lines.append((
             row.object, row.client, row.scope, row.root,
             "\n".join(f.path + ("" if f.exists else " (absent)") for f in row.files) or "-",
             f"{time_ago(at, now)} {synced.get('outcome', '')}".strip(),
             str(len(row.drifted)) if row.drifted else "-",
             "-" if row.pending_proposals is None else str(row.pending_proposals),
             state,
-        )
-    Console(width=200).print(table)
+        ))
+    print_table(("OBJECT", "CLIENT", "SCOPE", "ROOT", "FILES", "LAST SYNC", "DRIFTED", "PROPOSALS", "CHECK"),
+                lines)
 
 
 @app.command()
@@ -216,37 +203,17 @@ def _show_run_detail(detail: RunDetail) -> None:
 
 
 def _show_runs_table(records: list[Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in (
-        "RUN",
-        "STARTED",
-        "TARGET",
-        "TRIGGER",
-        "MODE",
-        "OUTCOME",
-        "+",
-        "~",
-        "-",
-        "=",
-        "DURATION",
-        "REVISION",
-        "ERROR",
-    ):
-        table.add_column(column)
-    for r in records:
-        table.add_row(
-            r.id,
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            r.target.short,
-            r.trigger,
-            r.mode + (" (dry)" if r.dry_run else ""),
-            r.outcome,
-            *(str(r.counts[k]) for k in ("created", "updated", "deleted", "unchanged")),
-            f"{r.duration_seconds:.2f}s" if r.duration_seconds is not None else "-",
-            (r.revision or "-")[:12],
-            (r.error or "")[:80],
-        )
-    Console(width=250).print(table)
+    print_table(
+        ("RUN", "STARTED", "TARGET", "TRIGGER", "MODE", "OUTCOME", "+", "~", "-", "=", "DURATION", "REVISION",
+         "ERROR"),
+        ((r.id,
+          r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+          r.target.short,
+          r.trigger,
+          r.mode + (" (dry)" if r.dry_run else ""),
+          r.outcome,
+          *(str(r.counts[k]) for k in ("created", "updated", "deleted", "unchanged")),
+          f"{r.duration_seconds:.2f}s" if r.duration_seconds is not None else "-",
+          (r.revision or "-")[:12],
+          (r.error or "")[:80]) for r in records),
+        width=250)
