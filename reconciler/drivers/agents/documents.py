@@ -115,6 +115,24 @@ class Document(Protocol):
     def render(self) -> str | None: ...
 
 
+def _kind_name(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"[:80]
+    return f"the value {value!r}"[:80]
+
+
+def refuse_shape(doc: Document, file: str, path: Path_, expected: str, got: Any) -> ShapeError:
+    """The refusal of `got` at `path` of `file`, located by the document when it can be."""
+    where = doc.where(path) if hasattr(doc, "where") else None
+    line, column = where if where is not None else (None, None)
+    return ShapeError(file, line, column, "/" + "/".join(path),
+                      f"expected {expected}, got {_kind_name(got)}")
+
+
 def _walk(value: Any, path: Path_) -> Any:
     for key in path:
         if not isinstance(value, Mapping) or key not in value:

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.drivers.agents.documents import MISSING, BlockDocument, Document, ListEdit, ShapeError
+from reconciler.drivers.agents.documents import MISSING, BlockDocument, Document, ListEdit, refuse_shape
 from reconciler.drivers.agents.entries import Entry, KeyParts
 from reconciler.drivers.agents.lists import ItemKind, identity, kind_of, level_of, normal, rank, weaker
 from reconciler.drivers.agents.ownership import (
@@ -78,16 +78,6 @@ def _change(key: str, item: str, value: Any, actual: Any) -> Change:
     return Change.update(key, actual, value, item=item)
 
 
-def _kind_name(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}"[:80]
-    return f"the value {value!r}"[:80]
-
-
 def respelled(desired: Any, actual: Any, env_ref: re.Pattern[str]) -> Any:
     """`desired`, with each env reference that the file spells another way for the same
     variable (Qwen's `$X` for `${X}`) taken from the file: the user's spelling is kept."""
@@ -98,13 +88,6 @@ def respelled(desired: Any, actual: Any, env_ref: re.Pattern[str]) -> Any:
         if want and have and want.group(1) == have.group(1):
             return actual
     return desired
-
-
-def refuse_shape(doc: Document, file: str, path: tuple[str, ...], expected: str, got: Any) -> ShapeError:
-    where = doc.where(path) if hasattr(doc, "where") else None
-    line, column = where if where is not None else (None, None)
-    return ShapeError(file, line, column, "/" + "/".join(path),
-                      f"expected {expected}, got {_kind_name(got)}")
 
 
 def check_parents(doc: Document, file: str, pointer: tuple[str, ...]) -> None:

@@ -10,14 +10,122 @@ the import says so on stderr. `import_spec` assembles an `AgentConfig` document.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.drivers.agents.documents import MISSING, Document, JsonDocument, refuse_shape
 from reconciler.drivers.agents.translating import parse_sections, split_front_matter
 from reconciler.models.agents import AgentClient, TargetScope
 
 Warn = Callable[[str], None]
+Pointer = tuple[str, ...]
+_SCALARS = (str, int, float, bool)
+
+
+class Native:
+    """One client file as the importer reads it: every value is read with the shape it must
+    have, and a value of another shape is refused with the file, line, column and key path
+    (`ShapeError`), as apply refuses it. Nothing is guessed: `"args": "a b"` is not read as
+    the list of its characters, a server given as a string does not end in a traceback.
+    A JSON null reads as absent, as the clients read it."""
+
+    def __init__(self, doc: Document, file: str) -> None:
+        self.doc, self.file = doc, file
+
+    @classmethod
+    def json(cls, text: str | None, file: str) -> Native:
+        """A JSON file, read by its grammar (strict JSON or JSONC, see `json_grammar`)."""
+        return cls(JsonDocument(text, file), file)
+
+    def value(self, path: Pointer) -> Any:
+        """The value at `path`, None when absent; a parent that is not an object is refused."""
+        for depth in range(1, len(path)):
+            parent = self.doc.get(path[:depth])
+            if parent is MISSING or parent is None:
+                return None
+            if not isinstance(parent, Mapping):
+                raise refuse_shape(self.doc, self.file, path[:depth], "an object", parent)
+        found = self.doc.get(path)
+        return None if found is MISSING else found
+
+    def mapping(self, path: Pointer) -> Mapping[str, Any]:
+        """The object at `path`; `{}` when absent."""
+        found = self.value(path)
+        if found is None:
+            return {}
+        if not isinstance(found, Mapping):
+            raise refuse_shape(self.doc, self.file, path, "an object", found)
+        return found
+
+    def text(self, path: Pointer) -> str | None:
+        found = self.value(path)
+        if found is not None and not isinstance(found, str):
+            raise refuse_shape(self.doc, self.file, path, "a string", found)
+        return found
+
+    def strings(self, path: Pointer) -> list[str] | None:
+        """The list of strings at `path`; None when absent."""
+        found = self.value(path)
+        if found is None:
+            return None
+        if not isinstance(found, list) or not all(isinstance(item, str) for item in found):
+            raise refuse_shape(self.doc, self.file, path, "a list of strings", found)
+        return list(found)
+
+    def scalars(self, path: Pointer) -> dict[str, Any]:
+        """An object of plain values at `path` (env, headers); `{}` when absent."""
+        found = self.mapping(path)
+        if not all(isinstance(value, _SCALARS) for value in found.values()):
+            raise refuse_shape(self.doc, self.file, path, "an object of strings", found)
+        return dict(found)
+
+    def objects(self, path: Pointer) -> Iterator[tuple[str, Pointer]]:
+        """(name, path) of every member of the object at `path`, each itself an object."""
+        for name in self.mapping(path):
+            self.mapping((*path, name))
+            yield name, (*path, name)
+
+
+@dataclass(frozen=True)
+class ServerSpelling:
+    """How one client spells an MCP server in JSON: which keys hold a remote server's URL
+    (the first present wins) and what transport each means, whether a URL wins over a
+    command (Gemini CLI's precedence), the tool filter keys, and whether `cwd` is read."""
+
+    transport: Callable[[Native, Pointer, str], str | None]
+    url_keys: tuple[str, ...] = ("url",)
+    url_first: bool = False
+    tool_keys: tuple[str, str] | None = None
+    cwd: bool = False
+
+
+def read_servers(native: Native, path: Pointer, spelling: ServerSpelling, env_ref: re.Pattern[str],
+                 warn: Warn) -> dict[str, Any]:
+    """The canonical MCP servers of the object at `path` of a client's JSON file."""
+    servers: dict[str, Any] = {}
+    for name, at in native.objects(path):
+        entry, where = native.mapping(at), ".".join(at)
+        tools: dict[str, Any] = {}
+        if spelling.tool_keys is not None:
+            include, exclude = spelling.tool_keys
+            tools = {"enabled_tools": native.strings((*at, include)),
+                     "disabled_tools": native.strings((*at, exclude))}
+        url_key = next((key for key in spelling.url_keys if key in entry), None)
+        if url_key is not None and (spelling.url_first or "command" not in entry):
+            headers, bearer = headers_map(native.scalars((*at, "headers")), env_ref, f"{where}.headers", warn)
+            transport = spelling.transport(native, at, url_key)
+            servers[name] = server(url=native.text((*at, url_key)), transport=transport, headers=headers,
+                                   bearer=bearer, **tools)
+        elif "command" in entry:
+            servers[name] = server(command=native.text((*at, "command")), args=native.strings((*at, "args")),
+                                   env=env_map(native.scalars((*at, "env")), env_ref, f"{where}.env", warn),
+                                   cwd=native.text((*at, "cwd")) if spelling.cwd else None, **tools)
+        else:
+            keys = ", ".join(("command", *spelling.url_keys))
+            warn(f"{native.file}: {where} has none of {keys}; not imported")
+    return servers
 
 _SECRET_NAME = re.compile(
     r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$|"

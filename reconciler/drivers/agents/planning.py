@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.drivers.agents.clients import Reader, adapter_for
-from reconciler.drivers.agents.documents import MISSING, Document, Format, open_document
-from reconciler.drivers.agents.editing import FilePlanner, Tally, refuse_shape
+from reconciler.drivers.agents.documents import MISSING, Document, Format, open_document, refuse_shape
+from reconciler.drivers.agents.editing import FilePlanner, Tally
 from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
 from reconciler.drivers.agents.lists import identity, kind_of
 from reconciler.errors import DriverError

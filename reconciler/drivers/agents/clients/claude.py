@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
-from reconciler.drivers.agents.documents import Format, JsonDocument
+from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     ServerShape,
@@ -39,6 +39,7 @@ SHAPE = ServerShape(
     remote=lambda s: ({"type": str(s.transport or "http")}, {}),
     cwd_note="Claude Code ignores cwd for MCP servers (anthropics/claude-code#17565)")
 SETTINGS = ".claude/settings.json"
+_SPELLING = importing.ServerSpelling(transport=lambda native, at, _: native.text((*at, "type")))
 
 
 def _mcp_file(place: Place) -> str:
@@ -99,22 +100,12 @@ class ClaudeCode:
         return out
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
-        mcp = JsonDocument(reader.text(_mcp_file(place)), _mcp_file(place)).get(("mcpServers",))
-        servers: dict[str, Any] = {}
-        for name, entry in (mcp or {}).items():
-            where = f"mcpServers.{name}"
-            if "command" in entry:
-                servers[name] = importing.server(
-                    command=entry["command"], args=entry.get("args"),
-                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn))
-            else:
-                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
-                                                        f"{where}.headers", warn)
-                servers[name] = importing.server(url=entry.get("url"), transport=entry.get("type"),
-                                                 headers=headers, bearer=bearer)
-        settings = JsonDocument(reader.text(SETTINGS), SETTINGS).get(("permissions",)) or {}
+        mcp = importing.Native.json(reader.text(_mcp_file(place)), _mcp_file(place))
+        servers = importing.read_servers(mcp, ("mcpServers",), _SPELLING, _ENV_REF, warn)
+        settings = importing.Native.json(reader.text(SETTINGS), SETTINGS)
+        allow, ask = settings.strings(("permissions", "allow")), settings.strings(("permissions", "ask"))
         deny = []
-        for rule in settings.get("deny") or []:
+        for rule in settings.strings(("permissions", "deny")) or []:
             match = re.fullmatch(r"mcp__([A-Za-z0-9-]+)__([A-Za-z0-9_.-]+)", rule)
             if match and match.group(1) in servers:
                 servers[match.group(1)].setdefault("disabledTools", []).append(match.group(2))
@@ -125,8 +116,8 @@ class ClaudeCode:
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(".claude/rules", "*.md")}
         rules += importing.rules_from_files(scoped)
         return {"mcpServers": servers, "rules": rules,
-                "permissions": importing.permissions(settings.get("allow"), settings.get("ask"), deny,
-                                                     settings.get("defaultMode"))}
+                "permissions": importing.permissions(allow, ask, deny,
+                                                     settings.text(("permissions", "defaultMode")))}
 
 
 ADAPTER = ClaudeCode()

@@ -254,10 +254,10 @@ class Codex:
             denied_tools.setdefault(target[0], []).append(target[1])
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
-        config = TomlDocument(reader.text(CONFIG), CONFIG)
+        config = importing.Native(TomlDocument(reader.text(CONFIG), CONFIG), CONFIG)
         servers: dict[str, Any] = {}
-        for name, entry in (config.get(("mcp_servers",)) or {}).items():
-            server = self._read_server(name, entry, warn)
+        for name, at in config.objects(("mcp_servers",)):
+            server = self._read_server(config, at, warn)
             if server is not None:
                 servers[name] = server
         lists: dict[str, list[str]] = {"allow": [], "ask": [], "deny": []}
@@ -265,7 +265,7 @@ class Codex:
             for decision, rule in read_prefix_rules(reader.text(relative), relative, warn):
                 if rule not in lists[decision]:
                     lists[decision].append(rule)
-        policy = config.get(("approval_policy",))
+        policy = config.value(("approval_policy",))
         mode = next((str(m) for m, value in APPROVAL_POLICIES.items() if value == policy), None)
         if policy and mode is None:
             warn(f"{CONFIG}: approval_policy {policy!r} has no canonical defaultMode; not imported")
@@ -274,34 +274,32 @@ class Codex:
                 "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"], mode)}
 
     @staticmethod
-    def _read_server(name: str, entry: Any, warn: Callable[[str], None]) -> dict[str, Any] | None:
-        where = f"mcp_servers.{name}"
-        if not isinstance(entry, dict):
-            warn(f"{CONFIG}: {where} is not a table; not imported")
-            return None
-        common: dict[str, Any] = {"enabled_tools": entry.get("enabled_tools"),
-                                  "disabled_tools": entry.get("disabled_tools"),
+    def _read_server(config: importing.Native, at: importing.Pointer,
+                     warn: Callable[[str], None]) -> dict[str, Any] | None:
+        entry, where = config.mapping(at), ".".join(at)
+        common: dict[str, Any] = {"enabled_tools": config.strings((*at, "enabled_tools")),
+                                  "disabled_tools": config.strings((*at, "disabled_tools")),
                                   "enabled": entry.get("enabled", True) is not False}
         if "command" in entry:
-            env = importing.env_map(entry.get("env"), _NEVER, f"{where}.env", warn)
-            for item in entry.get("env_vars") or []:
+            env = importing.env_map(config.scalars((*at, "env")), _NEVER, f"{where}.env", warn)
+            for item in config.value((*at, "env_vars")) or []:
                 var = item.get("name") if isinstance(item, dict) else item
                 if isinstance(var, str) and var:
                     env[var] = {"env": var}
-            return importing.server(command=entry["command"], args=entry.get("args"), env=env,
-                                    cwd=entry.get("cwd"), **common)
+            return importing.server(command=config.text((*at, "command")), args=config.strings((*at, "args")),
+                                    env=env, cwd=config.text((*at, "cwd")), **common)
         if "url" in entry:
             headers = {k: importing.env_value(v, _NEVER, k, f"{where}.http_headers.{k}", warn)
-                       for k, v in (entry.get("http_headers") or {}).items()}
-            headers.update({k: {"env": str(v)} for k, v in (entry.get("env_http_headers") or {}).items()})
+                       for k, v in config.scalars((*at, "http_headers")).items()}
+            headers.update({k: {"env": str(v)} for k, v in config.scalars((*at, "env_http_headers")).items()})
             bearer = None
             if entry.get("bearer_token_env_var"):
                 bearer = {"env": str(entry["bearer_token_env_var"])}
             elif entry.get("bearer_token"):
                 bearer = importing.env_value(entry["bearer_token"], _NEVER, "bearer_token",
                                              f"{where}.bearer_token", warn)
-            return importing.server(url=entry["url"], transport="http", headers=headers, bearer=bearer,
-                                    **common)
+            return importing.server(url=config.text((*at, "url")), transport="http", headers=headers,
+                                    bearer=bearer, **common)
         warn(f"{CONFIG}: {where} has neither command nor url; not imported")
         return None
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
-from reconciler.drivers.agents.documents import Format, JsonDocument
+from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
@@ -45,6 +45,8 @@ SHAPE = ServerShape(
     remote=lambda s: ({"type": "sse"} if s.transport is McpTransport.SSE else {}, {}),
     cwd_note="Cursor's support for cwd is unverified; not rendered")
 MCP_FILE = ".cursor/mcp.json"
+_SPELLING = importing.ServerSpelling(
+    transport=lambda native, at, _: "sse" if native.text((*at, "type")) == "sse" else "http")
 RULES_DIR = ".cursor/rules"
 _DOMAIN = "domain:"
 _MCP = re.compile(r"mcp__(.+?)(?:__(.+))?")
@@ -191,28 +193,14 @@ class Cursor:
         return None
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
-        mcp = JsonDocument(reader.text(MCP_FILE), MCP_FILE).get(("mcpServers",))
-        servers: dict[str, Any] = {}
-        for name, entry in (mcp or {}).items():
-            where = f"mcpServers.{name}"
-            if "command" in entry:
-                servers[name] = importing.server(
-                    command=entry["command"], args=entry.get("args"),
-                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn))
-            elif "url" in entry:
-                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
-                                                        f"{where}.headers", warn)
-                transport = "sse" if entry.get("type") == "sse" else "http"
-                servers[name] = importing.server(url=entry["url"], transport=transport, headers=headers,
-                                                 bearer=bearer)
-            else:
-                warn(f"{MCP_FILE}: {where} has neither command nor url; not imported")
+        mcp = importing.Native.json(reader.text(MCP_FILE), MCP_FILE)
+        servers = importing.read_servers(mcp, ("mcpServers",), _SPELLING, _ENV_REF, warn)
         rules = [] if place.user else self._read_rules(reader, warn)
         cli = _cli_file(place)
-        perms = JsonDocument(reader.text(cli), cli).get(("permissions",)) or {}
+        perms = importing.Native.json(reader.text(cli), cli)
         lists: dict[str, list[str]] = {"allow": [], "deny": []}
         for decision in lists:
-            for token in perms.get(decision) or []:
+            for token in perms.strings(("permissions", decision)) or []:
                 rule = canonical_rule(str(token))
                 if rule is None:
                     warn(f"{cli}: permissions.{decision} {token!r} has no canonical rule; not imported")

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
-from reconciler.drivers.agents.documents import DocumentError, Format, JsonDocument, TomlDocument
+from reconciler.drivers.agents.documents import DocumentError, Format, TomlDocument
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
@@ -51,6 +51,9 @@ _ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z
 SHAPE = ServerShape(
     "Gemini CLI", ENV, url=lambda s: "url" if s.transport is McpTransport.SSE else "httpUrl")
 SETTINGS = ".gemini/settings.json"
+_SPELLING = importing.ServerSpelling(  # Gemini's precedence: httpUrl > url > command
+    transport=lambda _, __, key: "http" if key == "httpUrl" else "sse", url_keys=("httpUrl", "url"),
+    url_first=True, tool_keys=("includeTools", "excludeTools"), cwd=True)
 TOOL_SETS = (("includeTools",), ("excludeTools",))  # lists of tool names: sets of items
 POLICIES_DIR = ".gemini/policies"
 POLICY_FILE = f"{POLICIES_DIR}/reconciler.toml"
@@ -186,26 +189,9 @@ class GeminiCli:
         return []
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
-        settings = JsonDocument(reader.text(SETTINGS), SETTINGS)
-        servers: dict[str, Any] = {}
-        for name, entry in (settings.get(("mcpServers",)) or {}).items():
-            where = f"mcpServers.{name}"
-            tools = {"enabled_tools": entry.get("includeTools"), "disabled_tools": entry.get("excludeTools")}
-            if "httpUrl" in entry or "url" in entry:  # Gemini's precedence: httpUrl > url > command
-                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
-                                                        f"{where}.headers", warn)
-                transport = "http" if "httpUrl" in entry else "sse"
-                servers[name] = importing.server(url=entry.get("httpUrl") or entry.get("url"),
-                                                 transport=transport, headers=headers, bearer=bearer,
-                                                 **tools)
-            elif "command" in entry:
-                servers[name] = importing.server(
-                    command=entry["command"], args=entry.get("args"),
-                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn),
-                    cwd=entry.get("cwd"), **tools)
-            else:
-                warn(f"{SETTINGS}: {where} has none of command, url or httpUrl; not imported")
-        mode = settings.get(("general", "defaultApprovalMode"))
+        settings = importing.Native.json(reader.text(SETTINGS), SETTINGS)
+        servers = importing.read_servers(settings, ("mcpServers",), _SPELLING, _ENV_REF, warn)
+        mode = settings.value(("general", "defaultApprovalMode"))
         default_mode = next((str(k) for k, v in APPROVAL_MODES.items() if v == mode), None)
         if mode and default_mode is None:
             warn(f"{SETTINGS}: general.defaultApprovalMode {mode!r} has no canonical defaultMode; "

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
-from reconciler.drivers.agents.documents import Format, JsonDocument
+from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
@@ -41,6 +41,9 @@ _ENV_REF = re.compile(r"\$(?:\{(?=[A-Za-z_][A-Za-z0-9_]*\}$)|(?=[A-Za-z_][A-Za-z
 SHAPE = ServerShape(
     "Qwen Code", ENV, url=lambda s: "url" if s.transport is McpTransport.SSE else "httpUrl")
 SETTINGS = ".qwen/settings.json"
+_SPELLING = importing.ServerSpelling(  # httpUrl: streamable HTTP; url: SSE
+    transport=lambda _, __, key: "http" if key == "httpUrl" else "sse", url_keys=("httpUrl", "url"),
+    tool_keys=("includeTools", "excludeTools"), cwd=True)
 TOOL_SETS = (("includeTools",), ("excludeTools",))  # lists of tool names: sets of items
 RULES_DIR = ".qwen/rules"
 APPROVAL_MODES = {
@@ -124,28 +127,11 @@ class QwenCode:
         return out
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
-        settings = JsonDocument(reader.text(SETTINGS), SETTINGS)
-        servers: dict[str, Any] = {}
-        for name, entry in (settings.get(("mcpServers",)) or {}).items():
-            where = f"mcpServers.{name}"
-            tools = {"enabled_tools": entry.get("includeTools"), "disabled_tools": entry.get("excludeTools")}
-            if "command" in entry:
-                servers[name] = importing.server(
-                    command=entry["command"], args=entry.get("args"),
-                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn),
-                    cwd=entry.get("cwd"), **tools)
-            elif "httpUrl" in entry or "url" in entry:
-                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
-                                                        f"{where}.headers", warn)
-                transport = "http" if "httpUrl" in entry else "sse"
-                servers[name] = importing.server(url=entry.get("httpUrl") or entry.get("url"),
-                                                 transport=transport, headers=headers, bearer=bearer,
-                                                 **tools)
-            else:
-                warn(f"{SETTINGS}: {where} has none of command, url or httpUrl; not imported")
-        perms = settings.get(("permissions",)) or {}
-        lists = {k: [_canonical_rule(str(r)) for r in perms.get(k) or []] for k in ("allow", "ask", "deny")}
-        mode = settings.get(("tools", "approvalMode"))
+        settings = importing.Native.json(reader.text(SETTINGS), SETTINGS)
+        servers = importing.read_servers(settings, ("mcpServers",), _SPELLING, _ENV_REF, warn)
+        lists = {k: [_canonical_rule(r) for r in settings.strings(("permissions", k)) or []]
+                 for k in ("allow", "ask", "deny")}
+        mode = settings.value(("tools", "approvalMode"))
         default_mode = next((str(k) for k, v in APPROVAL_MODES.items() if v == mode), None)
         if mode and default_mode is None:
             warn(f"{SETTINGS}: tools.approvalMode {mode!r} has no canonical defaultMode; not imported")

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
-from reconciler.drivers.agents.documents import Format, JsonDocument, YamlDocument
+from reconciler.drivers.agents.documents import Format, YamlDocument
 from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     ServerShape,
@@ -49,6 +49,7 @@ SHAPE = ServerShape(
     remote=lambda s: ({}, {"transport": str(s.transport or "http")}),
     cwd_note="Rovo Dev's support for cwd is unverified; not rendered")
 MCP_FILE = ".rovodev/mcp.json"
+_SPELLING = importing.ServerSpelling(transport=lambda native, at, _: native.text((*at, "transport")))
 CONFIG = ".rovodev/config.yml"
 TOOL_GROUPS: dict[str, tuple[str, ...]] = {
     "Read": ("open_files", "expand_code_chunks", "grep"),
@@ -206,21 +207,8 @@ class RovoDev:
                         "and bypassPermissions (allow) have an equivalent")
 
     def read(self, reader: Reader, place: Place, warn: Callable[[str], None]) -> dict[str, Any]:
-        mcp = JsonDocument(reader.text(MCP_FILE), MCP_FILE).get(("mcpServers",))
-        servers: dict[str, Any] = {}
-        for name, entry in (mcp or {}).items():
-            where = f"mcpServers.{name}"
-            if "command" in entry:
-                servers[name] = importing.server(
-                    command=entry["command"], args=entry.get("args"),
-                    env=importing.env_map(entry.get("env"), _ENV_REF, f"{where}.env", warn))
-            elif "url" in entry:
-                headers, bearer = importing.headers_map(entry.get("headers"), _ENV_REF,
-                                                        f"{where}.headers", warn)
-                servers[name] = importing.server(url=entry["url"], transport=entry.get("transport"),
-                                                 headers=headers, bearer=bearer)
-            else:
-                warn(f"{MCP_FILE}: {where} has neither command nor url; not imported")
+        mcp = importing.Native.json(reader.text(MCP_FILE), MCP_FILE)
+        servers = importing.read_servers(mcp, ("mcpServers",), _SPELLING, _ENV_REF, warn)
         perms = _mapping(YamlDocument(reader.text(CONFIG), CONFIG).get(("toolPermissions",)))
         lists: dict[str, list[str]] = {level: [] for level in LEVELS}
         self._read_tools(_mapping(perms.get("tools")), lists, warn)
