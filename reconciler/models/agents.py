@@ -102,6 +102,16 @@ _SECRET_ENV = re.compile(
 _SECRET_HEADER = re.compile(
     r"^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret", re.IGNORECASE
 )
+# A value that is only a variable reference, in any client's syntax (`$X`, `${X}`, `${env:X}`,
+# `%X%`), after an optional `Bearer `: it holds no secret, whatever its name (real client
+# files carry such values, which each client passes on or expands as written).
+ONLY_A_REFERENCE = re.compile(
+    r"(Bearer )?(\$\{(env:)?[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%)")
+
+
+def holds_no_secret(value: str) -> bool:
+    """Whether a literal value under a secret-looking name is harmless: empty, or a reference."""
+    return not value or ONLY_A_REFERENCE.fullmatch(value) is not None
 
 # --- MCP servers -------------------------------------------------------------------------------
 
@@ -176,13 +186,13 @@ class McpServer(SpecModel):
                         f"{name} applies to remote servers (url) only"
                     )
         for key, value in self.env.items():
-            if isinstance(value, str) and _SECRET_ENV.search(key):
+            if isinstance(value, str) and _SECRET_ENV.search(key) and not holds_no_secret(value):
                 raise ValueError(
                     f"expected a secret reference such as {{env: {key}}} for env {key}, got a "
                     "literal value; secret values are never written in specs"
                 )
         for key, value in self.headers.items():
-            if isinstance(value, str) and _SECRET_HEADER.search(key):
+            if isinstance(value, str) and _SECRET_HEADER.search(key) and not holds_no_secret(value):
                 raise ValueError(
                     f"expected a secret reference (or bearerToken) for header {key}, got a "
                     "literal value; secret values are never written in specs"

@@ -292,3 +292,21 @@ def test_duplicate_conflict_path_is_refused() -> None:
 def test_unknown_conflict_policy_is_refused() -> None:
     message = error_of(config(conflictPolicy={"default": "Replace"}))
     assert "'IfNotPresent'" in message
+
+
+@pytest.mark.parametrize("value", ["", "${GITHUB_TOKEN}", "$GITHUB_TOKEN", "${env:GITHUB_TOKEN}",
+                                   "%GITHUB_TOKEN%"])
+def test_a_secret_named_env_holding_no_secret_is_accepted(value: str) -> None:
+    """Empty, or only a variable reference in some client's syntax (as real files hold them)."""
+    spec = AgentConfig.model_validate(servers(gh={"command": "gh-mcp", "env": {"GITHUB_TOKEN": value}})).spec
+    assert spec.mcp_servers["gh"].env["GITHUB_TOKEN"] == value
+
+
+@pytest.mark.parametrize(("where", "key", "value"), [
+    ("env", "GITHUB_TOKEN", "ghp_abc123"), ("env", "GITHUB_TOKEN", "${GITHUB_TOKEN}x"),
+    ("headers", "Authorization", "Bearer abc123"), ("headers", "X-Api-Key", "$KEY and more"),
+])
+def test_a_literal_secret_is_still_refused(where: str, key: str, value: str) -> None:
+    entry: dict[str, Any] = ({"command": "gh-mcp", "env": {key: value}} if where == "env"
+                             else {"url": "https://a.example.com/mcp", "headers": {key: value}})
+    assert "secret values are never written in specs" in error_of(servers(gh=entry))

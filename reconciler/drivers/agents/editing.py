@@ -80,14 +80,27 @@ def _change(key: str, item: str, value: Any, actual: Any) -> Change:
 
 def respelled(desired: Any, actual: Any, env_ref: re.Pattern[str]) -> Any:
     """`desired`, with each env reference that the file spells another way for the same
-    variable (Qwen's `$X` for `${X}`) taken from the file: the user's spelling is kept."""
+    variable (Qwen's `$X` for `${X}`, also after the same text, as in `Bearer $X`) taken
+    from the file: the user's spelling is kept."""
     if isinstance(desired, Mapping) and isinstance(actual, Mapping):
         return {k: respelled(v, actual.get(k, MISSING), env_ref) for k, v in desired.items()}
     if isinstance(desired, str) and isinstance(actual, str) and desired != actual:
-        want, have = env_ref.fullmatch(desired), env_ref.fullmatch(actual)
-        if want and have and want.group(1) == have.group(1):
-            return actual
+        for start in (i for i, ch in enumerate(desired) if ch == "$"):
+            if not actual.startswith(desired[:start]):
+                break
+            want, have = env_ref.fullmatch(desired[start:]), env_ref.fullmatch(actual[start:])
+            if want and have and want.group(1) == have.group(1):
+                return actual
     return desired
+
+
+def without_implied(desired: Any, actual: Any, implied: Mapping[str, Any]) -> Any:
+    """`desired` without each key of `implied` that the user's entry leaves out and whose
+    value is what the client reads its absence as (Rovo Dev's `transport`)."""
+    if not implied or not isinstance(desired, Mapping) or not isinstance(actual, Mapping):
+        return desired
+    return {k: v for k, v in desired.items()
+            if not (k in implied and k not in actual and implied[k] == v)}
 
 
 def check_parents(doc: Document, file: str, pointer: tuple[str, ...]) -> None:
@@ -121,6 +134,8 @@ class FilePlanner:
         actual = doc.get(pointer)
         if entry is not None and entry.env_ref is not None:
             desired = respelled(desired, actual, entry.env_ref)
+        if entry is not None:
+            desired = without_implied(desired, actual, dict(entry.implied))
         if isinstance(desired, Mapping) and actual is not MISSING and not isinstance(actual, Mapping):
             raise refuse_shape(doc, self.file, pointer, "an object", actual)
         policy = self.forced.get(key) or policy_for(entry, pointer, self.config)

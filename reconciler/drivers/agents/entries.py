@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -67,6 +68,10 @@ class Entry:
     # The client's spellings of an env reference (group 1: the variable), e.g. `$X` and `${X}`
     # for Qwen Code: a value in the file that names the same variable another way is kept.
     env_ref: re.Pattern[str] | None = None
+    # Keys of an object value that the client reads as this value when they are absent
+    # (Rovo Dev: no `transport` on a command is stdio): a user's entry that leaves one out
+    # is not given it.
+    implied: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
@@ -149,11 +154,11 @@ class Rendering:
     def put(self, relative: str, fmt: Format, pointer: tuple[str, ...], value: Any, *,
             canonical: str = "", preserve: tuple[tuple[str, ...], ...] = (),
             sets: tuple[tuple[str, ...], ...] = (), security: bool = False,
-            sections: tuple[tuple[str, str], ...] = ()) -> None:
+            sections: tuple[tuple[str, str], ...] = (), implied: Mapping[str, Any] | None = None) -> None:
         self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
                                   canonical, preserve, self.place.marker, self.place.policy,
                                   sets=sets, security=security, sections=sections,
-                                  env_ref=self.env_ref))
+                                  env_ref=self.env_ref, implied=tuple((implied or {}).items())))
 
     def put_items(self, relative: str, fmt: Format, pointer: tuple[str, ...], items: list[Any], *,
                   canonical: str = "") -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from reconciler.drivers.agents.documents import MISSING, Document, JsonDocument, refuse_shape
 from reconciler.drivers.agents.translating import parse_sections, split_front_matter
-from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.models.agents import AgentClient, TargetScope, holds_no_secret
 
 Warn = Callable[[str], None]
 Pointer = tuple[str, ...]
@@ -135,12 +135,14 @@ _SECRET_NAME = re.compile(
 
 
 def env_value(value: Any, pattern: re.Pattern[str], name: str, where: str, warn: Warn) -> Any:
-    """A native env/header value as canonical: a reference, or the literal when harmless."""
+    """A native env/header value as canonical: a reference in the client's own syntax, else
+    the literal when it holds no secret (empty, or only a reference in another syntax, which
+    the client passes on as written), else a reference to an env var of the key's name."""
     text = str(value)
     match = pattern.fullmatch(text)
     if match:
         return {"env": match.group(1)}
-    if _SECRET_NAME.search(name):
+    if _SECRET_NAME.search(name) and not holds_no_secret(text):
         ref = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
         warn(f"{where}: a literal secret value was not imported; it is now {{env: {ref}}}: "
              f"export {ref} where the client runs")
@@ -278,7 +280,7 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
 
     place = Place(client, scope, root, name)
     reader = Reader(expand(root))
-    found = adapter_for(client).read(reader, place, warn)
+    found = canonical_only(adapter_for(client).read(reader, place, warn), warn)
     spec: dict[str, Any] = {}
     for key in ("mcpServers", "rules", "permissions"):
         if found.get(key):
@@ -299,6 +301,47 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
     if overrides:
         target["overrides"] = overrides
     return document
+
+
+_LEFT = "not imported: it stays in the file as it is, and apply leaves it alone"
+
+
+def canonical_only(found: dict[str, Any], warn: Warn) -> dict[str, Any]:
+    """`found` without what the canonical model cannot hold, each with a warning: a server
+    name such as `@scope/name`, a permission rule outside the `Tool(specifier)` syntax, a
+    mode the canonical `defaultMode` does not have (Claude Code's `dontAsk`). None of them
+    is lost: apply never touches a server, a list item or a key the spec does not name."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from reconciler.models.agents import DefaultMode, McpServerName, PermissionRule
+
+    def valid(kind: Any, value: Any) -> bool:
+        try:
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
+    servers = {}
+    for name, server in (found.get("mcpServers") or {}).items():
+        if valid(McpServerName, name):
+            servers[name] = server
+        else:
+            warn(f"mcpServers: the name {name!r} cannot be a canonical server name (no '.', '/', '~' "
+                 f"or '#'); {_LEFT}")
+    permissions = dict(found.get("permissions") or {})
+    for decision in ("allow", "ask", "deny"):
+        rules = permissions.get(decision) or []
+        for rule in rules:
+            if not valid(PermissionRule, rule):
+                warn(f"permissions.{decision}: {rule!r} is not a Tool or Tool(specifier) rule; {_LEFT}")
+        if rules:
+            permissions[decision] = [rule for rule in rules if valid(PermissionRule, rule)]
+    mode = permissions.get("defaultMode")
+    if mode is not None and not valid(DefaultMode, mode):
+        warn(f"permissions.defaultMode {mode!r} has no canonical equivalent; {_LEFT}")
+        del permissions["defaultMode"]
+    return {**found, "mcpServers": servers, "permissions": {k: v for k, v in permissions.items() if v}}
 
 
 def permissions_elsewhere(document: dict[str, Any], reader: Any, place: Any) -> bool:

@@ -164,7 +164,10 @@ class RovoDev:
             note_tool_filters(out, name, server, "Rovo Dev has no per-server tool filter")
             if _has_reference(server):
                 referenced.append(name)
-            out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where)
+            # An entry without `transport` (real files often leave it out) is read as stdio for
+            # a command and streamable HTTP for a URL, by the importer too: not added to it.
+            implied = {"transport": "stdio" if server.command is not None else "http"}
+            out.put(MCP_FILE, Format.JSON, ("mcpServers", name), entry, canonical=where, implied=implied)
         if referenced:
             out.weakened("mcpServers", f"the secret references of {', '.join(referenced)} are written as "
                          "${VAR}; whether Rovo Dev expands them in mcp.json is unverified")

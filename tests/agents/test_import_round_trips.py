@@ -1,0 +1,102 @@
+"""`import agents` then `apply` changes no byte: cases taken from real public dotfiles.
+
+Each file below is a minimal rewrite of what a real configuration held when 74 public
+client files were run through the corpus checks (the real files are not copied here). In
+every case, before the fix, importing the file and applying the imported spec to it changed
+its bytes, or the import failed as a whole on one value the canonical model cannot hold:
+
+- Rovo Dev entries without `transport` (Rovo's own examples always write it; real files
+  often leave it out) got one added;
+- Qwen's `Bearer $TOKEN` header came back as `Bearer ${TOKEN}`;
+- an empty header value, or a value that is only a variable reference in another syntax
+  (`${VAR}` in Cursor's file, `$TOKEN` in Claude's), was taken for a literal secret and
+  replaced by an env reference of the key's name;
+- Claude's `dontAsk` mode, a deny rule the canonical syntax cannot read, and a Cursor server
+  named `@scope/name` made the whole import fail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from running import Runner
+
+from agents.conftest import agent_config, tree
+from reconciler.drivers.agents.importing import import_spec
+from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.structs.runs import Outcome
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+CASES = [
+    ("rovo-no-transport", AgentClient.ROVO_DEV, ".rovodev/mcp.json", _json({"mcpServers": {
+        "memory": {"command": "npx", "args": ["-y", "memory-server"]},
+        "docs": {"url": "https://docs.example.com/mcp"},
+        "sse one": {"url": "https://events.example.com/sse", "transport": "sse"}}})),
+    ("qwen-dollar-header", AgentClient.QWEN_CODE, ".qwen/settings.json", _json({"mcpServers": {
+        "search": {"httpUrl": "https://search.example.com/mcp",
+                   "headers": {"Authorization": "Bearer $SEARCH_TOKEN", "X-Team": "$TEAM"}}}})),
+    ("gemini-empty-key", AgentClient.GEMINI_CLI, ".gemini/settings.json", _json({"mcpServers": {
+        "c7": {"httpUrl": "https://mcp.example.com/mcp", "headers": {"API_KEY": ""}}}})),
+    ("claude-empty-and-dollar", AgentClient.CLAUDE_CODE, ".claude.json", _json({"mcpServers": {
+        "c7": {"type": "http", "url": "https://mcp.example.com/mcp", "headers": {"API_KEY": ""}},
+        "gh": {"type": "http", "url": "https://gh.example.com/mcp",
+               "headers": {"Authorization": "Bearer $GH_TOKEN"}}}})),
+    ("cursor-plain-reference", AgentClient.CURSOR, ".cursor/mcp.json", _json({"mcpServers": {
+        "github": {"command": "docker", "args": ["run", "-i", "--rm", "ghcr.io/github/github-mcp-server"],
+                   "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "${GITHUB_PERSONAL_ACCESS_TOKEN}"}}}})),
+    ("claude-dont-ask", AgentClient.CLAUDE_CODE, ".claude/settings.json", _json({"permissions": {
+        "defaultMode": "dontAsk", "allow": ["Bash(git status)"],
+        "deny": ["Bash(git checkout .)*", "Read(./.env)"]}})),
+    ("cursor-scoped-name", AgentClient.CURSOR, ".cursor/mcp.json", _json({"mcpServers": {
+        "@21st-dev/magic": {"command": "npx", "args": ["-y", "@21st-dev/magic@latest"]},
+        "fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}})),
+]
+
+
+@pytest.mark.parametrize(("client", "file", "text"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_import_then_apply_changes_no_byte(runner: Runner, tmp_path: Path, client: AgentClient, file: str,
+                                           text: str) -> None:
+    root = tmp_path / "home"
+    (root / file).parent.mkdir(parents=True)
+    (root / file).write_text(text, encoding="utf-8")
+    warnings: list[str] = []
+    document = import_spec(client, TargetScope.USER, str(root), "mine", warnings.append)
+    before = tree(root)
+    result = runner(agent_config(document["spec"]))
+    assert result.outcome in (Outcome.NOOP, Outcome.SUCCEEDED), result.error
+    assert tree(root) == before, (warnings, (root / file).read_text())
+
+
+def test_what_the_canonical_model_cannot_hold_is_left_in_the_file_with_a_warning(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    (root / ".claude").mkdir(parents=True)
+    (root / ".claude" / "settings.json").write_text(CASES[5][3])
+    warnings: list[str] = []
+    document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.USER, str(root), "mine", warnings.append)
+    assert document["spec"]["permissions"] == {"allow": ["Bash(git status)"], "deny": ["Read(./.env)"]}
+    assert any("dontAsk" in w and "not imported" in w for w in warnings), warnings
+    assert any("Bash(git checkout .)*" in w and "stays in the file" in w for w in warnings), warnings
+    (root / ".cursor").mkdir()
+    (root / ".cursor" / "mcp.json").write_text(CASES[6][3])
+    document = import_spec(AgentClient.CURSOR, TargetScope.USER, str(root), "mine", warnings.append)
+    assert list(document["spec"]["mcpServers"]) == ["fetch"]
+    assert any("@21st-dev/magic" in w and "stays in the file" in w for w in warnings), warnings
+
+
+def test_an_empty_or_reference_only_value_is_not_taken_for_a_secret(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / ".claude.json").write_text(CASES[3][3])
+    warnings: list[str] = []
+    document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.USER, str(root), "mine", warnings.append)
+    servers = document["spec"]["mcpServers"]
+    assert servers["c7"]["headers"] == {"API_KEY": ""}
+    assert servers["gh"]["headers"] == {"Authorization": "Bearer $GH_TOKEN"}
+    assert not [w for w in warnings if "secret" in w], warnings
