@@ -395,3 +395,21 @@ def test_import_reads_codex_own_rules_and_hand_written_entries(tmp_path: Path) -
     assert any("literal secret value was not imported" in w for w in warnings)
     assert any("default.rules:8:" in w and "$(id)" in w for w in warnings), warnings
     agent_config({**found, "targets": [{"client": "codex", "scope": "user", "root": str(root)}]})
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # the comment above [features] stays next to it: the new keys go after the last root key
+    ('model = "gpt-5"\n\n# Feature flags I am trying out\n[features]\nweb_search = true\n',
+     'model = "gpt-5"\napproval_policy = "on-request"\n\n# Feature flags I am trying out\n[features]\n'
+     'web_search = true\n'),
+    # no root key: before the comment block attached to the first table, after the file's header
+    ('# My Codex setup\n\n# Projects I trust\n[projects."/home/me/src"]\ntrust_level = "trusted"\n',
+     '# My Codex setup\n\napproval_policy = "on-request"\n\n# Projects I trust\n[projects."/home/me/src"]\n'
+     'trust_level = "trusted"\n'),
+])
+def test_a_new_root_key_does_not_land_under_a_tables_comment(before: str, after: str) -> None:
+    from reconciler.drivers.agents.documents import TomlDocument
+
+    doc = TomlDocument(before, ".codex/config.toml")
+    doc.set(("approval_policy",), "on-request")
+    assert doc.render() == after

@@ -282,7 +282,37 @@ class TomlDocument:
         item = _toml_item(value, top=is_entry)
         if is_entry and path[-1] not in container:
             item.add(tomlkit.nl())  # a blank line before whatever table follows
+        if len(path) == 1 and path[0] not in container and not isinstance(value, Mapping):
+            index = self._root_key_index()
+            if index is not None:
+                from tomlkit.items import Comment
+
+                item = tomlkit.item(item)
+                if isinstance(self._doc.body[index][1], Comment):
+                    item.trivia.trail += "\n"  # a blank line keeps that comment with its table
+                container._insert_at(index, path[0], item)  # tomlkit has no public insert
+                return
         container[path[-1]] = item
+
+    def _root_key_index(self) -> int | None:
+        """Where a new root key goes when tables follow: after the last root key, else before
+        the comments attached to the first table (tomlkit appends it after them, under a
+        comment that belongs to the table); None when no table follows."""
+        from tomlkit.items import AoT, Comment, Table, Whitespace
+
+        body = self._doc.body
+        first = next((i for i, (key, item) in enumerate(body)
+                      if key is not None and isinstance(item, Table | AoT) and not key.is_dotted()), None)
+        if first is None:
+            return None
+        keys = [i for i, (key, item) in enumerate(body[:first])
+                if key is not None and not isinstance(item, Comment | Whitespace)]
+        if keys:
+            return keys[-1] + 1
+        index = first
+        while index > 0 and isinstance(body[index - 1][1], Comment):
+            index -= 1
+        return index
 
     def delete(self, path: Path_) -> None:
         _delete_pruning(self._doc, path)
