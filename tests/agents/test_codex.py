@@ -413,3 +413,5 @@ def test_a_new_root_key_does_not_land_under_a_tables_comment(before: str, after:
     doc = TomlDocument(before, ".codex/config.toml")
     doc.set(("approval_policy",), "on-request")
     assert doc.render() == after
+    doc.set(("sandbox_mode",), "workspace-write")  # a second one joins the first, blank line after
+    assert doc.render() == after.replace('"on-request"\n', '"on-request"\nsandbox_mode = "workspace-write"\n')

@@ -283,21 +283,25 @@ class TomlDocument:
         if is_entry and path[-1] not in container:
             item.add(tomlkit.nl())  # a blank line before whatever table follows
         if len(path) == 1 and path[0] not in container and not isinstance(value, Mapping):
-            index = self._root_key_index()
-            if index is not None:
-                from tomlkit.items import Comment
-
+            place = self._root_key_place()
+            if place is not None:
+                index, after_key = place
                 item = tomlkit.item(item)
-                if isinstance(self._doc.body[index][1], Comment):
+                before = self._doc.body[index - 1][1] if after_key else None
+                if before is not None and before.trivia.trail.endswith("\n\n"):  # one we added
+                    before.trivia.trail = before.trivia.trail[:-1]  # the blank line moves below
+                    item.trivia.trail += "\n"
+                elif before is None:
                     item.trivia.trail += "\n"  # a blank line keeps that comment with its table
                 container._insert_at(index, path[0], item)  # tomlkit has no public insert
                 return
         container[path[-1]] = item
 
-    def _root_key_index(self) -> int | None:
-        """Where a new root key goes when tables follow: after the last root key, else before
-        the comments attached to the first table (tomlkit appends it after them, under a
-        comment that belongs to the table); None when no table follows."""
+    def _root_key_place(self) -> tuple[int, bool] | None:
+        """Where a new root key goes when tables follow (tomlkit appends it after the comments
+        above the first table, under a comment that belongs to that table): after the last
+        root key (True), else before the comments attached to the first table (False); None
+        when no table follows or nothing stands between it and the top of the file."""
         from tomlkit.items import AoT, Comment, Table, Whitespace
 
         body = self._doc.body
@@ -308,11 +312,11 @@ class TomlDocument:
         keys = [i for i, (key, item) in enumerate(body[:first])
                 if key is not None and not isinstance(item, Comment | Whitespace)]
         if keys:
-            return keys[-1] + 1
+            return keys[-1] + 1, True
         index = first
         while index > 0 and isinstance(body[index - 1][1], Comment):
             index -= 1
-        return index
+        return (index, False) if index < first else None
 
     def delete(self, path: Path_) -> None:
         _delete_pruning(self._doc, path)
