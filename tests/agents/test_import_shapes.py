@@ -178,3 +178,12 @@ def test_any_json_is_imported_or_refused_with_a_location(tmp_path_factory: pytes
         return
     with contextlib.suppress(ValueError):  # the CLI refuses an invalid result in one line
         AgentConfig.model_validate(document)
+
+
+@pytest.mark.parametrize(("value", "said"), [(True, "true"), (False, "false"), (None, "null"), (7, "7")])
+def test_a_refusal_spells_values_as_the_files_do(value: Any, said: str) -> None:
+    from reconciler.drivers.agents.documents import JsonDocument, refuse_shape
+
+    doc = JsonDocument('{"general": {"vimMode": x}}'.replace("x", json.dumps(value)), QWEN)
+    assert refuse_shape(doc, QWEN, ("general", "vimMode"), "an object", value).reason.endswith(
+        f"got the value {said}")

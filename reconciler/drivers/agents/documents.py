@@ -25,6 +25,7 @@ what that client would reject is refused with its line, column and reason:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,6 +123,8 @@ def _kind_name(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return f"the string {value!r}"[:80]
+    if isinstance(value, bool) or value is None:  # as the files spell them
+        return f"the value {json.dumps(value)}"
     return f"the value {value!r}"[:80]
 
 
