@@ -338,3 +338,54 @@ def test_cli_apply_says_what_it_reverted_and_refuse_drift_exits_1(tmp_path: Path
     assert f"reverted {home}/.claude.json#/mcpServers/github" in applied.stdout
     assert cli("plan", "--detailed-exitcode").returncode == 0
     shutil.rmtree(specs)
+
+
+# A default permission mode is a security setting like a deny rule: the spec may not loosen
+# the one a user chose by hand (Claude's `dontAsk` denies every tool not allowed; `default`
+# asks) unless it allows weakening for that path; tightening it is an ordinary change.
+CLAUDE_MODE = ("claude-code", ".claude/settings.json", ("permissions", "defaultMode"))
+QWEN_MODE = ("qwen-code", ".qwen/settings.json", ("tools", "approvalMode"))
+GEMINI_MODE = ("gemini-cli", ".gemini/settings.json", ("general", "defaultApprovalMode"))
+MODE_CASES = [
+    (*CLAUDE_MODE, "dontAsk", "default", True),
+    (*CLAUDE_MODE, "plan", "bypassPermissions", True),
+    (*CLAUDE_MODE, "acceptEdits", "default", False),
+    (*QWEN_MODE, "default", "bypassPermissions", True),
+    (*GEMINI_MODE, "default", "acceptEdits", True),
+    (*GEMINI_MODE, "yolo", "default", False),
+]
+
+
+@pytest.mark.parametrize(("client", "file", "key", "mine", "spec_mode", "weakens"), MODE_CASES,
+                         ids=[f"{c[0]}-{c[3]}-to-{c[4]}" for c in MODE_CASES])
+def test_a_default_mode_set_by_hand_is_never_loosened_silently(
+        runner: Runner, tmp_path: Path, client: str, file: str, key: tuple[str, str], mine: str,
+        spec_mode: str, weakens: bool) -> None:
+    home = tmp_path / "home"
+    (home / file).parent.mkdir(parents=True)
+    (home / file).write_text(json.dumps({key[0]: {key[1]: mine}}, indent=2) + "\n")
+    before = (home / file).read_text()
+    body = {"permissions": {"defaultMode": spec_mode},
+            "targets": [{"client": client, "scope": "user", "root": str(home)}]}
+    result = runner(agent_config(body))
+    if weakens:
+        assert result.outcome is Outcome.ABORTED and result.error is not None, result.outcome
+        assert "weaken" in result.error and mine in result.error
+        assert (home / file).read_text() == before
+        allowed = {"paths": [{"path": "/" + "/".join(key), "allowWeakening": True}]}
+        result = runner(agent_config({**body, "conflictPolicy": allowed}))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert json.loads((home / file).read_text())[key[0]][key[1]] != mine
+
+
+def test_codex_untrusted_by_hand_is_never_loosened_silently(runner: Runner, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    config = home / ".codex" / "config.toml"
+    config.write_text('# asks before anything not known safe\napproval_policy = "untrusted"\n')
+    body = {"permissions": {"defaultMode": "default"},
+            "targets": [{"client": "codex", "scope": "user", "root": str(home)}]}
+    result = runner(agent_config(body))
+    assert result.outcome is Outcome.ABORTED and result.error is not None
+    assert "untrusted" in result.error and "on-request" in result.error
+    assert config.read_text() == '# asks before anything not known safe\napproval_policy = "untrusted"\n'

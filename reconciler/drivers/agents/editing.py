@@ -149,11 +149,12 @@ class FilePlanner:
             if decision.state is State.TAKEOVER:
                 t.takeovers.append(key)
             security = (entry.security if entry is not None else rank(actual) is not None)
+            ranks = dict(entry.ranks) if entry is not None and entry.ranks else None
             if security and actual is not MISSING and actual != last and not weakening_allowed(
                     pointer, self.config):
-                if decision.value is MISSING and (rank(actual) or 0) > 0:
+                if decision.value is MISSING and (rank(actual, ranks) or 0) > 0:
                     t.weakens.append(f"{key}: removes {actual!r}, which the reconciler did not write")
-                elif weaker(decision.value, actual):
+                elif weaker(decision.value, actual, ranks):
                     t.weakens.append(f"{key}: turns {actual!r} into {decision.value!r}; the reconciler "
                                      f"did not write {actual!r}")
         else:

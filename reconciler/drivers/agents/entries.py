@@ -72,6 +72,9 @@ class Entry:
     # (Rovo Dev: no `transport` on a command is stdio): a user's entry that leaves one out
     # is not given it.
     implied: tuple[tuple[str, Any], ...] = ()
+    # With `security`, how strict each value is, when not a level (allow / ask / deny): a
+    # client's default permission modes, e.g. Claude's dontAsk 3 … bypassPermissions 0.
+    ranks: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> str:
@@ -154,11 +157,13 @@ class Rendering:
     def put(self, relative: str, fmt: Format, pointer: tuple[str, ...], value: Any, *,
             canonical: str = "", preserve: tuple[tuple[str, ...], ...] = (),
             sets: tuple[tuple[str, ...], ...] = (), security: bool = False,
-            sections: tuple[tuple[str, str], ...] = (), implied: Mapping[str, Any] | None = None) -> None:
+            sections: tuple[tuple[str, str], ...] = (), implied: Mapping[str, Any] | None = None,
+            ranks: Mapping[str, int] | None = None) -> None:
         self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
                                   canonical, preserve, self.place.marker, self.place.policy,
-                                  sets=sets, security=security, sections=sections,
-                                  env_ref=self.env_ref, implied=tuple((implied or {}).items())))
+                                  sets=sets, security=security or ranks is not None, sections=sections,
+                                  env_ref=self.env_ref, implied=tuple((implied or {}).items()),
+                                  ranks=tuple((ranks or {}).items())))
 
     def put_items(self, relative: str, fmt: Format, pointer: tuple[str, ...], items: list[Any], *,
                   canonical: str = "") -> None:

@@ -22,6 +22,7 @@ what each one permits:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -66,12 +67,13 @@ def level_of(kind: ItemKind, item: Any, pointer: tuple[str, ...]) -> str | None:
     return list_level(pointer)
 
 
-def rank(level: Any) -> int | None:
-    """How strict a level is (deny 2, ask 1, allow 0); None for anything else."""
-    return _RANK.get(level) if isinstance(level, str) else None
+def rank(level: Any, ranks: Mapping[str, int] | None = None) -> int | None:
+    """How strict a level is (deny 2, ask 1, allow 0, or by a key's own `ranks`: a client's
+    default permission modes); None for anything else."""
+    return (ranks or _RANK).get(level) if isinstance(level, str) else None
 
 
-def weaker(new: Any, old: Any) -> bool:
+def weaker(new: Any, old: Any, ranks: Mapping[str, int] | None = None) -> bool:
     """Whether level `new` permits more than level `old` (MISSING / unknown: never)."""
-    a, b = rank(new), rank(old)
+    a, b = rank(new, ranks), rank(old, ranks)
     return a is not None and b is not None and a < b

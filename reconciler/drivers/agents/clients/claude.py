@@ -39,6 +39,10 @@ SHAPE = ServerShape(
     remote=lambda s: ({"type": str(s.transport or "http")}, {}),
     cwd_note="Claude Code ignores cwd for MCP servers (anthropics/claude-code#17565)")
 SETTINGS = ".claude/settings.json"
+# How strict each of Claude Code's default modes is: dontAsk denies what is not allowed,
+# default (alias manual) and plan ask, acceptEdits and auto let edits through, bypass asks nothing.
+MODE_RANKS = {"dontAsk": 3, "default": 2, "manual": 2, "plan": 2, "acceptEdits": 1, "auto": 1,
+              "bypassPermissions": 0}
 _SPELLING = importing.ServerSpelling(transport=lambda native, at, _: native.text((*at, "type")))
 
 
@@ -86,7 +90,7 @@ class ClaudeCode:
                               canonical=f"permissions.{decision}")
         if perms.default_mode is not None:
             out.put(SETTINGS, Format.JSON, ("permissions", "defaultMode"), str(perms.default_mode),
-                    canonical="permissions.defaultMode")
+                    canonical="permissions.defaultMode", ranks=MODE_RANKS)
         always = [r for r in spec.rules if not r.paths]
         if always:
             put_rules_block(out, _memory_file(place), always)

@@ -58,6 +58,8 @@ PRESERVE: tuple[tuple[str, ...], ...] = (("tools",),)  # Codex's per-tool approv
 TOOL_SETS: tuple[tuple[str, ...], ...] = (("enabled_tools",), ("disabled_tools",))  # sets of tool names
 DECISIONS = {"allow": "allow", "ask": "prompt", "deny": "forbidden"}
 APPROVAL_POLICIES = {DefaultMode.DEFAULT: "on-request", DefaultMode.BYPASS_PERMISSIONS: "never"}
+# How strict each approval policy is: untrusted asks before anything not known safe.
+POLICY_RANKS = {"untrusted": 3, "on-request": 2, "on-failure": 2, "never": 0}
 _NEVER = re.compile(r"(?!)")  # Codex's `env` values are literals, never references
 
 
@@ -212,7 +214,7 @@ class Codex:
         if mode is not None and "approval_policy" not in out.place.overrides:
             if mode in APPROVAL_POLICIES:
                 out.put(CONFIG, Format.TOML, ("approval_policy",), APPROVAL_POLICIES[mode],
-                        canonical="permissions.defaultMode")
+                        canonical="permissions.defaultMode", ranks=POLICY_RANKS)
             else:
                 out.dropped("permissions.defaultMode", f"Codex has no {mode} approval policy; only "
                             "default (on-request) and bypassPermissions (never) have an equivalent")

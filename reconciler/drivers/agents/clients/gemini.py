@@ -63,6 +63,7 @@ APPROVAL_MODES = {
     DefaultMode.PLAN: "plan",
 }
 APPROVAL_KEY = "general.defaultApprovalMode"
+MODE_RANKS = {"default": 2, "plan": 2, "auto_edit": 1, "yolo": 0}  # how strict each mode is
 DECISIONS = {"allow": "allow", "ask": "ask_user", "deny": "deny"}
 PRIORITIES = {"deny": 300, "ask": 200, "allow": 100}
 SHELL = "run_shell_command"
@@ -149,7 +150,7 @@ class GeminiCli:
             return
         if mode in APPROVAL_MODES:
             out.put(SETTINGS, Format.JSON, ("general", "defaultApprovalMode"), APPROVAL_MODES[mode],
-                    canonical="permissions.defaultMode")
+                    canonical="permissions.defaultMode", ranks=MODE_RANKS)
         else:
             out.dropped("permissions.defaultMode", f"Gemini CLI has no {mode} default approval mode "
                         "(YOLO is only a command-line flag)")

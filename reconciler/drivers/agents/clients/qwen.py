@@ -52,6 +52,7 @@ APPROVAL_MODES = {
     DefaultMode.PLAN: "plan",
     DefaultMode.BYPASS_PERMISSIONS: "yolo",
 }
+MODE_RANKS = {"default": 2, "plan": 2, "auto-edit": 1, "yolo": 0}  # how strict each mode is
 _DOMAIN = "domain:"
 
 
@@ -113,7 +114,7 @@ class QwenCode:
         mode = spec.permissions.default_mode
         if mode is not None:
             out.put(SETTINGS, Format.JSON, ("tools", "approvalMode"), APPROVAL_MODES[mode],
-                    canonical="permissions.defaultMode")
+                    canonical="permissions.defaultMode", ranks=MODE_RANKS)
         always = [r for r in spec.rules if not r.paths]
         if always:
             put_rules_block(out, _memory_file(place), always)
