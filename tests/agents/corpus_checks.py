@@ -159,6 +159,8 @@ def value_problems(where: str, before: Any, after: Any, owned: Owned) -> list[st
             problems += [f"{at}: item lost: {_short(item)}" for item in lost]
             if not lost and path not in owned.items and new != old:
                 problems.append(f"{at}: foreign list changed: {_short(old)} -> {_short(new)}")
+        elif old == {} and isinstance(new, dict):
+            continue  # keys added into an empty object: nothing of the user's was there to lose
         elif new != old:
             problems.append(f"{at}: value changed: {_short(old)} -> {_short(new)}")
     return problems

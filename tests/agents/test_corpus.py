@@ -55,6 +55,7 @@ SENTINEL = "sentinel-9c1d-never-in-a-file"
 # case → the clients whose files it holds (each is imported in the `import` check).
 CASES: dict[str, tuple[str, ...]] = {
     "claude-heavy": ("claude-code",),
+    "claude-fresh": ("claude-code",),  # what Claude Code writes on a new install: empty objects
     "codex": ("codex",),
     "qwen": ("qwen-code",),
     "rovo": ("rovo-dev",),
