@@ -11,6 +11,7 @@ its bytes, or the import failed as a whole on one value the canonical model cann
 - an empty header value, or a value that is only a variable reference in another syntax
   (`${VAR}` in Cursor's file, `$TOKEN` in Claude's), was taken for a literal secret and
   replaced by an env reference of the key's name;
+- a number in an MCP server's `env` (Cursor passes it on) came back as a string;
 - Claude's `dontAsk` mode, a deny rule the canonical syntax cannot read, and a Cursor server
   named `@scope/name` made the whole import fail.
 """
@@ -54,10 +55,13 @@ CASES = [
     ("claude-dont-ask", AgentClient.CLAUDE_CODE, ".claude/settings.json", _json({"permissions": {
         "defaultMode": "dontAsk", "allow": ["Bash(git status)"],
         "deny": ["Bash(git checkout .)*", "Read(./.env)"]}})),
+    ("cursor-number-env", AgentClient.CURSOR, ".cursor/mcp.json", _json({"mcpServers": {
+        "figma": {"command": "npx", "args": ["-y", "figma-mcp"], "env": {"PORT": 3334, "DEBUG": True}}}})),
     ("cursor-scoped-name", AgentClient.CURSOR, ".cursor/mcp.json", _json({"mcpServers": {
         "@21st-dev/magic": {"command": "npx", "args": ["-y", "@21st-dev/magic@latest"]},
         "fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}})),
 ]
+TEXT = {case[0]: case[3] for case in CASES}
 
 
 @pytest.mark.parametrize(("client", "file", "text"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -77,14 +81,14 @@ def test_import_then_apply_changes_no_byte(runner: Runner, tmp_path: Path, clien
 def test_what_the_canonical_model_cannot_hold_is_left_in_the_file_with_a_warning(tmp_path: Path) -> None:
     root = tmp_path / "home"
     (root / ".claude").mkdir(parents=True)
-    (root / ".claude" / "settings.json").write_text(CASES[5][3])
+    (root / ".claude" / "settings.json").write_text(TEXT["claude-dont-ask"])
     warnings: list[str] = []
     document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.USER, str(root), "mine", warnings.append)
     assert document["spec"]["permissions"] == {"allow": ["Bash(git status)"], "deny": ["Read(./.env)"]}
     assert any("dontAsk" in w and "not imported" in w for w in warnings), warnings
     assert any("Bash(git checkout .)*" in w and "stays in the file" in w for w in warnings), warnings
     (root / ".cursor").mkdir()
-    (root / ".cursor" / "mcp.json").write_text(CASES[6][3])
+    (root / ".cursor" / "mcp.json").write_text(TEXT["cursor-scoped-name"])
     document = import_spec(AgentClient.CURSOR, TargetScope.USER, str(root), "mine", warnings.append)
     assert list(document["spec"]["mcpServers"]) == ["fetch"]
     assert any("@21st-dev/magic" in w and "stays in the file" in w for w in warnings), warnings
@@ -93,10 +97,20 @@ def test_what_the_canonical_model_cannot_hold_is_left_in_the_file_with_a_warning
 def test_an_empty_or_reference_only_value_is_not_taken_for_a_secret(tmp_path: Path) -> None:
     root = tmp_path / "home"
     root.mkdir()
-    (root / ".claude.json").write_text(CASES[3][3])
+    (root / ".claude.json").write_text(TEXT["claude-empty-and-dollar"])
     warnings: list[str] = []
     document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.USER, str(root), "mine", warnings.append)
     servers = document["spec"]["mcpServers"]
     assert servers["c7"]["headers"] == {"API_KEY": ""}
     assert servers["gh"]["headers"] == {"Authorization": "Bearer $GH_TOKEN"}
     assert not [w for w in warnings if "secret" in w], warnings
+
+
+def test_a_number_in_env_is_text_in_the_spec_and_stays_a_number_in_its_file(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    (root / ".cursor").mkdir(parents=True)
+    (root / ".cursor" / "mcp.json").write_text(TEXT["cursor-number-env"])
+    document = import_spec(AgentClient.CURSOR, TargetScope.USER, str(root), "mine", lambda _: None)
+    assert document["spec"]["mcpServers"]["figma"]["env"] == {"PORT": "3334", "DEBUG": "true"}
+    assert document["spec"]["targets"][0]["overrides"] == {"mcpServers.figma.env.PORT": 3334,
+                                                           "mcpServers.figma.env.DEBUG": True}

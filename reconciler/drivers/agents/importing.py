@@ -9,6 +9,7 @@ the import says so on stderr. `import_spec` assembles an `AgentConfig` document.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -137,8 +138,9 @@ _SECRET_NAME = re.compile(
 def env_value(value: Any, pattern: re.Pattern[str], name: str, where: str, warn: Warn) -> Any:
     """A native env/header value as canonical: a reference in the client's own syntax, else
     the literal when it holds no secret (empty, or only a reference in another syntax, which
-    the client passes on as written), else a reference to an env var of the key's name."""
-    text = str(value)
+    the client passes on as written), else a reference to an env var of the key's name. A
+    number or a boolean becomes its text as the file spells it (`3334`, `true`)."""
+    text = value if isinstance(value, str) else json.dumps(value)
     match = pattern.fullmatch(text)
     if match:
         return {"env": match.group(1)}
@@ -387,6 +389,13 @@ def native_extras(document: dict[str, Any], reader: Any, place: Any) -> dict[str
         for key, value in native.items():
             if key not in entry.value and key not in kept:
                 out[".".join((*entry.pointer, key))] = value
+            elif isinstance(value, dict) and isinstance(entry.value.get(key), dict):
+                # A number or a boolean in `env` / `headers` is a string in the canonical
+                # spec (what other clients receive); this client keeps the file's own value.
+                rendered = entry.value[key]
+                for name, inner in value.items():
+                    if isinstance(inner, int | float) and rendered.get(name) == json.dumps(inner):
+                        out[".".join((*entry.pointer, key, name))] = inner
     return out
 
 
