@@ -114,3 +114,19 @@ def test_a_number_in_env_is_text_in_the_spec_and_stays_a_number_in_its_file(tmp_
     assert document["spec"]["mcpServers"]["figma"]["env"] == {"PORT": "3334", "DEBUG": "true"}
     assert document["spec"]["targets"][0]["overrides"] == {"mcpServers.figma.env.PORT": 3334,
                                                            "mcpServers.figma.env.DEBUG": True}
+
+
+def test_a_literal_that_only_looks_like_a_reference_is_noted_where_the_client_does_not_expand_it() -> None:
+    from reconciler.drivers.agents.clients import adapter_for
+    from reconciler.drivers.agents.entries import Place
+
+    body = {"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}"}}},
+            "targets": [{"client": "cursor", "scope": "user"}, {"client": "claude-code", "scope": "user"}]}
+    spec = agent_config(body).spec
+    notes = {}
+    for target in spec.targets:
+        place = Place.of(target, "team")
+        rendering = adapter_for(target.client).render(spec.for_target(target), place)
+        notes[target.client.value] = [n.detail for n in rendering.notes if "GITHUB_TOKEN" in n.field]
+    assert any("does not read it as a variable reference" in d for d in notes["cursor"]), notes
+    assert notes["claude-code"] == []  # Claude expands ${VAR}: nothing to say

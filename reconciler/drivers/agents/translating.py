@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Rendering
-from reconciler.models.agents import AgentRule, McpServer
+from reconciler.models.agents import ONLY_A_REFERENCE, AgentRule, McpServer
 from reconciler.models.common import SecretRef
 
 _RULE = re.compile(r"^(?P<tool>[^()]+?)(?:\((?P<spec>.*)\))?$")
@@ -83,8 +83,22 @@ def rendered_env(rendering: Rendering, server: str, values: Mapping[str, str | S
                               f"{value.describe() if isinstance(value, SecretRef) else 'value'} cannot "
                               "be written without its value; only {env: NAME} references are rendered")
             continue
+        note_literal_reference(rendering, f"mcpServers.{server}.{field}.{key}", value)
         out[key] = rendered
     return out
+
+
+def note_literal_reference(rendering: Rendering, canonical: str, value: str | SecretRef) -> None:
+    """A literal that only looks like a reference (`${VAR}` in a spec, as imported from a file)
+    is written as it is: say so where the client does not read it as one."""
+    if not isinstance(value, str) or not ONLY_A_REFERENCE.fullmatch(value):
+        return
+    own = rendering.env_ref
+    if own is not None and own.fullmatch(value.removeprefix("Bearer ")):
+        return
+    rendering.weakened(canonical, f"the literal text {value!r} is written as it is, and "
+                       f"{rendering.place.client} does not read it as a variable reference; "
+                       "use {env: NAME} for one that every client expands")
 
 
 def headers_with_bearer(server: McpServer) -> dict[str, str | SecretRef]:
@@ -108,6 +122,7 @@ def rendered_headers(rendering: Rendering, name: str, server: McpServer, syntax:
             rendering.dropped(f"mcpServers.{name}.headers.{key}", "only {env: NAME} secret references "
                               "can be rendered into client files")
             continue
+        note_literal_reference(rendering, f"mcpServers.{name}.headers.{key}", value)
         out[key] = rendered
     return out
 
