@@ -5,6 +5,14 @@ become `{env: NAME}`, `Bearer ${NAME}` headers become `bearerToken`, rule files 
 reconciler's Markdown sections become rules. A literal value under a secret-looking name
 is never copied into the spec: it becomes a reference to an env var of the same name, and
 the import says so on stderr. `import_spec` assembles an `AgentConfig` document.
+
+Every value is read with the shape it must have (`Native`): a file a client would choke on
+is refused with its line and column, as apply refuses it, never guessed at. What the
+canonical model cannot hold (a server named `@scope/name`, Claude Code's `dontAsk`) is left
+out with a warning, and stays in the file, which apply never touches there
+(`canonical_only`); what the canonical spec holds in another form (a number in `env`) comes
+back exactly through the target's overrides (`native_extras`): applying an imported spec
+to the files it came from changes no byte.
 """
 
 from __future__ import annotations
