@@ -389,3 +389,24 @@ def test_codex_untrusted_by_hand_is_never_loosened_silently(runner: Runner, tmp_
     assert result.outcome is Outcome.ABORTED and result.error is not None
     assert "untrusted" in result.error and "on-request" in result.error
     assert config.read_text() == '# asks before anything not known safe\napproval_policy = "untrusted"\n'
+
+
+def test_a_symlinked_client_file_stays_a_link_and_its_target_is_written(runner: Runner,
+                                                                        tmp_path: Path) -> None:
+    """Dotfiles managers (stow, chezmoi's symlink mode, a hand-made `ln -s`) keep the real
+    file in a repository and link it into $HOME: apply writes through the link, never
+    replacing the link with a copy that the repository would never see."""
+    home = tmp_path / "home"
+    dotfiles = tmp_path / "dotfiles" / "claude"
+    dotfiles.mkdir(parents=True)
+    (dotfiles / "settings.json").write_text(json.dumps(SETTINGS, indent=2) + "\n")
+    (home / ".claude").mkdir(parents=True)
+    link = home / ".claude" / "settings.json"
+    link.symlink_to(Path("..") / ".." / "dotfiles" / "claude" / "settings.json")
+    result = runner(agent_config(spec(home)))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert link.is_symlink()
+    written = json.loads((dotfiles / "settings.json").read_text())
+    assert "Bash(rm -rf *)" in written["permissions"]["deny"]
+    assert not list((tmp_path / "dotfiles").rglob("*.tmp")) and not list(home.rglob("*.tmp"))
+    assert runner(agent_config(spec(home))).outcome is Outcome.NOOP

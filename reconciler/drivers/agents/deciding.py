@@ -21,8 +21,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +62,9 @@ class Decided:
 
 
 def _write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from reconciler.drivers.agents.driver import atomic_write
+
+    atomic_write(path, text, path.stat().st_mode & 0o7777)
 
 
 def decide(book: ProposalBook, proposal_id: str, *, accept: bool, actor: str,

@@ -249,11 +249,17 @@ def _temp_glob(path: Path) -> str:
     return f".{path.name}{TEMP_MARK}*.tmp"
 
 
+def written_path(path: Path) -> Path:
+    """The file a write of `path` goes to: the end of its symlinks, if it is one (dotfiles
+    managers link client files from a repository; the link stays, its target is written)."""
+    return path.resolve() if path.is_symlink() else path
+
+
 def remove_stale_temps(paths: list[Path]) -> list[Path]:
     """Remove the temporary files of earlier killed runs next to `paths` (under the target
     lock, so no run of this target is writing them now); the paths removed."""
     removed: list[Path] = []
-    for path in paths:
+    for path in map(written_path, paths):
         if not path.parent.is_dir():
             continue
         for stale in path.parent.glob(_temp_glob(path)):
@@ -263,7 +269,10 @@ def remove_stale_temps(paths: list[Path]) -> list[Path]:
     return removed
 
 
-def _atomic_write(path: Path, text: str, mode: int | None) -> None:
+def atomic_write(path: Path, text: str, mode: int | None) -> None:
+    """Write `text` to `path` (through its symlinks) by a rename: a reader sees the old file or
+    the new one, never half of it; the temporary file is named so that no client reads it."""
+    path = written_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp")
     try:
@@ -287,7 +296,7 @@ def write_all(writes: Mapping[str, Mapping[str, Any]]) -> None:
             if write["after"] is None:
                 path.unlink(missing_ok=True)
             else:
-                _atomic_write(path, write["after"], write["mode"])
+                atomic_write(path, write["after"], write["mode"])
             done.append(write)
     except OSError as exc:
         for write in reversed(done):
@@ -295,7 +304,7 @@ def write_all(writes: Mapping[str, Mapping[str, Any]]) -> None:
             if write["before"] is None:
                 path.unlink(missing_ok=True)
             else:
-                _atomic_write(path, write["before"], write["mode"])
+                atomic_write(path, write["before"], write["mode"])
         raise DriverError(f"cannot write {exc.filename}: {exc.strerror}; the files already "
                           "written were restored") from None
 
