@@ -130,3 +130,27 @@ def test_a_literal_that_only_looks_like_a_reference_is_noted_where_the_client_do
         notes[target.client.value] = [n.detail for n in rendering.notes if "GITHUB_TOKEN" in n.field]
     assert any("does not read it as a variable reference" in d for d in notes["cursor"]), notes
     assert notes["claude-code"] == []  # Claude expands ${VAR}: nothing to say
+
+
+def test_a_crlf_instruction_file_round_trips_and_gets_its_block_in_crlf(runner: Runner,
+                                                                         tmp_path: Path) -> None:
+    """Windows editors write CRLF; the spec printed by `import` is YAML, which reads line
+    breaks as LF: the text is the same rule, and apply neither repeats it nor mixes endings."""
+    from ruamel.yaml import YAML
+
+    from reconciler.drivers.agents.importing import to_yaml
+
+    root = tmp_path / "home"
+    (root / ".claude").mkdir(parents=True)
+    memory = root / ".claude" / "CLAUDE.md"
+    memory.write_bytes(b"# Project\r\n\r\nUse tabs.\r\n\r\n## Tests\r\n\r\nRun them.\r\n")
+    document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.USER, str(root), "mine", lambda _: None)
+    printed = YAML(typ="safe").load(to_yaml(document))  # what `apply` of the printed spec reads
+    before = memory.read_bytes()
+    assert runner(agent_config(printed["spec"])).outcome is Outcome.NOOP
+    assert memory.read_bytes() == before
+    body = {**printed["spec"], "rules": [*printed["spec"]["rules"], {"name": "style", "content": "Short.\n"}]}
+    assert runner(agent_config(body)).outcome is Outcome.SUCCEEDED
+    after = memory.read_bytes()
+    assert after.startswith(before) and b"Short." in after
+    assert after.count(b"\n") == after.count(b"\r\n"), after  # no bare LF

@@ -430,11 +430,13 @@ class BlockDocument:
     """The reconciler's block in a Markdown file people also edit.
 
     The block sits between `<!-- reconciler:begin NAME -->` and
-    `<!-- reconciler:end NAME -->`; text outside it is never touched.
+    `<!-- reconciler:end NAME -->`; text outside it is never touched. A file whose lines end
+    in CRLF (Windows editors) gets its block in CRLF too; its text is compared in LF.
     """
 
     def __init__(self, text: str | None, source: str, marker: str) -> None:
         self.text = text
+        self.nl = "\r\n" if text is not None and text.count("\r\n") * 2 > text.count("\n") else "\n"
         self.begin = f"<!-- reconciler:begin {marker} -->"
         self.end = f"<!-- reconciler:end {marker} -->"
         if text is not None and (text.count(self.begin) > 1 or
@@ -450,11 +452,12 @@ class BlockDocument:
         return None
 
     def outside(self) -> str:
-        """The file's text outside the reconciler's block (what people wrote)."""
+        """The file's text outside the reconciler's block (what people wrote), in LF."""
         span = self._span()
         if self.text is None:
             return ""
-        return self.text if span is None else self.text[: span[0]] + self.text[span[1]:]
+        text = self.text if span is None else self.text[: span[0]] + self.text[span[1]:]
+        return text.replace("\r\n", "\n")
 
     def _span(self) -> tuple[int, int] | None:
         if self.text is None or self.begin not in self.text:
@@ -469,26 +472,29 @@ class BlockDocument:
             return MISSING
         assert self.text is not None
         body = self.text[span[0] + len(self.begin): span[1] - len(self.end)]
-        return body.strip("\n") + "\n"
+        return body.replace("\r\n", "\n").strip("\n") + "\n"
 
     def set(self, path: Path_, value: Any) -> None:
-        block = f"{self.begin}\n{str(value).strip(chr(10))}\n{self.end}"
+        nl = self.nl
+        inner = str(value).replace("\r\n", "\n").strip("\n").replace("\n", nl)
+        block = f"{self.begin}{nl}{inner}{nl}{self.end}"
         span = self._span()
         if span is not None:
             assert self.text is not None
             self.text = self.text[: span[0]] + block + self.text[span[1]:]
         elif not self.text or not self.text.strip():
-            self.text = block + "\n"
+            self.text = block + nl
         else:
-            self.text = self.text.rstrip("\n") + "\n\n" + block + "\n"
+            self.text = self.text.rstrip("\r\n") + nl + nl + block + nl
 
     def delete(self, path: Path_) -> None:
         span = self._span()
         if span is None:
             return
         assert self.text is not None
-        rest = (self.text[: span[0]].rstrip("\n") + "\n" + self.text[span[1]:].lstrip("\n"))
-        self.text = None if not rest.strip() else rest.lstrip("\n")
+        nl = self.nl
+        rest = (self.text[: span[0]].rstrip("\r\n") + nl + self.text[span[1]:].lstrip("\r\n"))
+        self.text = None if not rest.strip() else rest.lstrip("\r\n")
 
     def render(self) -> str | None:
         return self.text
