@@ -154,3 +154,20 @@ def test_a_crlf_instruction_file_round_trips_and_gets_its_block_in_crlf(runner: 
     after = memory.read_bytes()
     assert after.startswith(before) and b"Short." in after
     assert after.count(b"\n") == after.count(b"\r\n"), after  # no bare LF
+
+
+def test_an_agent_requested_cursor_rule_is_left_in_its_file(runner: Runner, tmp_path: Path) -> None:
+    """`alwaysApply: false` without globs: Cursor offers the rule when its description fits.
+    Imported as an always-on rule it came back as `alwaysApply: true`, another meaning."""
+    project = tmp_path / "project"
+    rules = project / ".cursor" / "rules"
+    rules.mkdir(parents=True)
+    text = ("---\ndescription: Read the spec before editing code\nglobs:\nalwaysApply: false\n---\n\n"
+            "Read it.\n")
+    (rules / "spec-first.mdc").write_text(text)
+    warnings: list[str] = []
+    document = import_spec(AgentClient.CURSOR, TargetScope.PROJECT, str(project), "mine", warnings.append)
+    assert not document["spec"].get("rules")
+    assert any("spec-first.mdc" in w and "stays in the file" in w for w in warnings), warnings
+    runner(agent_config(document["spec"]))
+    assert (rules / "spec-first.mdc").read_text() == text

@@ -313,7 +313,7 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
     return document
 
 
-_LEFT = "not imported: it stays in the file as it is, and apply leaves it alone"
+LEFT = "not imported: it stays in the file as it is, and apply leaves it alone"
 
 
 def canonical_only(found: dict[str, Any], warn: Warn) -> dict[str, Any]:
@@ -338,18 +338,18 @@ def canonical_only(found: dict[str, Any], warn: Warn) -> dict[str, Any]:
             servers[name] = server
         else:
             warn(f"mcpServers: the name {name!r} cannot be a canonical server name (no '.', '/', '~' "
-                 f"or '#'); {_LEFT}")
+                 f"or '#'); {LEFT}")
     permissions = dict(found.get("permissions") or {})
     for decision in ("allow", "ask", "deny"):
         rules = permissions.get(decision) or []
         for rule in rules:
             if not valid(PermissionRule, rule):
-                warn(f"permissions.{decision}: {rule!r} is not a Tool or Tool(specifier) rule; {_LEFT}")
+                warn(f"permissions.{decision}: {rule!r} is not a Tool or Tool(specifier) rule; {LEFT}")
         if rules:
             permissions[decision] = [rule for rule in rules if valid(PermissionRule, rule)]
     mode = permissions.get("defaultMode")
     if mode is not None and not valid(DefaultMode, mode):
-        warn(f"permissions.defaultMode {mode!r} has no canonical equivalent; {_LEFT}")
+        warn(f"permissions.defaultMode {mode!r} has no canonical equivalent; {LEFT}")
         del permissions["defaultMode"]
     return {**found, "mcpServers": servers, "permissions": {k: v for k, v in permissions.items() if v}}
 

@@ -219,9 +219,10 @@ class Cursor:
             always = str(meta.get("alwaysApply", "")).lower() == "true"
             if always:
                 paths = []
-            elif not any(paths):
-                warn(f"{relative}: neither alwaysApply nor globs (an agent-requested or manual rule); "
-                     "imported as always on")
+            elif not any(paths):  # imported as always on, it would change what the rule means
+                warn(f"{relative}: neither alwaysApply nor globs (an agent-requested or manual rule) "
+                     f"has no canonical equivalent; {importing.LEFT}")
+                continue
             name = relative.rsplit("/", 1)[-1].removesuffix(".mdc")
             rules.append(importing.rule(name, str(meta.get("description") or ""), [p for p in paths if p],
                                         body))
