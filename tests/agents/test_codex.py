@@ -415,3 +415,16 @@ def test_a_new_root_key_does_not_land_under_a_tables_comment(before: str, after:
     assert doc.render() == after
     doc.set(("sandbox_mode",), "workspace-write")  # a second one joins the first, blank line after
     assert doc.render() == after.replace('"on-request"\n', '"on-request"\nsandbox_mode = "workspace-write"\n')
+
+
+def test_a_config_with_a_byte_order_mark_is_refused_saying_so(runner: Runner, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    config = home / ".codex" / "config.toml"
+    config.write_bytes(b'\xef\xbb\xbfmodel = "o3"\n')
+    body = {"permissions": {"defaultMode": "default"},
+            "targets": [{"client": "codex", "scope": "user", "root": str(home)}]}
+    result = runner(agent_config(body))
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert ".codex/config.toml:1:1" in result.error and "byte order mark" in result.error
+    assert config.read_bytes() == b'\xef\xbb\xbfmodel = "o3"\n'

@@ -262,6 +262,9 @@ class TomlDocument:
         import tomlkit
         from tomlkit.exceptions import ParseError
 
+        if (text or "").startswith("\ufeff"):
+            raise DocumentError(source, 1, 1, "the file starts with a byte order mark (U+FEFF), which "
+                                "TOML parsers refuse (tomllib, tomlkit); save it as UTF-8 without one")
         try:
             self._doc = tomlkit.parse(text or "")
         except ParseError as exc:
