@@ -37,7 +37,8 @@ JSON_CASES = [
     ("a server that is a string",
      '{\n  "mcpServers": {\n    "ok": {"command": "x"},\n    "bad": "oops"\n  }\n}\n',
      4, "/mcpServers/bad", "an object"),
-    ("mcpServers a list", '{\n  "theme": "dark",\n  "mcpServers": []\n}\n', 3, "/mcpServers", "an object"),
+    ("mcpServers a list", '{\n  "ui": {"theme": "dark"},\n  "mcpServers": []\n}\n', 3, "/mcpServers",
+     "an object"),
     ("args a string",
      '{\n  "mcpServers": {\n    "gh": {\n      "command": "npx",\n      "args": "-y server"\n'
      '    }\n  }\n}\n', 5, "/mcpServers/gh/args", "a list of strings"),
@@ -187,3 +188,15 @@ def test_a_refusal_spells_values_as_the_files_do(value: Any, said: str) -> None:
     doc = JsonDocument('{"general": {"vimMode": x}}'.replace("x", json.dumps(value)), QWEN)
     assert refuse_shape(doc, QWEN, ("general", "vimMode"), "an object", value).reason.endswith(
         f"got the value {said}")
+
+
+@pytest.mark.parametrize(("client", "file"), [(AgentClient.QWEN_CODE, QWEN),
+                                              (AgentClient.GEMINI_CLI, GEMINI)])
+def test_import_refuses_legacy_flat_settings_as_apply_does(tmp_path: Path, client: AgentClient,
+                                                           file: str) -> None:
+    """The flat format (`autoAccept`, `contextFileName` at the top) is migrated by the client
+    on its next start: an import of it would describe a file that is about to change."""
+    home = _home(tmp_path, {file: '{\n  "mcpServers": {},\n  "autoAccept": true\n}\n'})
+    error = _refusal(client, home)
+    assert (error.source, error.line, error.path) == (file, 3, "/autoAccept")
+    assert "nested settings format" in error.reason

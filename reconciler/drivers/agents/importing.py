@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.drivers.agents.documents import MISSING, Document, JsonDocument, refuse_shape
+from reconciler.drivers.agents.documents import (
+    MISSING,
+    Document,
+    JsonDocument,
+    refuse_legacy_settings,
+    refuse_shape,
+)
 from reconciler.drivers.agents.translating import parse_sections, split_front_matter
 from reconciler.models.agents import AgentClient, TargetScope, holds_no_secret
 
@@ -45,8 +51,11 @@ class Native:
 
     @classmethod
     def json(cls, text: str | None, file: str) -> Native:
-        """A JSON file, read by its grammar (strict JSON or JSONC, see `json_grammar`)."""
-        return cls(JsonDocument(text, file), file)
+        """A JSON file, read by its grammar (strict JSON or JSONC, see `json_grammar`); a
+        Qwen / Gemini settings file still in the legacy flat format is refused, as by apply."""
+        doc = JsonDocument(text, file)
+        refuse_legacy_settings(file, doc)
+        return cls(doc, file)
 
     def value(self, path: Pointer) -> Any:
         """The value at `path`, None when absent; a parent that is not an object is refused."""

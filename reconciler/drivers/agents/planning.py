@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.drivers.agents.clients import Reader, adapter_for
-from reconciler.drivers.agents.documents import MISSING, Document, Format, open_document, refuse_shape
+from reconciler.drivers.agents.documents import (
+    MISSING,
+    Format,
+    open_document,
+    refuse_legacy_settings,
+)
 from reconciler.drivers.agents.editing import FilePlanner, Tally
 from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
 from reconciler.drivers.agents.lists import identity, kind_of
@@ -235,52 +240,6 @@ def _value_in(state: FileState, key: str, marker: str) -> Any:
         kind = kind_of(parts.pointer)
         value = next((v for v in value if identity(kind, v) == parts.item), MISSING)
     return None if value is MISSING else value
-
-
-# Keys of the flat settings format that Gemini CLI (v0.3) and Qwen Code moved into nested
-# categories when they read an old file (gemini-cli `settings.ts` migration map). A file
-# that still has them is migrated by the client on its next start; writing nested keys
-# into it first would leave a half-migrated file.
-LEGACY_FLAT_KEYS = {
-    "theme": "ui.theme", "selectedAuthType": "security.auth.selectedType",
-    "contextFileName": "context.fileName", "excludeTools": "tools.exclude", "coreTools": "tools.core",
-    "allowedTools": "tools.allowed", "autoAccept": "tools.autoAccept", "sandbox": "tools.sandbox",
-    "toolDiscoveryCommand": "tools.discoveryCommand", "toolCallCommand": "tools.callCommand",
-    "mcpServerCommand": "mcp.serverCommand", "allowMCPServers": "mcp.allowed",
-    "excludeMCPServers": "mcp.excluded", "preferredEditor": "general.preferredEditor",
-    "vimMode": "general.vimMode", "checkpointing": "general.checkpointing",
-    "disableAutoUpdate": "general.disableAutoUpdate", "usageStatisticsEnabled":
-    "privacy.usageStatisticsEnabled", "hideTips": "ui.hideTips", "hideBanner": "ui.hideBanner",
-    "hideWindowTitle": "ui.hideWindowTitle", "customThemes": "ui.customThemes",
-    "accessibility": "ui.accessibility", "fileFiltering": "context.fileFiltering",
-    "includeDirectories": "context.includeDirectories", "maxSessionTurns": "model.maxSessionTurns",
-    "summarizeToolOutput": "model.summarizeToolOutput", "chatCompression": "model.chatCompression",
-    "folderTrust": "security.folderTrust.enabled", "ideMode": "ide.enabled",
-    "showMemoryUsage": "ui.showMemoryUsage", "memoryImportFormat": "context.importFormat",
-}
-_NESTED_SETTINGS = (".qwen/settings.json", ".gemini/settings.json")
-
-
-def refuse_legacy_settings(file: str, doc: Document) -> None:
-    """A Qwen / Gemini settings file still in the flat format is refused, not half-migrated."""
-    if not file.endswith(_NESTED_SETTINGS):
-        return
-    top = doc.get(())
-    if not isinstance(top, Mapping):
-        return
-    model = top.get("model")
-    flat = [key for key in top if key in LEGACY_FLAT_KEYS]
-    if isinstance(model, str):
-        flat.append("model")
-    if flat:
-        key = flat[0]
-        client = "Qwen Code" if ".qwen/" in file else "Gemini CLI"
-        nested = LEGACY_FLAT_KEYS.get(key, "model.name")
-        raise refuse_shape(doc, file, (key,), f"the nested settings format (a legacy flat key: "
-                           f"{client} moves {key} to {nested} when it migrates the file; start "
-                           f"{client} once so that it migrates the file, or move "
-                           f"{', '.join(flat)} by hand)", top[key])
-
 
 
 class _MemoryReader(Reader):
