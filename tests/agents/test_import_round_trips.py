@@ -171,3 +171,48 @@ def test_an_agent_requested_cursor_rule_is_left_in_its_file(runner: Runner, tmp_
     assert any("spec-first.mdc" in w and "stays in the file" in w for w in warnings), warnings
     runner(agent_config(document["spec"]))
     assert (rules / "spec-first.mdc").read_text() == text
+
+
+@pytest.mark.parametrize(("client", "folder"), [(AgentClient.CLAUDE_CODE, ".claude/rules"),
+                                                (AgentClient.QWEN_CODE, ".qwen/rules")])
+def test_a_rules_file_without_paths_is_not_copied_into_the_instruction_file(
+        runner: Runner, tmp_path: Path, client: AgentClient, folder: str) -> None:
+    project = tmp_path / "project"
+    (project / folder).mkdir(parents=True)
+    (project / folder / "commits.md").write_text("# Commits\n\nNever force push.\n")
+    (project / folder / "sql.md").write_text('---\npaths: ["db/**"]\n---\n\nReversible migrations.\n')
+    warnings: list[str] = []
+    document = import_spec(client, TargetScope.PROJECT, str(project), "mine", warnings.append)
+    assert [r["name"] for r in document["spec"]["rules"]] == ["sql"]
+    assert any("commits.md" in w and "stays in the file" in w for w in warnings), warnings
+    before = tree(project)
+    runner(agent_config(document["spec"]))
+    assert tree(project) == before
+
+
+@pytest.mark.parametrize(("client", "file", "text"), [
+    (AgentClient.CLAUDE_CODE, ".claude/rules/py.md",
+     "---\ndescription: Plain text, unquoted\npaths: [\"src/**/*.py\", \"tests/**\"]\n---\n\nUse types.\n"),
+    (AgentClient.QWEN_CODE, ".qwen/rules/py.md",
+     "---\npaths:\n- src/**/*.py\ndescription: 'Python'\n---\nUse types.\n"),
+    (AgentClient.CURSOR, ".cursor/rules/py.mdc",
+     "---\nalwaysApply: false\ndescription: Python style \nglobs: [\"src/**/*.py\", \"tests/**\"]\n---\n\n"
+     "Use types.\n\n"),
+    (AgentClient.CURSOR, ".cursor/rules/web.mdc",
+     "---\ndescription: Web\nglobs:\n  - \"web/**\"\n  - \"*.css\"\nalwaysApply: false\n---\nTabs.\n"),
+], ids=["claude-flow-list", "qwen-block-list", "cursor-flow-list", "cursor-block-list"])
+def test_a_scoped_rule_file_keeps_its_own_front_matter_spelling(runner: Runner, tmp_path: Path,
+                                                                client: AgentClient, file: str,
+                                                                text: str) -> None:
+    """Quotes, flow or block lists, key order, a trailing space, blank lines: the same rule."""
+    project = tmp_path / "project"
+    (project / file).parent.mkdir(parents=True)
+    (project / file).write_text(text)
+    document = import_spec(client, TargetScope.PROJECT, str(project), "mine", lambda _: None)
+    assert [r.get("paths") for r in document["spec"]["rules"]] != [None]
+    result = runner(agent_config(document["spec"]))
+    assert result.outcome is Outcome.NOOP, result.outcome
+    assert (project / file).read_text() == text
+    changed = {**document["spec"], "rules": [{**document["spec"]["rules"][0], "content": "Other.\n"}]}
+    assert runner(agent_config(changed)).outcome is Outcome.SUCCEEDED  # a real change is written
+    assert "Other." in (project / file).read_text()

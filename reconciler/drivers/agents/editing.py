@@ -136,6 +136,9 @@ class FilePlanner:
             desired = respelled(desired, actual, entry.env_ref)
         if entry is not None:
             desired = without_implied(desired, actual, dict(entry.implied))
+            if (entry.meaning is not None and isinstance(desired, str) and isinstance(actual, str)
+                    and desired != actual and entry.meaning(desired) == entry.meaning(actual)):
+                desired = actual  # the same rule, written another way: the user's bytes stay
         if isinstance(desired, Mapping) and actual is not MISSING and not isinstance(actual, Mapping):
             raise refuse_shape(doc, self.file, pointer, "an object", actual)
         policy = self.forced.get(key) or policy_for(entry, pointer, self.config)

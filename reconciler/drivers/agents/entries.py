@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,6 +75,9 @@ class Entry:
     # With `security`, how strict each value is, when not a level (allow / ask / deny): a
     # client's default permission modes, e.g. Claude's dontAsk 3 … bypassPermissions 0.
     ranks: tuple[tuple[str, int], ...] = ()
+    # A whole text file's meaning (a rule file's front matter and body): a file that says the
+    # same thing another way (quotes, a flow list, key order) is in sync and keeps its bytes.
+    meaning: Callable[[str], Any] | None = None
 
     @property
     def key(self) -> str:
@@ -158,12 +161,12 @@ class Rendering:
             canonical: str = "", preserve: tuple[tuple[str, ...], ...] = (),
             sets: tuple[tuple[str, ...], ...] = (), security: bool = False,
             sections: tuple[tuple[str, str], ...] = (), implied: Mapping[str, Any] | None = None,
-            ranks: Mapping[str, int] | None = None) -> None:
+            ranks: Mapping[str, int] | None = None, meaning: Callable[[str], Any] | None = None) -> None:
         self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
                                   canonical, preserve, self.place.marker, self.place.policy,
                                   sets=sets, security=security or ranks is not None, sections=sections,
                                   env_ref=self.env_ref, implied=tuple((implied or {}).items()),
-                                  ranks=tuple((ranks or {}).items())))
+                                  ranks=tuple((ranks or {}).items()), meaning=meaning))
 
     def put_items(self, relative: str, fmt: Format, pointer: tuple[str, ...], items: list[Any], *,
                   canonical: str = "") -> None:

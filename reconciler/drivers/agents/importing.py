@@ -257,8 +257,13 @@ def extras(entry: Mapping[str, Any], known: set[str], path: str) -> dict[str, An
     return {f"{path}.{key}": value for key, value in entry.items() if key not in known}
 
 
-def rules_from_files(texts: Mapping[str, str], paths_key: str = "paths") -> list[dict[str, Any]]:
-    """Rules from files with front matter (`.claude/rules/*.md`, `.cursor/rules/*.mdc`)."""
+def rules_from_files(texts: Mapping[str, str], warn: Warn, paths_key: str = "paths") -> list[dict[str, Any]]:
+    """Path-scoped rules from files with front matter (`.claude/rules/*.md`).
+
+    A rules file without paths is one the client always loads; the canonical spec has no
+    place for an always-on rule in a file of its own (it renders always-on rules into the
+    instruction file's block), so applying it would load the text twice: it is left in its
+    file, with a warning."""
     out = []
     for relative, text in texts.items():
         meta, body = split_front_matter(text)
@@ -266,6 +271,10 @@ def rules_from_files(texts: Mapping[str, str], paths_key: str = "paths") -> list
         globs = meta.get(paths_key) or []
         if isinstance(globs, str):
             globs = [g.strip() for g in globs.split(",") if g.strip()]
+        if not globs:
+            warn(f"{relative}: a rules file without {paths_key} (always loaded) has no canonical "
+                 f"equivalent; {LEFT}")
+            continue
         out.append(rule(name, str(meta.get("description") or ""), list(globs), body))
     return out
 

@@ -28,6 +28,7 @@ from reconciler.drivers.agents.translating import (
     front_matter,
     put_overrides,
     put_rules_block,
+    rule_meaning,
     server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec
@@ -99,7 +100,8 @@ class ClaudeCode:
                 meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
                 meta["paths"] = list(rule.paths)
                 out.put(f".claude/rules/{rule.name}.md", Format.TEXT, (),
-                        front_matter(meta, rule.content), canonical=f"rules[{rule.name}]")
+                        front_matter(meta, rule.content), canonical=f"rules[{rule.name}]",
+                        meaning=rule_meaning)
         put_overrides(out, SETTINGS, Format.JSON, servers_file=(_mcp_file(place), Format.JSON))
         return out
 
@@ -118,7 +120,7 @@ class ClaudeCode:
         rules = importing.rules_from_block(reader.text(_memory_file(place)),
                                              importing.rule_name(_memory_file(place)))
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(".claude/rules", "*.md")}
-        rules += importing.rules_from_files(scoped)
+        rules += importing.rules_from_files(scoped, warn)
         return {"mcpServers": servers, "rules": rules,
                 "permissions": importing.permissions(allow, ask, deny,
                                                      settings.text(("permissions", "defaultMode")))}

@@ -65,6 +65,18 @@ def mdc(rule: AgentRule) -> str:
     return "\n".join(lines) + "\n" + rule.content.strip("\n") + "\n"
 
 
+def mdc_meaning(text: str) -> tuple[str, tuple[str, ...], bool, str]:
+    """What an `.mdc` file says: (description, globs, alwaysApply, body), however it spells
+    them (a comma string or a list, spaces, quotes, key order, blank lines)."""
+    meta, body = parse_mdc(text)
+    globs = meta.get("globs") or []
+    if isinstance(globs, str):
+        globs = [g.strip() for g in globs.split(",")]
+    always = str(meta.get("alwaysApply", "")).lower() == "true"
+    return (" ".join(str(meta.get("description") or "").split()), tuple(g for g in globs if g), always,
+            body.strip("\n"))
+
+
 def parse_mdc(text: str) -> tuple[dict[str, Any], str]:
     """(front matter, body) of an `.mdc` file, read line by line as Cursor does (not as YAML)."""
     if not text.startswith("---\n"):
@@ -132,7 +144,7 @@ class Cursor:
             if any("," in path for path in rule.paths):
                 out.weakened(f"rules[{rule.name}].paths", "Cursor's globs are one comma-separated "
                              "string: a glob containing a comma is split")
-            out.put(f"{RULES_DIR}/{rule.name}.mdc", Format.TEXT, (), mdc(rule),
+            out.put(f"{RULES_DIR}/{rule.name}.mdc", Format.TEXT, (), mdc(rule), meaning=mdc_meaning,
                     canonical=f"rules[{rule.name}]")
 
     def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:

@@ -30,6 +30,7 @@ from reconciler.drivers.agents.translating import (
     permissions_of,
     put_overrides,
     put_rules_block,
+    rule_meaning,
     server_entry,
 )
 from reconciler.models.agents import AgentClient, AgentConfigSpec, DefaultMode, McpTransport
@@ -123,7 +124,7 @@ class QwenCode:
                 meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
                 meta["paths"] = list(rule.paths)
                 out.put(f"{RULES_DIR}/{rule.name}.md", Format.TEXT, (), front_matter(meta, rule.content),
-                        canonical=f"rules[{rule.name}]")
+                        canonical=f"rules[{rule.name}]", meaning=rule_meaning)
         put_overrides(out, SETTINGS, Format.JSON)
         return out
 
@@ -139,7 +140,7 @@ class QwenCode:
         rules = importing.rules_from_block(reader.text(_memory_file(place)),
                                              importing.rule_name(_memory_file(place)))
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(RULES_DIR, "*.md")}
-        rules += importing.rules_from_files(scoped)
+        rules += importing.rules_from_files(scoped, warn)
         return {"mcpServers": servers, "rules": rules,
                 "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"],
                                                      default_mode)}
