@@ -410,3 +410,25 @@ def test_a_symlinked_client_file_stays_a_link_and_its_target_is_written(runner: 
     assert "Bash(rm -rf *)" in written["permissions"]["deny"]
     assert not list((tmp_path / "dotfiles").rglob("*.tmp")) and not list(home.rglob("*.tmp"))
     assert runner(agent_config(spec(home))).outcome is Outcome.NOOP
+
+
+def test_two_targets_writing_one_file_through_a_link_must_agree(runner: Runner, tmp_path: Path) -> None:
+    """`CLAUDE.md -> AGENTS.md` shares one instruction file between clients. Claude's block
+    and Codex's differ when a rule is path-scoped (Claude gets it as a file of its own): each
+    run would overwrite the other's, so the run refuses, saying which files are one."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "AGENTS.md").write_text("# Project\n\nUse tabs.\n")
+    (project / "CLAUDE.md").symlink_to("AGENTS.md")
+    always = {"name": "style", "content": "Short functions.\n"}
+    scoped = {"name": "sql", "content": "Reversible migrations.\n", "paths": ["db/**"]}
+    targets = [{"client": "claude-code", "root": str(project)}, {"client": "codex", "root": str(project)}]
+    result = runner(agent_config({"rules": [always, scoped], "targets": targets}))
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert "AGENTS.md and" in result.error and "CLAUDE.md are one file" in result.error, result.error
+    assert (project / "AGENTS.md").read_text() == "# Project\n\nUse tabs.\n"
+    result = runner(agent_config({"rules": [always], "targets": targets}))  # the same block: fine
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert (project / "CLAUDE.md").is_symlink()
+    assert (project / "AGENTS.md").read_text().count("Short functions.") == 1
+    assert runner(agent_config({"rules": [always], "targets": targets})).outcome is Outcome.NOOP

@@ -59,10 +59,12 @@ class Observed:
 
 def read_file(display: str) -> FileState:
     path = expand(display)
+    real = os.path.realpath(path)
+    real_or_none = real if real != str(path) else None
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return FileState(str(path), None)
+        return FileState(str(path), None, real=real_or_none)
     except IsADirectoryError:
         raise DriverError(f"{display}: expected a file, got a directory") from None
     try:
@@ -71,7 +73,7 @@ def read_file(display: str) -> FileState:
         raise DriverError(f"{display}: cannot read the existing file: not UTF-8 at byte {exc.start}; "
                           "nothing was written to any client") from None
     info = path.stat()
-    return FileState(str(path), text, stat.S_IMODE(info.st_mode), info.st_mtime)
+    return FileState(str(path), text, stat.S_IMODE(info.st_mode), info.st_mtime, real_or_none)
 
 
 def rollback_texts(ctx: RunContext, run_id: str) -> dict[str, str | None]:

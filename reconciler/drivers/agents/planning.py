@@ -48,6 +48,7 @@ class FileState:
     text: str | None
     mode: int | None = None
     mtime: float | None = None  # when the file last changed (last-write-wins)
+    real: str | None = None  # where `path` leads, when it is (or sits under) a symbolic link
 
 
 @dataclass(slots=True)
@@ -161,6 +162,7 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
     tally = Tally()
     diffs: dict[str, str] = {}
     writes: dict[str, dict[str, Any]] = {}
+    planned: dict[str, str | None] = {}  # file → its text after the plan
     for file in sorted(set(entries_by_file) | set(pruned_by_file)):
         state = files[file]
         entries = entries_by_file.get(file, [])
@@ -185,11 +187,13 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
             planner.plan_list(pointer, declared, dropped)
         # Render only an edited document: a serializer may normalise untouched files.
         after = doc.render() if planner.touched else state.text
+        planned[file] = after
         if after != state.text:
             refuse_legacy_settings(file, doc)
             diffs[file] = _diff(file, state.text, after)
             writes[file] = {"path": state.path, "before": state.text, "after": after,
                             "mode": state.mode}
+    refuse_linked_disagreement(files, planned, rendered)
     adopt: dict[str, Any] = {}
     for key, adopted in tally.held.items():
         desired = adopted.value if adopted is not None else MISSING
@@ -240,6 +244,24 @@ def _value_in(state: FileState, key: str, marker: str) -> Any:
         kind = kind_of(parts.pointer)
         value = next((v for v in value if identity(kind, v) == parts.item), MISSING)
     return None if value is MISSING else value
+
+
+def refuse_linked_disagreement(files: Mapping[str, FileState], planned: Mapping[str, str | None],
+                                rendered: Rendered) -> None:
+    """Two target files that are one file through a symbolic link (`CLAUDE.md` → `AGENTS.md`,
+    a common way to share instructions) must come out of the plan with the same text: each
+    is planned on its own, so differing texts would overwrite each other on every run."""
+    by_real: dict[str, list[str]] = {}
+    for file in planned:
+        state = files[file]
+        by_real.setdefault(state.real or state.path, []).append(file)
+    for real, group in by_real.items():
+        if len(group) > 1 and len({planned[file] for file in group}) > 1:
+            clients = sorted({str(e.client) for e in rendered.entries if e.file in group})
+            raise DriverError(f"{' and '.join(group)} are one file ({real}, through a symbolic link), "
+                              f"and the targets of {', '.join(clients)} would write different text into "
+                              "it; nothing was written: remove the link, or give one of the targets "
+                              "another root")
 
 
 class _MemoryReader(Reader):
