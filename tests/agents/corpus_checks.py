@@ -176,8 +176,8 @@ _BLOCK = re.compile(r"<!-- reconciler:begin [^>]*?-->.*?<!-- reconciler:end [^>]
 
 def outside_block(text: str) -> str:
     """A Markdown file without the reconciler's blocks (blank lines around them and at the
-    ends of the file are the reconciler's to adjust)."""
-    parts = [part.strip("\n") for part in _BLOCK.split(text)]
+    ends of the file, in LF or CRLF, are the reconciler's to adjust)."""
+    parts = [part.strip("\r\n") for part in _BLOCK.split(text)]
     return "\n".join(part for part in parts if part)
 
 

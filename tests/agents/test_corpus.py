@@ -56,6 +56,7 @@ SENTINEL = "sentinel-9c1d-never-in-a-file"
 CASES: dict[str, tuple[str, ...]] = {
     "claude-heavy": ("claude-code",),
     "claude-fresh": ("claude-code",),  # what Claude Code writes on a new install: empty objects
+    "windows-crlf": ("codex", "gemini-cli"),  # files saved by Windows editors: CRLF everywhere
     "codex": ("codex",),
     "qwen": ("qwen-code",),
     "rovo": ("rovo-dev",),
