@@ -216,3 +216,25 @@ def test_a_scoped_rule_file_keeps_its_own_front_matter_spelling(runner: Runner, 
     changed = {**document["spec"], "rules": [{**document["spec"]["rules"][0], "content": "Other.\n"}]}
     assert runner(agent_config(changed)).outcome is Outcome.SUCCEEDED  # a real change is written
     assert "Other." in (project / file).read_text()
+
+
+@pytest.mark.parametrize("configured", ["AGENTS.md", ["AGENTS.md", "GEMINI.md"]])
+def test_gemini_rules_go_to_the_file_its_context_file_name_names(runner: Runner, tmp_path: Path,
+                                                                 configured: Any) -> None:
+    """`context.fileName` tells Gemini CLI which instruction file to load (AGENTS.md, shared
+    with other clients, is common): import reads the rules from it and says so in the target's
+    overrides, so that apply writes there, not into a GEMINI.md that Gemini would not load."""
+    root = tmp_path / "home"
+    (root / ".gemini").mkdir(parents=True)
+    (root / ".gemini" / "settings.json").write_text(_json({"context": {"fileName": configured}}))
+    (root / ".gemini" / "AGENTS.md").write_text("# Team rules\n\nAsk before deleting files.\n")
+    document = import_spec(AgentClient.GEMINI_CLI, TargetScope.USER, str(root), "mine", lambda _: None)
+    assert document["spec"]["targets"][0]["overrides"] == {"context.fileName": configured}
+    assert "Ask before deleting files." in document["spec"]["rules"][0]["content"]
+    before = tree(root)
+    assert runner(agent_config(document["spec"])).outcome is Outcome.NOOP
+    assert tree(root) == before
+    rules = [*document["spec"]["rules"], {"name": "style", "content": "Short.\n"}]
+    assert runner(agent_config({**document["spec"], "rules": rules})).outcome is Outcome.SUCCEEDED
+    assert "Short." in (root / ".gemini" / "AGENTS.md").read_text()
+    assert not (root / ".gemini" / "GEMINI.md").exists()

@@ -325,7 +325,7 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
              "the target leaves permissions out (features: [mcpServers, rules]) so that apply does "
              "not write them a second time into the reconciler's file; the other clients of the spec "
              "receive them")
-    overrides = native_extras(document, reader, place)
+    overrides = {**found.get("overrides", {}), **native_extras(document, reader, place)}
     if overrides:
         target["overrides"] = overrides
     return document

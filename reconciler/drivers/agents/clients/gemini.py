@@ -72,8 +72,21 @@ TOOLS: dict[str, tuple[str, ...]] = {"Read": ("read_file",), "Edit": ("replace",
 _MCP = re.compile(r"mcp__([A-Za-z0-9_-]+?)(?:__(.+))?")
 
 
-def _memory_file(place: Place) -> str:
-    return ".gemini/GEMINI.md" if place.user else "GEMINI.md"
+CONTEXT_KEY = "context.fileName"
+
+
+def _context_name(configured: Any) -> str:
+    """The instruction file Gemini CLI loads: the first of `context.fileName` (a name or a list
+    of names, such as AGENTS.md), else GEMINI.md."""
+    if isinstance(configured, list):
+        configured = configured[0] if configured else None
+    return configured if isinstance(configured, str) and configured and "/" not in configured else "GEMINI.md"
+
+
+def _memory_file(place: Place, configured: Any = None) -> str:
+    """GEMINI.md, or the file the target's `context.fileName` override names."""
+    name = _context_name(configured if configured is not None else place.overrides.get(CONTEXT_KEY))
+    return f".gemini/{name}" if place.user else name
 
 
 def toml_string(value: str) -> str:
@@ -95,7 +108,7 @@ class GeminiCli:
         "sse": "yes (`url`; streamable HTTP is `httpUrl`)",
         "secrets": "`$VAR`",
         "tool filters": "includeTools / excludeTools",
-        "rules": "`GEMINI.md` block; scoped rules always on",
+        "rules": "`GEMINI.md` block (or the `context.fileName` override's file); scoped rules always on",
         "permissions": "policy `[[rule]]`s in `.gemini/policies/reconciler.toml` (user scope only: "
                        "workspace policies are ignored); defaultMode → `general.defaultApprovalMode`",
         "sets of items": "server `includeTools` / `excludeTools` (`reconciler.toml`: a whole file of "
@@ -203,8 +216,13 @@ class GeminiCli:
             for decision, rule in read_policy(reader.text(relative), relative, warn):
                 if rule not in lists[decision]:
                     lists[decision].append(rule)
-        return {"mcpServers": servers, "rules": importing.rules_from_block(reader.text(_memory_file(place)),
-                                             importing.rule_name(_memory_file(place))),
+        configured = settings.value(("context", "fileName"))
+        memory = _memory_file(place, configured)
+        found: dict[str, Any] = {}
+        if _context_name(configured) != "GEMINI.md":  # the rules live in that file: say so in the spec
+            found["overrides"] = {CONTEXT_KEY: configured}
+        return {**found, "mcpServers": servers, "rules": importing.rules_from_block(reader.text(memory),
+                                                                    importing.rule_name(memory)),
                 "permissions": importing.permissions(lists["allow"], lists["ask"], lists["deny"],
                                                      default_mode)}
 
