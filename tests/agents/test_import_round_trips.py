@@ -238,3 +238,17 @@ def test_gemini_rules_go_to_the_file_its_context_file_name_names(runner: Runner,
     assert runner(agent_config({**document["spec"], "rules": rules})).outcome is Outcome.SUCCEEDED
     assert "Short." in (root / ".gemini" / "AGENTS.md").read_text()
     assert not (root / ".gemini" / "GEMINI.md").exists()
+
+
+def test_a_project_claude_dir_instruction_file_is_named_not_silently_skipped(runner: Runner,
+                                                                             tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".claude").mkdir(parents=True)
+    (project / ".claude" / "CLAUDE.md").write_text("# Build\n\nmake check before pushing.\n")
+    warnings: list[str] = []
+    document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.PROJECT, str(project), "mine",
+                           warnings.append)
+    assert any(w.startswith(".claude/CLAUDE.md:") and "stays in the file" in w for w in warnings), warnings
+    before = tree(project)
+    runner(agent_config(document["spec"]))
+    assert tree(project) == before

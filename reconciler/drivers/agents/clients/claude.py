@@ -119,6 +119,9 @@ class ClaudeCode:
                 deny.append(rule)
         rules = importing.rules_from_block(reader.text(_memory_file(place)),
                                              importing.rule_name(_memory_file(place)))
+        if not place.user and reader.text(".claude/CLAUDE.md"):  # Claude Code loads both
+            warn(f".claude/CLAUDE.md: the project's second instruction file (the reconciler writes "
+                 f"CLAUDE.md; reading both would write this text there too); {importing.LEFT}")
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(".claude/rules", "*.md")}
         rules += importing.rules_from_files(scoped, warn)
         return {"mcpServers": servers, "rules": rules,
