@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -406,7 +407,10 @@ class Daemon:
         self.controller.runtime.bus.subscribe(after_run)
         while not self.stop.is_set():
             watched = self._watched()
-            folders = sorted({p.parent for p in watched if p.parent.exists()})
+            # A linked file (dotfiles managers link client files from a repository) changes
+            # where its target lives: that folder is watched too, its events mapped back.
+            aliases = {Path(os.path.realpath(p)): p for p in watched}
+            folders = sorted({p.parent for p in [*watched, *aliases] if p.parent.exists()})
             if not folders:  # no spec set yet (start-up), or its files' folders not created yet
                 await asyncio.sleep(min(self.options.poll_seconds, 0.25))
                 continue
@@ -415,8 +419,8 @@ class Daemon:
                 known.setdefault(path, fingerprint(path))
             async for changes in awatch(*folders, stop_event=self.stop, debounce=200, step=50,
                                         recursive=False):
-                touched = {watched[Path(p)] for _, p in changes
-                           if Path(p) in watched and fingerprint(Path(p)) != known.get(Path(p))}
+                paths = {aliases.get(Path(p), Path(p)) for _, p in changes}
+                touched = {watched[p] for p in paths if p in watched and fingerprint(p) != known.get(p)}
                 for ref in touched:
                     log.info("target file changed outside the reconciler", object=ref.short)
                     with contextlib.suppress(ReconcilerError):
