@@ -85,10 +85,11 @@ def is_ready(base: str) -> bool:
 
 
 @contextmanager
-def serve(tmp_path: Path, *, env: dict[str, str] | None = None) -> Iterator[Daemon]:
+def serve(tmp_path: Path, *, env: dict[str, str] | None = None, spec: str | None = None) -> Iterator[Daemon]:
+    """`reconciler serve` on `spec` (default `SPECS`, a project-scope AgentConfig) as a process."""
     specs = tmp_path / "specs"
     specs.mkdir(exist_ok=True)
-    (specs / "agents.yaml").write_text(SPECS.format(root=tmp_path / "project"))
+    (specs / "agents.yaml").write_text(spec if spec is not None else SPECS.format(root=tmp_path / "project"))
     port = free_port()
     environ = {**os.environ, "RECONCILER_STATE_DIR": str(tmp_path / "state"), "ADMIN_T": ADMIN,
                "VIEWER_T": VIEWER, "HOOK_T": WEBHOOK_SECRET, **(env or {})}
