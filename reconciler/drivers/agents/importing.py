@@ -31,7 +31,7 @@ from reconciler.drivers.agents.documents import (
     refuse_legacy_settings,
     refuse_shape,
 )
-from reconciler.drivers.agents.translating import parse_sections, split_front_matter
+from reconciler.drivers.agents.translating import parse_sections, path_list, split_front_matter
 from reconciler.models.agents import AgentClient, TargetScope, holds_no_secret
 
 Warn = Callable[[str], None]
@@ -268,14 +268,12 @@ def rules_from_files(texts: Mapping[str, str], warn: Warn, paths_key: str = "pat
     for relative, text in texts.items():
         meta, body = split_front_matter(text)
         name = Path(relative).stem
-        globs = meta.get(paths_key) or []
-        if isinstance(globs, str):
-            globs = [g.strip() for g in globs.split(",") if g.strip()]
+        globs = path_list(meta.get(paths_key))
         if not globs:
             warn(f"{relative}: a rules file without {paths_key} (always loaded) has no canonical "
                  f"equivalent; {LEFT}")
             continue
-        out.append(rule(name, str(meta.get("description") or ""), list(globs), body))
+        out.append(rule(name, str(meta.get("description") or ""), globs, body))
     return out
 
 
@@ -343,30 +341,37 @@ def canonical_only(found: dict[str, Any], warn: Warn) -> dict[str, Any]:
 
     from reconciler.models.agents import DefaultMode, McpServerName, PermissionRule
 
-    def valid(kind: Any, value: Any) -> bool:
-        try:
-            TypeAdapter(kind).validate_python(value)
-        except ValidationError:
-            return False
-        return True
+    def checker(kind: Any) -> Callable[[Any], bool]:
+        adapter: TypeAdapter[Any] = TypeAdapter(kind)
 
+        def valid(value: Any) -> bool:
+            try:
+                adapter.validate_python(value)
+            except ValidationError:
+                return False
+            return True
+
+        return valid
+
+    server_name, permission_rule, default_mode = map(checker, (McpServerName, PermissionRule, DefaultMode))
     servers = {}
     for name, server in (found.get("mcpServers") or {}).items():
-        if valid(McpServerName, name):
+        if server_name(name):
             servers[name] = server
         else:
             warn(f"mcpServers: the name {name!r} cannot be a canonical server name (no '.', '/', '~' "
                  f"or '#'); {LEFT}")
     permissions = dict(found.get("permissions") or {})
     for decision in ("allow", "ask", "deny"):
-        rules = permissions.get(decision) or []
-        for rule in rules:
-            if not valid(PermissionRule, rule):
+        kept = []
+        for rule in permissions.get(decision) or []:
+            if permission_rule(rule):
+                kept.append(rule)
+            else:
                 warn(f"permissions.{decision}: {rule!r} is not a Tool or Tool(specifier) rule; {LEFT}")
-        if rules:
-            permissions[decision] = [rule for rule in rules if valid(PermissionRule, rule)]
+        permissions[decision] = kept
     mode = permissions.get("defaultMode")
-    if mode is not None and not valid(DefaultMode, mode):
+    if mode is not None and not default_mode(mode):
         warn(f"permissions.defaultMode {mode!r} has no canonical equivalent; {LEFT}")
         del permissions["defaultMode"]
     return {**found, "mcpServers": servers, "permissions": {k: v for k, v in permissions.items() if v}}

@@ -175,14 +175,19 @@ def front_matter(fields: Mapping[str, Any], body: str) -> str:
     return "\n".join(lines) + "\n\n" + body.strip("\n") + "\n"
 
 
+def path_list(value: Any) -> list[str]:
+    """A front matter's `paths` / `globs`: a list as it is, a comma string split (Cursor's)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(part) for part in value or []]
+
+
 def rule_meaning(text: str) -> tuple[str, tuple[str, ...], str]:
     """What a rule file with front matter says: (description, paths, body), however the
     front matter spells them (quotes, a flow or block list, a comma string, key order)."""
     meta, body = split_front_matter(text)
-    paths = meta.get("paths") or []
-    if isinstance(paths, str):
-        paths = [p.strip() for p in paths.split(",") if p.strip()]
-    return " ".join(str(meta.get("description") or "").split()), tuple(map(str, paths)), body.strip("\n")
+    return (" ".join(str(meta.get("description") or "").split()), tuple(path_list(meta.get("paths"))),
+            body.strip("\n"))
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:

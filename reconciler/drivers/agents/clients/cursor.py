@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
@@ -32,6 +32,7 @@ from reconciler.drivers.agents.translating import (
     ServerShape,
     command_prefix,
     note_tool_filters,
+    path_list,
     permissions_of,
     put_overrides,
     server_entry,
@@ -69,12 +70,12 @@ def mdc_meaning(text: str) -> tuple[str, tuple[str, ...], bool, str]:
     """What an `.mdc` file says: (description, globs, alwaysApply, body), however it spells
     them (a comma string or a list, spaces, quotes, key order, blank lines)."""
     meta, body = parse_mdc(text)
-    globs = meta.get("globs") or []
-    if isinstance(globs, str):
-        globs = [g.strip() for g in globs.split(",")]
-    always = str(meta.get("alwaysApply", "")).lower() == "true"
-    return (" ".join(str(meta.get("description") or "").split()), tuple(g for g in globs if g), always,
-            body.strip("\n"))
+    globs = tuple(g for g in path_list(meta.get("globs")) if g)
+    return " ".join(str(meta.get("description") or "").split()), globs, _always(meta), body.strip("\n")
+
+
+def _always(meta: Mapping[str, Any]) -> bool:
+    return str(meta.get("alwaysApply", "")).lower() == "true"
 
 
 def parse_mdc(text: str) -> tuple[dict[str, Any], str]:
@@ -226,10 +227,8 @@ class Cursor:
         rules: list[dict[str, Any]] = []
         for relative in reader.glob(RULES_DIR, "*.mdc"):
             meta, body = parse_mdc(reader.text(relative) or "")
-            globs = meta.get("globs") or []
-            paths = [g.strip() for g in globs.split(",")] if isinstance(globs, str) else list(globs)
-            always = str(meta.get("alwaysApply", "")).lower() == "true"
-            if always:
+            paths = path_list(meta.get("globs"))
+            if _always(meta):
                 paths = []
             elif not any(paths):  # imported as always on, it would change what the rule means
                 warn(f"{relative}: neither alwaysApply nor globs (an agent-requested or manual rule) "
