@@ -127,7 +127,11 @@ class Mapper:
         self.needed_fields: frozenset[str] | None = (
             frozenset(self.sources) | ({"sido", "gugun"} if uses_address else set())
             if all(self.known) else None)
-        self._plan = self._fuse()  # last: after every change to sources and steps
+        self.plan = self._fuse()  # after every change to sources and steps
+        from reconciler.drivers.aed.generating import RowFunction, row_function
+
+        self.row: RowFunction = row_function(self, name=spec.target.table)
+        """Map one item: `checked_row`'s result, by one function generated for this binding."""
 
     def _compile(self, mapping: ColumnMapping) -> tuple[Callable[[Any, Mapping[str, str]], Any], ...]:
         """The column's transforms and type conversion as a chain of small functions."""
@@ -160,7 +164,7 @@ class Mapper:
         self.sources, self.steps = tuple(sources), tuple(steps)
 
     def _fuse(self) -> tuple[_Column, ...]:
-        """Per column, everything `row` needs in one tuple, and one converter for the whole
+        """Per column, everything `checked_row` needs in one tuple, and one converter for the whole
         chain of steps: a specialised function for the usual chains on a string (the parser
         only ever gives strings), else the steps one by one. Both give the same value and
         raise the same errors; the specialised ones just skip the generic calls."""
@@ -185,8 +189,8 @@ class Mapper:
         return value
 
     def _prefixed(self, address: str, item: Mapping[str, str]) -> str:
-        sido = (item.get("sido") or "").strip()
-        gugun = (item.get("gugun") or "").strip()
+        sido = str(item.get("sido") or "").strip()
+        gugun = str(item.get("gugun") or "").strip()
         if not sido:
             return address
         first = address.split(" ", 1)[0]
@@ -195,11 +199,12 @@ class Mapper:
         prefix = f"{long_sido(sido) or sido} {gugun}".strip()
         return address if address.startswith(prefix) else f"{prefix} {address}"
 
-    def row(self, item: Mapping[str, str]) -> Row:
+    def checked_row(self, item: Mapping[str, str]) -> Row:
+        """Map one item column by column, naming every problem (stage 1 of validation)."""
         values: list[Any] = []
         problems: list[Problem] | None = None
         check_types, check_required = self.check_types, self.check_required
-        for source, known, fast, chain, required, max_length, mapping in self._plan:
+        for source, known, fast, chain, required, max_length, mapping in self.plan:
             raw = item.get(source)
             if raw is None and not known:
                 raw = self.field(item, mapping.source_field)
