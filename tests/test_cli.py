@@ -283,3 +283,17 @@ def test_building_only_the_invoked_command_changes_no_answer(args: list[str]) ->
     if args and args[0] in ("apply", "review", "db"):
         assert trimmed_app is not app
         assert len(trimmed_app.registered_commands) + len(trimmed_app.registered_groups) == 1
+
+
+def test_the_command_imports_httpx_without_its_command_line(cli) -> None:
+    """httpx imports its own CLI (rich, pygments) whenever they are installed; the
+    `reconciler` process never runs it and keeps it out (start-up of AED runs and the
+    daemon). httpx must still work: here it reaches the refused port and says so."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "reconciler.cli", "status", "--server", "http://127.0.0.1:9"],
+        env={**os.environ, "RECONCILER_TOKEN": "t"}, capture_output=True, text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "httpx" in imported
+    assert not imported & {"pygments", "rich.console", "rich.progress"}
+    assert "http://127.0.0.1:9: ConnectError" in result.stderr

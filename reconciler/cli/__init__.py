@@ -65,6 +65,11 @@ def main() -> None:
     # No pydantic plugins are used here: skip pydantic's scan of every installed
     # distribution's entry points for them (its documented switch).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # httpx imports its own command line (`httpx._main`: rich, pygments, click) whenever
+    # those are installed, as Typer installs them here: 35-70 ms of every AED run and of
+    # the daemon's start, for a command this process never runs. A None entry makes that
+    # import fail, which httpx expects (it then defines a `main` asking for its extras).
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     code: int = 0
     try:
         only_invoked_command(app, sys.argv[1:])()
