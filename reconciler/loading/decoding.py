@@ -10,12 +10,20 @@ up to its limit: the refusal points at the first byte beyond it.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.loading.limits import SETTING_OF, LoaderLimits
 
 # YAML 1.2 §5.1: the printable characters. Everything else is refused, with its location.
-_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_PRINTABLE_ASCII = re.compile("[^\t\n\r\x20-\x7e]")
+
+
+@cache
+def _not_printable() -> re.Pattern[str]:
+    """The whole class, for a text that is not ASCII (compiling it takes about 4 ms, which
+    a CLI start pays only when a spec needs it)."""
+    return re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _position(text: str) -> tuple[int, int]:
@@ -47,7 +55,7 @@ def decode_spec(data: bytes, *, source: str, limits: LoaderLimits, size: int | N
         raise SpecError([SpecProblem(
             source, line, column, "",
             f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded ({exc.reason})")]) from None
-    bad = _NOT_PRINTABLE.search(text)
+    bad = (_NOT_PRINTABLE_ASCII if text.isascii() else _not_printable()).search(text)
     if bad is not None:
         line, column = _position(text[:bad.start()])
         raise SpecError([SpecProblem(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import git
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.errors import SpecError
 from reconciler.loading import load_specs
@@ -282,3 +284,21 @@ def test_every_file_is_reported_not_only_the_first(tmp_path: Path) -> None:
     found = problems(tmp_path)
     where = [p.split(": ", 1)[0].rsplit("/", 1)[1] for p in found]
     assert where == ["a.yaml:1:1", "b.yaml:1:67", "c.yaml:1:4"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+def test_an_ascii_text_and_any_other_are_checked_against_the_same_printable_set(text: str) -> None:
+    """ASCII texts are checked by a small pattern (start-up time); both name the same first
+    character YAML does not allow as printable, as the whole class of YAML 1.2 §5.1 does."""
+    from reconciler.loading.decoding import decode_spec
+
+    printable = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+    for candidate in (text, text.encode("ascii", "ignore").decode()):
+        bad = printable.search(candidate)
+        try:
+            decode_spec(candidate.encode("utf-8"), source="s.yaml", limits=LoaderLimits())
+        except SpecError as exc:
+            assert bad is not None and f"U+{ord(bad.group()):04X}" in str(exc)
+        else:
+            assert bad is None
