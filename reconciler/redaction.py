@@ -41,10 +41,14 @@ _lock = threading.Lock()
 
 
 def remember(value: str | None) -> None:
-    """Mask `value` (and its URL-encoded and decoded forms) in every text from now on."""
+    """Mask `value` (and its URL-encoded and decoded forms) in every text from now on.
+
+    A value that is a URL has its password masked too, and every piece of it: a password
+    that is not percent-encoded (an `@`, `%`, space or `/` in it) makes libpq and others
+    quote the part they cannot read, which is a piece of the password, not the whole."""
     if not value:
         return
-    forms = {value, quote(value, safe=""), unquote(value)}
+    forms = {value, quote(value, safe=""), unquote(value), *_password_pieces(value)}
     global _ordered
     with _lock:
         added = {f for f in forms if len(f) >= MIN_REMEMBERED} - _known
@@ -53,6 +57,24 @@ def remember(value: str | None) -> None:
         _known.update(added)
         # Longest first, so that a secret containing another is masked whole.
         _ordered = tuple(sorted(_known, key=len, reverse=True))
+
+
+# The pieces a reader may quote of a password it cannot read: split where URL syntax is.
+_URL_SYNTAX = re.compile(r"[@/\s?#%:]+")
+
+
+def _password_pieces(value: str) -> set[str]:
+    """The password of a URL read liberally (from the first `:` of the userinfo to the last
+    `@` before the query), and its pieces between URL syntax characters."""
+    scheme, separator, rest = value.partition("://")
+    if not separator or not scheme or " " in scheme:
+        return set()
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    userinfo, at, _ = rest.rpartition("@")
+    _, colon, password = userinfo.partition(":")
+    if not at or not colon or not password:
+        return set()
+    return {password, *_URL_SYNTAX.split(password)}
 
 
 def remember_url(url: str | None) -> None:

@@ -533,3 +533,26 @@ def test_pr_markdown_shows_no_secret(workdir: Path, store_url: str) -> None:
     assert result.returncode != 0 or "RuntimeError" in result.stdout
     assert "aed-registry" in result.stdout, result.stdout + result.stderr
     assert_clean("the pull-request Markdown", result.stdout + result.stderr)
+
+
+# --- database URLs whose password is not percent-encoded ------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["Se%cretZQX9", "p@ssZQX9w0rd", "pa ssZQX9", "pa:ss/ZQX9"])
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_password_libpq_cannot_read_never_shows_in_its_error(workdir: Path, password: str,
+                                                                log_format: str) -> None:
+    """libpq quotes the part of a URL it cannot read, which for an un-encoded `@`, `%`, space
+    or `/` in the password is (part of) the password. Whatever it quotes, no piece of the
+    password is shown: not on the terminal, in the logs, or in the store's run records."""
+    (workdir / "repo" / "specs" / "aed.yaml").unlink()
+    env = {**os.environ, "RECONCILER_STATE_DIR": str(workdir / "state"),
+           "RECONCILER_LOG_FORMAT": log_format, "COLUMNS": "200",
+           "SENTINEL_RBAC_DATABASE_URL": f"postgresql://rbac:{password}@127.0.0.1:1/rbac"}
+    env.pop("RECONCILER_DATABASE_URL", None)
+    result = cli("--log-level", "debug", "apply", str(workdir / "repo" / "specs"), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    stored = (workdir / "state" / "reconciler.db").read_bytes().decode("latin-1")
+    shown = result.stdout + result.stderr + stored
+    assert "ZQX9" not in shown, shown[-3000:]
+    assert "RbacMapping/archive-rbac" in result.stdout + result.stderr
