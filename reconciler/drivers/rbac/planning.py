@@ -6,13 +6,15 @@ database holds (`TargetRows`, names and markers, read by `target.py`) and who ow
 revoke or delete, in full, plus the figures the guards read. No I/O; tested with plain
 values.
 
-Ownership (`Ownership.owns`): under `authority: owned` a row is the reconciler's when its
-key is in the store's inventory *and*, where the table has a `managed_by` column, the
-marker names this RbacMapping. Only such rows are updated or deleted; a row anyone else
-wrote is left as it is, even when the spec no longer wants it, and a declared role or
-permission that exists as someone else's row is used but not rewritten (a warning says
-so). A desired row that carries our marker but is missing from the inventory (a store
-that was reset) is adopted back. `authority: full` makes every row the reconciler's.
+Ownership (`Ownership.owns`): under `authority: owned` a row is the reconciler's when,
+where the table has a `managed_by` column, the marker names this RbacMapping (the target
+itself carries the claim, as Kubernetes objects carry their manager's label: a new or
+reset store, a CI runner's, changes nothing), and otherwise when its key is in the
+store's inventory of what this mapping wrote. Only such rows are updated or deleted; a
+row anyone else wrote is left as it is, even when the spec no longer wants it, and a
+declared role or permission that exists as someone else's row is used but not rewritten
+(a warning says so). A marked row missing from the inventory is recorded in it again
+(adopted back). `authority: full` makes every row the reconciler's.
 
 Modes: a full run compares the whole desired set with the whole target and revokes what
 is no longer wanted. An incremental run knows only the facts of new studies, so it only
@@ -101,7 +103,7 @@ class Ownership:
     def owns(self, key: str, marker: str | None, *, marked: bool) -> bool:
         if self.full_authority:
             return True
-        return key in self.inventory and (not marked or marker == self.marker)
+        return marker == self.marker if marked else key in self.inventory
 
     def adoptable(self, key: str, marker: str | None, *, marked: bool) -> bool:
         """Ours by the marker, but missing from the inventory."""

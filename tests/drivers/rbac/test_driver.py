@@ -381,3 +381,35 @@ def test_a_wrong_watermark_column_is_named_with_the_columns_that_exist(
         assert "table study has no column created_at" in result.error
         assert "created_time" in result.error and "updated_time" in result.error
     assert checksum(rbac_database, schema).startswith("schema_version:absent")
+
+
+def test_a_lost_store_still_revokes_what_carries_the_mappings_marker(
+        runner: Runner, archive: str, rbac_database: str, schema: str, release: Release,
+        tmp_path) -> None:
+    """The marker in the target is the ownership claim: with a new store (a CI runner's,
+    a reset state folder) a full run still revokes the marked bindings nobody wants any
+    more, among them a marked binding edited by hand. Unmarked and foreign rows stay."""
+    from reconciler.store import Store
+
+    obj = mapping(schema, guards={"maxRevokes": "100%"})
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    fresh = Store.open(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        again = Runner(fresh)
+        assert again(obj).outcome is Outcome.NOOP  # desired marked rows: adopted back, nothing written
+        for pk in range(2, 12, 2):
+            restamp(archive, release, pk, "ACL-MOVED")
+        execute(rbac_database, f'UPDATE "{schema}".bindings SET scope = %s WHERE id = '
+                               f'(SELECT min(id) FROM "{schema}".bindings WHERE scope IS NOT NULL)',
+                ("acl:ACL-BY-HAND",))
+        execute(rbac_database, f'INSERT INTO "{schema}".subjects (name) VALUES (%s)', ("user:by-hand",))
+        execute(rbac_database, f'INSERT INTO "{schema}".bindings (subject_id, role_id, scope) SELECT s.id, r.id, '
+                               f'NULL FROM "{schema}".subjects s, "{schema}".roles r WHERE s.name = %s AND '
+                               f'r.name = %s', ("user:by-hand", "study-reader"))
+        result = again(obj)
+        assert result.outcome is Outcome.SUCCEEDED, result.error
+        assert result.counts.deleted > 0
+        expected = expected_dept_bindings(archive, release) | {ADMINS, ("user:by-hand", "study-reader", None)}
+        assert bindings(rbac_database, schema) == expected
+    finally:
+        fresh.close()

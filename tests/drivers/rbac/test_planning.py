@@ -81,10 +81,10 @@ def test_without_a_marker_column_the_inventory_decides() -> None:
     assert delta.revoke_bindings == (A,)
 
 
-def test_marker_and_inventory_must_both_say_ours() -> None:
+def test_on_a_marked_table_the_marker_decides() -> None:
     rows = target({A: OURS, B: "someone-else", C: OURS})
     delta = plan_delta(desired(), rows, owned(binding_key(B), binding_key(C)), full=True)
-    assert delta.revoke_bindings == (C,)  # A: our marker but not in the inventory; B: their marker
+    assert delta.revoke_bindings == (A, C)  # A: our marker, a store that lost it; B: their marker
     assert binding_key(A) not in delta.adopt  # only desired rows are adopted
 
 
