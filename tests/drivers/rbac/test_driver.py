@@ -403,9 +403,9 @@ def test_a_lost_store_still_revokes_what_carries_the_mappings_marker(
                                f'(SELECT min(id) FROM "{schema}".bindings WHERE scope IS NOT NULL)',
                 ("acl:ACL-BY-HAND",))
         execute(rbac_database, f'INSERT INTO "{schema}".subjects (name) VALUES (%s)', ("user:by-hand",))
-        execute(rbac_database, f'INSERT INTO "{schema}".bindings (subject_id, role_id, scope) SELECT s.id, r.id, '
-                               f'NULL FROM "{schema}".subjects s, "{schema}".roles r WHERE s.name = %s AND '
-                               f'r.name = %s', ("user:by-hand", "study-reader"))
+        execute(rbac_database, f'INSERT INTO "{schema}".bindings (subject_id, role_id, scope) '
+                               f'SELECT s.id, r.id, NULL FROM "{schema}".subjects s, "{schema}".roles r '
+                               f'WHERE s.name = %s AND r.name = %s', ("user:by-hand", "study-reader"))
         result = again(obj)
         assert result.outcome is Outcome.SUCCEEDED, result.error
         assert result.counts.deleted > 0
