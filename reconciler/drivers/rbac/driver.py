@@ -21,7 +21,8 @@ empty second diff proves that one run converges.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import psycopg
@@ -35,7 +36,9 @@ from reconciler.drivers.rbac.planning import (
     RbacDelta,
     TargetRows,
     desired_state,
+    drift,
     plan_delta,
+    written_descriptions,
 )
 from reconciler.drivers.rbac.schema import Tables, existing_tables, managed_tables, managed_version, pending
 from reconciler.drivers.rbac.source import SourceFacts, read_facts
@@ -57,6 +60,7 @@ class Observed:
     derivations: tuple[Derivation, ...]
     facts: SourceFacts | None
     full: bool  # a full comparison (full mode)
+    recorded: Mapping[str, str] = field(default_factory=dict)  # the store's watermarks (drift)
 
 
 @dataclass(slots=True)
@@ -134,12 +138,12 @@ class RbacMappingDriver:
         spec, namespace = obj.spec, obj.metadata.namespace
         full = ctx.mode is Mode.FULL
         facts = None
+        recorded = await asyncio.to_thread(ctx.state.watermarks) if ctx.state is not None else {}
         if spec.derive:
             assert spec.source is not None
             source_url = ctx.secrets.resolve(spec.source.database_url, namespace=namespace).reveal()
-            watermarks = ctx.state.watermarks() if ctx.state is not None and not full else {}
             facts = await asyncio.to_thread(read_facts, source_url, spec, incremental=not full,
-                                            watermarks=watermarks)
+                                            watermarks={} if full else recorded)
         derivations = _derive(spec, facts)
         desired = desired_state(spec, derivations)
         url = ctx.secrets.resolve(spec.target.database_url, namespace=namespace).reveal()
@@ -148,7 +152,7 @@ class RbacMappingDriver:
         session = _Session(conn, tables, candidates)
         self._sessions[ctx.run_id] = session
         rows = await asyncio.to_thread(self._read, session, migrations)
-        session.observed = Observed(desired, rows, derivations, facts, full)
+        session.observed = Observed(desired, rows, derivations, facts, full, recorded)
         return session.observed
 
     @staticmethod
@@ -186,8 +190,10 @@ class RbacMappingDriver:
                          f"{d.samples[0]}" for d in actual.derivations if d.undeclared]
         schema = obj.spec.target.managed_schema
         watermarks = {f"derive:{f.rule}": f.watermark for f in facts.rules if f.watermark} if facts else {}
-        return to_plan(delta, target=obj.ref, schema=schema.schema_name if schema else None, details=details,
+        watermarks.update(written_descriptions(actual.desired))
+        plan = to_plan(delta, target=obj.ref, schema=schema.schema_name if schema else None, details=details,
                        warnings=tuple(warnings), watermarks=watermarks, empty_rules=empty_rules)
+        return replace(plan, drift=drift(delta, ctx.inventory, actual.recorded))
 
     # --- apply, verify, release -------------------------------------------------------------
 

@@ -274,3 +274,44 @@ def _removals(delta: RbacDelta, desired: Desired, target: TargetRows, own: Owner
     return replace(delta, revoke_bindings=tuple(revokes), delete_subjects=tuple(delete_subjects),
                    revoke_role_permissions=tuple(rp_revoke), delete_roles=tuple(delete_roles),
                    delete_permissions=tuple(delete_permissions), warnings=tuple(warnings))
+
+
+WRITTEN = "written:"
+"""Watermark prefix of the description last written for a role or permission key."""
+
+
+def written_descriptions(desired: Desired) -> dict[str, str]:
+    """The watermarks a run records: each declared role's and permission's description, as
+    the run leaves it, so that the next run can tell a hand edit from a spec change."""
+    return {**{f"{WRITTEN}{permission_key(n)}": d for n, d in desired.permissions.items()},
+            **{f"{WRITTEN}{role_key(n)}": d for n, d in desired.roles.items()}}
+
+
+def drift(delta: RbacDelta, inventory: frozenset[str], written: Mapping[str, str]) -> tuple[str, ...]:
+    """The keys this delta puts back because someone changed them outside the reconciler.
+
+    - a row this mapping wrote (its key is in the inventory) that is gone and is created
+      again: deleted by hand;
+    - a row the delta removes that is the mapping's by its marker only (not in the
+      inventory): written or edited by hand with the mapping's marker;
+    - a description the delta rewrites to the value the last run wrote: edited by hand (a
+      changed spec is not drift).
+    A store that knows nothing of this mapping (new, reset) reports none: nothing tells a
+    hand edit from the first run there."""
+    if not inventory:
+        return ()
+    created = [*(permission_key(n) for n, _ in delta.create_permissions),
+               *(role_key(n) for n, _ in delta.create_roles),
+               *(role_permission_key(*rp) for rp in delta.grant_role_permissions),
+               *(subject_key(s) for s in delta.create_subjects),
+               *(binding_key(b) for b in delta.grant_bindings)]
+    removed = [*(binding_key(b) for b in delta.revoke_bindings),
+               *(role_permission_key(*rp) for rp in delta.revoke_role_permissions),
+               *(subject_key(s) for s in delta.delete_subjects),
+               *(role_key(n) for n in delta.delete_roles),
+               *(permission_key(n) for n in delta.delete_permissions)]
+    rewritten = [keyed(name) for keyed, updates in ((permission_key, delta.update_permissions),
+                                                    (role_key, delta.update_roles))
+                 for name, _, after in updates if written.get(f"{WRITTEN}{keyed(name)}") == after]
+    return tuple(sorted({*(k for k in created if k in inventory), *(k for k in removed if k not in inventory),
+                         *rewritten}))

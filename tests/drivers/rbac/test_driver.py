@@ -413,3 +413,49 @@ def test_a_lost_store_still_revokes_what_carries_the_mappings_marker(
         assert bindings(rbac_database, schema) == expected
     finally:
         fresh.close()
+
+
+def test_hand_edits_are_drift_and_refuse_drift_keeps_them(
+        runner: Runner, archive: str, rbac_database: str, schema: str) -> None:
+    """A role description edited by hand, a binding this mapping wrote deleted by hand and a
+    binding added by hand with the mapping's marker are drift: the plan names them, the run
+    that puts them back says so (reverted), and `--refuse-drift` stops instead, writing
+    nothing. A description changed in the spec is a change, not drift."""
+    from reconciler.engine.guards import RefuseDrift
+
+    obj = mapping(schema)
+    first = runner(obj)
+    assert first.outcome is Outcome.SUCCEEDED and first.drift == ()
+    removed = query(rbac_database, f'SELECT b.id, s.name, r.name, b.scope FROM "{schema}".bindings b JOIN '
+                                   f'"{schema}".subjects s ON s.id = b.subject_id JOIN "{schema}".roles r ON '
+                                   f'r.id = b.role_id WHERE b.scope IS NOT NULL ORDER BY b.id LIMIT 1')[0]
+    execute(rbac_database, f'DELETE FROM "{schema}".bindings WHERE id = %s', (removed[0],))
+    execute(rbac_database, f'UPDATE "{schema}".roles SET description = %s WHERE name = %s',
+            ("HACKED", "study-reader"))
+    execute(rbac_database, f'INSERT INTO "{schema}".bindings (subject_id, role_id, scope, managed_by) '
+                           f'SELECT s.id, r.id, %s, %s FROM "{schema}".subjects s, "{schema}".roles r '
+                           f'WHERE s.name = %s AND r.name = %s',
+            ("acl:BY-HAND", "reconciler:RbacMapping/default/archive-rbac", "group:pacs-admins",
+             "study-reader"))
+    edited = checksum(rbac_database, schema)
+    expected = {"role:study-reader", f"{removed[1]} → {removed[2]} @ {removed[3]}",
+                "group:pacs-admins → study-reader @ acl:BY-HAND"}
+
+    plan = runner(obj, dry_run=True).plan
+    assert plan is not None and set(plan.drift) == expected
+
+    refused = runner(obj, guards=[RefuseDrift()])
+    assert refused.outcome is Outcome.ABORTED, refused.error
+    assert checksum(rbac_database, schema) == edited
+
+    reverted = runner(obj)
+    assert reverted.outcome is Outcome.SUCCEEDED, reverted.error
+    assert set(reverted.reverted) == expected
+    assert runner(obj).outcome is Outcome.NOOP
+
+    changed = mapping(schema, roles=[{**role, "description": "Reads studies (new text)"}
+                                     if role["name"] == "study-reader" else role
+                                     for role in obj.spec.model_dump(by_alias=True)["roles"]])
+    spec_change = runner(changed)
+    assert spec_change.outcome is Outcome.SUCCEEDED and spec_change.counts.updated == 1
+    assert spec_change.drift == () and spec_change.reverted == ()

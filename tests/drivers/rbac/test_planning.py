@@ -166,3 +166,19 @@ def test_the_plan_groups_changes_per_subject_and_counts_everything() -> None:
                                                         "revoke": ["reader @ acl:3"]}
     assert plan.details["bindings"] == {"grant": 2, "revoke": 1, "revocable": 1}
     assert (plan.counts.created, plan.counts.deleted) == (3, 1)
+
+
+def test_drift_is_what_the_delta_puts_back_of_hand_edits() -> None:
+    from reconciler.drivers.rbac.planning import drift, written_descriptions
+
+    wanted = Desired(permissions={"read": ""}, roles={"reader": "Reads"},
+                     role_permissions=frozenset({("reader", "read")}), bindings=frozenset({A, B}))
+    rows = target({A: OURS, C: OURS}, roles={"reader": Named("HACKED", OURS)})
+    own = owned(binding_key(A), binding_key(B), subject_key(A[0]), subject_key(B[0]))
+    delta = plan_delta(wanted, rows, own, full=True)
+    written = written_descriptions(wanted)
+    assert set(drift(delta, own.inventory, written)) == {binding_key(B), binding_key(C), role_key("reader")}
+    # the description changed in the spec since the last run: a change, not drift
+    assert role_key("reader") not in drift(delta, own.inventory, {})
+    # a store that knows nothing of the mapping: no drift to tell
+    assert drift(delta, frozenset(), written) == ()
