@@ -21,6 +21,7 @@ from reconciler.errors import (
     SourceError,
     SpecError,
     StoreError,
+    TargetError,
 )
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ __all__ = [
     "SpecError",
     "SpecSet",
     "StoreError",
+    "TargetError",
     "Trigger",
     "__version__",
     "load_specs",

@@ -52,6 +52,13 @@ class DriverError(ReconcilerError):
     """A driver failed to observe or apply; the message says what and where."""
 
 
+class TargetError(DriverError):
+    """The target database could not be reached or refused the work (failure class
+    `database`). Never carries the database URL's password."""
+
+    failure_class = "database"
+
+
 class NoDriverError(ReconcilerError):
     """No driver is registered for a kind."""
 

@@ -143,6 +143,8 @@ class ApiError(SourceError):
         self.code_name, self.retry_class = CODES.get(meaning, _UNKNOWN_CODE)
         self.reason = reason
         self.authentication = meaning in KEY_CODES
+        if self.authentication or meaning == "22":  # the class of the code meant, not of 99
+            self.failure_class = "auth" if self.authentication else "quota"
         self.retry_limit: int | None = 1 if meaning in RETRY_ONCE or meaning not in CODES else None
         message = f"the API answered {code} {self.code_name}"
         if (reason and reason != self.code_name and named is None) or named is not None:

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from reconciler.errors import DriverError
+from reconciler.errors import DriverError, TargetError
 from reconciler.models.aed import AedSourceBindingSpec, ColumnType
 
 TRACKING = ("data_status", "first_seen_date", "last_seen_date", "consecutive_missing_days",
@@ -448,7 +448,7 @@ class PostgresTarget(Target):
         try:
             conn = psycopg.connect(url, autocommit=False)
         except psycopg.Error as exc:
-            raise DriverError(f"cannot connect to the target database: {exc}".strip()) from None
+            raise TargetError(f"cannot connect to the target database: {exc}".strip()) from None
         return cls(conn, spec)
 
     def table_columns(self) -> dict[str, bool] | None:

@@ -45,7 +45,7 @@ from reconciler.drivers.rbac.source import SourceFacts, read_facts
 from reconciler.drivers.rbac.target import lock, read_rows, write_delta
 from reconciler.drivers.rbac.templating import Derivation, derive
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.errors import DriverError
+from reconciler.errors import DriverError, TargetError
 from reconciler.models import Mode
 from reconciler.models.rbac import Authority, RbacMapping, RbacMappingSpec
 from reconciler.structs.plans import Plan, Verification
@@ -94,7 +94,7 @@ def _open_target(url: str, spec: RbacMappingSpec) -> tuple[psycopg.Connection[An
     try:
         conn = psycopg.connect(url, connect_timeout=10)
     except psycopg.Error as exc:
-        raise DriverError(f"cannot connect to the RBAC database ({spec.target.database_url.describe()}): "
+        raise TargetError(f"cannot connect to the RBAC database ({spec.target.database_url.describe()}): "
                           f"{str(exc).strip()}") from None
     try:
         with conn.cursor() as cur:

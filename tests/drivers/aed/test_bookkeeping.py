@@ -282,6 +282,17 @@ def test_code_99_key_not_registered_fails_the_run_without_retrying(pg_url: str, 
     error = result.error or ""
     assert "SERVICE KEY IS NOT REGISTERED" in error and "serviceKey" in error, error
     assert "test-service-key-0042" not in error
+    assert result.failure == "auth"  # what it means, as code 30 is; not a source_error
+
+
+def test_a_target_database_that_cannot_be_reached_is_a_database_failure(
+        runner: Runner, table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AED_TEST_DB", "postgresql://postgres:pw@127.0.0.1:9/nowhere")
+    with EgenEmulator(count=20) as base:
+        result = runner(binding(base, table))
+    assert result.outcome is Outcome.FAILED
+    assert "cannot connect to the target database" in (result.error or "")
+    assert result.failure == "database"
 
 
 def test_code_99_key_fault_is_answered_once_per_request() -> None:
