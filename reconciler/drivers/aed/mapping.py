@@ -208,6 +208,7 @@ class Mapper:
             raw = item.get(source)
             if raw is None and not known:
                 raw = self.field(item, mapping.source_field)
+            unconvertible = False
             if raw is None:
                 value: Any = None
             else:
@@ -215,13 +216,15 @@ class Mapper:
                     value = fast(raw, item) if raw.__class__ is str else chain(raw, item)
                 except (ValueError, InvalidOperation) as exc:
                     if check_types:
-                        message = str(exc) if str(exc) else f"cannot convert {raw!r}"
+                        message = (f"expected a number, got {str(raw).strip()!r}"
+                                   if isinstance(exc, InvalidOperation) or not str(exc) else str(exc))
                         problems = problems or []
                         problems.append(Problem("format", "types", mapping.column,
                                                 f"{mapping.source_field}: {message}"))
+                        unconvertible = True  # one problem for the value, not a second "required"
                     value = None
             if value is None:
-                if required and check_required:
+                if required and check_required and not unconvertible:
                     problems = problems or []
                     problems.append(Problem("format", "required", mapping.column,
                                             f"{mapping.source_field}: required, got nothing"))

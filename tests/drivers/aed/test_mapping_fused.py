@@ -90,9 +90,11 @@ def test_problems_name_the_rule_and_the_value() -> None:
     fused, _ = mappers()
     row = fused.row({"serialSeq": "123456789", "wgs84Lat": "abc", "sunFrtYon": "x", "zipcode1": ""})
     rules = {(p.rule, p.column) for p in row.problems}
-    assert rules == {("lengths", "equipment_serial"), ("types", "latitude"), ("required", "latitude"),
-                     ("types", "flag"), ("required", "zip")}
+    # a value that cannot be converted is one problem (types), not also a missing value
+    assert rules == {("lengths", "equipment_serial"), ("types", "latitude"), ("types", "flag"),
+                     ("required", "zip")}
     assert any("expected Y/N or true/false, got 'x'" in p.message for p in row.problems)
+    assert "wgs84Lat: expected a number, got 'abc'" in [p.message for p in row.problems]
     assert row.raw is not None
 
 
