@@ -107,15 +107,36 @@ def statistics_warning(tables: list[str]) -> str:
             "autovacuum to analyze them)")
 
 
-def _check_watermark_column(catalog: Catalog, table: str, column: str) -> None:
+def _timestamp_columns(cur: psycopg.Cursor[Any], table: str) -> list[str]:
+    """The columns of `table` (in the current schema) that hold timestamps."""
+    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s AND data_type LIKE 'timestamp%%' ORDER BY column_name", (table,))
+    return [str(r[0]) for r in cur.fetchall()]
+
+
+def _check_watermark_column(cur: psycopg.Cursor[Any], catalog: Catalog, table: str, column: str) -> None:
     if not catalog.has(table) or catalog.has(table, column):
         return  # no catalog visibility: the query's own error is wrapped below
     columns = sorted(c for t, c in catalog.columns if t == table)
-    times = [c for c in columns if c.endswith("_time")]
     raise DriverError(
         f"sync.watermarkColumn {column!r}: table {table} has no column {column} in schema "
-        f"{catalog.schema!r}; its timestamp columns are {', '.join(times)} (created_time is indexed); "
-        f"all its columns: {', '.join(columns)}")
+        f"{catalog.schema!r}; its timestamp columns are {', '.join(_timestamp_columns(cur, table))} "
+        f"(created_time is indexed); all its columns: {', '.join(columns)}")
+
+
+def _check_watermark_value(cur: psycopg.Cursor[Any], table: str, column: str, value: Any) -> None:
+    """A watermark is a timestamp: any other type (a date kept as text, a version number)
+    cannot anchor "newer than", and is named with the columns that can."""
+    if value is None or isinstance(value, datetime):
+        return
+    cur.execute("SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s AND column_name = %s", (table, column))
+    row = cur.fetchone()
+    kind = str(row[0]) if row else type(value).__name__
+    raise DriverError(
+        f"sync.watermarkColumn {column!r}: {table}.{column} is {kind}, not a timestamp; a watermark "
+        f"must be one of {table}'s timestamp columns: {', '.join(_timestamp_columns(cur, table))} "
+        "(created_time is indexed)")
 
 
 def _run(cur: psycopg.Cursor[Any], rule: DeriveRule, query: FactQuery) -> tuple[tuple[Any, ...], ...]:
@@ -178,7 +199,7 @@ def _read(cur: psycopg.Cursor[Any], spec: RbacMappingSpec, *, incremental: bool,
             continue
         source = fact_source(rule.facts, layout, column)
         anchor = (source.anchor_table, source.anchor_column)
-        _check_watermark_column(catalog, *anchor)
+        _check_watermark_column(cur, catalog, *anchor)
         if anchor not in newest:
             if incremental and not _indexed(cur, *anchor):
                 warnings.append(f"{anchor[0]}.{anchor[1]} has no index: incremental runs of rule "
@@ -191,6 +212,7 @@ def _read(cur: psycopg.Cursor[Any], spec: RbacMappingSpec, *, incremental: bool,
                                   f"{anchor[0]}.{anchor[1]}: {str(exc).strip()}") from None
             row = cur.fetchone()
             newest[anchor] = row[0] if row else None
+            _check_watermark_value(cur, *anchor, newest[anchor])
         print_ = fingerprint(rule, layout, column)
         since = None
         if incremental:

@@ -380,6 +380,20 @@ def test_a_wrong_watermark_column_is_named_with_the_columns_that_exist(
         assert "sync.watermarkColumn 'created_at'" in result.error
         assert "table study has no column created_at" in result.error
         assert "created_time" in result.error and "updated_time" in result.error
+        assert "study_time" not in result.error.split("all its columns")[0]  # varchar: not a timestamp
+    assert checksum(rbac_database, schema).startswith("schema_version:absent")
+
+
+@pytest.mark.parametrize("column", ["study_date", "study_time", "version"])
+def test_a_watermark_column_that_is_not_a_timestamp_is_named_with_its_type(
+        runner: Runner, archive: str, rbac_database: str, schema: str, column: str) -> None:
+    obj = mapping(schema, sync={"watermarkColumn": column})
+    for mode in (Mode.FULL, Mode.INCREMENTAL):
+        result = runner(obj, mode=mode)
+        assert result.outcome is Outcome.FAILED
+        assert result.error_type not in ("AttributeError", "TypeError"), result.error
+        assert f"sync.watermarkColumn {column!r}: study.{column} is " in (result.error or "")
+        assert "not a timestamp" in (result.error or "") and "updated_time" in (result.error or "")
     assert checksum(rbac_database, schema).startswith("schema_version:absent")
 
 
