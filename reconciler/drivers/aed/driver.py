@@ -210,8 +210,8 @@ class AedSourceBindingDriver:
                 changes.append(Change.update(key, before, after, item="row"))
             else:
                 changes.append(Change.delete(key, before, item="row"))
-        totals = Counts(created=c.inserts, updated=c.updates, deleted=c.absent, unchanged=c.unchanged,
-                        invalid=actual.rejected)
+        totals = Counts(created=c.inserts, updated=c.updates + c.ageing, deleted=c.absent,
+                        unchanged=c.unchanged, invalid=actual.rejected)
         warnings = []
         if actual.rejected:
             recorded = ctx.state is not None and ctx.state.recorded
@@ -265,7 +265,7 @@ class AedSourceBindingDriver:
         if ctx.state is not None:
             ctx.state.save_snapshots([*before, (CREATED, created)])
         inserted, updated = target.upsert(ctx.run_id)
-        deleted = target.remove_absent(self._last_seen(ctx)) if full else 0
+        deleted, aged = target.remove_absent(self._last_seen(ctx)) if full else (0, 0)
         post_sync(obj.spec, inserted=inserted, updated=updated, deleted=deleted,
                   current=plan.facts_as(AedFacts).current_rows)
         if ctx.state is not None and not target.all_new:
@@ -273,7 +273,7 @@ class AedSourceBindingDriver:
             # (A first load's rows are not repeated here: that would copy the whole table.)
             self._save_after(target, target.changed_keys(), ctx)
         target.commit()
-        return ApplyResult(created=inserted, updated=updated, deleted=deleted)
+        return ApplyResult(created=inserted, updated=updated + aged, deleted=deleted)
 
     def _apply_rollback(self, plan: Plan, target: Target, ctx: RunContext) -> ApplyResult:
         keys = [c.key for c in plan.changes]

@@ -52,6 +52,7 @@ class Comparison:
     updates: int = 0
     unchanged: int = 0
     absent: int = 0  # rows a full run deletes or marks
+    ageing: int = 0  # rows already missing whose day count or status a full run moves on (mark)
     null_columns: list[str] = field(default_factory=list)  # owned columns all NULL in the pull
     samples: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = field(default_factory=list)
 
@@ -271,6 +272,9 @@ class Target:
             marked = " AND (t.data_status IS NULL OR t.data_status = 'active')" if policy == "mark" else ""
             self.sql(f"INSERT INTO {CHANGES} (k, action) SELECT t.{k}, 'delete' FROM {self.table} t "
                      f"WHERE {self._absent_where(True)}{marked}")
+        if full and policy == "mark" and self.tracking:
+            ageing = self._ageing_where()
+            c.ageing = int(self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {ageing}") or 0)
         counts = dict(self.sql(f"SELECT action, count(*) FROM {CHANGES} GROUP BY action").fetchall())
         c.inserts, c.updates, c.absent = (int(counts.get(a, 0)) for a in ("create", "update", "delete"))
         c.unchanged = c.staged - c.inserts - c.updates
@@ -357,8 +361,9 @@ class Target:
         inserted = int(self.scalar(f"SELECT count(*) FROM {CHANGES} WHERE action = 'create'") or 0)
         return inserted, written - inserted
 
-    def remove_absent(self, last_seen: date) -> int:
-        """Deletions of a full run (policy delete) or marks (policy mark); the row count.
+    def remove_absent(self, last_seen: date) -> tuple[int, int]:
+        """Deletions of a full run (policy delete) or marks (policy mark), and the rows
+        already missing that age (policy mark): (removed or marked, aged).
 
         A row newly absent was last seen by the previous successful run (`last_seen`): every
         run pulls the whole registry, so present rows need no daily bookkeeping write, and a
@@ -368,7 +373,7 @@ class Target:
         k = quote(self.key)
         gone = f"t.{k} IN (SELECT k FROM {CHANGES} WHERE action = 'delete')"
         if policy == "delete":
-            return int(self.sql(f"DELETE FROM {self.table} AS t WHERE {gone}").rowcount)
+            return int(self.sql(f"DELETE FROM {self.table} AS t WHERE {gone}").rowcount), 0
         if policy == "mark":
             days = self.spec.deletion.suspect_after_days
             since = self.days_since("t.last_seen_date")
@@ -377,12 +382,25 @@ class Target:
             marked = self.sql(f"{update} data_status = 'missing', last_seen_date = {{p}}{touched} "
                               f"WHERE {gone}",
                               (self.adapt(last_seen, "last_seen_date"),)).rowcount
-            still = f"t.data_status IN ('missing', 'deletion_suspected') AND {self._absent_where(True)}"
-            self.sql(f"{update} consecutive_missing_days = {since} WHERE {still}")
-            self.sql(f"{update} data_status = 'deletion_suspected', deletion_suspected_date = {self.today()} "
-                     f"WHERE t.data_status = 'missing' AND {since} >= {days} AND {self._absent_where(True)}")
-            return int(marked)
-        return 0
+            suspected = f"t.data_status = 'missing' AND {since} >= {days}"
+            age = (f"{update} consecutive_missing_days = {since}{touched}, data_status = CASE WHEN "
+                   f"{suspected} THEN 'deletion_suspected' ELSE t.data_status END, deletion_suspected_date = "
+                   f"CASE WHEN {suspected} THEN {self.today()} ELSE t.deletion_suspected_date END "
+                   f"WHERE {self._ageing_where()}")
+            # Rows missing since earlier runs (the plan's `ageing`), then the ones just marked
+            # (last seen by the previous run, which may be days ago: counted as marked).
+            aged = self.sql(f"{age} AND NOT ({gone})").rowcount
+            self.sql(f"{age} AND {gone}")
+            return int(marked), int(aged)
+        return 0, 0
+
+    def _ageing_where(self) -> str:
+        """Rows already marked missing, still absent, whose day count or status moves on today."""
+        since = self.days_since("t.last_seen_date")
+        days = self.spec.deletion.suspect_after_days
+        return (f"t.data_status IN ('missing', 'deletion_suspected') AND {self._absent_where(True)} AND "
+                f"({self.distinct('t.consecutive_missing_days', since)} OR "
+                f"(t.data_status = 'missing' AND {since} >= {days}))")
 
     def restore(self, rows: Sequence[tuple[str, dict[str, Any] | None]]) -> tuple[int, int, int]:
         """Put rows back as snapshotted (None = the row did not exist): (created, updated, deleted)."""

@@ -319,3 +319,37 @@ def test_code_99_key_fault_is_answered_once_per_request() -> None:
         assert emulator.request_count == 1  # not retried
     finally:
         emulator.stop()
+
+
+# --- rows missing from the source age every day, changes or not ---------------------------------
+
+
+def test_missing_rows_age_and_turn_suspected_in_a_run_with_nothing_else_to_do(
+        pg_url: str, runner: Runner, table: str) -> None:
+    """`consecutive_missing_days` and `deletion_suspected` follow the calendar, not whether
+    something unrelated changed that day: a run whose only work is the ageing is not a no-op."""
+    _create(pg_url, table, "updated_at timestamptz,")
+    with EgenEmulator(count=100) as base:
+        obj = binding(base, table)
+        assert runner(obj).outcome is Outcome.SUCCEEDED
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for n in range(3):
+                conn.execute(f'INSERT INTO "{table}" (equipment_serial, data_status) VALUES (%s, %s)',
+                             (f"GONE-{n}", "active"))
+        marked = runner(obj)
+        assert marked.outcome is Outcome.SUCCEEDED and marked.counts.deleted == 3
+        assert runner(obj).outcome is Outcome.NOOP  # missing since today: nothing moves on
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"UPDATE \"{table}\" SET last_seen_date = current_date - 8, updated_at = NULL "
+                         "WHERE equipment_serial LIKE 'GONE-%'")
+        aged = runner(obj)
+        assert aged.outcome is Outcome.SUCCEEDED, (aged.outcome, aged.error)
+        assert aged.counts.updated == 3
+        again = runner(obj)
+        assert again.outcome is Outcome.NOOP
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(f'SELECT data_status, consecutive_missing_days, deletion_suspected_date, '
+                            f'updated_at IS NOT NULL FROM "{table}" WHERE equipment_serial LIKE %s',
+                            ("GONE-%",)).fetchall()
+    assert {(status, days, flagged is not None, touched) for status, days, flagged, touched in rows} == {
+        ("deletion_suspected", 8, True, True)}
