@@ -32,7 +32,7 @@ from reconciler.drivers.aed.mapping import Mapper, _typed
 from reconciler.drivers.aed.targets import TRACKING, Comparison, Target, open_target
 from reconciler.drivers.aed.validating import ValidationFailed, Validator, post_sync
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.errors import DriverError
+from reconciler.errors import DriverError, TargetError
 from reconciler.models import Mode
 from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, ColumnType, RuleAction
 from reconciler.structs.plans import Change, Counts, Plan, PlanMode, Presentation, RejectSample
@@ -253,7 +253,21 @@ class AedSourceBindingDriver:
     # --- apply ----------------------------------------------------------------------------
 
     async def apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
-        return await asyncio.to_thread(self._apply, plan, ctx)  # off the event loop
+        try:
+            return await asyncio.to_thread(self._apply, plan, ctx)  # off the event loop
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in ("psycopg", "sqlite3"):
+                raise
+            # The database's own words without its DETAIL and CONTEXT, which quote row data.
+            diag = getattr(exc, "diag", None)
+            said = (getattr(diag, "message_primary", None) or str(exc).splitlines()[0]).strip()
+            column = getattr(diag, "column_name", None)
+            where = f" (column {column})" if column else ""
+            obj: AedSourceBinding = ctx.obj  # type: ignore[assignment]
+            hint = ("" if obj.spec.validation.database.constraints.enabled else
+                    " (with validation.database.constraints on, such rows are rejected instead)")
+            raise TargetError(f"the target database refused the write: {said}{where}; nothing was "
+                              f"written{hint}") from None
 
     def _apply(self, plan: Plan, ctx: RunContext) -> ApplyResult:
         obj: AedSourceBinding = ctx.obj  # type: ignore[assignment]

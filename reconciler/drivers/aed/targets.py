@@ -87,6 +87,7 @@ class Target:
         self.tracking = False
         self.updated_at = False  # the table has an updated_at column the mapping does not own
         self.all_new = False  # the table was empty: the stage is the change set
+        self._limits: dict[str, int] = {}  # bounded character columns (PostgreSQL: varchar(n))
         self.cur = conn.cursor()
 
     # --- dialect hooks ----------------------------------------------------------------
@@ -495,12 +496,28 @@ class PostgresTarget(Target):
         self.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(self.spec.target.schema_name)}")
         self.sql(f"CREATE TABLE {self.table} ({', '.join(cols)})")
 
+    def text_limits(self) -> dict[str, int]:
+        """Owned columns of a bounded character type (varchar(n), char(n)) and their bound."""
+        t = self.spec.target
+        rows = self.sql("SELECT column_name, character_maximum_length FROM information_schema.columns WHERE "
+                        "table_schema = %s AND table_name = %s AND character_maximum_length IS NOT NULL",
+                        (t.schema_name, t.table)).fetchall()
+        return {str(c): int(n) for c, n in rows if c in self.owned}
+
+    def _staged(self, columns: Sequence[str]) -> str:
+        """The select list of a stage: bounded character columns as text, so that a longer
+        value is staged and rejected by stage 3 (`database_checks`), never a failed COPY."""
+        limits = self._limits
+        return ", ".join(f"{quote(c)}::text AS {quote(c)}" if c in limits else quote(c) for c in columns)
+
     def create_stage(self) -> None:
         k = quote(self.key)
-        self.sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {self._owned_list()} FROM {self.table} "
-                 "WITH NO DATA")
-        self.sql(f"CREATE TEMP TABLE {REJECTED} ON COMMIT DROP AS SELECT {k} FROM {self.table} WITH NO DATA")
-        rest = ", ".join(quote(c) for c in self.owned if c != self.key) or k
+        self._limits = self.text_limits()
+        self.sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {self._staged(self.owned)} FROM "
+                 f"{self.table} WITH NO DATA")
+        self.sql(f"CREATE TEMP TABLE {REJECTED} ON COMMIT DROP AS SELECT {self._staged([self.key])} FROM "
+                 f"{self.table} WITH NO DATA")
+        rest = self._staged([c for c in self.owned if c != self.key]) or k
         self.sql(f"CREATE TEMP TABLE {REJECTED_ROWS} ON COMMIT DROP AS SELECT {rest} FROM {self.table} "
                  "WITH NO DATA")
         self.sql(f"CREATE TEMP TABLE {CHANGES} ON COMMIT DROP AS SELECT {k} AS k, ''::text AS action "
@@ -533,6 +550,10 @@ class PostgresTarget(Target):
                     continue
                 checks.append(("constraints", name, f"check constraint {name}: {definition}",
                                f"SELECT {k} FROM {STAGE} WHERE NOT {expression}"))
+            for column, limit in sorted(self._limits.items()):
+                checks.append(("constraints", column,
+                               f"{column} holds at most {limit} characters in the target",
+                               f"SELECT {k} FROM {STAGE} WHERE length({quote(column)}) > {limit}"))
             checks.extend(self._unique_checks())
         if self.spec.validation.database.foreign_keys.enabled:
             rows = self.sql(

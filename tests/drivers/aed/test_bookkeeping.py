@@ -353,3 +353,43 @@ def test_missing_rows_age_and_turn_suspected_in_a_run_with_nothing_else_to_do(
                             ("GONE-%",)).fetchall()
     assert {(status, days, flagged is not None, touched) for status, days, flagged, touched in rows} == {
         ("deletion_suspected", 8, True, True)}
+
+
+def test_values_longer_than_a_varchar_column_are_rejected_rows_not_a_failed_run(
+        pg_url: str, runner: Runner, table: str) -> None:
+    """A target column narrower than the spec's length rule (or without one) is checked in
+    stage 3 like the other constraints: its long values are rejected rows, the rest sync."""
+    _create(pg_url, table, "")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{table}" ALTER COLUMN model_name TYPE varchar(10)')
+    with EgenEmulator(count=300) as base:
+        items = EgenEmulator(count=300).items
+        result = runner(binding(base, table))
+        again = runner(binding(base, table))
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    long = sum(1 for i in items if len((i.get("model") or "").strip()) > 10)
+    assert long > 0
+    rejects = runner.store.rejects(result.run_id)
+    assert {(r["stage"], r["rule"], r["column"]) for r in rejects} == {
+        ("database", "constraints", "model_name")}
+    assert len(rejects) == long and result.counts.invalid == long
+    assert checksum(pg_url, table)[0] == 300 - long
+    assert again.outcome is Outcome.NOOP and again.counts.invalid == long
+
+
+def test_a_write_the_database_refuses_fails_the_run_in_its_words_without_row_data(
+        pg_url: str, runner: Runner, table: str) -> None:
+    _create(pg_url, table, "")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{table}" ALTER COLUMN model_name TYPE varchar(10)')
+    with EgenEmulator(count=300) as base:
+        models = {(i.get("model") or "").strip() for i in EgenEmulator(count=300).items}
+        result = runner(binding(base, table, validation={"database": {"constraints": {"enabled": False}}}))
+    assert result.outcome is Outcome.FAILED
+    error = result.error or ""
+    assert error.startswith("the target database refused the write: value too long for type character "
+                            "varying(10)"), error
+    assert "constraints on, such rows are rejected" in error
+    assert not result.unexpected and result.failure == "database"
+    assert not any(m and m in error for m in models)  # libpq's CONTEXT quotes the row: not shown
+    assert checksum(pg_url, table)[0] == 0
