@@ -245,8 +245,13 @@ def _removals(delta: RbacDelta, desired: Desired, target: TargetRows, own: Owner
         s for s, m in target.subjects.items()
         if s not in bound and own.owns(subject_key(s), m, marked="subjects" in marked))
 
+    # An undeclared role that bindings this mapping does not revoke still use stays whole,
+    # with its permissions: those bindings keep granting what they granted.
+    bound_roles = {r for _, r, _ in remaining}
+    kept_whole = {name for name in target.roles if name not in desired.roles and name in bound_roles}
     rp_revoke = sorted(
         rp for rp, m in target.role_permissions.items() if rp not in desired.role_permissions
+        and rp[0] not in kept_whole
         and own.owns(role_permission_key(*rp), m, marked="role_permissions" in marked))
     rp_remaining = (set(target.role_permissions) - set(rp_revoke)) | set(delta.grant_role_permissions)
 
@@ -254,7 +259,8 @@ def _removals(delta: RbacDelta, desired: Desired, target: TargetRows, own: Owner
     for name, row in sorted(target.roles.items()):
         if name in desired.roles or not own.owns(role_key(name), row.marker, marked="roles" in marked):
             continue
-        users = sum(1 for _, r, _ in remaining if r == name) + sum(1 for r, _ in rp_remaining if r == name)
+        users = sum(1 for _, r, _ in remaining if r == name) + sum(
+            1 for r, _ in rp_remaining if r == name and name not in kept_whole)
         if users:
             warnings.append(f"role {name!r} is no longer declared but {users} row(s) this mapping does not "
                             "own still use it; it stays until they are gone")
@@ -267,8 +273,8 @@ def _removals(delta: RbacDelta, desired: Desired, target: TargetRows, own: Owner
             continue
         users = sum(1 for _, p in rp_remaining if p == name)
         if users:
-            warnings.append(f"permission {name!r} is no longer declared but {users} role(s) not owned by "
-                            "this mapping still hold it; it stays until they let go")
+            warnings.append(f"permission {name!r} is no longer declared but {users} role(s) this mapping "
+                            "does not remove still hold it; it stays until they let go")
         else:
             delete_permissions.append(name)
     return replace(delta, revoke_bindings=tuple(revokes), delete_subjects=tuple(delete_subjects),

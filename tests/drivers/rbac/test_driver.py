@@ -279,8 +279,11 @@ def test_delete_policy_removes_only_the_rows_the_mapping_created(
     assert result is not None and result.outcome is Outcome.SUCCEEDED, result and result.error
     assert result.trigger == "delete" and result.counts.deleted > 50
     assert bindings(rbac_database, schema) == {("user:lee", "study-reader", "acl:LEGACY")}
-    # the role a foreign binding still uses stays (owned, with a warning) until that binding goes
-    assert runner.store.inventory(obj.ref) == frozenset({"role:study-reader"})
+    # the role a foreign binding still uses stays whole, its permissions with it (owned, with a
+    # warning) until that binding goes: the binding keeps granting what it granted
+    assert runner.store.inventory(obj.ref) == frozenset({
+        "role:study-reader", "role-permission:study-reader/study:read",
+        "role-permission:study-reader/series:read", "permission:study:read", "permission:series:read"})
     assert result.plan is not None and any("study-reader" in w and "stays" in w for w in result.plan.warnings)
     orphan = mapping(schema, name="other")
     assert asyncio.run(runner.orchestrator.delete(orphan)) is None  # Orphan: nothing happens

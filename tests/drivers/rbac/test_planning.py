@@ -109,6 +109,14 @@ def test_an_undeclared_role_still_used_by_a_foreign_binding_stays_whole() -> Non
     assert delta.revoke_bindings == (("user:lee", "old", None),)
     assert delta.delete_roles == ()
     assert any("role 'old' is no longer declared" in w for w in delta.warnings)
+    # whole: the foreign binding keeps granting what it granted (the role's permissions)
+    held = target({("user:kim", "old", None): "someone-else"},
+                  roles={"reader": Named("", OURS), "old": Named("", OURS)},
+                  permissions={"read": Named("", OURS), "export": Named("", OURS)},
+                  role_permissions={("reader", "read"): OURS, ("old", "export"): OURS})
+    kept = plan_delta(desired(), held, owned(role_key("old"), "permission:export",
+                                             "role-permission:old/export"), full=True)
+    assert (kept.delete_roles, kept.revoke_role_permissions, kept.delete_permissions) == ((), (), ())
     alone = plan_delta(desired(), target({("user:lee", "old", None): OURS},
                                          roles={"reader": Named("", OURS), "old": Named("", OURS)}),
                        owned(role_key("old"), binding_key(("user:lee", "old", None))), full=True)
