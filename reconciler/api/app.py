@@ -142,6 +142,8 @@ def create_app(controller: Controller, *, tokens: TokenTable, logs: LogBuffer | 
                        limit_for=lambda path: webhook_limit if path == WEBHOOK_PATH else body_limit,
                        authenticate=auth.caller_of)
     metrics = Metrics()
+    store = controller.store
+    metrics.resume({ref: store.runs(ref, limit=100, dry_run=False) for ref in store.latest_runs()})
     health = health or DaemonHealth()
     metrics.watch(health)
     streams = streams or Streams()

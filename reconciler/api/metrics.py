@@ -24,14 +24,16 @@ so tests can build several.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.engine.events import Event, EventType
+from reconciler.models.common import ObjectRef
 from reconciler.runtime.health import DaemonHealth
+from reconciler.structs.records import RunRecord
 
 _FINISHED = {EventType.RUN_SUCCEEDED, EventType.RUN_NOOP, EventType.RUN_PLANNED, EventType.RUN_FAILED,
              EventType.GUARD_TRIPPED, EventType.RUN_CANCELLED}
@@ -78,6 +80,27 @@ class Metrics:
                                    "How late the last scheduled run started", registry=r)
         self._streaks: dict[tuple[str, str, str], int] = {}  # also: objects seen
         self._guards: dict[tuple[str, str, str], str] = {}
+
+    def resume(self, history: Mapping[ObjectRef, Sequence[RunRecord]]) -> None:
+        """Start from the store's history (each object's real runs, newest first), so that a
+        restarted daemon still exposes every object's last success and its failures since:
+        an object that keeps failing from the restart on would otherwise have no
+        `last_success` series, and the alert on its age could never fire."""
+        for ref, runs in history.items():
+            labels = (ref.kind, ref.namespace, ref.name)
+            self._first_seen(labels)
+            streak = 0
+            for run in runs:
+                if run.dry_run:
+                    continue
+                if run.outcome in ("succeeded", "noop"):
+                    when = run.finished_at or run.started_at
+                    self.last_success.labels(*labels).set(when.timestamp())
+                    break
+                if run.outcome == "failed":
+                    streak += 1
+            self._streaks[labels] = streak
+            self.consecutive_failures.labels(*labels).set(streak)
 
     def watch(self, health: DaemonHealth) -> None:
         """Expose the daemon's health, read at each scrape."""

@@ -162,3 +162,26 @@ def test_log_levels_follow_the_design(setup: Any) -> None:
     assert (rejected["log_level"], rejected["rejected"], rejected["valid"]) == ("warning", 50, 2)
     planned = sorted(e["key"] for e in ok if e["event"] == "item planned")
     assert planned == ["a", "b"] and {e["log_level"] for e in ok if e["event"] == "item planned"} == {"debug"}
+
+
+def test_a_restarted_daemon_resumes_last_success_and_the_failure_streak(tmp_path: Path) -> None:
+    """A daemon that restarts while an object fails must still expose when it last
+    succeeded (the alert on its age reads it) and the failures in a row since."""
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    registry = DriverRegistry()
+    registry.register("KeyValueStore", Scripted)
+    orch = Orchestrator(store=store, drivers=registry, bus=EventBus())
+    obj = KeyValueStore.model_validate({
+        "apiVersion": "reconciler.dev/v1alpha1", "kind": "KeyValueStore", "metadata": {"name": "aed"},
+        "spec": {"file": str(tmp_path / "kv.json"), "data": {"a": "1"}}})
+    Scripted.ERRORS, Scripted.REJECTED = [None, DriverError("down"), DriverError("down")], 0
+    try:
+        results = [asyncio.run(orch.run(obj, trigger=Trigger.SCHEDULE)) for _ in range(3)]
+        asyncio.run(orch.run(obj, trigger=Trigger.MANUAL, dry_run=True))
+        restarted = Metrics()
+        restarted.resume({ref: store.runs(ref, dry_run=False) for ref in store.latest_runs()})
+    finally:
+        store.close()
+    success = results[0].finished_at
+    assert value(restarted, "reconciler_last_success_timestamp_seconds") == success.timestamp()
+    assert value(restarted, "reconciler_consecutive_failures") == 2
