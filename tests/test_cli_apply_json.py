@@ -76,6 +76,7 @@ def test_apply_json_dry_run_says_so_and_counts_what_is_planned(cli, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     [run] = lines(result.stdout)
     assert run["dryRun"] is True and run["planned"]["created"] == 1
+    assert set(run["counts"].values()) == {0}  # what was written: nothing
     assert not (tmp_path / "a.json").exists()
 
 
@@ -89,4 +90,5 @@ def test_apply_json_failed_run_is_a_line_too_and_exits_1(cli, tmp_path: Path) ->
     assert result.returncode == 1
     [run] = lines(result.stdout)
     assert run["outcome"] == "failed" and run["error"]
+    assert set(run["counts"].values()) == {0}
     assert "error:" in result.stderr  # the human line goes to stderr, stdout stays JSON

@@ -221,11 +221,15 @@ def show_applied(results: list[RunResult]) -> None:
 
 def applied_json(result: RunResult) -> dict[str, Any]:
     """One run for `apply -o json`: what it did (`counts`) and, when planned, what it planned."""
+    from reconciler.structs.plans import Counts
+
     ref = result.target
+    wrote = not result.dry_run and str(result.outcome) in ("succeeded", "noop")
+    counts = result.counts if wrote else Counts()  # a plan, a failed or aborted run wrote nothing
     return {
         "kind": ref.kind, "namespace": ref.namespace, "name": ref.name, "runId": result.run_id,
         "outcome": str(result.outcome), "dryRun": result.dry_run, "mode": str(result.mode),
-        "durationSeconds": round(result.duration_seconds, 3), "counts": result.counts.as_dict(),
+        "durationSeconds": round(result.duration_seconds, 3), "counts": counts.as_dict(),
         "planned": result.plan.counts.as_dict() if result.plan is not None else None,
         "warnings": list(result.plan.warnings) if result.plan is not None else [],
         "error": result.error, "failure": result.failure,
