@@ -120,6 +120,14 @@ def resolve_layout(pinned: ArchiveLayout, catalog: Catalog) -> ArchiveLayout:
             "(fill the tables, drop NOT NULL) has not run; the archive still writes its access-control IDs "
             "into the old columns and the new tables are not filled. Finish the upgrade (or drop the two "
             "empty tables to stay on 5.34); nothing was read or written")
+    one = [t for t in ("study_access_control_id", "series_access_control_id") if catalog.has(t)]
+    if found is None and len(one) == 1:
+        missing = ({"study_access_control_id", "series_access_control_id"} - set(one)).pop()
+        raise UnknownLayout(
+            f"half-applied 5.35 upgrade {catalog.describe()}: the table {one[0]} exists but {missing} "
+            "does not, so update-5.35-psql.sql stopped (or was edited) before it created both; the "
+            "archive still writes its access-control IDs into the old columns. Finish the upgrade (or "
+            f"drop {one[0]} to stay on 5.34); nothing was read or written")
     if found is None:
         if pinned is not ArchiveLayout.AUTO and not catalog.tables:
             return pinned

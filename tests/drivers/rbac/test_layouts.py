@@ -74,3 +74,12 @@ def test_the_5_35_tables_next_to_not_null_columns_are_a_half_applied_upgrade(
         resolve_layout(ArchiveLayout.AUTO, catalog(url))
     execute(url, "ALTER TABLE series ALTER access_control_id DROP NOT NULL")
     assert resolve_layout(ArchiveLayout.AUTO, catalog(url)) is ArchiveLayout.V5_35
+
+
+def test_one_of_the_two_5_35_tables_is_a_half_applied_upgrade(make_archive: ArchiveFactory) -> None:
+    url = make_archive("5.34")
+    execute(url, "CREATE TABLE study_access_control_id (study_fk bigint NOT NULL, "
+                 "access_control_id varchar(255))")
+    with pytest.raises(UnknownLayout, match=r"half-applied 5.35 upgrade .*the table study_access_control_id "
+                                            r"exists but series_access_control_id does not"):
+        resolve_layout(ArchiveLayout.AUTO, catalog(url))
