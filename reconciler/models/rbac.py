@@ -20,7 +20,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from reconciler.models.common import (
     SQL_IDENTIFIER_PATTERN,
@@ -174,6 +174,12 @@ class RbacSource(SpecModel):
 
     database_url: SecretRef = Field(description="Archive PostgreSQL URL (a secret reference).")
     layout: ArchiveLayout = Field(default=ArchiveLayout.AUTO, description="auto: detect it.")
+
+    @field_validator("layout", mode="before")
+    @classmethod
+    def _unquoted_version(cls, value: object) -> object:
+        """`layout: 5.35` is a number in YAML: read it as the version it spells."""
+        return str(value) if isinstance(value, float) and not isinstance(value, bool) else value
 
 
 # --- declared roles, permissions, bindings -----------------------------------------------------

@@ -75,6 +75,16 @@ def test_source_layout_defaults_to_auto() -> None:
     assert spec.source.layout is ArchiveLayout.AUTO
 
 
+@pytest.mark.parametrize(("written", "layout"), [(5.35, ArchiveLayout.V5_35), (5.33, ArchiveLayout.V5_33),
+                                                 ("5.31", ArchiveLayout.V5_31)])
+def test_a_layout_written_as_a_number_is_the_version_it_spells(written: Any, layout: ArchiveLayout) -> None:
+    """`layout: 5.35` unquoted, as the example's comment spells it, is a YAML number."""
+    document = derived(rule())
+    document["spec"]["source"] = {**SOURCE, "layout": written}
+    spec = RbacMapping.model_validate(document).spec
+    assert spec.source is not None and spec.source.layout is layout
+
+
 def test_complete_spec_is_accepted_with_every_section() -> None:
     table = {"table": "app.roles", "columns": {"name": "role_name"}}
     document = mapping(

@@ -556,3 +556,14 @@ def test_a_password_libpq_cannot_read_never_shows_in_its_error(workdir: Path, pa
     shown = result.stdout + result.stderr + stored
     assert "ZQX9" not in shown, shown[-3000:]
     assert "RbacMapping/archive-rbac" in result.stdout + result.stderr
+
+
+def test_an_rbac_target_that_is_not_postgresql_is_named_as_such(workdir: Path) -> None:
+    (workdir / "repo" / "specs" / "aed.yaml").unlink()
+    env = {**os.environ, "RECONCILER_STATE_DIR": str(workdir / "state"),
+           "SENTINEL_RBAC_DATABASE_URL": f"sqlite:///{workdir / 'rbac.db'}"}
+    env.pop("RECONCILER_DATABASE_URL", None)
+    result = cli("apply", str(workdir / "repo" / "specs"), env=env)
+    assert result.returncode == 1
+    assert ("the RBAC database is PostgreSQL (postgresql://HOST:PORT/DATABASE), got a sqlite:// URL"
+            in result.stderr), result.stderr

@@ -91,8 +91,12 @@ def _derive(spec: RbacMappingSpec, facts: SourceFacts | None) -> tuple[Derivatio
 
 
 def _open_target(url: str, spec: RbacMappingSpec) -> tuple[psycopg.Connection[Any], Tables, tuple[int, ...]]:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme and scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise TargetError(f"target.databaseUrl ({spec.target.database_url.describe()}): the RBAC database "
+                          f"is PostgreSQL (postgresql://HOST:PORT/DATABASE), got a {scheme}:// URL")
     try:
-        conn = psycopg.connect(url, connect_timeout=10)
+        conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=10)
     except psycopg.Error as exc:
         raise TargetError(f"cannot connect to the RBAC database ({spec.target.database_url.describe()}): "
                           f"{str(exc).strip()}") from None
