@@ -20,7 +20,8 @@ import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.models.common import (
     SQL_IDENTIFIER_PATTERN,
@@ -146,14 +147,6 @@ SelectStatement = Annotated[
     AfterValidator(_check_select),
     WithJsonSchema({"type": "string", "minLength": 1, "examples": ["SELECT ... FROM study"]}),
 ]
-
-
-def _check_unique(kind: str, names: list[str]) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"expected unique {kind} names, got {name!r} twice")
-        seen.add(name)
 
 
 # --- source ------------------------------------------------------------------------------------
@@ -396,32 +389,45 @@ class RbacMappingSpec(SpecModel):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> RbacMappingSpec:
-        _check_unique("permission", [p.name for p in self.permissions])
-        _check_unique("role", [r.name for r in self.roles])
-        _check_unique("derive rule", [d.name for d in self.derive])
+        """Every problem between fields at once, each at its own place (not one per run of
+        `validate`, all at `spec`)."""
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        for section, kind, names in (("permissions", "permission", [p.name for p in self.permissions]),
+                                     ("roles", "role", [r.name for r in self.roles]),
+                                     ("derive", "derive rule", [d.name for d in self.derive])):
+            first: dict[str, int] = {}
+            for index, name in enumerate(names):
+                if name in first:
+                    found.append(((section, index, "name"), f"expected unique {kind} names, got {name!r} "
+                                                            f"twice (first at {section}[{first[name]}])"))
+                first.setdefault(name, index)
         catalogue = {p.name for p in self.permissions}
         roles = {r.name for r in self.roles}
-        for role in self.roles:
-            for permission in role.permissions:
+        for i, role in enumerate(self.roles):
+            for j, permission in enumerate(role.permissions):
                 if permission not in catalogue:
-                    raise ValueError(
-                        f"expected role {role.name!r} to use permissions from the catalogue, "
-                        f"got unknown permission {permission!r}"
-                    )
-        for binding in self.bindings:
+                    found.append((("roles", i, "permissions", j),
+                                  f"expected role {role.name!r} to use permissions from the catalogue, "
+                                  f"got unknown permission {permission!r}"))
+        for i, binding in enumerate(self.bindings):
             if binding.role not in roles:
-                raise ValueError(
-                    f"expected binding of {binding.subject!r} to name a declared role, got "
-                    f"unknown role {binding.role!r}"
-                )
-        for rule in self.derive:
+                found.append((("bindings", i, "role"), f"expected binding of {binding.subject!r} to name a "
+                                                       f"declared role, got unknown role {binding.role!r}"))
+            for field_name, text in (("subject", binding.subject), ("scope", binding.scope)):
+                if text is not None and (text != text.strip() or " → " in text or " @ " in text):
+                    found.append((("bindings", i, field_name),
+                                  f"expected a {field_name} without surrounding spaces, ' → ' or ' @ ' "
+                                  f"(they separate a binding's parts), got {text!r}"))
+        for i, rule in enumerate(self.derive):
             if not template_placeholders(rule.role) and rule.role not in roles:
-                raise ValueError(
-                    f"expected derive rule {rule.name!r} to name a declared role, got unknown "
-                    f"role {rule.role!r}"
-                )
+                found.append((("derive", i, "role"), f"expected derive rule {rule.name!r} to name a declared "
+                                                     f"role, got unknown role {rule.role!r}"))
         if self.derive and self.source is None:
-            raise ValueError("expected a source (the archive database) for derive rules, got none")
+            found.append((("derive",), "expected a source (the archive database) for derive rules, got none"))
+        if found:
+            raise ValidationError.from_exception_data("RbacMappingSpec", [
+                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+                for loc, message in found])
         return self
 
 

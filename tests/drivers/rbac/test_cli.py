@@ -47,3 +47,35 @@ def test_plan_verify_proves_the_plan_and_writes_nothing(tmp_path: Path, archive:
 def test_the_example_spec_set_is_valid() -> None:
     specs = load_specs(REPO / "examples" / "rbac")
     assert sorted(o.KIND for o in specs) == ["RbacMapping", "SyncJob", "SyncJob"]
+
+
+def test_validate_names_every_problem_between_fields_at_its_own_place(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "bad.yaml").write_text(
+        "apiVersion: reconciler.dev/v1alpha1\n"
+        "kind: RbacMapping\n"
+        "metadata: {name: m}\n"
+        "spec:\n"
+        "  permissions:\n"
+        '    - {name: "study:read"}\n'
+        '    - {name: "study:read"}\n'
+        "  roles:\n"
+        '    - {name: study-reader, permissions: ["study:read", "study:write"]}\n'
+        "    - {name: study-reader}\n"
+        "  bindings:\n"
+        '    - {subject: "group:readers", role: study-raeder}\n'
+        '    - {subject: " group:x ", role: study-reader}\n'
+        "  target:\n"
+        "    databaseUrl: {env: RBAC_DATABASE_URL}\n"
+        "    managedSchema: {schema: rbac}\n")
+    result = reconciler(tmp_path, "validate", "specs")
+    assert result.returncode == 1
+    where = "specs/bad.yaml"
+    for expected in (f"{where}:7:14: spec.permissions[1].name: expected unique permission names",
+                     f"{where}:10:14: spec.roles[1].name: expected unique role names",
+                     f"{where}:9:56: spec.roles[0].permissions[1]: expected role 'study-reader' to use",
+                     f"{where}:12:40: spec.bindings[0].role: expected binding of 'group:readers' to name",
+                     f"{where}:13:17: spec.bindings[1].subject: expected a subject without surrounding"):
+        assert expected in result.stderr, result.stderr
+    assert "5 problem(s)" in result.stderr
