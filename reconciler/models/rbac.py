@@ -16,6 +16,7 @@ authority is opted into, and `guards` stop a run that would revoke too much.
 
 from __future__ import annotations
 
+import difflib
 import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
@@ -210,6 +211,23 @@ class FactSet(StrEnum):
     PATIENT_ID_ISSUERS = "patient-id-issuers"
 
 
+_COMMON = ("accession_no", "department", "department_code", "institution", "institution_code", "modality",
+           "study_iuid")
+_SERIES = (*_COMMON, "body_part", "receiving_aet", "rejection_state", "sending_aet", "series_iuid",
+           "series_rejection_state", "station_name")
+FACT_COLUMNS: dict[FactSet, frozenset[str]] = {
+    FactSet.STUDY_ACCESS_CONTROL: frozenset({*_SERIES, "access_control_id"}),
+    FactSet.SERIES_ACCESS_CONTROL: frozenset({*_SERIES, "access_control_id", "study_access_control_id",
+                                              "study_rejection_state"}),
+    FactSet.SERIES_INSTITUTION: frozenset({*_SERIES, "study_rejection_state"}),
+    FactSet.MWL_INSTITUTION: frozenset({*_COMMON, "sps_status", "worklist_label"}),
+    FactSet.PATIENT_ID_ISSUERS: frozenset({"entity_id", "entity_uid", "entity_uid_type", "pat_id",
+                                           "pat_id_type_code"}),
+}
+"""The columns each fact set yields on some archive layout (what templates and filters may
+name; the driver's fact sources must agree: tests/drivers/rbac/test_facts.py)."""
+
+
 class DeriveQuery(SpecModel):
     """An escape hatch: a named read-only SELECT whose columns feed the templates."""
 
@@ -276,7 +294,33 @@ class DeriveRule(SpecModel):
             raise ValueError(
                 f"expected exactly one of facts or query in derive rule {self.name!r}, got both"
             )
+        if self.facts is not None:
+            self._check_columns(FACT_COLUMNS[self.facts])
         return self
+
+    def _check_columns(self, columns: frozenset[str]) -> None:
+        """Every placeholder and filter field names a column of the fact set, each misspelling
+        at its own place (a query's columns are known only when it runs)."""
+        found: list[tuple[tuple[str | int, ...], str]] = []
+
+        def unknown(name: str, what: str) -> str:
+            close = difflib.get_close_matches(name, sorted(columns), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return (f"expected {what} to be a column of fact set {self.facts.value if self.facts else ''!r}, "
+                    f"got {name!r}{hint} (its columns: {', '.join(sorted(columns))})")
+
+        for field_name in ("subject", "role", "scope"):
+            text = getattr(self, field_name)
+            for name in template_placeholders(text) if text is not None else ():
+                if name not in columns:
+                    found.append(((field_name,), unknown(name, f"placeholder {{{name}}}")))
+        for index, rule_filter in enumerate(self.filters):
+            if rule_filter.field not in columns:
+                found.append((("filters", index, "field"), unknown(rule_filter.field, "the filter's field")))
+        if found:
+            raise ValidationError.from_exception_data("DeriveRule", [
+                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+                for loc, message in found])
 
     @property
     def placeholders(self) -> frozenset[str]:

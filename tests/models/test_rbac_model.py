@@ -128,8 +128,9 @@ def test_complete_spec_is_accepted_with_every_section() -> None:
 
 
 def test_derive_rule_exposes_its_placeholders() -> None:
-    spec = RbacMapping.model_validate(derived(rule(scope="acl:{access_control_id}"))).spec
-    assert spec.derive[0].facts is FactSet.SERIES_INSTITUTION
+    spec = RbacMapping.model_validate(derived(rule(facts="study-access-control",
+                                                   scope="acl:{access_control_id}"))).spec
+    assert spec.derive[0].facts is FactSet.STUDY_ACCESS_CONTROL
     assert spec.derive[0].placeholders == {"institution", "department", "access_control_id"}
 
 

@@ -79,3 +79,33 @@ def test_validate_names_every_problem_between_fields_at_its_own_place(tmp_path: 
                      f"{where}:13:17: spec.bindings[1].subject: expected a subject without surrounding"):
         assert expected in result.stderr, result.stderr
     assert "5 problem(s)" in result.stderr
+
+
+def test_validate_names_a_misspelt_placeholder_and_filter_field_with_the_columns(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "rule.yaml").write_text(
+        "apiVersion: reconciler.dev/v1alpha1\n"
+        "kind: RbacMapping\n"
+        "metadata: {name: m}\n"
+        "spec:\n"
+        "  source: {databaseUrl: {env: ARCHIVE_DATABASE_URL}}\n"
+        '  permissions: [{name: "study:read"}]\n'
+        '  roles: [{name: study-reader, permissions: ["study:read"]}]\n'
+        "  derive:\n"
+        "    - name: dept-readers\n"
+        "      facts: study-access-control\n"
+        "      filters: [{field: modalty, operator: equals, values: [CT]}]\n"
+        '      subject: "dept:{institution}/{departmnet}"\n'
+        "      role: study-reader\n"
+        '      scope: "acl:{access_control_id}"\n'
+        "  target:\n"
+        "    databaseUrl: {env: RBAC_DATABASE_URL}\n"
+        "    managedSchema: {schema: rbac}\n")
+    result = reconciler(tmp_path, "validate", "specs")
+    assert result.returncode == 1
+    subject = ("specs/rule.yaml:12:16: spec.derive[0].subject: expected placeholder {departmnet} to be a "
+               "column of fact set 'study-access-control', got 'departmnet'; did you mean 'department'?")
+    field = ("specs/rule.yaml:11:25: spec.derive[0].filters[0].field: expected the filter's field to be a "
+             "column of fact set 'study-access-control', got 'modalty'; did you mean 'modality'?")
+    assert subject in result.stderr and field in result.stderr, result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -80,11 +81,14 @@ def test_series_access_control_needs_a_layout_with_series_ids(make_archive: Arch
         facts(url, rule)
 
 
-def test_a_placeholder_the_fact_set_lacks_is_named(make_archive: ArchiveFactory) -> None:
+def test_a_placeholder_the_fact_set_lacks_is_named() -> None:
+    """Found by validation, before any archive is read."""
+    from pydantic import ValidationError
+
     rule = {"name": "s", "facts": "mwl-institution", "subject": "x:{station_name}", "role": "reader"}
-    with pytest.raises(DriverError, match=r"uses station_name, which fact set mwl-institution does not have; "
-                                          r"it has: .*worklist_label"):
-        facts(make_archive("5.34"), rule)
+    with pytest.raises(ValidationError, match=r"expected placeholder \{station_name\} to be a column of fact "
+                                              r"set 'mwl-institution', got 'station_name'.*worklist_label"):
+        spec(rule)
 
 
 def test_an_escape_hatch_query_missing_a_column_is_named(make_archive: ArchiveFactory) -> None:
@@ -126,3 +130,17 @@ def test_a_series_rejected_on_its_own_grants_nothing(make_archive: ArchiveFactor
                                                                "operator": "notEquals", "values": ["2"]}]}
     read = {row[0] for row in facts(url, per_study)}
     assert f"KEPT-{kept}" in read and f"REJECTED-{rejected}" not in read
+
+
+def test_the_models_fact_columns_are_the_fact_sources_columns() -> None:
+    """What `validate` lets templates and filters name is what the driver can read."""
+    from reconciler.drivers.rbac.facts import fact_source
+    from reconciler.models.rbac import FACT_COLUMNS, ArchiveLayout, FactSet
+
+    for facts in FactSet:
+        columns: set[str] = set()
+        for layout in ArchiveLayout:
+            if layout is not ArchiveLayout.AUTO:
+                with contextlib.suppress(Exception):  # a fact set a layout does not have
+                    columns |= set(fact_source(facts, layout, "updated_time").columns)
+        assert FACT_COLUMNS[facts] == columns, facts
