@@ -134,7 +134,13 @@ def test_history_and_status_show_recorded_runs(cli, tmp_path: Path) -> None:
     runs = json.loads(cli("history", "KeyValueStore/settings", "--output", "json").stdout)
     assert [r["outcome"] for r in runs] == ["noop", "succeeded"]
     detail = cli("history", "--run", runs[1]["id"][:14])
-    assert "+ key a" in detail.stdout
+    assert "+ key a" in detail.stdout and "not applied" not in detail.stdout
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "2"}))
+    cli("plan", "specs")
+    planned = json.loads(cli("history", "KeyValueStore/settings", "--output", "json").stdout)[0]
+    assert planned["dry_run"] is True
+    shown = cli("history", "--run", planned["id"]).stdout
+    assert "planned, not applied:\n  ~ key a" in shown, shown
     rows = json.loads(cli("status", "specs", "--output", "json").stdout)
     assert rows[0]["object"] == "KeyValueStore/settings" and rows[0]["ready"] == "True"
     assert "KeyValueStore/settings" in cli("status").stdout

@@ -193,10 +193,13 @@ def _show_run_detail(detail: RunDetail) -> None:
     if record.error:
         typer.echo(f"  error: {record.error}")
     sign = {"create": "+", "update": "~", "delete": "-"}
+    if changes and (record.dry_run or record.outcome != "succeeded"):
+        typer.echo("  planned, not applied:")  # a plan, or a run a guard or a failure stopped
     for change in changes:
         typer.echo(f"  {sign.get(change.action, '?')} {change.item} {change.key}")
     for reject in rejects:
-        typer.echo(f"  ✗ rejected {reject['key']}: {reject['stage']}.{reject['rule']} "
+        key = reject["key"] if reject["key"] is not None else "(a row without a key)"
+        typer.echo(f"  ✗ rejected {key}: {reject['stage']}.{reject['rule']} "
                    f"({reject['column']}): {reject['message']}")
     if len(detail.rejects) > 50:
         typer.echo("  … more rejected rows: --output json lists them all")
