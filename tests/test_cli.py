@@ -303,3 +303,19 @@ def test_the_command_imports_httpx_without_its_command_line(cli) -> None:
     assert "httpx" in imported
     assert not imported & {"pygments", "rich.console", "rich.progress"}
     assert "http://127.0.0.1:9: ConnectError" in result.stderr
+
+
+def test_a_rejected_row_without_a_key_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.cli.viewing import _show_run_detail
+    from reconciler.structs.records import RunDetail, RunRecord
+
+    run = RunRecord(id="r1", kind="AedSourceBinding", namespace="default", name="aed", trigger="manual",
+                    mode="full", dry_run=False, revision=None, generation=None, outcome="succeeded",
+                    counts={}, started_at=datetime.now(UTC), finished_at=None, duration_seconds=None,
+                    error=None, error_type=None, warnings=[])
+    reject = {"key": None, "stage": "format", "rule": "required", "column": "equipment_serial",
+              "message": "the key column is empty"}
+    _show_run_detail(RunDetail(run=run, changes=[], rejects=[reject]))
+    assert "✗ rejected (a row without a key): format.required (equipment_serial)" in capsys.readouterr().out
