@@ -393,3 +393,31 @@ def test_a_write_the_database_refuses_fails_the_run_in_its_words_without_row_dat
     assert not result.unexpected and result.failure == "database"
     assert not any(m and m in error for m in models)  # libpq's CONTEXT quotes the row: not shown
     assert checksum(pg_url, table)[0] == 0
+
+
+def test_missing_rows_age_on_a_sqlite_target_too(runner: Runner, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same ageing through SQLite's date functions (the quickstart's target)."""
+    import sqlite3
+
+    db = tmp_path / "aed.db"
+    monkeypatch.setenv("AED_TEST_DB", f"sqlite:///{db}")
+    monkeypatch.setenv("AED_TEST_KEY", "test-service-key-0042")
+    with EgenEmulator(count=50) as base:
+        obj = binding(base, "aed")
+        assert runner(obj).outcome is Outcome.SUCCEEDED
+        with sqlite3.connect(db) as conn:
+            conn.executemany("INSERT INTO aed (equipment_serial, data_status) VALUES (?, 'active')",
+                             [(f"GONE-{n}",) for n in range(2)])
+        assert runner(obj).counts.deleted == 2
+        assert runner(obj).outcome is Outcome.NOOP
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE aed SET last_seen_date = date('now', '-9 days') "
+                         "WHERE equipment_serial LIKE 'GONE-%'")
+        aged = runner(obj)
+        assert aged.outcome is Outcome.SUCCEEDED and aged.counts.updated == 2, (aged.outcome, aged.error)
+        assert runner(obj).outcome is Outcome.NOOP
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT data_status, consecutive_missing_days, deletion_suspected_date IS NOT NULL "
+                            "FROM aed WHERE equipment_serial LIKE 'GONE-%'").fetchall()
+    assert set(rows) == {("deletion_suspected", 9, 1)}
