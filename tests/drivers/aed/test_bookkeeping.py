@@ -418,6 +418,6 @@ def test_missing_rows_age_on_a_sqlite_target_too(runner: Runner, tmp_path: Path,
         assert aged.outcome is Outcome.SUCCEEDED and aged.counts.updated == 2, (aged.outcome, aged.error)
         assert runner(obj).outcome is Outcome.NOOP
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT data_status, consecutive_missing_days, deletion_suspected_date IS NOT NULL "
-                            "FROM aed WHERE equipment_serial LIKE 'GONE-%'").fetchall()
+        rows = conn.execute("SELECT data_status, consecutive_missing_days, deletion_suspected_date IS NOT "
+                            "NULL FROM aed WHERE equipment_serial LIKE 'GONE-%'").fetchall()
     assert set(rows) == {("deletion_suspected", 9, 1)}
