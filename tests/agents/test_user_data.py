@@ -432,3 +432,53 @@ def test_two_targets_writing_one_file_through_a_link_must_agree(runner: Runner, 
     assert (project / "CLAUDE.md").is_symlink()
     assert (project / "AGENTS.md").read_text().count("Short functions.") == 1
     assert runner(agent_config({"rules": [always], "targets": targets})).outcome is Outcome.NOOP
+
+
+# --- what the user's files held before the reconciler first wrote them stays --------------------
+
+
+@pytest.mark.parametrize(("client", "path", "before"), [
+    ("cursor", ".cursor/mcp.json", '{"mcpServers": {}}\n'),
+    ("claude-code", ".claude/settings.json", '{"permissions": {"deny": []}}\n'),
+    ("claude-code", ".claude/settings.json", "{}\n"),
+])
+def test_a_users_file_and_its_empty_containers_outlive_the_reconcilers_items(
+        runner: Runner, tmp_path: Path, client: str, path: str, before: str) -> None:
+    """Items the reconciler added and later removes go; the file and the (empty) keys the user
+    had before its first write stay: only what the reconciler created is its to delete."""
+    home = tmp_path / "home"
+    (home / path).parent.mkdir(parents=True)
+    (home / path).write_text(before)
+    target = [{"client": client, "scope": "user", "root": str(home)}]
+    first = runner(agent_config({"mcpServers": {"s": {"command": "a"}},
+                                 "permissions": {"deny": ["Bash(rm *)"]}, "targets": target}))
+    assert first.outcome is Outcome.SUCCEEDED, first.error
+    assert (home / path).read_text() != before
+    second = runner(agent_config({"rules": [{"name": "r", "content": "Be brief."}], "targets": target}))
+    assert second.outcome is Outcome.SUCCEEDED, second.error
+    assert (home / path).exists(), "the user's file was deleted"
+    assert json.loads((home / path).read_text()) == json.loads(before)
+
+
+def test_a_file_the_reconciler_created_is_removed_when_it_holds_nothing_else(
+        runner: Runner, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    target = [{"client": "cursor", "scope": "user", "root": str(home)}]
+    assert runner(agent_config({"mcpServers": {"s": {"command": "a"}}, "targets": target})).outcome \
+        is Outcome.SUCCEEDED
+    assert (home / ".cursor" / "mcp.json").exists()
+    runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": target}))
+    assert not (home / ".cursor" / "mcp.json").exists()
+
+
+def test_a_users_empty_codex_table_outlives_the_reconcilers_servers(runner: Runner, tmp_path: Path) -> None:
+    import tomllib
+
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text('model = "o3"\n\n[mcp_servers]\n')
+    target = [{"client": "codex", "scope": "user", "root": str(home)}]
+    assert runner(agent_config({"mcpServers": {"s": {"command": "a"}}, "targets": target})).outcome \
+        is Outcome.SUCCEEDED
+    runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": target}))
+    assert tomllib.loads((home / ".codex" / "config.toml").read_text()) == {"model": "o3", "mcp_servers": {}}

@@ -22,6 +22,7 @@ from typing import Any
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import (
     MISSING,
+    Document,
     Format,
     open_document,
     refuse_legacy_settings,
@@ -170,6 +171,10 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         first = pruned[0][1] if pruned else KeyParts(file, (), False)
         fmt = entries[0].format if entries else format_of(file, first.is_block, first.pointer)
         doc = open_document(fmt, state.text, file, marker=obj.metadata.name)
+        found = last.get(f"{file}{FOUND}")
+        if not isinstance(found, dict):  # first contact: what the file holds before any write
+            pointers = [e.pointer for e in entries] + [parts.pointer for _, parts in pruned]
+            found = tally.watermarks[f"{file}{FOUND}"] = _found(state, doc, pointers)
         planner = FilePlanner(file=file, doc=doc, tally=tally, inventory=inventory, last=last,
                               config=config, forced=forced)
         lists: dict[tuple[str, ...], tuple[list[Entry], list[tuple[str, KeyParts]]]] = {}
@@ -185,8 +190,12 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                 planner.plan_key(key, parts.pointer, None, _item(fmt))
         for pointer, (declared, dropped) in lists.items():
             planner.plan_list(pointer, declared, dropped)
+        if planner.touched:
+            _keep_found(doc, found)
         # Render only an edited document: a serializer may normalise untouched files.
         after = doc.render() if planner.touched else state.text
+        if after is None and found.get("exists") and fmt is not Format.TEXT:
+            after = "{}\n" if fmt is Format.JSON else ""  # the user's file stays, as empty as it was
         planned[file] = after
         if after != state.text:
             refuse_legacy_settings(file, doc)
@@ -229,6 +238,35 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         drift=tuple(tally.drift), inventory=tuple(sorted(tally.owned | held)), watermarks=watermarks,
         takeovers=tuple(tally.takeovers), weakens=tuple(tally.weakens), pending=tuple(tally.pending),
     )
+
+
+FOUND = "#@found"
+"""Suffix of the pseudo-key whose watermark keeps what a file held when the reconciler
+first met it (whether it existed, and the containers on the paths it writes)."""
+
+
+def _found(state: FileState, doc: Document, pointers: list[tuple[str, ...]]) -> dict[str, Any]:
+    """What the reconciler must never delete of a file: the file itself if it existed, and
+    every object or list on the paths it is about to write that the user had already made
+    (`{"mcpServers": {}}`, `"deny": []`); only what the reconciler created is its to remove."""
+    containers: dict[tuple[str, ...], str] = {}
+    for pointer in pointers:
+        for end in range(1, len(pointer) + 1):
+            value = doc.get(pointer[:end])
+            if isinstance(value, Mapping):
+                containers[pointer[:end]] = "object"
+            elif isinstance(value, list):
+                containers[pointer[:end]] = "list"
+    return {"exists": state.text is not None,
+            "containers": [[list(path), kind] for path, kind in sorted(containers.items())]}
+
+
+def _keep_found(doc: Document, found: Mapping[str, Any]) -> None:
+    """Put back, empty, a container the user had that removing the reconciler's own keys or
+    items took with it (a document deletes the parents a deletion leaves empty)."""
+    for path, kind in found.get("containers", []):
+        if doc.get(tuple(path)) is MISSING:
+            doc.set(tuple(path), {} if kind == "object" else [])
 
 
 def _item(fmt: Format) -> str:
