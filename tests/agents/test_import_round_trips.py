@@ -120,16 +120,22 @@ def test_a_literal_that_only_looks_like_a_reference_is_noted_where_the_client_do
     from reconciler.drivers.agents.clients import adapter_for
     from reconciler.drivers.agents.entries import Place
 
-    body = {"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}"}}},
-            "targets": [{"client": "cursor", "scope": "user"}, {"client": "claude-code", "scope": "user"}]}
+    body = {"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}"}},
+                           "api": {"url": "https://example.test/mcp",
+                                   "headers": {"Authorization": "Bearer ${API_TOKEN}"}}},
+            "targets": [{"client": "cursor", "scope": "user"}, {"client": "claude-code", "scope": "user"},
+                        {"client": "codex", "scope": "user"}]}
     spec = agent_config(body).spec
     notes = {}
     for target in spec.targets:
         place = Place.of(target, "team")
         rendering = adapter_for(target.client).render(spec.for_target(target), place)
-        notes[target.client.value] = [n.detail for n in rendering.notes if "GITHUB_TOKEN" in n.field]
+        notes[target.client.value] = [n.detail for n in rendering.notes
+                                      if "GITHUB_TOKEN" in n.field or "Authorization" in n.field]
     assert any("does not read it as a variable reference" in d for d in notes["cursor"]), notes
     assert notes["claude-code"] == []  # Claude expands ${VAR}: nothing to say
+    # Codex's env and http_headers are literal maps: both are said
+    assert len([d for d in notes["codex"] if "does not read it as a variable reference" in d]) == 2, notes
 
 
 def test_a_crlf_instruction_file_round_trips_and_gets_its_block_in_crlf(runner: Runner,

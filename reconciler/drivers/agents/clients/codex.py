@@ -43,6 +43,7 @@ from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
     command_prefix,
+    note_literal_reference,
     permissions_of,
     put_overrides,
     put_rules_block,
@@ -146,6 +147,7 @@ class Codex:
         for key, value in server.env.items():
             field = f"mcpServers.{name}.env.{key}"
             if isinstance(value, str):
+                note_literal_reference(out, field, value)  # Codex's env is literal text
                 env[key] = value
             elif value.env is None:
                 out.dropped(field, f"{value.describe()} cannot be written without its value; only "
@@ -177,6 +179,7 @@ class Codex:
         referenced: dict[str, str] = {}
         for key, value in server.headers.items():
             if isinstance(value, str):
+                note_literal_reference(out, f"mcpServers.{name}.headers.{key}", value)  # literal text too
                 literal[key] = value
             elif isinstance(value, SecretRef) and value.env is not None:
                 referenced[key] = value.env
