@@ -482,3 +482,26 @@ def test_a_users_empty_codex_table_outlives_the_reconcilers_servers(runner: Runn
         is Outcome.SUCCEEDED
     runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": target}))
     assert tomllib.loads((home / ".codex" / "config.toml").read_text()) == {"model": "o3", "mcp_servers": {}}
+
+
+@pytest.mark.parametrize(("client", "path", "before"), [
+    ("qwen-code", ".qwen/settings.json", '{\r\n  // mine\r\n  "general": {"vimMode": true}\r\n}\r\n'),
+    ("claude-code", ".claude/settings.json", '{\r\n  "env": {"A": "1"}\r\n}\r\n'),
+    ("codex", ".codex/config.toml", '# mine\r\nmodel = "o3"\r\n'),
+])
+def test_a_crlf_file_gets_crlf_lines_and_stays_crlf(runner: Runner, tmp_path: Path, client: str, path: str,
+                                                    before: str) -> None:
+    """A Windows user's file: the lines the reconciler inserts end in CRLF as the file's own."""
+    home = tmp_path / "home"
+    (home / path).parent.mkdir(parents=True)
+    (home / path).write_bytes(before.encode())
+    body = {"mcpServers": {"s": {"command": "a", "args": ["-y", "x"]}},
+            "permissions": {"deny": ["Bash(rm *)"]},
+            "targets": [{"client": client, "scope": "user", "root": str(home)}]}
+    assert runner(agent_config(body)).outcome is Outcome.SUCCEEDED
+    written = (home / path).read_bytes()
+    assert written != before.encode()
+    assert written.count(b"\n") == written.count(b"\r\n"), written  # no LF-only line
+    assert before.replace("\r\n", "\n").splitlines()[1] in written.decode().replace("\r\n", "\n")
+    runner(agent_config(body))
+    assert (home / path).read_bytes() == written

@@ -243,9 +243,17 @@ def refuse_legacy_settings(file: str, doc: Document) -> None:
                            f"{', '.join(flat)} by hand)", top[key])
 
 
+def _only_crlf(text: str | None) -> bool:
+    """Every line of `text` ends with CRLF (a Windows file): edited as LF, written back as CRLF,
+    so that the lines the reconciler inserts end as the file's own do. A file that mixes both
+    is edited as it is."""
+    return text is not None and "\r\n" in text and text.count("\r\n") == text.count("\n")
+
+
 class JsonDocument:
     def __init__(self, text: str | None, source: str) -> None:
-        self.text = text or ""
+        self.crlf = _only_crlf(text)
+        self.text = (text or "").replace("\r\n", "\n") if self.crlf else text or ""
         self.source = source
         self.rule = json_grammar(source)
         try:
@@ -283,7 +291,9 @@ class JsonDocument:
         return jsonc.locate(self.text, path)
 
     def render(self) -> str | None:
-        return None if getattr(self, "_emptied", False) and not self._value else self.text
+        if getattr(self, "_emptied", False) and not self._value:
+            return None
+        return self.text.replace("\n", "\r\n") if self.crlf else self.text
 
 
 def _toml_item(value: Any, *, top: bool = False) -> Any:
@@ -310,6 +320,9 @@ class TomlDocument:
         if (text or "").startswith("\ufeff"):
             raise DocumentError(source, 1, 1, "the file starts with a byte order mark (U+FEFF), which "
                                 "TOML parsers refuse (tomllib, tomlkit); save it as UTF-8 without one")
+        self.crlf = _only_crlf(text)
+        if self.crlf:
+            text = (text or "").replace("\r\n", "\n")
         try:
             self._doc = tomlkit.parse(text or "")
         except ParseError as exc:
@@ -419,7 +432,7 @@ class TomlDocument:
         out = tomlkit.dumps(self._doc)
         if out.endswith("\n\n") and not self._ends_blank:
             out = out.rstrip("\n") + "\n"
-        return out
+        return out.replace("\n", "\r\n") if self.crlf else out
 
 
 class YamlDocument:
