@@ -420,7 +420,14 @@ class Daemon:
             async for changes in awatch(*folders, stop_event=self.stop, debounce=200, step=50,
                                         recursive=False):
                 paths = {aliases.get(Path(p), Path(p)) for _, p in changes}
-                touched = {watched[p] for p in paths if p in watched and fingerprint(p) != known.get(p)}
+                touched = set()
+                for path in paths & watched.keys():
+                    now = fingerprint(path)
+                    if now != known.get(path):
+                        # What the file holds now is known: a later change back (a file restored
+                        # from a backup after a failed run) is an edit too, not the last write.
+                        known[path] = now
+                        touched.add(watched[path])
                 for ref in touched:
                     log.info("target file changed outside the reconciler", object=ref.short)
                     with contextlib.suppress(ReconcilerError):
