@@ -258,3 +258,19 @@ def test_a_project_claude_dir_instruction_file_is_named_not_silently_skipped(run
     before = tree(project)
     runner(agent_config(document["spec"]))
     assert tree(project) == before
+
+
+def test_a_tool_rule_of_a_server_whose_name_holds_two_underscores_names_that_server() -> None:
+    """`mcp__a__b__x2` with a declared server `a__b` is its tool `x2` in every client, not a
+    tool `b__x2` of a server `a` nobody declared (a deny that would deny nothing)."""
+    from reconciler.drivers.agents.planning import render_spec
+
+    body = {"mcpServers": {"a__b": {"command": "x"}}, "permissions": {"deny": ["mcp__a__b__x2"]},
+            "targets": [{"client": "gemini-cli", "scope": "user", "root": "/nowhere"},
+                        {"client": "cursor", "scope": "user", "root": "/nowhere"},
+                        {"client": "codex", "scope": "user", "root": "/nowhere"}]}
+    entries = render_spec(agent_config(body)).entries
+    texts = " ".join(f"{e.key} {e.value!r}" for e in entries)
+    assert 'mcpName = "a__b"\\ntoolName = "x2"' in texts
+    assert "Mcp(a__b:x2)" in texts and "Mcp(a:b__x2)" not in texts
+    assert "disabled_tools" in texts and "x2" in texts

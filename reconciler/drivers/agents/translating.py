@@ -287,3 +287,18 @@ def server_entry(out: Rendering, name: str, server: McpServer, shape: ServerShap
     if headers:
         entry["headers"] = headers
     return {**entry, **after}
+
+
+def mcp_split(tool: str, servers: Iterable[str]) -> tuple[str, str | None] | None:
+    """(server, tool or None) of an `mcp__server[__tool]` rule. A server name may hold `__`
+    itself (`a__b`): the longest declared server that the rule names wins, so `mcp__a__b__x`
+    is tool `x` of `a__b`, never tool `b__x` of a server `a` nobody declared."""
+    if not tool.startswith("mcp__"):
+        return None
+    for name in sorted(servers, key=len, reverse=True):
+        if tool == f"mcp__{name}":
+            return name, None
+        if tool.startswith(f"mcp__{name}__"):
+            return name, tool[len(f"mcp__{name}__"):]
+    server, _, rest = tool[len("mcp__"):].partition("__")
+    return (server, rest or None) if server else None

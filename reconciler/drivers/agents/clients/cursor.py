@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
@@ -31,6 +31,7 @@ from reconciler.drivers.agents.translating import (
     Permission,
     ServerShape,
     command_prefix,
+    mcp_split,
     note_tool_filters,
     path_list,
     permissions_of,
@@ -151,7 +152,7 @@ class Cursor:
     def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:
         lists: dict[str, list[str]] = {"allow": [], "deny": []}
         for permission in permissions_of(spec.permissions):
-            native = self._native(permission, out)
+            native = self._native(permission, out, servers=spec.mcp_servers)
             if native is not None and native not in lists[permission.decision]:
                 lists[permission.decision].append(native)
         for decision in ("allow", "deny"):
@@ -162,7 +163,7 @@ class Cursor:
             out.dropped("permissions.defaultMode", "the Cursor CLI has no default permission mode")
 
     @staticmethod
-    def _native(permission: Permission, out: Rendering) -> str | None:
+    def _native(permission: Permission, out: Rendering, *, servers: Iterable[str] = ()) -> str | None:
         """The Cursor CLI token of one rule, or None (with a note) when there is none."""
         field = f"permissions.{permission.decision}[{permission.text}]"
         tool, spec, decision = permission.tool, permission.specifier, permission.decision
@@ -199,9 +200,9 @@ class Cursor:
                 return f"WebFetch({spec[len(_DOMAIN):]})"
             out.dropped(field, "only WebFetch(domain:…) rules have a Cursor equivalent")
             return None
-        mcp = _MCP.fullmatch(tool)
-        if mcp and spec is None:
-            return f"Mcp({mcp.group(1)}:{mcp.group(2) or '*'})"
+        split = mcp_split(tool, servers) if _MCP.fullmatch(tool) else None
+        if split and spec is None:
+            return f"Mcp({split[0]}:{split[1] or '*'})"
         out.dropped(field, f"the Cursor CLI has no permission for {tool}")
         return None
 

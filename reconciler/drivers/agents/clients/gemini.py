@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
@@ -37,6 +37,7 @@ from reconciler.drivers.agents.translating import (
     Permission,
     ServerShape,
     command_prefix,
+    mcp_split,
     permissions_of,
     put_overrides,
     put_rules_block,
@@ -145,7 +146,7 @@ class GeminiCli:
     def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:
         rules: list[str] = []
         for permission in permissions_of(spec.permissions):
-            for fields in self._native(permission, out):
+            for fields in self._native(permission, out, servers=spec.mcp_servers):
                 rule = policy_rule(fields, permission.decision)
                 if rule not in rules:
                     rules.append(rule)
@@ -169,7 +170,8 @@ class GeminiCli:
                         "(YOLO is only a command-line flag)")
 
     @staticmethod
-    def _native(permission: Permission, out: Rendering) -> list[dict[str, str]]:
+    def _native(permission: Permission, out: Rendering, *,
+                servers: Iterable[str] = ()) -> list[dict[str, str]]:
         """The policy rule conditions of one canonical rule; [] (with a note) when there are none."""
         field = f"permissions.{permission.decision}[{permission.text}]"
         tool, spec, decision = permission.tool, permission.specifier, permission.decision
@@ -195,9 +197,9 @@ class GeminiCli:
                 out.weakened(field, "rendered for read_file only: Gemini's read_many_files, glob and "
                              "search tools are not covered")
             return [{"toolName": name} for name in TOOLS[tool]]
-        mcp = _MCP.fullmatch(tool)
-        if mcp and spec is None:
-            server, name = mcp.group(1), mcp.group(2)
+        split = mcp_split(tool, servers) if _MCP.fullmatch(tool) else None
+        if split and spec is None:
+            server, name = split
             return [{"mcpName": server} if name in (None, "*") else {"mcpName": server, "toolName": name}]
         out.dropped(field, f"Gemini CLI has no policy equivalent for {tool}")
         return []
