@@ -505,3 +505,20 @@ def test_a_crlf_file_gets_crlf_lines_and_stays_crlf(runner: Runner, tmp_path: Pa
     assert before.replace("\r\n", "\n").splitlines()[1] in written.decode().replace("\r\n", "\n")
     runner(agent_config(body))
     assert (home / path).read_bytes() == written
+
+
+@pytest.mark.parametrize(("client", "path"), [("claude-code", ".claude/settings.json"),
+                                              ("qwen-code", ".qwen/settings.json")])
+def test_the_users_deny_of_what_the_spec_asks_stays_and_the_ask_is_pending(
+        runner: Runner, tmp_path: Path, client: str, path: str) -> None:
+    home = tmp_path / "home"
+    (home / path).parent.mkdir(parents=True)
+    (home / path).write_text('{"permissions": {"deny": ["Bash(git push *)"]}}\n')
+    obj = agent_config({"permissions": {"ask": ["Bash(git push *)"]},
+                        "targets": [{"client": client, "scope": "user", "root": str(home)}]})
+    plan = runner(obj, dry_run=True).plan
+    assert plan is not None and any("Bash(git push *)" in key for key in plan.pending), plan.pending
+    result = runner(obj)
+    assert result.outcome is Outcome.NOOP, result.error  # nothing the spec may write
+    permissions = json.loads((home / path).read_text())["permissions"]
+    assert permissions == {"deny": ["Bash(git push *)"]}  # no second, looser copy in ask

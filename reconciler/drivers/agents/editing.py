@@ -30,8 +30,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.drivers.agents.documents import MISSING, BlockDocument, Document, ListEdit, refuse_shape
-from reconciler.drivers.agents.entries import Entry, KeyParts
-from reconciler.drivers.agents.lists import ItemKind, identity, kind_of, level_of, normal, rank, weaker
+from reconciler.drivers.agents.entries import Entry, KeyParts, escape_pointer
+from reconciler.drivers.agents.lists import (
+    ItemKind,
+    identity,
+    kind_of,
+    level_of,
+    list_level,
+    normal,
+    rank,
+    weaker,
+)
 from reconciler.drivers.agents.ownership import (
     Decision,
     State,
@@ -226,6 +235,7 @@ class FilePlanner:
         replace: dict[int, Any] = {}
         append: list[Any] = []
         declared: set[str] = set()
+        others = self._other_levels(pointer, kind)
         for entry in entries:
             assert entry.item is not None
             declared.add(entry.item)
@@ -234,6 +244,16 @@ class FilePlanner:
             found = items[at] if at is not None else MISSING
             last = self.last.get(key, MISSING)
             ours = key in self.inventory
+            elsewhere = others.get(entry.item)
+            if at is None and not ours and not full and weaker(pointer[-1], elsewhere):
+                # The user's own, stricter rule for the same thing (they deny what the spec
+                # asks): theirs stays, the spec's is pending, never a second, looser copy. A
+                # stricter spec rule (a deny beside the user's allow) is written: it weakens nothing.
+                t.states[key] = State.TAKEOVER.value
+                t.pending.append(key)
+                t.notes.append(f"{key}: the file's own {elsewhere} rule for {entry.item!r} stays; the "
+                               f"spec's {pointer[-1]} is not written")
+                continue
             norm = (lambda v: v if v is MISSING else normal(kind, v))  # noqa: E731
             if at is not None and not ours and not full and norm(found) != norm(entry.value):
                 # Someone else's item with this identity says something else: never rewritten
@@ -289,6 +309,25 @@ class FilePlanner:
             else:
                 doc.edit_list(pointer, edit)
             self.touched = True
+
+    def _other_levels(self, pointer: tuple[str, ...], kind: ItemKind) -> dict[str, str]:
+        """Items of the sibling level lists (`allow` / `ask` / `deny` beside this one) that the
+        reconciler did not write: identity → the level the user gave them."""
+        level = list_level(pointer)
+        if level is None:
+            return {}
+        out: dict[str, str] = {}
+        for other in ("allow", "ask", "deny"):
+            if other == level:
+                continue
+            sibling = (*pointer[:-1], other)
+            values = self.doc.get(sibling)
+            base = f"{self.file}#/{'/'.join(escape_pointer(p) for p in sibling)}"
+            for item in values if isinstance(values, list) else ():
+                name = identity(kind, item)
+                if f"{base}#{name}" not in self.inventory:
+                    out.setdefault(name, other)
+        return out
 
     def _propose_foreign(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any],
                          entries: list[Entry], policy: ConflictPolicy) -> None:
