@@ -522,3 +522,25 @@ def test_the_users_deny_of_what_the_spec_asks_stays_and_the_ask_is_pending(
     assert result.outcome is Outcome.NOOP, result.error  # nothing the spec may write
     permissions = json.loads((home / path).read_text())["permissions"]
     assert permissions == {"deny": ["Bash(git push *)"]}  # no second, looser copy in ask
+
+
+@pytest.mark.parametrize(("client", "settings", "fix"), [
+    ("gemini-cli", ".gemini/settings.json", "set the target's override context.fileName to 'AGENTS.md'"),
+    ("qwen-code", ".qwen/settings.json", "add 'QWEN.md' to context.fileName"),
+])
+def test_rules_written_to_a_file_the_users_context_setting_does_not_load_are_warned_about(
+        runner: Runner, tmp_path: Path, client: str, settings: str, fix: str) -> None:
+    home = tmp_path / "home"
+    (home / settings).parent.mkdir(parents=True)
+    (home / settings).write_text('{"context": {"fileName": ["AGENTS.md", "CONTEXT.md"]}}\n')
+    target = {"client": client, "scope": "user", "root": str(home)}
+    plan = runner(agent_config({"rules": [{"name": "r", "content": "Be brief."}], "targets": [target]}),
+                  dry_run=True).plan
+    assert plan is not None
+    warned = [w for w in plan.warnings if "context.fileName" in w]
+    assert len(warned) == 1 and "does not load that file" in warned[0] and fix in warned[0], plan.warnings
+    if client == "gemini-cli":  # with the override, as import writes it: the rules go to AGENTS.md
+        target["overrides"] = {"context.fileName": "AGENTS.md"}
+        plan = runner(agent_config({"rules": [{"name": "r", "content": "Be brief."}], "targets": [target]}),
+                      dry_run=True).plan
+        assert plan is not None and not [w for w in plan.warnings if "context.fileName" in w]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from reconciler.drivers.agents.contexts import unloaded_rules
 from reconciler.drivers.agents.documents import MISSING, open_document
 from reconciler.drivers.agents.entries import expand, parse_key
 from reconciler.drivers.agents.lists import identity, kind_of
@@ -55,6 +56,7 @@ class Observed:
     last: dict[str, Any]
     restore: dict[str, str | None] | None = None  # rollback: file → text after the run
     watermarks: Mapping[str, str] | None = None  # the target's, as observed (validation state)
+    notes: tuple[str, ...] = ()  # warnings found while observing (see contexts.py)
 
 
 def read_file(display: str) -> FileState:
@@ -106,7 +108,9 @@ class AgentConfigDriver:
         for file, fmt in wanted.items():  # refuse before anything is written
             open_document(fmt, files[file].text, file, marker=obj.metadata.name)
         marks = ctx.state.watermarks() if ctx.state is not None else {}
-        return Observed(rendered, files, last_applied(marks), restore, marks)
+        notes = unloaded_rules(obj, rendered, lambda file: files[file].text if file in files
+                               else read_file(file).text)
+        return Observed(rendered, files, last_applied(marks), restore, marks, tuple(notes))
 
     def teardown(self, obj: AgentConfig) -> AgentConfig:
         """The spec whose run removes everything this object wrote and nothing else: the same
@@ -126,7 +130,7 @@ class AgentConfigDriver:
         plan = resolve_plan(obj, actual, ctx, plan)
         plan = hold(obj, plan, {f: s.text for f, s in actual.files.items()}, actual.watermarks or {},
                     ctx.inventory)
-        return plan
+        return replace(plan, warnings=(*plan.warnings, *actual.notes)) if actual.notes else plan
 
     def record_plan(self, obj: AgentConfig, plan: Plan, ctx: RunContext) -> None:
         """A real run's held edits become proposals (pending) and its strategies'

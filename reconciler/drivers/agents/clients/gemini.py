@@ -84,7 +84,7 @@ def _context_name(configured: Any) -> str:
     return configured if isinstance(configured, str) and configured and "/" not in configured else "GEMINI.md"
 
 
-def _memory_file(place: Place, configured: Any = None) -> str:
+def memory_file(place: Place, configured: Any = None) -> str:
     """GEMINI.md, or the file the target's `context.fileName` override names."""
     name = _context_name(configured if configured is not None else place.overrides.get(CONTEXT_KEY))
     return f".gemini/{name}" if place.user else name
@@ -135,7 +135,7 @@ class GeminiCli:
             out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where, sets=TOOL_SETS)
         self._permissions(spec, out)
         if spec.rules:
-            put_rules_block(out, _memory_file(place), spec.rules)
+            put_rules_block(out, memory_file(place), spec.rules)
         for rule in spec.rules:
             if rule.paths:
                 out.weakened(f"rules[{rule.name}].paths", "GEMINI.md has no path-scoped rules; the rule "
@@ -219,7 +219,7 @@ class GeminiCli:
                 if rule not in lists[decision]:
                     lists[decision].append(rule)
         configured = settings.value(("context", "fileName"))
-        memory = _memory_file(place, configured)
+        memory = memory_file(place, configured)
         found: dict[str, Any] = {}
         if _context_name(configured) != "GEMINI.md":  # the rules live in that file: say so in the spec
             found["overrides"] = {CONTEXT_KEY: configured}

@@ -57,7 +57,7 @@ MODE_RANKS = {"default": 2, "plan": 2, "auto-edit": 1, "yolo": 0}  # how strict 
 _DOMAIN = "domain:"
 
 
-def _memory_file(place: Place) -> str:
+def memory_file(place: Place) -> str:
     return ".qwen/QWEN.md" if place.user else "QWEN.md"
 
 
@@ -118,7 +118,7 @@ class QwenCode:
                     canonical="permissions.defaultMode", ranks=MODE_RANKS)
         always = [r for r in spec.rules if not r.paths]
         if always:
-            put_rules_block(out, _memory_file(place), always)
+            put_rules_block(out, memory_file(place), always)
         for rule in spec.rules:
             if rule.paths:
                 meta: dict[str, Any] = {"description": rule.description} if rule.description else {}
@@ -137,8 +137,8 @@ class QwenCode:
         default_mode = next((str(k) for k, v in APPROVAL_MODES.items() if v == mode), None)
         if mode and default_mode is None:
             warn(f"{SETTINGS}: tools.approvalMode {mode!r} has no canonical defaultMode; not imported")
-        rules = importing.rules_from_block(reader.text(_memory_file(place)),
-                                             importing.rule_name(_memory_file(place)))
+        rules = importing.rules_from_block(reader.text(memory_file(place)),
+                                             importing.rule_name(memory_file(place)))
         scoped = {rel: reader.text(rel) or "" for rel in reader.glob(RULES_DIR, "*.md")}
         rules += importing.rules_from_files(scoped, warn)
         return {"mcpServers": servers, "rules": rules,
