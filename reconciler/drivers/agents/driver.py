@@ -78,6 +78,14 @@ def read_file(display: str) -> FileState:
     return FileState(str(path), text, stat.S_IMODE(info.st_mode), info.st_mtime, real_or_none)
 
 
+def _text_or_none(display: str) -> str | None:
+    """A file read only to look at (never written by this run): unreadable is unknown."""
+    try:
+        return read_file(display).text
+    except (DriverError, OSError):
+        return None
+
+
 def rollback_texts(ctx: RunContext, run_id: str) -> dict[str, str | None]:
     """file → its text right after run `run_id`, for every file changed then or since."""
     assert ctx.state is not None
@@ -109,7 +117,7 @@ class AgentConfigDriver:
             open_document(fmt, files[file].text, file, marker=obj.metadata.name)
         marks = ctx.state.watermarks() if ctx.state is not None else {}
         notes = unloaded_rules(obj, rendered, lambda file: files[file].text if file in files
-                               else read_file(file).text)
+                               else _text_or_none(file))
         return Observed(rendered, files, last_applied(marks), restore, marks, tuple(notes))
 
     def teardown(self, obj: AgentConfig) -> AgentConfig:
