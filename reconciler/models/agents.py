@@ -29,10 +29,12 @@ from pydantic import (
     AfterValidator,
     Field,
     JsonValue,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.models.common import (
     DeletionPolicy,
@@ -185,18 +187,22 @@ class McpServer(SpecModel):
                         f"expected no {name} on a stdio server (command), got {name}; "
                         f"{name} applies to remote servers (url) only"
                     )
+        # Every literal secret at its own place (the env key, the header), not the first one only.
+        found: list[tuple[tuple[str, str], str]] = []
         for key, value in self.env.items():
             if isinstance(value, str) and _SECRET_ENV.search(key) and not holds_no_secret(value):
-                raise ValueError(
-                    f"expected a secret reference such as {{env: {key}}} for env {key}, got a "
-                    "literal value; secret values are never written in specs"
-                )
+                found.append((("env", key), f"expected a secret reference such as {{env: {key}}} for "
+                                            f"env {key}, got a literal value; secret values are never "
+                                            "written in specs"))
         for key, value in self.headers.items():
             if isinstance(value, str) and _SECRET_HEADER.search(key) and not holds_no_secret(value):
-                raise ValueError(
-                    f"expected a secret reference (or bearerToken) for header {key}, got a "
-                    "literal value; secret values are never written in specs"
-                )
+                found.append((("headers", key), f"expected a secret reference (or bearerToken) for "
+                                                f"header {key}, got a literal value; secret values are "
+                                                "never written in specs"))
+        if found:
+            raise ValidationError.from_exception_data("McpServer", [
+                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+                for loc, message in found])
         return self
 
     @property

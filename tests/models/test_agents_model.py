@@ -310,3 +310,20 @@ def test_a_literal_secret_is_still_refused(where: str, key: str, value: str) -> 
     entry: dict[str, Any] = ({"command": "gh-mcp", "env": {key: value}} if where == "env"
                              else {"url": "https://a.example.com/mcp", "headers": {key: value}})
     assert "secret values are never written in specs" in error_of(servers(gh=entry))
+
+
+def test_every_literal_secret_of_a_server_is_named_at_its_own_key() -> None:
+    """Three literal secrets are three problems, each at its env key or header (not one, at
+    the server), and no message shows a value."""
+    from reconciler.models.agents import McpServer
+
+    with pytest.raises(ValidationError) as info:
+        McpServer.model_validate({"command": "x", "env": {"GITHUB_TOKEN": "ghp_abcdefghijklmnopqrstu",
+                                                          "API_KEY": "sk-abcdefghijklmnopqrstuv"}})
+    errors = info.value.errors()
+    assert [e["loc"] for e in errors] == [("env", "GITHUB_TOKEN"), ("env", "API_KEY")]
+    assert not any("ghp_" in e["msg"] or "sk-" in e["msg"] for e in errors)
+    with pytest.raises(ValidationError) as info:
+        McpServer.model_validate({"url": "https://e.test/mcp",
+                                  "headers": {"Authorization": "Bearer abcdefghijkl"}})
+    assert [e["loc"] for e in info.value.errors()] == [("headers", "Authorization")]
