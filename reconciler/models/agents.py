@@ -29,21 +29,21 @@ from pydantic import (
     AfterValidator,
     Field,
     JsonValue,
-    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.models.common import (
     DeletionPolicy,
     DnsLabel,
     Duration,
     HttpUrlText,
+    Problems,
     Resource,
     SecretRef,
     SpecModel,
+    raise_problems,
 )
 from reconciler.models.status import ObjectStatus
 
@@ -188,7 +188,7 @@ class McpServer(SpecModel):
                         f"{name} applies to remote servers (url) only"
                     )
         # Every literal secret at its own place (the env key, the header), not the first one only.
-        found: list[tuple[tuple[str, str], str]] = []
+        found: Problems = []
         for key, value in self.env.items():
             if isinstance(value, str) and _SECRET_ENV.search(key) and not holds_no_secret(value):
                 found.append((("env", key), f"expected a secret reference such as {{env: {key}}} for "
@@ -199,10 +199,7 @@ class McpServer(SpecModel):
                 found.append((("headers", key), f"expected a secret reference (or bearerToken) for "
                                                 f"header {key}, got a literal value; secret values are "
                                                 "never written in specs"))
-        if found:
-            raise ValidationError.from_exception_data("McpServer", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
-                for loc, message in found])
+        raise_problems("McpServer", found)
         return self
 
     @property

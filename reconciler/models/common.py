@@ -27,12 +27,13 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError
 
 API_GROUP = "reconciler.dev"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -233,6 +234,20 @@ def threshold_limit(threshold: int | str, total: int) -> float:
     if isinstance(threshold, int):
         return float(threshold)
     return total * float(threshold.rstrip("%")) / 100.0
+
+
+Problems = list[tuple[tuple[str | int, ...], str]]
+"""(location within the model, message) of each problem a model validator found."""
+
+
+def raise_problems(model: str, found: Problems) -> None:
+    """Raise every problem a model validator found at once, each at its own location (below
+    the model's), so that a spec's author reads them all, each at its line and column, in one
+    `validate`; a `ValueError` would name only the first, at the model."""
+    if found:
+        raise ValidationError.from_exception_data(model, [
+            InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+            for loc, message in found])
 
 
 # --- secret references ----------------------------------------------------------------------

@@ -21,18 +21,19 @@ import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from reconciler.models.common import (
     SQL_IDENTIFIER_PATTERN,
     DeletionPolicy,
     Duration,
+    Problems,
     Resource,
     SecretRef,
     SpecModel,
     SqlIdentifier,
     Threshold,
+    raise_problems,
 )
 from reconciler.models.status import ObjectStatus
 
@@ -301,7 +302,7 @@ class DeriveRule(SpecModel):
     def _check_columns(self, columns: frozenset[str]) -> None:
         """Every placeholder and filter field names a column of the fact set, each misspelling
         at its own place (a query's columns are known only when it runs)."""
-        found: list[tuple[tuple[str | int, ...], str]] = []
+        found: Problems = []
 
         def unknown(name: str, what: str) -> str:
             close = difflib.get_close_matches(name, sorted(columns), n=1)
@@ -317,10 +318,7 @@ class DeriveRule(SpecModel):
         for index, rule_filter in enumerate(self.filters):
             if rule_filter.field not in columns:
                 found.append((("filters", index, "field"), unknown(rule_filter.field, "the filter's field")))
-        if found:
-            raise ValidationError.from_exception_data("DeriveRule", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
-                for loc, message in found])
+        raise_problems("DeriveRule", found)
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -435,7 +433,7 @@ class RbacMappingSpec(SpecModel):
     def _references_resolve(self) -> RbacMappingSpec:
         """Every problem between fields at once, each at its own place (not one per run of
         `validate`, all at `spec`)."""
-        found: list[tuple[tuple[str | int, ...], str]] = []
+        found: Problems = []
         for section, kind, names in (("permissions", "permission", [p.name for p in self.permissions]),
                                      ("roles", "role", [r.name for r in self.roles]),
                                      ("derive", "derive rule", [d.name for d in self.derive])):
@@ -468,10 +466,7 @@ class RbacMappingSpec(SpecModel):
                                                      f"role, got unknown role {rule.role!r}"))
         if self.derive and self.source is None:
             found.append((("derive",), "expected a source (the archive database) for derive rules, got none"))
-        if found:
-            raise ValidationError.from_exception_data("RbacMappingSpec", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
-                for loc, message in found])
+        raise_problems("RbacMappingSpec", found)
         return self
 
 
