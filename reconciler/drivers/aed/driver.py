@@ -31,8 +31,9 @@ from reconciler.drivers.aed.guards import AedFacts, aed_guards
 from reconciler.drivers.aed.mapping import Mapper, _typed
 from reconciler.drivers.aed.targets import TRACKING, Comparison, Target, open_target
 from reconciler.drivers.aed.validating import ValidationFailed, Validator, post_sync
+from reconciler.engine.classifying import classify
 from reconciler.engine.drivers import ApplyResult, RunContext
-from reconciler.errors import DriverError, TargetError
+from reconciler.errors import DriverError, ReconcilerError, TargetError
 from reconciler.models import Mode
 from reconciler.models.aed import AedSourceBinding, AedSourceBindingSpec, ColumnType, RuleAction
 from reconciler.structs.plans import Change, Counts, Plan, PlanMode, Presentation, RejectSample
@@ -256,8 +257,8 @@ class AedSourceBindingDriver:
         try:
             return await asyncio.to_thread(self._apply, plan, ctx)  # off the event loop
         except Exception as exc:
-            if type(exc).__module__.split(".")[0] not in ("psycopg", "sqlite3"):
-                raise
+            if isinstance(exc, ReconcilerError) or classify(exc) != "database":
+                raise  # ours say what they mean; only the database library's errors are reworded
             # The database's own words without its DETAIL and CONTEXT, which quote row data.
             diag = getattr(exc, "diag", None)
             said = (getattr(diag, "message_primary", None) or str(exc).splitlines()[0]).strip()

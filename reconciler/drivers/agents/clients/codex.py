@@ -43,6 +43,7 @@ from reconciler.drivers.agents.entries import Place, Rendering
 from reconciler.drivers.agents.translating import (
     Permission,
     command_prefix,
+    mcp_split,
     note_literal_reference,
     permissions_of,
     put_overrides,
@@ -80,14 +81,9 @@ def prefix_rule(words: list[str], decision: str) -> str:
 
 def _mcp_target(tool: str, servers: dict[str, McpServer]) -> tuple[str, str | None] | None:
     """(server, tool or None) of an `mcp__server[__tool]` rule naming a rendered spec server."""
-    for name in sorted(servers, key=len, reverse=True):
-        if servers[name].transport is McpTransport.SSE:
-            continue  # not rendered
-        if tool == f"mcp__{name}":
-            return name, None
-        if tool.startswith(f"mcp__{name}__"):
-            return name, tool[len(f"mcp__{name}__"):]
-    return None
+    rendered = [name for name, server in servers.items() if server.transport is not McpTransport.SSE]
+    split = mcp_split(tool, rendered)
+    return split if split is not None and split[0] in rendered else None
 
 
 class Codex:
