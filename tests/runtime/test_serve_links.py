@@ -39,15 +39,8 @@ def test_an_edit_of_a_linked_files_target_is_reverted_by_the_watcher(tmp_path: P
     assert (home / ".claude.json").is_symlink() and json.loads(real.read_text())["theme"] == "dark"
 
 
-TWO = """\
-apiVersion: reconciler.dev/v1alpha1
-kind: AgentConfig
-metadata: {name: team}
-spec:
-  mcpServers:
-    github: {command: npx, args: ["-y", "server-github@1"]}
-  targets: [{client: claude-code, scope: user}, {client: qwen-code, scope: user}]
-"""
+TWO = SPEC.replace("targets: [{client: claude-code, scope: user}]",
+                   "targets: [{client: claude-code, scope: user}, {client: qwen-code, scope: user}]")
 
 
 def test_a_file_restored_after_a_failed_run_is_an_edit_and_the_drift_is_reverted(tmp_path: Path) -> None:

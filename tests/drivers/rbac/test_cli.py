@@ -49,14 +49,19 @@ def test_the_example_spec_set_is_valid() -> None:
     assert sorted(o.KIND for o in specs) == ["RbacMapping", "SyncJob", "SyncJob"]
 
 
-def test_validate_names_every_problem_between_fields_at_its_own_place(tmp_path: Path) -> None:
+HEADER = "apiVersion: reconciler.dev/v1alpha1\nkind: RbacMapping\nmetadata: {name: m}\nspec:\n"
+
+
+def validate(tmp_path: Path, name: str, spec: str) -> subprocess.CompletedProcess[str]:
+    """`reconciler validate specs` on one RbacMapping file whose spec (indented) is `spec`."""
     specs = tmp_path / "specs"
     specs.mkdir()
-    (specs / "bad.yaml").write_text(
-        "apiVersion: reconciler.dev/v1alpha1\n"
-        "kind: RbacMapping\n"
-        "metadata: {name: m}\n"
-        "spec:\n"
+    (specs / name).write_text(HEADER + spec)
+    return reconciler(tmp_path, "validate", "specs")
+
+
+def test_validate_names_every_problem_between_fields_at_its_own_place(tmp_path: Path) -> None:
+    result = validate(tmp_path, "bad.yaml", (
         "  permissions:\n"
         '    - {name: "study:read"}\n'
         '    - {name: "study:read"}\n'
@@ -68,8 +73,7 @@ def test_validate_names_every_problem_between_fields_at_its_own_place(tmp_path: 
         '    - {subject: " group:x ", role: study-reader}\n'
         "  target:\n"
         "    databaseUrl: {env: RBAC_DATABASE_URL}\n"
-        "    managedSchema: {schema: rbac}\n")
-    result = reconciler(tmp_path, "validate", "specs")
+        "    managedSchema: {schema: rbac}\n"))
     assert result.returncode == 1
     where = "specs/bad.yaml"
     for expected in (f"{where}:7:14: spec.permissions[1].name: expected unique permission names",
@@ -82,13 +86,7 @@ def test_validate_names_every_problem_between_fields_at_its_own_place(tmp_path: 
 
 
 def test_validate_names_a_misspelt_placeholder_and_filter_field_with_the_columns(tmp_path: Path) -> None:
-    specs = tmp_path / "specs"
-    specs.mkdir()
-    (specs / "rule.yaml").write_text(
-        "apiVersion: reconciler.dev/v1alpha1\n"
-        "kind: RbacMapping\n"
-        "metadata: {name: m}\n"
-        "spec:\n"
+    result = validate(tmp_path, "rule.yaml", (
         "  source: {databaseUrl: {env: ARCHIVE_DATABASE_URL}}\n"
         '  permissions: [{name: "study:read"}]\n'
         '  roles: [{name: study-reader, permissions: ["study:read"]}]\n'
@@ -101,8 +99,7 @@ def test_validate_names_a_misspelt_placeholder_and_filter_field_with_the_columns
         '      scope: "acl:{access_control_id}"\n'
         "  target:\n"
         "    databaseUrl: {env: RBAC_DATABASE_URL}\n"
-        "    managedSchema: {schema: rbac}\n")
-    result = reconciler(tmp_path, "validate", "specs")
+        "    managedSchema: {schema: rbac}\n"))
     assert result.returncode == 1
     subject = ("specs/rule.yaml:12:16: spec.derive[0].subject: expected placeholder {departmnet} to be a "
                "column of fact set 'study-access-control', got 'departmnet'; did you mean 'department'?")
