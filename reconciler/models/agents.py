@@ -24,6 +24,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -115,6 +116,53 @@ def holds_no_secret(value: str) -> bool:
     """Whether a literal value under a secret-looking name is harmless: empty, or a reference."""
     return not value or ONLY_A_REFERENCE.fullmatch(value) is not None
 
+
+# Secrets in a server's arguments and URL: a flag named for a secret (`--api-key X`,
+# `--token=X`), an env assignment (`GITHUB_TOKEN=X`, as `docker run -e` takes it), a query
+# parameter named for one (`?api_key=X`), a URL's password, and anywhere the shapes of the
+# common providers' tokens. A bare number (`--max-token 8192`) is a count, not a secret.
+_SECRET_FLAG = re.compile(r"--?([A-Za-z0-9][A-Za-z0-9_.-]*?)(?:=(.*))?", re.DOTALL)
+_SECRET_WORD = re.compile(
+    r"(^|[-_.])(token|secret|password|passwd|pass|api[-_]?key|access[-_]?key|private[-_]?key|"
+    r"client[-_]?secret|credentials?)$", re.IGNORECASE)
+_SECRET_QUERY = re.compile(
+    r"(^|[-_.])(token|secret|password|passwd|key|apikey|api[-_]key|signature|sig|auth)$", re.IGNORECASE)
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+_TOKEN_SHAPE = re.compile(
+    r"(gh[opusr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|"
+    r"sk-(ant|proj)-[A-Za-z0-9_-]{16,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35})")
+
+
+def _is_secret_value(value: str) -> bool:
+    return not holds_no_secret(value) and not value.isdigit()
+
+
+def secret_args(args: list[str]) -> list[int]:
+    """The indexes of `args` that hold a literal secret value."""
+    found: list[int] = []
+    for i, arg in enumerate(args):
+        flag = _SECRET_FLAG.fullmatch(arg)
+        assignment = _ASSIGNMENT.fullmatch(arg)
+        if _TOKEN_SHAPE.search(arg) or (assignment and _SECRET_ENV.search(assignment[1])
+                                        and _is_secret_value(assignment[2])):
+            found.append(i)
+        elif flag and _SECRET_WORD.search(flag[1]):
+            if flag[2] is not None:
+                found += [i] if _is_secret_value(flag[2]) else []
+            elif i + 1 < len(args) and not args[i + 1].startswith("-") and _is_secret_value(args[i + 1]):
+                found.append(i + 1)
+    return sorted(set(found))
+
+
+def secret_in_url(url: str) -> bool:
+    """Whether a URL holds a literal secret: a password, a secret-named query parameter's
+    value, or a provider token's shape anywhere."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if (parts.password and _is_secret_value(parts.password)) or _TOKEN_SHAPE.search(url):
+        return True
+    return any(_SECRET_QUERY.search(name) and _is_secret_value(value) for name, value in query)
+
 # --- MCP servers -------------------------------------------------------------------------------
 
 
@@ -199,6 +247,15 @@ class McpServer(SpecModel):
                 found.append((("headers", key), f"expected a secret reference (or bearerToken) for "
                                                 f"header {key}, got a literal value; secret values are "
                                                 "never written in specs"))
+        found += [(("args", i), "expected no literal secret in args, got one (not shown); pass it "
+                                "in env as a secret reference such as {env: NAME}, or write a "
+                                "variable the client expands (${NAME}); secret values are never "
+                                "written in specs") for i in secret_args(self.args)]
+        if self.url is not None and secret_in_url(self.url):
+            found.append((("url",), "expected no credentials in the url, got one (not shown); send "
+                                    "them in headers or bearerToken as secret references (a URL's "
+                                    "password and query are logged as written); secret values are "
+                                    "never written in specs"))
         raise_problems("McpServer", found)
         return self
 

@@ -60,6 +60,10 @@ CASES = [
     ("cursor-scoped-name", AgentClient.CURSOR, ".cursor/mcp.json", _json({"mcpServers": {
         "@21st-dev/magic": {"command": "npx", "args": ["-y", "@21st-dev/magic@latest"]},
         "fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}})),
+    ("claude-secret-in-args", AgentClient.CLAUDE_CODE, ".claude.json", _json({"mcpServers": {
+        "brave": {"command": "npx", "args": ["-y", "brave-mcp", "--api-key", "BSAsentinel0123456789"]},
+        "maps": {"type": "http", "url": "https://maps.example.com/mcp?key=AIsentinel0123456789"},
+        "fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}})),
 ]
 TEXT = {case[0]: case[3] for case in CASES}
 
@@ -274,3 +278,17 @@ def test_a_tool_rule_of_a_server_whose_name_holds_two_underscores_names_that_ser
     assert 'mcpName = "a__b"\\ntoolName = "x2"' in texts
     assert "Mcp(a__b:x2)" in texts and "Mcp(a:b__x2)" not in texts
     assert "disabled_tools" in texts and "x2" in texts
+
+
+def test_a_server_holding_a_literal_secret_in_args_or_url_is_left_in_the_file(tmp_path: Path) -> None:
+    """A spec never holds a secret value (it goes to git): such a server is not imported, the
+    warning names where the secret is without showing it, and apply leaves the entry alone."""
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / ".claude.json").write_text(TEXT["claude-secret-in-args"])
+    warnings: list[str] = []
+    document = import_spec(AgentClient.CLAUDE_CODE, TargetScope.USER, str(root), "mine", warnings.append)
+    assert list(document["spec"]["mcpServers"]) == ["fetch"]
+    assert "sentinel" not in json.dumps(document) + "".join(warnings)
+    assert any("mcpServers.brave: args[3] holds a literal secret" in w for w in warnings), warnings
+    assert any("mcpServers.maps: url holds a literal secret" in w for w in warnings), warnings

@@ -327,3 +327,47 @@ def test_every_literal_secret_of_a_server_is_named_at_its_own_key() -> None:
         McpServer.model_validate({"url": "https://e.test/mcp",
                                   "headers": {"Authorization": "Bearer abcdefghijkl"}})
     assert [e["loc"] for e in info.value.errors()] == [("headers", "Authorization")]
+
+
+# A secret can hide in a server's arguments or URL as well as in its env and headers: the
+# spec is committed to git and every client's file would carry it.
+SECRETS_IN_ARGS_AND_URLS = [
+    ({"command": "mcp", "args": ["--api-key", "abc123sentinel"]}, ("args", 1)),
+    ({"command": "mcp", "args": ["serve", "--token=abc123sentinel"]}, ("args", 1)),
+    ({"command": "docker", "args": ["run", "-e", "GITHUB_TOKEN=abc123sentinel", "img"]}, ("args", 2)),
+    ({"command": "mcp", "args": ["--password", "abc123sentinel"]}, ("args", 1)),
+    ({"command": "mcp", "args": ["ghp_abc123sentinel0123456789abcdefghijkl"]}, ("args", 0)),
+    ({"command": "mcp", "args": ["--key", "sk-ant-api03-abc123sentinel012345"]}, ("args", 1)),
+    ({"url": "https://user:abc123sentinel@mcp.example.com/mcp"}, ("url",)),
+    ({"url": "https://mcp.example.com/mcp?api_key=abc123sentinel&x=1"}, ("url",)),
+    ({"url": "https://mcp.example.com/sse?token=abc123sentinel", "transport": "sse"}, ("url",)),
+]
+
+
+@pytest.mark.parametrize(("entry", "loc"), SECRETS_IN_ARGS_AND_URLS)
+def test_a_literal_secret_in_args_or_url_is_refused_at_its_place(entry: dict[str, Any],
+                                                                 loc: tuple[Any, ...]) -> None:
+    from reconciler.models.agents import McpServer
+
+    with pytest.raises(ValidationError) as info:
+        McpServer.model_validate(entry)
+    errors = info.value.errors()
+    assert [e["loc"] for e in errors] == [loc]
+    assert "secret values are never written in specs" in errors[0]["msg"]
+    assert "sentinel" not in str(errors[0]["msg"])
+
+
+@pytest.mark.parametrize("entry", [
+    {"command": "mcp", "args": ["--token-file", "/run/secrets/token"]},
+    {"command": "mcp", "args": ["--api-key", "${API_KEY}"]},
+    {"command": "mcp", "args": ["--token=$GITHUB_TOKEN"]},
+    {"command": "docker", "args": ["run", "-e", "GITHUB_TOKEN", "-e", "API_KEY=${API_KEY}", "img"]},
+    {"command": "mcp", "args": ["--password-stdin", "--tokens", "4096", "--max-token", "8192"]},
+    {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github", "--secret"]},
+    {"url": "https://mcp.example.com/mcp?api_key=${DOCS_KEY}&token=%TOKEN%&page=2"},
+    {"url": "https://mcp.example.com/mcp?key=&tokenizer=cl100k"},
+])
+def test_args_and_urls_without_a_secret_value_are_accepted(entry: dict[str, Any]) -> None:
+    from reconciler.models.agents import McpServer
+
+    McpServer.model_validate(entry)

@@ -32,7 +32,7 @@ from reconciler.drivers.agents.documents import (
     refuse_shape,
 )
 from reconciler.drivers.agents.translating import parse_sections, path_list, split_front_matter
-from reconciler.models.agents import AgentClient, TargetScope, holds_no_secret
+from reconciler.models.agents import AgentClient, TargetScope, holds_no_secret, secret_args, secret_in_url
 
 Warn = Callable[[str], None]
 Pointer = tuple[str, ...]
@@ -356,11 +356,15 @@ def canonical_only(found: dict[str, Any], warn: Warn) -> dict[str, Any]:
     server_name, permission_rule, default_mode = map(checker, (McpServerName, PermissionRule, DefaultMode))
     servers = {}
     for name, server in (found.get("mcpServers") or {}).items():
-        if server_name(name):
-            servers[name] = server
-        else:
+        if not server_name(name):
             warn(f"mcpServers: the name {name!r} cannot be a canonical server name (no '.', '/', '~' "
                  f"or '#'); {LEFT}")
+        elif at := [f"args[{i}]" for i in secret_args(server.get("args") or [])] + (
+                ["url"] if secret_in_url(server.get("url") or "") else []):
+            warn(f"mcpServers.{name}: {', '.join(at)} holds a literal secret, which a spec never "
+                 f"holds (move it into env, which imports as a secret reference); {LEFT}")
+        else:
+            servers[name] = server
     permissions = dict(found.get("permissions") or {})
     for decision in ("allow", "ask", "deny"):
         kept = []
