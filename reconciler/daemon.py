@@ -9,7 +9,7 @@ Flux does after a restart), then runs concurrently:
   `poll` interval or at once on a verified push webhook; objects whose specs changed are
   reconciled with the commit SHA recorded on their runs;
 - the HTTP API (uvicorn in the same event loop);
-- the event publishers (Redis Streams, MQTT) when configured.
+- the event publishers (Redis Streams, MQTT, webhook alerts) when configured (publishers.py).
 
 SIGTERM or SIGINT stops accepting work, lets the runs in flight (the start-up reconcile
 included) finish within the grace period and cancels the rest (recorded `cancelled`, the
@@ -39,6 +39,7 @@ from reconciler.logs import LogBuffer
 from reconciler.models import ObjectRef
 from reconciler.runtime.control import Controller
 from reconciler.runtime.health import DaemonHealth
+from reconciler.runtime.publishers import start_publishers
 from reconciler.runtime.sources import FolderSource, GitSource
 from reconciler.runtime.stopping import Stopping
 from reconciler.settings import Settings
@@ -113,7 +114,8 @@ class Daemon:
         self.controller = controller = Controller(runtime, SpecSet((), {}, None))
         log.info("daemon starting", source=source.describe(), revision=specs.revision, objects=len(specs))
         await self._start_scheduler(controller)
-        await self._start_publishers(controller)
+        self.closers += await start_publishers(self.settings, controller, health=self.health,
+                                               role_of=self.options.tokens.role_of)
         server = self._server(controller)
         stopping.install()
         serving = asyncio.create_task(server.serve(), name="api")
@@ -225,65 +227,6 @@ class Daemon:
                                    jobs=controller.jobs)
         task = asyncio.create_task(self.scheduler.run_forever(self.stop), name="scheduler")
         self.closers.append(lambda: asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5))
-
-    async def _start_publishers(self, controller: Controller) -> None:
-        """Redis Streams, the MQTT command/status bridge and alerts, as configured."""
-        s, bus = self.settings, controller.runtime.bus
-        if s.redis_url:
-            from reconciler.runtime.streams import StreamPublisher
-
-            publisher = StreamPublisher(bus, url=s.redis_url, stream=s.redis_stream,
-                                        batch_size=s.redis_batch_size,
-                                        flush_interval=s.redis_flush_interval_seconds,
-                                        max_backlog=s.redis_max_backlog, maxlen=s.redis_stream_maxlen)
-            await publisher.start()
-            self.health.publishers.append(publisher)
-            self.closers.append(publisher.close)
-        if s.mqtt_host:
-            from reconciler.runtime.mqtt import Command, CommandResult, MqttBridge
-
-            async def on_command(cmd: Command) -> CommandResult:
-                if cmd.action == "run":
-                    # A kept task, so that a shutdown's grace covers it like any other run.
-                    result = await asyncio.shield(controller.spawn(controller.run_now(
-                        cmd.target, trigger=Trigger.MQTT, mode=cmd.mode,
-                        even_if_suspended=cmd.even_if_suspended, actor=f"mqtt:{cmd.role}", source="mqtt")))
-                    return CommandResult(result.outcome.ok, result.error or str(result.outcome),
-                                         result.run_id, str(result.outcome))
-                controller.set_suspended(cmd.target, cmd.action == "suspend", actor=f"mqtt:{cmd.role}",
-                                         source="mqtt")
-                return CommandResult(True, f"{cmd.target.short} {cmd.action}ed")
-
-            bridge = MqttBridge(bus, host=s.mqtt_host, port=s.mqtt_port, prefix=s.mqtt_prefix,
-                                on_command=on_command, token_check=self.options.tokens.role_of,
-                                heartbeat_interval=s.mqtt_heartbeat_seconds, health=self._mqtt_health)
-            await bridge.start()
-            self.health.publishers.append(bridge)
-            self.closers.append(bridge.stop)
-        if s.alert_webhook_url:
-            from datetime import time
-
-            from reconciler.runtime.alerts import AlertRules
-
-            summary_at = (time.fromisoformat(s.alert_summary_at) if s.alert_summary_at else None)
-            try:
-                alerts = AlertRules(bus, webhook_url=s.alert_webhook_url,
-                                    consecutive_failures=s.alert_consecutive_failures,
-                                    long_run_seconds=s.alert_long_run_seconds,
-                                    slow_run_seconds=s.alert_slow_run_seconds, on_guard=s.alert_on_guard,
-                                    summary_at=summary_at, summary_time_zone=s.alert_summary_time_zone)
-            except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
-                raise ReconcilerError(f"RECONCILER_ALERT_SUMMARY_TIME_ZONE or _ALERT_CONSECUTIVE_FAILURES: "
-                                      f"expected an IANA zone and a count of at least 1 ({exc})") from None
-            await alerts.start()
-            self.health.publishers.append(alerts)
-            self.closers.append(alerts.close)
-
-    def _mqtt_health(self) -> dict[str, Any]:
-        """What the MQTT `up` message carries besides `status`: readiness, what is degraded,
-        and the process (pid, CPU, memory), as the manager design asks."""
-        return {"ready": not self.health.stopping, "degraded": self.health.degraded(),
-                "process": self.health.process.sample()}
 
     async def _watch(self, source: FolderSource | GitSource, head: str | None) -> None:
         """Poll the source (or wake on a push webhook); reconcile what a new revision changed."""

@@ -1,4 +1,6 @@
-"""`reconciler operator`: kopf and the HTTP API (probes, metrics, runs) in one event loop.
+"""`reconciler operator`: kopf, the HTTP API (probes, metrics, runs) and the configured event
+publishers (Redis Streams, MQTT, webhook alerts: runtime/publishers.py, as `serve` starts
+them) in one event loop.
 
 With several replicas, kopf peering makes the one with the highest priority active and the
 others wait (give each replica its own `--priority`; failover takes up to about a minute,
@@ -21,6 +23,8 @@ from reconciler.loading.specs import SpecSet
 from reconciler.operator.handlers import FINALIZER, Operator
 from reconciler.operator.secrets import SecretReader
 from reconciler.runtime.control import Controller
+from reconciler.runtime.health import DaemonHealth
+from reconciler.runtime.publishers import start_publishers
 from reconciler.settings import Settings
 
 
@@ -42,10 +46,16 @@ async def operate(settings: Settings, *, namespaces: list[str], port: int, prior
     options.persistence.finalizer = FINALIZER
     options.scanning.disabled = not scan
     controller = Controller(runtime, SpecSet((), {}, None))
-    app = create_app(controller, tokens=tokens, settings=settings)
+    health = DaemonHealth()
+    app = create_app(controller, tokens=tokens, settings=settings, health=health)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                                            access_log=False))
     stop = stop or asyncio.Event()
+    try:
+        closers = await start_publishers(settings, controller, health=health, role_of=tokens.role_of)
+    except BaseException:
+        runtime.close()
+        raise
     serving = asyncio.create_task(server.serve())
     try:
         # Priority 0 runs standalone; naming a peering object would make kopf require it.
@@ -54,9 +64,13 @@ async def operate(settings: Settings, *, namespaces: list[str], port: int, prior
                             priority=priority, standalone=standalone, stop_flag=stop,
                             peering_name=None if standalone else peering, settings=options)
     finally:
+        health.stopping = True
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 10)
+        for close in reversed(closers):  # flush the publishers after the runs' last events
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), 10)
         runtime.close()
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import httpx
 import kmock
 import pytest
 import pytest_asyncio
+import redis
 from ruamel.yaml import YAML
+from runtime import Webhook
 
 from kube.apiserver import ApiServer, kubeconfig, register_crds
 from kube.structural import problems, status_schema
@@ -32,6 +35,8 @@ from reconciler.operator.running import operate
 from reconciler.operator.secrets import SecretReader
 from reconciler.settings import Settings
 from reconciler.store import Store
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 pytestmark = pytest.mark.asyncio
 BASE = "/apis/reconciler.dev/v1alpha1/namespaces/ns1"
@@ -86,13 +91,14 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 @contextlib.asynccontextmanager
 async def running_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
-                          plugins: str = "", extra: tuple[Any, ...] = ()) -> AsyncIterator[Cluster]:
+                          plugins: str = "", extra: tuple[Any, ...] = (),
+                          **settings_given: Any) -> AsyncIterator[Cluster]:
     async with ApiServer() as server, kmock.Server(server):
         register_crds(server, extra)
         config = tmp_path / "kubeconfig"
         config.write_text(kubeconfig(str(server.url)))
         monkeypatch.setenv("KUBECONFIG", str(config))
-        settings = Settings(state_dir=tmp_path / "state", plugins=plugins)
+        settings = Settings(state_dir=tmp_path / "state", plugins=plugins, **settings_given)
         # The operator runs in its own thread and event loop, as in a pod (kopf cancels the
         # tasks of its loop when it stops, which would include the test's own).
         stop = threading.Event()
@@ -413,3 +419,31 @@ async def test_a_plugin_kind_is_watched_and_scheduled_by_the_operator(
         runs = await eventually(lambda: cluster.runs("schedule"))
         assert runs[0].kind == "KeyValueStore"
         _assert_patches_survive_pruning(cluster)
+
+
+async def test_the_operator_publishes_events_and_sends_alerts_as_serve_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart gives the operator the same Redis and webhook settings as `serve`; it starts
+    the same publishers (was: none, so no alert and no event ever left a cluster)."""
+    stream = f"reconciler-test:{uuid.uuid4().hex}"
+    hook = Webhook()
+    hook.thread.start()
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / ".mcp.json").write_text('{"mcpServers": [1, 2]}\n')  # a wrong shape: every run fails
+    try:
+        async with running_cluster(tmp_path, monkeypatch, redis_url=REDIS_URL, redis_stream=stream,
+                                   alert_webhook_url=hook.url, alert_consecutive_failures=1) as cluster:
+            await cluster.create("agentconfigs", agent(project))
+            await eventually(lambda: any("failed 1 runs in a row" in t for t in hook.texts()), timeout=30)
+
+            def types() -> set[str]:
+                with redis.Redis.from_url(REDIS_URL, decode_responses=True) as client:
+                    return {fields["type"] for _id, fields in client.xrange(stream)}
+
+            await eventually(lambda: {"RunStarted", "RunFailed"} <= types(), timeout=30)
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+        with redis.Redis.from_url(REDIS_URL) as client:
+            client.delete(stream)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,42 +15,9 @@ from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.models import ObjectRef
 from reconciler.runtime.alerts import AlertRules, next_summary
 
-WEBHOOK_PATH = "/services/T000/B000/not-a-real-credential"
+from . import WEBHOOK_PATH, Webhook
+
 CLOSED_PORT_URL = f"http://127.0.0.1:6391{WEBHOOK_PATH}"  # nothing listens there
-
-
-class Webhook:
-    """A loopback HTTP server recording every POSTed JSON body; answers `statuses`, then 200."""
-
-    def __init__(self, statuses: Sequence[int] = ()) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.hits = 0
-        answers = list(statuses)
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
-                webhook.hits += 1
-                status = answers.pop(0) if answers else 200
-                if status == 200:
-                    webhook.bodies.append(body)
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{WEBHOOK_PATH}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    def texts(self) -> list[str]:
-        return [body["text"] for body in self.bodies]
 
 
 @pytest.fixture
