@@ -154,6 +154,27 @@ def secret_args(args: list[str]) -> list[int]:
     return sorted(set(found))
 
 
+SECRET_NAME = re.compile(f"{_SECRET_ENV.pattern}|{_SECRET_HEADER.pattern}", re.IGNORECASE)
+"""A name whose literal value would be a secret, in an env map or a header map."""
+
+
+def secret_paths(value: Any, name: str = "") -> list[tuple[str, ...]]:
+    """Where a native value (a target override, a client file's entry) holds a literal
+    secret: a text under a secret-looking name, a provider token's shape, a URL with
+    credentials, secret arguments; each as the path of keys (and list indexes) below `value`."""
+    if isinstance(value, dict):
+        return [(str(key), *path) for key, inner in value.items() for path in secret_paths(inner, str(key))]
+    if isinstance(value, list):
+        if all(isinstance(item, str) for item in value):
+            return [(str(i),) for i in secret_args(value)]
+        return [(str(i), *path) for i, inner in enumerate(value) for path in secret_paths(inner, name)]
+    if not isinstance(value, str):
+        return []
+    named = SECRET_NAME.search(name) is not None and _is_secret_value(value)
+    url = value.startswith(("http://", "https://")) and secret_in_url(value)
+    return [()] if named or url or _TOKEN_SHAPE.search(value) else []
+
+
 def secret_in_url(url: str) -> bool:
     """Whether a URL holds a literal secret: a password, a secret-named query parameter's
     value, or a provider token's shape anywhere."""
@@ -407,6 +428,16 @@ class AgentTarget(SpecModel):
         description="What this target receives (default: all). Leave one out to keep it by hand in "
         "this client: `import` leaves out permissions that live in the client's own rule files.",
     )
+
+    @model_validator(mode="after")
+    def _no_literal_secret_in_overrides(self) -> AgentTarget:
+        raise_problems("AgentTarget", [
+            (("overrides", key, *path), "expected no literal secret in an override, got one (not "
+                                        "shown); declare it in the server's env or headers as a secret "
+                                        "reference; secret values are never written in specs")
+            for key, value in self.overrides.items()
+            for path in secret_paths(value, key.rsplit(".", 1)[-1])])
+        return self
 
     @property
     def effective_root(self) -> str:

@@ -292,3 +292,21 @@ def test_a_server_holding_a_literal_secret_in_args_or_url_is_left_in_the_file(tm
     assert "sentinel" not in json.dumps(document) + "".join(warnings)
     assert any("mcpServers.brave: args[3] holds a literal secret" in w for w in warnings), warnings
     assert any("mcpServers.maps: url holds a literal secret" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("toml", [
+    '[mcp_servers.stripe]\ncommand = "npx"\nenv = { STRIPE_SECRET_KEY = "sk_live_sentinel0123456789" }\n',
+    '[mcp_servers.stripe]\ncommand = "npx"\n\n[mcp_servers.stripe.env]\nSTRIPE_SECRET_KEY = "sk_live_sentinel0123456789"\n',
+    '[mcp_servers.docs]\nurl = "https://docs.example.com/mcp"\n'
+    'http_headers = { Authorization = "Bearer sentinel0123456789" }\n',
+])
+def test_a_codex_literal_secret_never_reaches_the_spec_through_its_overrides(tmp_path: Path, toml: str) -> None:
+    """Codex passes env through by name (`env_vars`), so a literal `env` table is a field the
+    spec would not render: it was carried over whole as a target override, secret and all."""
+    root = tmp_path / "home"
+    (root / ".codex").mkdir(parents=True)
+    (root / ".codex" / "config.toml").write_text(toml)
+    warnings: list[str] = []
+    document = import_spec(AgentClient.CODEX, TargetScope.USER, str(root), "mine", warnings.append)
+    assert "sentinel" not in json.dumps(document) + "".join(warnings), document
+    agent_config(document["spec"])  # the imported spec is valid

@@ -371,3 +371,16 @@ def test_args_and_urls_without_a_secret_value_are_accepted(entry: dict[str, Any]
     from reconciler.models.agents import McpServer
 
     McpServer.model_validate(entry)
+
+
+def test_a_literal_secret_in_a_target_override_is_refused_at_its_key() -> None:
+    overrides = {"mcp_servers.stripe.env": {"STRIPE_SECRET_KEY": "sk_live_sentinel0123"},
+                 "mcp_servers.stripe.startup_timeout_sec": 20, "approval_policy": "on-request",
+                 "mcp_servers.gh.env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}", "LOG_LEVEL": "debug"}}
+    with pytest.raises(ValidationError) as info:
+        AgentConfig.model_validate(config(targets=[{"client": "codex", "overrides": overrides}]))
+    errors = info.value.errors()
+    assert [e["loc"][-3:] for e in errors] == [("overrides", "mcp_servers.stripe.env", "STRIPE_SECRET_KEY")]
+    assert "sentinel" not in str(errors)
+    del overrides["mcp_servers.stripe.env"]
+    AgentConfig.model_validate(config(targets=[{"client": "codex", "overrides": overrides}]))

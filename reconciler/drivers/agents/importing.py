@@ -32,7 +32,15 @@ from reconciler.drivers.agents.documents import (
     refuse_shape,
 )
 from reconciler.drivers.agents.translating import parse_sections, path_list, split_front_matter
-from reconciler.models.agents import AgentClient, TargetScope, holds_no_secret, secret_args, secret_in_url
+from reconciler.models.agents import (
+    SECRET_NAME,
+    AgentClient,
+    TargetScope,
+    holds_no_secret,
+    secret_args,
+    secret_in_url,
+    secret_paths,
+)
 
 Warn = Callable[[str], None]
 Pointer = tuple[str, ...]
@@ -145,11 +153,6 @@ def read_servers(native: Native, path: Pointer, spelling: ServerSpelling, env_re
             warn(f"{native.file}: {where} has none of {keys}; not imported")
     return servers
 
-_SECRET_NAME = re.compile(
-    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$|"
-    r"^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret",
-    re.IGNORECASE,
-)
 
 
 def env_value(value: Any, pattern: re.Pattern[str], name: str, where: str, warn: Warn) -> Any:
@@ -161,7 +164,7 @@ def env_value(value: Any, pattern: re.Pattern[str], name: str, where: str, warn:
     match = pattern.fullmatch(text)
     if match:
         return {"env": match.group(1)}
-    if _SECRET_NAME.search(name) and not holds_no_secret(text):
+    if SECRET_NAME.search(name) and not holds_no_secret(text):
         ref = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
         warn(f"{where}: a literal secret value was not imported; it is now {{env: {ref}}}: "
              f"export {ref} where the client runs")
@@ -323,7 +326,13 @@ def import_spec(client: AgentClient, scope: TargetScope, root: str, name: str,
              "the target leaves permissions out (features: [mcpServers, rules]) so that apply does "
              "not write them a second time into the reconciler's file; the other clients of the spec "
              "receive them")
-    overrides = {**found.get("overrides", {}), **native_extras(document, reader, place)}
+    overrides = {}
+    for key, value in {**found.get("overrides", {}), **native_extras(document, reader, place)}.items():
+        if secret_paths(value, key.rsplit(".", 1)[-1]):
+            warn(f"{key}: holds a literal secret, which a spec never holds; not imported as an "
+                 "override (a secret in env or headers is imported as a reference)")
+        else:
+            overrides[key] = value
     if overrides:
         target["overrides"] = overrides
     return document
