@@ -24,7 +24,6 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -45,6 +44,14 @@ from reconciler.models.common import (
     SecretRef,
     SpecModel,
     raise_problems,
+)
+from reconciler.models.literals import (
+    SECRET_ENV,
+    SECRET_HEADER,
+    holds_no_secret,
+    secret_args,
+    secret_in_url,
+    secret_paths,
 )
 from reconciler.models.status import ObjectStatus
 
@@ -96,93 +103,6 @@ JsonPointer = Annotated[
 
 
 RuleName = DnsLabel
-
-# Names whose literal values would be secrets: they must be secret references.
-_SECRET_ENV = re.compile(
-    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)$",
-    re.IGNORECASE,
-)
-_SECRET_HEADER = re.compile(
-    r"^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret", re.IGNORECASE
-)
-# A value that is only a variable reference, in any client's syntax (`$X`, `${X}`, `${env:X}`,
-# `%X%`), after an optional `Bearer `: it holds no secret, whatever its name (real client
-# files carry such values, which each client passes on or expands as written).
-ONLY_A_REFERENCE = re.compile(
-    r"(Bearer )?(\$\{(env:)?[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%)")
-
-
-def holds_no_secret(value: str) -> bool:
-    """Whether a literal value under a secret-looking name is harmless: empty, or a reference."""
-    return not value or ONLY_A_REFERENCE.fullmatch(value) is not None
-
-
-# Secrets in a server's arguments and URL: a flag named for a secret (`--api-key X`,
-# `--token=X`), an env assignment (`GITHUB_TOKEN=X`, as `docker run -e` takes it), a query
-# parameter named for one (`?api_key=X`), a URL's password, and anywhere the shapes of the
-# common providers' tokens. A bare number (`--max-token 8192`) is a count, not a secret.
-_SECRET_FLAG = re.compile(r"--?([A-Za-z0-9][A-Za-z0-9_.-]*?)(?:=(.*))?", re.DOTALL)
-_SECRET_WORD = re.compile(
-    r"(^|[-_.])(token|secret|password|passwd|pass|api[-_]?key|access[-_]?key|private[-_]?key|"
-    r"client[-_]?secret|credentials?)$", re.IGNORECASE)
-_SECRET_QUERY = re.compile(
-    r"(^|[-_.])(token|secret|password|passwd|key|apikey|api[-_]key|signature|sig|auth)$", re.IGNORECASE)
-_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
-_TOKEN_SHAPE = re.compile(
-    r"(gh[opusr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|"
-    r"sk-(ant|proj)-[A-Za-z0-9_-]{16,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35})")
-
-
-def _is_secret_value(value: str) -> bool:
-    return not holds_no_secret(value) and not value.isdigit()
-
-
-def secret_args(args: list[str]) -> list[int]:
-    """The indexes of `args` that hold a literal secret value."""
-    found: list[int] = []
-    for i, arg in enumerate(args):
-        flag = _SECRET_FLAG.fullmatch(arg)
-        assignment = _ASSIGNMENT.fullmatch(arg)
-        if _TOKEN_SHAPE.search(arg) or (assignment and _SECRET_ENV.search(assignment[1])
-                                        and _is_secret_value(assignment[2])):
-            found.append(i)
-        elif flag and _SECRET_WORD.search(flag[1]):
-            if flag[2] is not None:
-                found += [i] if _is_secret_value(flag[2]) else []
-            elif i + 1 < len(args) and not args[i + 1].startswith("-") and _is_secret_value(args[i + 1]):
-                found.append(i + 1)
-    return sorted(set(found))
-
-
-SECRET_NAME = re.compile(f"{_SECRET_ENV.pattern}|{_SECRET_HEADER.pattern}", re.IGNORECASE)
-"""A name whose literal value would be a secret, in an env map or a header map."""
-
-
-def secret_paths(value: Any, name: str = "") -> list[tuple[str, ...]]:
-    """Where a native value (a target override, a client file's entry) holds a literal
-    secret: a text under a secret-looking name, a provider token's shape, a URL with
-    credentials, secret arguments; each as the path of keys (and list indexes) below `value`."""
-    if isinstance(value, dict):
-        return [(str(key), *path) for key, inner in value.items() for path in secret_paths(inner, str(key))]
-    if isinstance(value, list):
-        if all(isinstance(item, str) for item in value):
-            return [(str(i),) for i in secret_args(value)]
-        return [(str(i), *path) for i, inner in enumerate(value) for path in secret_paths(inner, name)]
-    if not isinstance(value, str):
-        return []
-    named = SECRET_NAME.search(name) is not None and _is_secret_value(value)
-    url = value.startswith(("http://", "https://")) and secret_in_url(value)
-    return [()] if named or url or _TOKEN_SHAPE.search(value) else []
-
-
-def secret_in_url(url: str) -> bool:
-    """Whether a URL holds a literal secret: a password, a secret-named query parameter's
-    value, or a provider token's shape anywhere."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if (parts.password and _is_secret_value(parts.password)) or _TOKEN_SHAPE.search(url):
-        return True
-    return any(_SECRET_QUERY.search(name) and _is_secret_value(value) for name, value in query)
 
 # --- MCP servers -------------------------------------------------------------------------------
 
@@ -259,12 +179,12 @@ class McpServer(SpecModel):
         # Every literal secret at its own place (the env key, the header), not the first one only.
         found: Problems = []
         for key, value in self.env.items():
-            if isinstance(value, str) and _SECRET_ENV.search(key) and not holds_no_secret(value):
+            if isinstance(value, str) and SECRET_ENV.search(key) and not holds_no_secret(value):
                 found.append((("env", key), f"expected a secret reference such as {{env: {key}}} for "
                                             f"env {key}, got a literal value; secret values are never "
                                             "written in specs"))
         for key, value in self.headers.items():
-            if isinstance(value, str) and _SECRET_HEADER.search(key) and not holds_no_secret(value):
+            if isinstance(value, str) and SECRET_HEADER.search(key) and not holds_no_secret(value):
                 found.append((("headers", key), f"expected a secret reference (or bearerToken) for "
                                                 f"header {key}, got a literal value; secret values are "
                                                 "never written in specs"))

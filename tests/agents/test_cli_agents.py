@@ -118,3 +118,27 @@ def test_no_secret_in_files_plans_logs_or_history(cli, home: Path, tmp_path: Pat
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SENTINEL.encode() not in path.read_bytes(), path
+
+
+FOREIGN_SECRETS = {
+    ".gemini/settings.json": '{\n  "mcpServers": {\n    "openai": {\n      "command": "oai-mcp",\n'
+                             '      "env": {"OPENAI_API_KEY": "sk-proj-sentinel0123456789abcdef"}\n    },\n'
+                             '    "search": {"httpUrl": "https://s.example.com/mcp?api_key=sentinel42",\n'
+                             '               "headers": {"Authorization": "Bearer sentinel43"}}\n  }\n}\n',
+    ".codex/config.toml": '[mcp_servers.stripe]\ncommand = "npx"\n'
+                          'env = { STRIPE_SECRET_KEY = "sentinel44" }\n',
+    ".rovodev/config.yml": "# mine\nagent:\n  token: sentinel45\n  db: postgresql://app:sentinel46@db/app\n",
+}
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_a_plan_never_shows_a_foreign_literal_secret_of_a_client_file(cli, home: Path, fmt: str) -> None:
+    """The plan's diffs show the lines around a change: a user's own server holding its key as
+    a literal sat there in clear, in the terminal and in the pull-request comment."""
+    for name, text in FOREIGN_SECRETS.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+    done = cli("plan", "examples/agents", "-f", fmt)
+    assert done.returncode == 0, done.stderr
+    assert "sentinel" not in done.stdout + done.stderr
+    assert "***" in done.stdout  # the lines are shown, the values masked

@@ -296,11 +296,13 @@ def test_a_server_holding_a_literal_secret_in_args_or_url_is_left_in_the_file(tm
 
 @pytest.mark.parametrize("toml", [
     '[mcp_servers.stripe]\ncommand = "npx"\nenv = { STRIPE_SECRET_KEY = "sk_live_sentinel0123456789" }\n',
-    '[mcp_servers.stripe]\ncommand = "npx"\n\n[mcp_servers.stripe.env]\nSTRIPE_SECRET_KEY = "sk_live_sentinel0123456789"\n',
+    '[mcp_servers.stripe]\ncommand = "npx"\n\n'
+    '[mcp_servers.stripe.env]\nSTRIPE_SECRET_KEY = "sk_live_sentinel0123456789"\n',
     '[mcp_servers.docs]\nurl = "https://docs.example.com/mcp"\n'
     'http_headers = { Authorization = "Bearer sentinel0123456789" }\n',
 ])
-def test_a_codex_literal_secret_never_reaches_the_spec_through_its_overrides(tmp_path: Path, toml: str) -> None:
+def test_a_codex_literal_secret_never_reaches_the_spec_through_its_overrides(tmp_path: Path,
+                                                                             toml: str) -> None:
     """Codex passes env through by name (`env_vars`), so a literal `env` table is a field the
     spec would not render: it was carried over whole as a target override, secret and all."""
     root = tmp_path / "home"

@@ -32,15 +32,8 @@ from reconciler.drivers.agents.documents import (
     refuse_shape,
 )
 from reconciler.drivers.agents.translating import parse_sections, path_list, split_front_matter
-from reconciler.models.agents import (
-    SECRET_NAME,
-    AgentClient,
-    TargetScope,
-    holds_no_secret,
-    secret_args,
-    secret_in_url,
-    secret_paths,
-)
+from reconciler.models.agents import AgentClient, TargetScope
+from reconciler.models.literals import SECRET_NAME, holds_no_secret, secret_args, secret_in_url, secret_paths
 
 Warn = Callable[[str], None]
 Pointer = tuple[str, ...]

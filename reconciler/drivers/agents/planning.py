@@ -32,6 +32,7 @@ from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, pars
 from reconciler.drivers.agents.lists import identity, kind_of
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
+from reconciler.models.literals import mask_secrets
 from reconciler.structs.plans import Plan, Presentation, SpecProposal
 
 WATERMARK_PREFIX = "applied:"
@@ -140,8 +141,10 @@ def _diff(file: str, before: str | None, after: str | None) -> str:
         fromfile="/dev/null" if before is None else f"a/{file}",
         tofile="/dev/null" if after is None else f"b/{file}",
     )
+    # A diff shows the lines around a change, the user's own among them: literal secrets masked.
+    shown = (line if line.startswith(("---", "+++", "@@")) else mask_secrets(line) for line in lines)
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+                   for line in shown)
 
 
 def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileState],

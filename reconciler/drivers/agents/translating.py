@@ -16,8 +16,9 @@ from typing import Any
 
 from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Rendering
-from reconciler.models.agents import ONLY_A_REFERENCE, AgentRule, McpServer
+from reconciler.models.agents import AgentRule, McpServer
 from reconciler.models.common import SecretRef
+from reconciler.models.literals import ONLY_A_REFERENCE
 
 _RULE = re.compile(r"^(?P<tool>[^()]+?)(?:\((?P<spec>.*)\))?$")
 
