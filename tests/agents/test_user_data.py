@@ -162,6 +162,39 @@ def test_a_foreign_server_of_the_same_name_is_a_takeover_line(runner: Runner, ho
     assert planned.plan.details["states"][key] == "takeover"
 
 
+@pytest.mark.parametrize(("client", "path", "text"), [
+    ("claude-code", ".claude.json", '{\n  "mcpServers": {\n'
+                                    '    "github": {"command": "docker", "args": ["run"]},\n'
+                                    '    "mine": {"command": "mine-mcp"}\n  }\n}\n'),
+    ("gemini-cli", ".gemini/settings.json", '{\n  "mcpServers": {\n    "github": {"command": "docker"},\n'
+                                            '    "mine": {"command": "mine-mcp"}\n  }\n}\n'),
+    ("codex", ".codex/config.toml", '[mcp_servers.github]\ncommand = "docker"\nargs = ["run"]\n\n'
+                                    '[mcp_servers.mine]\ncommand = "mine-mcp"\n'),
+])
+def test_a_server_taken_over_and_then_dropped_from_the_spec_leaves_no_empty_shell(
+        runner: Runner, tmp_path: Path, client: str, path: str, text: str) -> None:
+    """The server the reconciler took over (with a warning) is its own: dropping it from the
+    spec removes the entry whole. It used to leave `"github": {}` (or a bare
+    `[mcp_servers.github]`), which no client accepts as a server."""
+    import tomllib
+
+    home = tmp_path / "home"
+    (home / path).parent.mkdir(parents=True)
+    (home / path).write_text(text)
+    target = [{"client": client, "scope": "user", "root": str(home)}]
+    taken = runner(agent_config({"mcpServers": {"github": {"command": "npx", "args": ["gh"]},
+                                                "other": {"command": "o"}}, "targets": target}))
+    assert taken.outcome is Outcome.SUCCEEDED, taken.error
+    dropped = runner(agent_config({"mcpServers": {"other": {"command": "o"}}, "targets": target}))
+    assert dropped.outcome is Outcome.SUCCEEDED, dropped.error
+    after = (home / path).read_text()
+    parsed = tomllib.loads(after) if path.endswith(".toml") else json.loads(after)
+    servers = parsed["mcp_servers" if client == "codex" else "mcpServers"]
+    assert list(servers) == ["mine", "other"], after
+    assert runner(agent_config({"mcpServers": {"other": {"command": "o"}}, "targets": target})).outcome \
+        is Outcome.NOOP
+
+
 def test_a_value_the_user_already_had_stays_theirs(runner: Runner, home: Path) -> None:
     """A key that already held the spec's value is not recorded as the reconciler's: taking it
     out of the spec later never deletes the user's own key."""

@@ -194,7 +194,11 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         for pointer, (declared, dropped) in lists.items():
             planner.plan_list(pointer, declared, dropped)
         if planner.touched:
-            _keep_found(doc, found)
+            # A keyed value's own path is no container: a server taken over is the reconciler's
+            # to remove whole (`"github": {}` is no server); only its parents are kept.
+            values = {e.pointer for e in entries if e.item is None}
+            values |= {parts.pointer for _, parts in pruned if parts.item is None}
+            _keep_found(doc, found, values)
         # Render only an edited document: a serializer may normalise untouched files.
         after = doc.render() if planner.touched else state.text
         if after is None and found.get("exists") and fmt is not Format.TEXT:
@@ -264,11 +268,12 @@ def _found(state: FileState, doc: Document, pointers: list[tuple[str, ...]]) -> 
             "containers": [[list(path), kind] for path, kind in sorted(containers.items())]}
 
 
-def _keep_found(doc: Document, found: Mapping[str, Any]) -> None:
+def _keep_found(doc: Document, found: Mapping[str, Any], values: set[tuple[str, ...]]) -> None:
     """Put back, empty, a container the user had that removing the reconciler's own keys or
-    items took with it (a document deletes the parents a deletion leaves empty)."""
+    items took with it (a document deletes the parents a deletion leaves empty); never at
+    the path of one of `values`, the keys the reconciler writes whole."""
     for path, kind in found.get("containers", []):
-        if doc.get(tuple(path)) is MISSING:
+        if tuple(path) not in values and doc.get(tuple(path)) is MISSING:
             doc.set(tuple(path), {} if kind == "object" else [])
 
 
