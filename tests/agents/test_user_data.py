@@ -252,6 +252,8 @@ def test_merge_replaces_a_servers_args_whole(runner: Runner, tmp_path: Path) -> 
     (".codex/config.toml", 'model = "o3"\nmcp_servers = "oops"\n', ":2:1", "an object"),
     (".claude.json", '{\n  "numStartups": 3,\n  "mcpServers": []\n}\n', ":3:", "an object"),
     (".claude/settings.json", '{\n  "permissions": {\n    "deny": "Bash(rm:*)"\n  }\n}\n', ":3:", "a list"),
+    (".claude/settings.json", '{\n  "permissions": {\n    "allow": [],\n    "deny": "Read(./.env)"\n  }\n}\n',
+     ":4:5", "a list"),  # located in the file as read, not as the allow edit before it left it
     (".claude/settings.json", '{\n  // mine\n  "permissions": {}\n}\n', ":2:3", "strict JSON"),
     (".claude/settings.json", '{\n  "permissions": {"deny": []},\n  "permissions": {}\n}\n', ":3:",
      "duplicated key"),
@@ -261,7 +263,8 @@ def test_a_file_of_the_wrong_shape_or_grammar_is_refused_and_nothing_changes(
     root = tmp_path / "home"
     (root / relative).parent.mkdir(parents=True, exist_ok=True)
     (root / relative).write_text(text)
-    body = {"mcpServers": {"github": {"command": "npx"}}, "permissions": {"deny": ["Read(./.env)"]},
+    body = {"mcpServers": {"github": {"command": "npx"}},
+            "permissions": {"allow": ["Bash(git status)", "Bash(git diff *)"], "deny": ["Read(./.env)"]},
             "targets": [{"client": "claude-code", "scope": "user", "root": str(root)},
                         {"client": "codex", "scope": "user", "root": str(root)}]}
     before = tree(root)

@@ -254,6 +254,7 @@ class JsonDocument:
     def __init__(self, text: str | None, source: str) -> None:
         self.crlf = _only_crlf(text)
         self.text = (text or "").replace("\r\n", "\n") if self.crlf else text or ""
+        self._read = self.text  # as read: what a refusal's line and column point into
         self.source = source
         self.rule = json_grammar(source)
         try:
@@ -288,7 +289,8 @@ class JsonDocument:
         self._value = self._load(self.text) if self.text.strip() else {}
 
     def where(self, path: Path_) -> tuple[int, int] | None:
-        return jsonc.locate(self.text, path)
+        """In the file as read (edits before a refusal move lines); else as edited."""
+        return jsonc.locate(self._read, path) or jsonc.locate(self.text, path)
 
     def render(self) -> str | None:
         if getattr(self, "_emptied", False) and not self._value:
