@@ -496,6 +496,29 @@ def test_a_users_file_and_its_empty_containers_outlive_the_reconcilers_items(
     assert json.loads((home / path).read_text()) == json.loads(before)
 
 
+@pytest.mark.parametrize(("client", "path", "before"), [
+    ("qwen-code", ".qwen/settings.json", '{\n  // my qwen settings\n  "general": {"vimMode": true},\n'
+     '  "permissions": {"deny": []},  // mine\n  "ui": {"theme": "GitHub"},\n  "mcpServers": {}\n}\n'),
+    ("claude-code", ".claude/settings.json", '{\n  "permissions": {\n    "deny": []\n  },\n'
+     '  "model": "opus"\n}\n'),
+    ("claude-code", ".claude.json", '{\n  "mcpServers": {},\n  "numStartups": 3\n}\n'),
+])
+def test_removing_the_reconcilers_items_gives_back_the_users_file_byte_for_byte(
+        runner: Runner, tmp_path: Path, client: str, path: str, before: str) -> None:
+    """The user's empty containers stay where they were, with their comments: they used to be
+    deleted with the reconciler's last item and put back, reformatted, at the end of the file."""
+    home = tmp_path / "home"
+    (home / path).parent.mkdir(parents=True)
+    (home / path).write_text(before)
+    target = [{"client": client, "scope": "user", "root": str(home)}]
+    first = runner(agent_config({"mcpServers": {"srv": {"command": "x"}}, "targets": target,
+                                 "permissions": {"deny": ["Bash(rm *)"], "allow": ["Read"]}}))
+    assert first.outcome is Outcome.SUCCEEDED, first.error
+    second = runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": target}))
+    assert second.outcome is Outcome.SUCCEEDED, second.error
+    assert (home / path).read_text() == before
+
+
 def test_a_file_the_reconciler_created_is_removed_when_it_holds_nothing_else(
         runner: Runner, tmp_path: Path) -> None:
     home = tmp_path / "home"

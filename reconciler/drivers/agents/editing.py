@@ -128,10 +128,12 @@ class FilePlanner:
 
     def __init__(self, *, file: str, doc: Document, tally: Tally, inventory: frozenset[str],
                  last: Mapping[str, Any], config: ConflictPolicyConfig,
-                 forced: Mapping[str, ConflictPolicy] | None = None) -> None:
+                 forced: Mapping[str, ConflictPolicy] | None = None,
+                 kept: frozenset[tuple[str, ...]] = frozenset()) -> None:
         self.file, self.doc, self.tally = file, doc, tally
         self.inventory, self.last, self.config = inventory, last, config
         self.forced: Mapping[str, ConflictPolicy] = forced or {}  # key → policy for this run
+        self.kept = kept  # the user's own containers (objects, lists): emptied in place, never deleted
         self.touched = False
 
     # --- keys -------------------------------------------------------------------------------
@@ -210,8 +212,28 @@ class FilePlanner:
             t.owned.add(key)
 
     def _write(self, pointer: tuple[str, ...], before: Any, after: Any) -> None:
-        write_value(self.doc, pointer, before, after)
+        if after is MISSING:
+            self._delete(pointer)
+        else:
+            write_value(self.doc, pointer, before, after)
         self.touched = True
+
+    def _delete(self, pointer: tuple[str, ...]) -> None:
+        """Delete the value at `pointer` with the parents that leaves empty, up to a container
+        of the user's: that one is emptied where it stands, with its comments around it (a
+        deletion then a re-creation would move it to the end of the file, reformatted)."""
+        for end in range(len(pointer) - 1, 0, -1):
+            ancestor = pointer[:end]
+            value = self.doc.get(ancestor)
+            alone = isinstance(value, Mapping) and list(value) == [pointer[end]]
+            if ancestor in self.kept:
+                if alone:
+                    self.doc.set(ancestor, {})
+                    return
+                break
+            if not alone:
+                break
+        self.doc.delete(pointer)
 
     # --- items of set-lists -----------------------------------------------------------------
 
@@ -304,8 +326,11 @@ class FilePlanner:
             edit = ListEdit(frozenset(remove), replace, tuple(append))
             if remove and not edit.applied(items):
                 # The reconciler took out the last items, all its own: the list goes, with the
-                # parents that leaves empty (no `"deny": []` left behind).
-                doc.delete(pointer)
+                # parents that leaves empty (no `"deny": []` left behind), unless it is the user's.
+                if pointer in self.kept:
+                    doc.set(pointer, [])
+                else:
+                    self._delete(pointer)
             else:
                 doc.edit_list(pointer, edit)
             self.touched = True

@@ -178,8 +178,13 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         if not isinstance(found, dict):  # first contact: what the file holds before any write
             pointers = [e.pointer for e in entries] + [parts.pointer for _, parts in pruned]
             found = tally.watermarks[f"{file}{FOUND}"] = _found(state, doc, pointers)
+        # A keyed value's own path is no container: a server taken over is the reconciler's
+        # to remove whole (`"github": {}` is no server); only its parents are the user's.
+        values = {e.pointer for e in entries if e.item is None}
+        values |= {parts.pointer for _, parts in pruned if parts.item is None}
+        kept = frozenset(tuple(path) for path, _ in found.get("containers", [])) - values
         planner = FilePlanner(file=file, doc=doc, tally=tally, inventory=inventory, last=last,
-                              config=config, forced=forced)
+                              config=config, forced=forced, kept=kept)
         lists: dict[tuple[str, ...], tuple[list[Entry], list[tuple[str, KeyParts]]]] = {}
         for entry in entries:
             if entry.item is not None:
@@ -194,11 +199,7 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
         for pointer, (declared, dropped) in lists.items():
             planner.plan_list(pointer, declared, dropped)
         if planner.touched:
-            # A keyed value's own path is no container: a server taken over is the reconciler's
-            # to remove whole (`"github": {}` is no server); only its parents are kept.
-            values = {e.pointer for e in entries if e.item is None}
-            values |= {parts.pointer for _, parts in pruned if parts.item is None}
-            _keep_found(doc, found, values)
+            _keep_found(doc, kept, found)
         # Render only an edited document: a serializer may normalise untouched files.
         after = doc.render() if planner.touched else state.text
         if after is None and found.get("exists") and fmt is not Format.TEXT:
@@ -268,12 +269,12 @@ def _found(state: FileState, doc: Document, pointers: list[tuple[str, ...]]) -> 
             "containers": [[list(path), kind] for path, kind in sorted(containers.items())]}
 
 
-def _keep_found(doc: Document, found: Mapping[str, Any], values: set[tuple[str, ...]]) -> None:
+def _keep_found(doc: Document, kept: frozenset[tuple[str, ...]], found: Mapping[str, Any]) -> None:
     """Put back, empty, a container the user had that removing the reconciler's own keys or
-    items took with it (a document deletes the parents a deletion leaves empty); never at
-    the path of one of `values`, the keys the reconciler writes whole."""
+    items took with it anyway (the planner empties them in place; a document deletes the
+    parents a deletion leaves empty)."""
     for path, kind in found.get("containers", []):
-        if tuple(path) not in values and doc.get(tuple(path)) is MISSING:
+        if tuple(path) in kept and doc.get(tuple(path)) is MISSING:
             doc.set(tuple(path), {} if kind == "object" else [])
 
 
