@@ -238,6 +238,19 @@ def bench_reconciler(reconciler: str, example: Path, runs: int) -> list[Measurem
         measurements.append(Measurement("plan (fresh home)", f"reconciler plan {SPEC_ARG}", figures))
 
     with Sandbox(example) as box:
+        # A long-used Claude Code home: `~/.claude.json` keeps every project's history (15 MB
+        # here, 3,000 projects); the reconciler edits its `mcpServers` among all that.
+        big = box.home / ".claude.json"
+        big.write_text(large_claude_json(), encoding="utf-8")
+        argv = [reconciler, "plan", SPEC_ARG]
+        measurements.append(Measurement(f"plan, {big.stat().st_size / 2**20:.0f} MB ~/.claude.json",
+                                        f"reconciler plan {SPEC_ARG}", timed(argv, box.project, box.env, runs)))
+        argv = [reconciler, "apply", SPEC_ARG]
+        checked(argv, box.project, box.env)
+        measurements.append(Measurement(f"no-op apply, {big.stat().st_size / 2**20:.0f} MB ~/.claude.json",
+                                        f"reconciler apply {SPEC_ARG}", timed(argv, box.project, box.env, runs)))
+
+    with Sandbox(example) as box:
         argv = [reconciler, "apply", SPEC_ARG]
         checked(argv, box.project, box.env)  # the initial apply, which writes everything
         before = box.written()
@@ -248,6 +261,17 @@ def bench_reconciler(reconciler: str, example: Path, runs: int) -> list[Measurem
             Measurement("no-op apply", f"reconciler apply {SPEC_ARG}", figures, files=len(before))
         )
     return measurements
+
+
+def large_claude_json(projects: int = 3000, prompts: int = 20) -> str:
+    """A `~/.claude.json` as Claude Code grows it: per project, its prompt history and state."""
+    body = {"numStartups": 812, "projects": {
+        f"/home/me/src/project-{p}": {
+            "allowedTools": [], "history": [{"display": f"prompt {p}.{i}: " + "x" * 200, "pastedContents": {}}
+                                            for i in range(prompts)],
+            "mcpContextUris": [], "hasTrustDialogAccepted": True, "lastCost": 0.42}
+        for p in range(projects)}, "mcpServers": {"mine": {"command": "mine-mcp"}}}
+    return json.dumps(body, indent=2) + "\n"
 
 
 # --- rulesync --------------------------------------------------------------------------------

@@ -82,3 +82,71 @@ def test_inserting_after_a_member_with_a_line_comment_keeps_the_comment_in_place
     out = jsonc.set_value(trailing, ("b",), 2)
     assert out == '{\n  "a": 1, // one\n  "b": 2,\n}\n'
     assert jsonc.delete_value(out, ("b",)) == trailing
+
+
+# --- reading only what an edit needs --------------------------------------------------------
+# A 15 MB `~/.claude.json` (years of project history) took 19 s to plan: every edit parsed the
+# whole file into nodes, twice. An edit now builds nodes only along its path (the rest read by
+# the standard library's C decoder), and plain JSON is loaded by it: both must give exactly
+# what the node-by-node parser gives.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KEYS = st.sampled_from(["a", "b", "mcpServers", "perm", "x y", "ü"])
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                        st.dictionaries(KEYS, inner, max_size=3)),
+                      max_leaves=12)
+DOCUMENTS = st.dictionaries(KEYS, VALUES, min_size=1, max_size=4)
+
+
+def _texts(document: dict[str, object]) -> list[str]:
+    """The document as users write it: pretty, minified, and with a comment (JSONC)."""
+    pretty = json.dumps(document, indent=2, ensure_ascii=False)
+    return [pretty, json.dumps(document, separators=(",", ":")), "// mine\n" + pretty]
+
+
+def _whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edits as they were: every parse builds the whole tree."""
+    parse = jsonc.parse
+    monkeypatch.setattr(jsonc, "parse", lambda text, **kw: parse(text, **{**kw, "along": None}))
+
+
+@settings(max_examples=150, deadline=None)
+@given(document=DOCUMENTS, path=st.lists(KEYS, min_size=1, max_size=3), value=VALUES)
+def test_an_edit_along_its_path_is_the_edit_of_the_whole_tree(document: dict[str, object], path: list[str],
+                                                              value: object) -> None:
+    at = tuple(path)
+    with pytest.MonkeyPatch.context() as patch:
+        _whole(patch)
+        expected = [(jsonc.set_value(t, at, value), jsonc.delete_value(t, at)) for t in _texts(document)]
+    assert [(jsonc.set_value(t, at, value), jsonc.delete_value(t, at)) for t in _texts(document)] == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(document=DOCUMENTS, path=st.lists(KEYS, min_size=1, max_size=2),
+       items=st.lists(st.text(max_size=4), max_size=3), remove=st.sets(st.integers(0, 3)))
+def test_an_array_edit_along_its_path_is_the_edit_of_the_whole_tree(
+        document: dict[str, object], path: list[str], items: list[str], remove: set[int]) -> None:
+    at = tuple(path)
+    for text in _texts(jsonc.loads(jsonc.set_value(json.dumps(document), at, ["k", 1, None, {"n": 2}]))):
+        with pytest.MonkeyPatch.context() as patch:
+            _whole(patch)
+            expected = jsonc.edit_array(text, at, remove=remove, append=items)
+        assert jsonc.edit_array(text, at, remove=remove, append=items) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"a": 1, "a": 2}', "duplicated key 'a'"),
+    ('{"a": NaN}', "expected a value, got 'N'"),
+    ('\ufeff{"a": 1}', None),
+    ('{"a": [1, 2,]}', "trailing commas are not allowed"),
+])
+def test_what_plain_json_loading_refuses_goes_to_the_parser_and_its_messages(text: str,
+                                                                             message: str | None) -> None:
+    if message is None:
+        assert jsonc.loads(text, grammar=jsonc.JSON) == {"a": 1}
+        return
+    with pytest.raises(jsonc.JsonSyntaxError, match=message):
+        jsonc.loads(text, grammar=jsonc.JSON)
