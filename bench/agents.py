@@ -242,13 +242,14 @@ def bench_reconciler(reconciler: str, example: Path, runs: int) -> list[Measurem
         # here, 3,000 projects); the reconciler edits its `mcpServers` among all that.
         big = box.home / ".claude.json"
         big.write_text(large_claude_json(), encoding="utf-8")
+        size = f"{big.stat().st_size / 2**20:.0f} MB ~/.claude.json"
         argv = [reconciler, "plan", SPEC_ARG]
-        measurements.append(Measurement(f"plan, {big.stat().st_size / 2**20:.0f} MB ~/.claude.json",
-                                        f"reconciler plan {SPEC_ARG}", timed(argv, box.project, box.env, runs)))
+        measurements.append(Measurement(f"plan, {size}", f"reconciler plan {SPEC_ARG}",
+                                        timed(argv, box.project, box.env, runs)))
         argv = [reconciler, "apply", SPEC_ARG]
         checked(argv, box.project, box.env)
-        measurements.append(Measurement(f"no-op apply, {big.stat().st_size / 2**20:.0f} MB ~/.claude.json",
-                                        f"reconciler apply {SPEC_ARG}", timed(argv, box.project, box.env, runs)))
+        measurements.append(Measurement(f"no-op apply, {size}", f"reconciler apply {SPEC_ARG}",
+                                        timed(argv, box.project, box.env, runs)))
 
     with Sandbox(example) as box:
         argv = [reconciler, "apply", SPEC_ARG]
