@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from reconciler.engine.events import Event, EventType
+from reconciler.engine.events import Event, EventType, failure_streak
 from reconciler.models.common import ObjectRef
 from reconciler.runtime.health import DaemonHealth
 from reconciler.structs.records import RunRecord
@@ -63,7 +63,8 @@ class Metrics:
                                   "When the object last reconciled successfully", labels, registry=r)
         self.consecutive_failures = Gauge("reconciler_consecutive_failures",
                                           "Failed runs in a row since the last run that ended well "
-                                          "(a tripped guard neither adds nor resets)", labels, registry=r)
+                                          "(a dry run or a tripped guard neither adds nor resets)", labels,
+                                          registry=r)
         self.run_started = Gauge("reconciler_run_started_timestamp_seconds",
                                  "When the run in progress started (absent when none runs)", labels,
                                  registry=r)
@@ -126,6 +127,9 @@ class Metrics:
             self.errors.labels(*labels, str(event.data.get("failure") or event.data.get("errorType")
                                             or outcome)).inc()
         self._not_running(labels)
+        before = self._streaks[labels]
+        self._streaks[labels] = streak = failure_streak(before, event)
+        self.consecutive_failures.labels(*labels).set(streak)
         if event.data.get("dryRun") or outcome == "planned":
             return
         if "durationSeconds" in event.data:
@@ -137,16 +141,11 @@ class Metrics:
                 count = int(event.data.get(status) or 0)
                 self.records.labels(*labels, status).inc(count)
                 self.last_records.labels(*labels, status).set(count)
-            if self._streaks[labels] > 0:
+            if before > 0:
                 self.recoveries.labels(*labels).inc()
-            self._streaks[labels] = 0
-            self.consecutive_failures.labels(*labels).set(0)
             self.last_success.labels(*labels).set(event.at.timestamp())
             self.drift.labels(*labels).set(0)
             self._clear_guard(labels)
-        elif outcome == "failed":
-            self._streaks[labels] += 1
-            self.consecutive_failures.labels(*labels).set(self._streaks[labels])
         elif outcome == "aborted":
             failure = str(event.data.get("failure") or "")
             guard = failure.removeprefix("guard:") if failure.startswith("guard:") else "unknown"

@@ -54,6 +54,21 @@ class Event:
                              EventType.DRIFT_DETECTED)
 
 
+def failure_streak(streak: int, event: Event) -> int:
+    """A target's failed runs in a row after `event`, `streak` before it: the one count the
+    metric (`reconciler_consecutive_failures`) and the alert rule both keep. A failed real run
+    adds one, a real run that ended well (succeeded, no-op) resets it. A dry run (a plan, failed
+    or not) writes nothing, so it says nothing about the target: it neither adds nor resets;
+    neither does a tripped guard (nothing written, alerted on its own) or a cancelled run."""
+    if event.data.get("dryRun") or event.type == EventType.RUN_PLANNED:
+        return streak
+    if event.type == EventType.RUN_FAILED:
+        return streak + 1
+    if event.type in (EventType.RUN_SUCCEEDED, EventType.RUN_NOOP):
+        return 0
+    return streak
+
+
 class EventMessage(BaseModel):
     """An event on the wire: the one format of the API's SSE and WebSocket streams, the
     Redis stream and MQTT (camelCase; `at` in ISO 8601 with its offset)."""

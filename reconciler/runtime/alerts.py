@@ -6,9 +6,11 @@ decide. Every alert has a severity, after the AED design's alert plan: `critical
 channel at once), `warning` (at once, or held for the daily summary when one is set) and
 `info` (the daily summary itself). The rules:
 
-- **consecutive failures** (critical): the N-th failed run (`RunFailed`) in a row of one
-  target alerts once; a run that ends well (succeeded, no-op, planned) resets the streak
-  and re-arms the rule. A tripped guard neither extends nor resets the streak.
+- **consecutive failures** (critical): the N-th failed real run (`RunFailed`) in a row of
+  one target alerts once; a real run that ends well (succeeded, no-op) resets the streak and
+  re-arms the rule. A dry run (a plan, failed or not) and a tripped guard neither extend nor
+  reset it: the streak is `events.failure_streak`, the one the metric
+  `reconciler_consecutive_failures` keeps.
 - **guard tripped** (critical): a guard stopped a run before anything was written
   (`GuardTripped`): possible data corruption (every coordinate NULL, a mass delete), for a
   person to review.
@@ -46,7 +48,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import structlog
 
-from reconciler.engine.events import Event, EventBus, EventType
+from reconciler.engine.events import Event, EventBus, EventType, failure_streak
 from reconciler.models import ObjectRef
 from reconciler.runtime.health import ComponentHealth
 
@@ -231,17 +233,15 @@ class AlertRules:
         def alert(rule: Rule, title: str, detail: str) -> None:
             alerts.append(Alert(rule, target, title, detail, event.run_id, event.at))
 
-        if event.type == EventType.RUN_FAILED:
-            streak = self._streaks.get(target, 0) + 1
+        before = self._streaks.pop(target, 0)
+        streak = failure_streak(before, event)
+        if streak:
             self._streaks[target] = streak
-            if streak == self.consecutive_failures:
-                alert("consecutive-failures", f"{target.short} failed {streak} runs in a row", event.message)
-        elif event.type in RUN_ENDED_WELL:
-            streak = self._streaks.pop(target, 0)
-            if streak and event.type != EventType.RUN_PLANNED:
-                how = " (retries)" if data.get("trigger") == "schedule" else ""
-                alert("recovered", f"{target.short} recovered after {streak} failed run(s){how}",
-                      event.message)
+        if streak > before and streak == self.consecutive_failures:
+            alert("consecutive-failures", f"{target.short} failed {streak} runs in a row", event.message)
+        elif before and not streak:
+            how = " (retries)" if data.get("trigger") == "schedule" else ""
+            alert("recovered", f"{target.short} recovered after {before} failed run(s){how}", event.message)
         elif event.type == EventType.GUARD_TRIPPED and self.on_guard:
             alert("guard-tripped", f"{target.short}: possible data corruption, a guard stopped the run "
                                    "(nothing was written; review before the next run)", event.message)

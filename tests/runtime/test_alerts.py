@@ -258,3 +258,35 @@ def test_the_next_summary_is_the_next_time_of_day_in_its_zone() -> None:
     # Exactly at 09:00 Seoul: the next one is tomorrow's.
     assert next_summary(datetime(2026, 3, 2, 0, 0, tzinfo=UTC), time(9, 0), seoul) == \
         datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+
+
+# --- dry runs and the failure streak: the rule counts what the metric counts ----------------
+
+
+def streak_of(events: Sequence[Event]) -> float | None:
+    """`reconciler_consecutive_failures` after `events`, as the daemon's metrics count it."""
+    from reconciler.api.metrics import Metrics
+
+    metrics = Metrics()
+    for event in events:
+        metrics.observe(event)
+    labels = {"kind": "RbacMapping", "namespace": "default", "name": "team-roles"}
+    return metrics.registry.get_sample_value("reconciler_consecutive_failures", labels)
+
+
+def test_a_failed_dry_run_does_not_extend_the_failure_streak(webhook: Webhook) -> None:
+    failed = finished(EventType.RUN_FAILED, outcome="failed")
+    dry_failed = finished(EventType.RUN_FAILED, outcome="failed", run_id="dry", dryRun=True)
+    events = [failed, failed, dry_failed]
+    deliver(events, url=webhook.url)
+    assert streak_of(events) == 2
+    assert webhook.bodies == []  # two real runs failed, not three
+
+
+def test_a_successful_dry_run_does_not_reset_the_failure_streak(webhook: Webhook) -> None:
+    failed = finished(EventType.RUN_FAILED, outcome="failed")
+    planned = finished(EventType.RUN_PLANNED, outcome="planned", run_id="dry", dryRun=True)
+    events = [failed, failed, planned, failed]
+    deliver(events, url=webhook.url)
+    assert streak_of(events) == 3
+    assert webhook.texts() == ["[critical] RbacMapping/team-roles failed 3 runs in a row: failed: …"]
