@@ -39,8 +39,7 @@ class RunLog(Protocol):
 
     def finish_run(self, result: RunResult, *, changes: Sequence[Change] = (),
                    owned_added: Iterable[str] = (), owned_removed: Iterable[str] = (),
-                   watermarks: Mapping[str, str] | None = None,
-                   warnings: Sequence[str] = ()) -> None: ...
+                   watermarks: Mapping[str, str] | None = None) -> None: ...
 
 
 class EventLog(Protocol):

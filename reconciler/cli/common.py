@@ -205,7 +205,7 @@ def show_applied(results: list[RunResult]) -> None:
             f"{result.target.short}: {result.outcome} ({summary}) "
             f"in {result.duration_seconds:.2f}s [run {result.run_id}]"
         )
-        for warning in result.plan.warnings if result.plan else ():
+        for warning in result.warnings:
             typer.echo(f"  ! {warning}")
         for key in result.reverted:
             typer.echo(f"  ↺ reverted {key}: it was changed outside the reconciler; the spec's value is "
@@ -220,19 +220,17 @@ def show_applied(results: list[RunResult]) -> None:
 
 
 def applied_json(result: RunResult) -> dict[str, Any]:
-    """One run for `apply -o json`: what it did (`counts`) and, when planned, what it planned."""
-    from reconciler.structs.plans import Counts
+    """One run for `apply -o json`: the run as recorded (`RunRecord.of`, what `history --run
+    ID -o json` and the API show: its counts and warnings) and, when planned, its plan's counts."""
+    from reconciler.structs.records import RunRecord
 
-    ref = result.target
-    wrote = not result.dry_run and str(result.outcome) in ("succeeded", "noop")
-    counts = result.counts if wrote else Counts()  # a plan, a failed or aborted run wrote nothing
+    run = RunRecord.of(result)
     return {
-        "kind": ref.kind, "namespace": ref.namespace, "name": ref.name, "runId": result.run_id,
-        "outcome": str(result.outcome), "dryRun": result.dry_run, "mode": str(result.mode),
-        "durationSeconds": round(result.duration_seconds, 3), "counts": counts.as_dict(),
+        "kind": run.kind, "namespace": run.namespace, "name": run.name, "runId": run.id,
+        "outcome": run.outcome, "dryRun": run.dry_run, "mode": run.mode,
+        "durationSeconds": round(result.duration_seconds, 3), "counts": run.counts,
         "planned": result.plan.counts.as_dict() if result.plan is not None else None,
-        "warnings": list(result.plan.warnings) if result.plan is not None else [],
-        "error": result.error, "failure": result.failure,
+        "warnings": run.warnings, "error": run.error, "failure": result.failure,
     }
 
 

@@ -267,7 +267,7 @@ class Orchestrator:
             dry_run=ctx.dry_run, outcome=outcome, counts=counts, started_at=started,
             finished_at=datetime.now(UTC), revision=ctx.revision, plan=plan, error=error,
             error_type=error_type, generation=obj.metadata.generation, unexpected=unexpected,
-            failure=failure,
+            failure=failure, warnings=tuple(secrets.scrub(w) for w in warnings),
         )
         recorded = plan.changes if plan is not None and outcome is not Outcome.NOOP else ()
         if record:
@@ -276,7 +276,6 @@ class Orchestrator:
                 owned_added=applied.owned_added if applied else (),
                 owned_removed=applied.owned_removed if applied else (),
                 watermarks=applied.watermarks if applied else None,
-                warnings=[secrets.scrub(w) for w in warnings],
             )
         self._announce(result, record)
         return result

@@ -25,7 +25,7 @@ from reconciler.store import tables as t
 from reconciler.store.migrating import ensure_schema
 from reconciler.store.urls import normalise_url, parse_store_url, prepare_sqlite_folder
 from reconciler.structs.jsonable import jsonable
-from reconciler.structs.plans import Change, Counts
+from reconciler.structs.plans import Change
 from reconciler.structs.records import ChangeRecord, RunRecord
 from reconciler.structs.runs import RunResult
 from reconciler.structs.schedules import ScheduleState
@@ -153,18 +153,17 @@ class Store:
     def finish_run(
         self, result: RunResult, *, changes: Sequence[Change] = (),
         owned_added: Iterable[str] = (), owned_removed: Iterable[str] = (),
-        watermarks: Mapping[str, str] | None = None, warnings: Sequence[str] = (),
+        watermarks: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a run's end with its changes, inventory and watermarks, atomically."""
-        c: Counts = result.counts
+        """Record a run's end with its changes, inventory and watermarks, atomically. The
+        run's row is `RunRecord.of(result)`, as `apply -o json` shows the run."""
+        record = RunRecord.of(result)
         target = result.target
         with self.engine.begin() as conn:
             conn.execute(update(t.runs).where(t.runs.c.id == result.run_id).values(
-                outcome=str(result.outcome), created=c.created, updated=c.updated,
-                deleted=c.deleted, unchanged=c.unchanged, invalid=c.invalid,
-                finished_at=result.finished_at, duration_seconds=result.duration_seconds,
-                error=result.error, error_type=result.error_type, warnings=list(warnings),
-                drift=list(dict.fromkeys((*result.drift, *result.reverted))),
+                outcome=record.outcome, **record.counts, finished_at=record.finished_at,
+                duration_seconds=record.duration_seconds, error=record.error,
+                error_type=record.error_type, warnings=record.warnings, drift=record.drift,
             ))
             if changes:
                 conn.execute(insert(t.changes), [

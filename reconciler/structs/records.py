@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.models import ObjectRef
+from reconciler.structs.runs import RunResult
 
 
 class RunRecord(BaseModel):
@@ -41,6 +42,20 @@ class RunRecord(BaseModel):
     @property
     def target(self) -> ObjectRef:
         return ObjectRef(self.kind, self.namespace, self.name)
+
+    @classmethod
+    def of(cls, result: RunResult) -> RunRecord:
+        """A run's result as the store records it: the one report of a run, which `history`,
+        the API and `apply -o json` all show (its counts, warnings and drift)."""
+        ref = result.target
+        return cls(
+            id=result.run_id, kind=ref.kind, namespace=ref.namespace, name=ref.name,
+            trigger=str(result.trigger), mode=str(result.mode), dry_run=result.dry_run,
+            revision=result.revision, generation=result.generation, outcome=str(result.outcome),
+            counts=result.counts.as_dict(), started_at=result.started_at, finished_at=result.finished_at,
+            duration_seconds=result.duration_seconds, error=result.error, error_type=result.error_type,
+            warnings=list(result.warnings), drift=list(dict.fromkeys((*result.drift, *result.reverted))),
+        )
 
 
 class ChangeRecord(BaseModel):

@@ -64,6 +64,9 @@ class RunResult:
     failure: str | None = None
     """The failure class of a run that did not end well (`source_unavailable`, `auth`,
     `validation`, `guard:maxDeletes`, `database`, ...: see `engine.classifying`)."""
+    warnings: tuple[str, ...] = ()
+    """The run's warnings as recorded: the plan's, the apply's and, for a run that applied
+    nothing of its plan, `planned, not applied: ...` (scrubbed of the run's secrets)."""
 
     def __post_init__(self) -> None:
         # Every front end, the store and the events show `error`: URL userinfo and every
