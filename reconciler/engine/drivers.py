@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+import structlog
+
 from reconciler.errors import NoDriverError
 from reconciler.loading.secrets import SecretResolver
 from reconciler.models import Mode, ObjectRef, Resource
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from reconciler.engine.guards import Guard
     from reconciler.ports import TargetStore
     from reconciler.structs.records import RunRecord
+
+log = structlog.get_logger("reconciler.run")
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """(task description, units done so far, total or None)."""
@@ -59,9 +63,16 @@ class TargetState:
         return self.store.save_snapshots(self.run_id, self.target, items)
 
     def save_rejects(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """The rows the run refused (dicts with key, stage, rule, column, message, content),
+        recorded with the run; each is also logged at DEBUG (`item rejected`: key, stage, rule,
+        column, problem; never its content), every one of them and as it is stored, so that the
+        log matches `history --run ID` without a second copy of tens of thousands of rows."""
+        logged = _logged_rejects(rows)
         if not self.recorded:
+            for _ in logged:
+                pass
             return 0
-        return self.store.save_rejects(self.run_id, rows)
+        return self.store.save_rejects(self.run_id, logged)
 
     def snapshots_of(self, run_id: str) -> list[tuple[str, Any]]:
         return self.store.snapshots(run_id)
@@ -80,6 +91,14 @@ class TargetState:
     def rejected_proposals(self) -> dict[str, str]:
         """key → the id of its rejected proposal (the spec is re-imposed while it matches)."""
         return self.store.rejected_proposals(self.target)
+
+
+def _logged_rejects(rows: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    debug = log.bind().debug  # resolved once: at INFO and above each call is a no-op
+    for row in rows:
+        debug("item rejected", key=row.get("key"), stage=row["stage"], rule=row["rule"],
+              column=row["column"], problem=row["message"])
+        yield row
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,15 +353,12 @@ class Orchestrator:
 
 
 def _log_detail(result: RunResult) -> None:
-    """Per-item detail at DEBUG (dropped cheaply at other levels): each planned change (the
-    plan's sample on large sets) and each rejected item the plan lists, by key, rule and
-    column (never the item's content; every rejected row is in the run's history)."""
+    """Each planned change at DEBUG (dropped cheaply at other levels; the plan's sample on
+    large sets). Rejected items are logged as the driver hands them to the run, every one
+    (`TargetState.save_rejects`), not from the plan's short sample of them."""
     plan = result.plan
     if plan is None:
         return
     for change in plan.changes:
         log.debug("item planned", action=str(change.action), key=change.key, item=change.item,
                   fields=[f.path for f in change.fields][:50])
-    for reject in plan.presentation.rejects:
-        log.debug("item rejected", key=reject.key, stage=reject.stage, rule=reject.rule,
-                  column=reject.column, problem=reject.message)
