@@ -13,6 +13,7 @@ from reconciler.drivers import default_registry
 from reconciler.engine.drivers import DriverRegistry
 from reconciler.engine.events import EventBus
 from reconciler.engine.orchestrator import Orchestrator
+from reconciler.engine.overruns import DurationLimits
 from reconciler.loading.secrets import SecretResolver
 from reconciler.settings import Settings
 from reconciler.store.repository import Store
@@ -42,5 +43,7 @@ def open_runtime(settings: Settings, *, drivers: DriverRegistry | None = None,
     store = Store.open(settings.store_url(), sqlite_synchronous=settings.sqlite_synchronous)
     bus = EventBus()
     orchestrator = Orchestrator(store=store, drivers=drivers, bus=bus,
-                                lock_timeout=settings.lock_timeout_seconds, secrets=secrets)
+                                lock_timeout=settings.lock_timeout_seconds, secrets=secrets,
+                                duration_limits=DurationLimits(settings.alert_slow_run_seconds,
+                                                               settings.alert_long_run_seconds))
     return Runtime(settings, store, drivers, bus, orchestrator)

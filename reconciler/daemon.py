@@ -341,7 +341,7 @@ class Daemon:
         def after_run(event: Any) -> None:
             # Only files the run wrote change their known fingerprint, and to what it wrote; a
             # run that wrote nothing leaves them, so an edit made during it is still news.
-            if event.run_id and event.type != "RunStarted":
+            if event.run_id and event.type not in ("RunStarted", "RunStillRunning"):
                 written = written_by(event.run_id)
                 for path, ref in self._watched().items():
                     if ref == event.target and path in written:

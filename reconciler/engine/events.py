@@ -1,7 +1,8 @@
 """The in-process event bus: every run announces itself to whoever listens.
 
-The orchestrator publishes an `Event` when a run starts and when it ends (succeeded,
-no-op, planned, aborted by a guard, failed, cancelled). Subscribers are plain callables (the store
+The orchestrator publishes an `Event` when a run starts, when it is still going past a
+duration threshold, and when it ends (succeeded, no-op, planned, aborted by a guard, failed,
+cancelled). Subscribers are plain callables (the store
 writer, the CLI, later the Redis and MQTT publishers and the SSE stream); a subscriber
 that raises is logged and dropped from that delivery, never allowed to fail the run.
 """
@@ -32,6 +33,7 @@ class EventType:
     RUN_PLANNED = "RunPlanned"
     RUN_FAILED = "RunFailed"
     RUN_CANCELLED = "RunCancelled"
+    RUN_STILL_RUNNING = "RunStillRunning"  # past a duration threshold (slow, long), still going
     GUARD_TRIPPED = "GuardTripped"
     DRIFT_DETECTED = "DriftDetected"
     SYNC_DECISION = "SyncDecision"  # two-way sync: a hand edit accepted, overwritten or proposed
@@ -51,7 +53,7 @@ class Event:
     @property
     def warning(self) -> bool:
         return self.type in (EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.GUARD_TRIPPED,
-                             EventType.DRIFT_DETECTED)
+                             EventType.DRIFT_DETECTED, EventType.RUN_STILL_RUNNING)
 
 
 def failure_streak(streak: int, event: Event) -> int:

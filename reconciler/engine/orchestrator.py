@@ -4,7 +4,8 @@
 records the run as started, builds the `RunContext`, then calls the driver's observe and
 diff, runs the guards, applies (unless it is a dry run or there is nothing to do), and
 records the end of the run with its changes, the inventory of owned keys and the
-watermarks in one store transaction. It publishes events on the bus at start and end.
+watermarks in one store transaction. It publishes events on the bus at start and end, and
+while a run still goes past a duration threshold (a WARNING too: see overruns.py).
 
 Failures never escape: a driver error, a guard, an unreachable target or a lock timeout
 all give a `RunResult` with the outcome and the error recorded, so a scheduler or an API
@@ -42,6 +43,7 @@ from reconciler.engine.drivers import (
 from reconciler.engine.events import Event, EventBus, EventType
 from reconciler.engine.failures import summarize_unexpected
 from reconciler.engine.guards import Guard, NeverWeaken
+from reconciler.engine.overruns import DurationLimits, Threshold, watch_duration
 from reconciler.errors import GuardAborted, ReconcilerError
 from reconciler.loading.secrets import SecretResolver
 from reconciler.logs import scrubbing
@@ -77,12 +79,14 @@ class Orchestrator:
         guards: Sequence[Guard] = (),
         lock_timeout: float = 600.0,
         secrets: Callable[[], SecretResolver] = SecretResolver,
+        duration_limits: DurationLimits | None = None,
     ) -> None:
         self.store = store
         self.drivers = drivers
         self.bus = bus or EventBus()
         self.guards = tuple(guards)
         self.lock_timeout = lock_timeout
+        self.duration_limits = duration_limits or DurationLimits()
         self._secrets = secrets
 
     def rollback_point(self, target: ObjectRef, to: str) -> str:
@@ -153,7 +157,14 @@ class Orchestrator:
                         revision=revision, state=TargetState(self.store, target, run_id, recorded=record),
                         progress=progress, log=log, rollback_to=rollback_to, verify=verify,
                     )
-                    return await self._reconcile(ctx, started, record, tuple(guards))
+                    def overrun(threshold: Threshold, seconds: float) -> None:
+                        self._still_running(record, ctx, threshold, seconds)
+
+                    disarm = watch_duration(self.duration_limits, overrun)
+                    try:
+                        return await self._reconcile(ctx, started, record, tuple(guards))
+                    finally:
+                        disarm()
             except asyncio.CancelledError:
                 self._fail_recorded(run_id, obj, trigger, mode, dry_run, revision, started,
                                     "run cancelled before it finished (the daemon was stopped)",
@@ -306,6 +317,15 @@ class Orchestrator:
             log.exception("could not record the failed run")
         self._announce(result)
         return result
+
+    def _still_running(self, record: bool, ctx: RunContext, threshold: Threshold, seconds: float) -> None:
+        """The run passed a duration threshold (see `overruns`): a WARNING and an event."""
+        message = f"run still going after {seconds:g} s"
+        log.warning(message, threshold=threshold, seconds=seconds, dry_run=ctx.dry_run)
+        self._publish(record, Event(EventType.RUN_STILL_RUNNING, ctx.obj.ref, ctx.run_id,
+                                    "SlowRun" if threshold == "slow" else "LongRun", message,
+                                    {"threshold": threshold, "seconds": seconds, "dryRun": ctx.dry_run,
+                                     "trigger": str(ctx.trigger)}))
 
     def _announce(self, result: RunResult, record: bool = True) -> None:
         c = result.counts

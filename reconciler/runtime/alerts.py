@@ -16,7 +16,8 @@ channel at once), `warning` (at once, or held for the daily summary when one is 
   person to review.
 - **long run** (critical) and **slow run** (warning): a run still going, or finished,
   after `long_run_seconds` (default 1 h) or `slow_run_seconds` (45 min). A running run is
-  reported when it passes the threshold, not only once it ends; once per run.
+  reported when it passes the threshold (the orchestrator's `RunStillRunning`, see
+  engine/overruns.py, which also logs it), not only once it ends; once per run.
 - **rows rejected** (warning): a run that ended well but left rows out because they
   failed validation ("50 of 1000 rows rejected").
 - **recovered** (warning): a run that ended well after failed ones (a retry worked).
@@ -170,7 +171,6 @@ class AlertRules:
         self._streaks: dict[ObjectRef, int] = {}
         self._day: dict[ObjectRef, _Day] = {}
         self._held: list[Alert] = []  # warnings kept for the daily summary
-        self._running: dict[str, list[asyncio.TimerHandle]] = {}  # run id -> threshold timers
         self._reported: dict[str, set[Rule]] = {}  # run id -> duration rules already sent
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
@@ -202,10 +202,6 @@ class AlertRules:
             self._unsubscribe()
             self._unsubscribe = None
         await asyncio.sleep(0)  # events handed over just before are evaluated first
-        for handles in self._running.values():
-            for handle in handles:
-                handle.cancel()
-        self._running.clear()
         if self._summary_task is not None:
             self._summary_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -245,6 +241,15 @@ class AlertRules:
         elif event.type == EventType.GUARD_TRIPPED and self.on_guard:
             alert("guard-tripped", f"{target.short}: possible data corruption, a guard stopped the run "
                                    "(nothing was written; review before the next run)", event.message)
+        elif event.type == EventType.RUN_STILL_RUNNING:
+            rule: Rule = "long-run" if data.get("threshold") == "long" else "slow-run"
+            sent = self._reported.setdefault(event.run_id or "", set())
+            # Once per run and rule; after the critical one the warning adds nothing.
+            if rule in dict(self._duration_rules()) and not sent & {rule, "long-run"}:
+                sent.add(rule)
+                seconds = float(data.get("seconds") or 0)
+                alert(rule, f"{target.short}: a run has been going for more than {seconds:g} s",
+                      "still running")
 
         invalid = data.get("invalid") or 0
         if (event.type in (EventType.RUN_SUCCEEDED, EventType.RUN_NOOP) and not data.get("dryRun")
@@ -313,29 +318,7 @@ class AlertRules:
                 self._loop.call_soon_threadsafe(self._handle, event)
 
     def _handle(self, event: Event) -> None:
-        if event.type == EventType.RUN_STARTED and event.run_id:
-            self._arm(event)
-        elif event.type in RUN_FINISHED and event.run_id in self._running:
-            for handle in self._running.pop(event.run_id or ""):
-                handle.cancel()
         self._enqueue(self.evaluate(event))
-
-    def _arm(self, event: Event) -> None:
-        """Timers that report a run still going when it passes each duration threshold."""
-        assert self._loop is not None and event.run_id is not None
-        run_id = event.run_id
-        handles = []
-        for rule, limit in self._duration_rules():
-            def fire(rule: Rule = rule, limit: float = limit) -> None:
-                sent = self._reported.setdefault(run_id, set())
-                if "long-run" in sent:
-                    return  # the critical one was sent: the warning adds nothing
-                sent.add(rule)
-                self._enqueue([Alert(rule, event.target, f"{event.target.short}: a run has been going for "
-                                     f"more than {limit:g} s", "still running", run_id,
-                                     datetime.now(UTC))])
-            handles.append(self._loop.call_later(limit, fire))
-        self._running[run_id] = handles
 
     def _enqueue(self, alerts: list[Alert]) -> None:
         for alert in alerts:

@@ -190,25 +190,27 @@ def test_finished_runs_over_45_minutes_warn_and_over_an_hour_are_critical(webhoo
         "[critical] RbacMapping/team-roles: a run took 3700 s (more than 3600 s): outcome succeeded"]
 
 
-def test_a_run_still_going_is_reported_when_it_passes_each_threshold(webhook: Webhook) -> None:
-    async def scenario() -> None:
-        bus = EventBus()
-        alerts = AlertRules(bus, webhook_url=webhook.url, retry_delay=0.01, slow_run_seconds=0.05,
-                            long_run_seconds=0.2)
-        await alerts.start()
-        bus.publish(Event(EventType.RUN_STARTED, ref(), run_id="long"))
-        deadline = asyncio.get_running_loop().time() + 30
-        while len(webhook.bodies) < 2 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
-        # It ends: already reported, so no third alert about its duration.
-        bus.publish(finished(EventType.RUN_SUCCEEDED, outcome="succeeded", run_id="long",
-                             durationSeconds=0.3))
-        await alerts.close()
+def still_running(threshold: str, seconds: float, run_id: str = "long") -> Event:
+    """What the orchestrator publishes when a run passes a duration threshold (engine/overruns.py)."""
+    return Event(EventType.RUN_STILL_RUNNING, ref(), run_id=run_id, reason="SlowRun",
+                 message=f"run still going after {seconds:g} s",
+                 data={"threshold": threshold, "seconds": seconds})
 
-    asyncio.run(scenario())
+
+def test_a_run_still_going_is_reported_when_it_passes_each_threshold(webhook: Webhook) -> None:
+    deliver([Event(EventType.RUN_STARTED, ref(), run_id="long"), still_running("slow", 0.05),
+             still_running("long", 0.2),
+             # It ends: already reported, so no third alert about its duration.
+             finished(EventType.RUN_SUCCEEDED, outcome="succeeded", run_id="long", durationSeconds=0.3)],
+            url=webhook.url, slow_run_seconds=0.05, long_run_seconds=0.2)
     assert webhook.texts() == [
         "[warning] RbacMapping/team-roles: a run has been going for more than 0.05 s: still running",
         "[critical] RbacMapping/team-roles: a run has been going for more than 0.2 s: still running"]
+
+
+def test_a_run_still_going_is_not_reported_when_its_rule_is_off(webhook: Webhook) -> None:
+    deliver([still_running("slow", 2700.0)], url=webhook.url, slow_run_seconds=0)
+    assert webhook.bodies == []
 
 
 def test_a_scheduled_run_that_recovers_after_retries_says_so(webhook: Webhook) -> None:

@@ -381,3 +381,27 @@ def test_a_commit_whose_specs_do_not_load_is_reported_by_readyz_and_status(serve
          what="the fixed commit to load")
     body = httpx.get(f"{daemon.base}/readyz", timeout=10).json()
     assert body["specs"]["error"] is None and body["status"] == "ok", body
+
+
+# --- a run past the slow and long thresholds is a WARNING in the log, webhook or not ----------
+
+
+def test_a_run_still_going_past_each_threshold_is_a_warning_in_the_log(serve, tmp_path: Path) -> None:
+    target = tmp_path / "slow.json"
+    env = {"RECONCILER_LOG_FORMAT": "json", "RECONCILER_ALERT_SLOW_RUN_SECONDS": "1",
+           "RECONCILER_ALERT_LONG_RUN_SECONDS": "2"}  # and no RECONCILER_ALERT_WEBHOOK_URL
+    daemon = serve("--specs", str(specs_dir(tmp_path, kv_spec("slow", target, {"a": "1"}, delay=FOREVER))),
+                   "--grace", "1s", env=env)
+
+    def warnings() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+        return [e for e in lines if e["event"].startswith("run still going")]
+
+    seen = poll(lambda: len(warnings()) >= 2 and warnings(), what="both thresholds to pass")
+    [run] = [r for r in daemon.runs() if r.outcome == "running"]
+    assert [e["event"] for e in seen] == ["run still going after 1 s", "run still going after 2 s"]
+    assert [e["threshold"] for e in seen] == ["slow", "long"]
+    assert all(e["level"] == "warning" and e["run_id"] == run.id and e["kind"] == "KeyValueStore"
+               and e["name"] == "slow" and e["namespace"] == "default" for e in seen), seen
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.exited() == 0, daemon.log()
