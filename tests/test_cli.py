@@ -319,3 +319,21 @@ def test_a_rejected_row_without_a_key_is_named_as_such(capsys: pytest.CaptureFix
               "message": "the key column is empty"}
     _show_run_detail(RunDetail(run=run, changes=[], rejects=[reject]))
     assert "✗ rejected (a row without a key): format.required (equipment_serial)" in capsys.readouterr().out
+
+
+def test_with_json_logs_every_line_on_stderr_is_json_errors_included(cli, tmp_path: Path) -> None:
+    """A log collector reads stderr as JSON lines: an error used to come out as a plain
+    `error: …` line among them, which it cannot parse (and so drops or chokes on)."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path / "kv.json", {"a": "1"}).replace("data:", "dataa:"))
+    invalid = cli("--log-format", "json", "apply", "specs")
+    (specs / "kv.yaml").write_text(kv_spec(tmp_path, {"a": "1"}))  # a directory: the run fails
+    failed = cli("--log-format", "json", "apply", "specs")
+    missing = cli("--log-format", "json", "history", "--run", "zzzz")
+    for result in (invalid, failed, missing):
+        assert result.returncode == 1, result.stderr
+        events = [json.loads(line) for line in result.stderr.splitlines()]  # each line is JSON
+        errors = [e for e in events if e["level"] == "error"]
+        assert errors, events
+    assert any("dataa" in e.get("error", "") for e in map(json.loads, invalid.stderr.splitlines()))

@@ -65,18 +65,31 @@ def current_settings() -> Settings:
     return cli_state.get("settings") or Settings()
 
 
-def abort(message: str, code: int = 1) -> typer.Exit:
+def say_error(message: str, **fields: Any) -> None:
+    """An error for the person at the terminal (`error: …` on stderr) or, with
+    `--log-format json`, for the log collector: one JSON event at level error, so that
+    stderr stays JSON lines. Secrets are masked either way."""
     from reconciler.redaction import redact
 
-    typer.echo(f"error: {redact(message)}", err=True)
+    if current_settings().log_format == "json":
+        import structlog
+
+        structlog.get_logger("reconciler.cli").error("command failed", error=message, **fields)
+    else:
+        typer.echo(f"error: {redact(message)}", err=True)
+
+
+def abort(message: str, code: int = 1) -> typer.Exit:
+    say_error(message)
     raise typer.Exit(code)
 
 
 def report_error(exc: ReconcilerError) -> typer.Exit:
     if isinstance(exc, SpecError):
         for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-        typer.echo(f"{len(exc.problems)} problem(s); nothing was applied.", err=True)
+            say_error(str(problem))
+        if current_settings().log_format != "json":
+            typer.echo(f"{len(exc.problems)} problem(s); nothing was applied.", err=True)
         raise typer.Exit(1)
     return abort(str(exc))
 
@@ -239,7 +252,8 @@ def print_failures(results: list[RunResult]) -> bool:
     for result in results:
         if not result.outcome.ok:
             failed = True
-            typer.echo(f"error: {result.target.short}: {result.outcome}: {result.error}", err=True)
+            say_error(f"{result.target.short}: {result.outcome}: {result.error}",
+                      kind=result.target.kind, namespace=result.target.namespace, name=result.target.name)
     return failed
 
 

@@ -29,6 +29,7 @@ from reconciler.cli.common import (
     print_failures,
     reconcile_specs,
     report_error,
+    say_error,
     secret_from_env,
     show_applied,
     show_plans,
@@ -146,7 +147,7 @@ def _plan_review(path: Path, base: str | None, head: str | None, fmt: PlanFormat
         typer.echo(render_review_text(review, max_changes=max_changes, color=sys.stdout.isatty()))
     for target in review.targets:
         if target.failed and target.result is not None:
-            typer.echo(f"error: {target.change.ref.short}: {target.result.error}", err=True)
+            say_error(f"{target.change.ref.short}: {target.result.error}")
     if review.errors:
         raise typer.Exit(1)
     if detailed_exitcode and review.changed:
@@ -344,5 +345,5 @@ def _run_on_server(server: str, target: str, *, token_env: str, wait: bool, time
     for warning in run.get("warnings") or ():
         typer.echo(f"  ! {warning}")
     if not answer.get("ok"):
-        typer.echo(f"error: {ref.short}: {answer['outcome']}: {answer.get('error')}", err=True)
+        say_error(f"{ref.short}: {answer['outcome']}: {answer.get('error')}")
         raise typer.Exit(1)
