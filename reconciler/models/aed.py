@@ -29,6 +29,7 @@ from reconciler.models.common import (
     HttpUrlText,
     Resource,
     SecretRef,
+    ShareThreshold,
     SpecModel,
     SqlIdentifier,
     Threshold,
@@ -285,7 +286,7 @@ class PostSyncValidation(FailRunRule):
 
     max_inserted: Threshold | None = Field(default=None, description="Most rows inserted.")
     max_updated: Threshold | None = Field(default=None, description="Most rows updated.")
-    max_deleted: Threshold | None = Field(default=None, description="Most rows deleted/marked.")
+    max_deleted: ShareThreshold | None = Field(default=None, description="Most rows deleted/marked.")
 
     @model_validator(mode="after")
     def _fail_run_only(self) -> PostSyncValidation:
@@ -312,7 +313,7 @@ class AedGuards(SpecModel):
 
     max_row_count_change: Threshold = Field(default="10%", description="Largest row-count change.")
     forbid_all_null_columns: bool = Field(default=True, description="No owned column all NULL.")
-    max_deletes: Threshold | None = Field(default=None, description="Most rows deleted/marked.")
+    max_deletes: ShareThreshold | None = Field(default=None, description="Most rows deleted/marked.")
     allow_empty: bool = Field(default=False, description="Accept a source with no rows.")
 
 

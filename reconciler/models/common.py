@@ -229,6 +229,17 @@ Threshold = Annotated[
 ]
 
 
+def _check_share(value: int | str) -> int | str:
+    if isinstance(value, str) and float(value.rstrip("%")) > 100:
+        raise ValueError(f"expected a percentage of at most 100% (of what is there to remove), got "
+                         f"{value!r}; a count is written without %")
+    return value
+
+
+ShareThreshold = Annotated[Threshold, AfterValidator(_check_share)]
+"""A threshold on removals: a count, or a percentage of at most 100%."""
+
+
 def threshold_limit(threshold: int | str, total: int) -> float:
     """The absolute limit a threshold allows against `total` (a count or a percentage)."""
     if isinstance(threshold, int):

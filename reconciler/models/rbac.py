@@ -30,9 +30,9 @@ from reconciler.models.common import (
     Problems,
     Resource,
     SecretRef,
+    ShareThreshold,
     SpecModel,
     SqlIdentifier,
-    Threshold,
     raise_problems,
 )
 from reconciler.models.status import ObjectStatus
@@ -406,7 +406,7 @@ class RbacOwnership(SpecModel):
 
 
 class RbacGuards(SpecModel):
-    max_revokes: Threshold = Field(default="10%", description="Most bindings revoked per run.")
+    max_revokes: ShareThreshold = Field(default="10%", description="Most bindings revoked per run.")
     allow_empty_facts: bool = Field(default=False, description="Empty facts may revoke all.")
 
 

@@ -278,3 +278,11 @@ def test_unknown_spec_field_is_refused() -> None:
     message = error_of(binding(schedule="0 4 * * *"))
     assert "spec.schedule" in message
     assert "Extra inputs are not permitted" in message
+
+
+def test_a_removal_threshold_is_at_most_100_percent_and_a_growth_one_may_exceed_it() -> None:
+    message = error_of(binding(guards={"maxDeletes": "150%"}))
+    assert "spec.guards.maxDeletes" in message and "at most 100%" in message
+    spec = AedSourceBinding.model_validate(binding(guards={"maxRowCountChange": "150%",
+                                                           "maxDeletes": "100%"})).spec
+    assert spec.guards.max_row_count_change == "150%"

@@ -308,3 +308,15 @@ def test_unknown_layout_is_refused() -> None:
 def test_unknown_fact_set_is_refused() -> None:
     message = error_of(derived(rule(facts="study-descriptions")))
     assert "'study-access-control'" in message
+
+
+@pytest.mark.parametrize(("value", "refused"), [("150%", True), ("100.5%", True), ("100%", False),
+                                                ("15%", False), (150, False)])
+def test_max_revokes_is_at_most_all_of_them(value: Any, refused: bool) -> None:
+    """`150%` cannot mean anything but a slip for `15%`: it let every revoke through."""
+    document = mapping(guards={"maxRevokes": value})
+    if refused:
+        message = error_of(document)
+        assert "spec.guards.maxRevokes" in message and "at most 100%" in message
+    else:
+        RbacMapping.model_validate(document)
