@@ -87,6 +87,7 @@ class Target:
         self.tracking = False
         self.updated_at = False  # the table has an updated_at column the mapping does not own
         self.all_new = False  # the table was empty: the stage is the change set
+        self.aged_keys: list[str] = []  # rows already missing that a full run ages (`snapshot`)
         self._limits: dict[str, int] = {}  # bounded character columns (PostgreSQL: varchar(n))
         self.cur = conn.cursor()
 
@@ -317,14 +318,21 @@ class Target:
             return [], [str(r[0]) for r in self.sql(f"SELECT {k} FROM {STAGE}").fetchall()]
         rows = self.sql(f"SELECT {select} FROM {CHANGES} c JOIN {self.table} t ON t.{k} = c.k "
                         f"WHERE c.action <> 'create'").fetchall()
+        aged = []
+        if full and self.tracking and self.spec.deletion.policy.value == "mark":
+            # Rows missing since earlier runs that this run ages: a rollback restores them too.
+            aged = self.sql(f"SELECT {select} FROM {self.table} t WHERE {self._ageing_where()} AND "
+                            f"t.{k} NOT IN (SELECT k FROM {CHANGES})").fetchall()
         before: list[tuple[str, dict[str, Any] | None]] = [
-            (str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in rows]
+            (str(r[cols.index(self.key)]), dict(zip(cols, r, strict=True))) for r in [*rows, *aged]]
+        self.aged_keys = [key for key, _ in before[len(rows):]]
         created = [str(r[0]) for r in self.sql(f"SELECT k FROM {CHANGES} WHERE action = 'create'").fetchall()]
         return before, created
 
     def changed_keys(self) -> list[str]:
-        """The keys of the change set (created, updated, deleted or marked)."""
-        return [str(k) for (k,) in self.sql(f"SELECT k FROM {CHANGES}").fetchall()]
+        """The keys of the change set (created, updated, deleted or marked) and the rows the
+        run aged (see `snapshot`)."""
+        return [str(k) for (k,) in self.sql(f"SELECT k FROM {CHANGES}").fetchall()] + self.aged_keys
 
     def upsert(self, batch_id: str) -> tuple[int, int]:
         """One set-based upsert of the staged rows in the change set; (inserted, updated)."""

@@ -355,6 +355,35 @@ def test_missing_rows_age_and_turn_suspected_in_a_run_with_nothing_else_to_do(
         ("deletion_suspected", 8, True, True)}
 
 
+def test_a_rollback_puts_back_the_ageing_of_the_runs_after_it(pg_url: str, runner: Runner,
+                                                              table: str) -> None:
+    """A full run ages the rows missing since earlier runs; a rollback to the run before it
+    gives them back their day count and status (the aged rows were in no snapshot, so a
+    rollback left them `deletion_suspected`)."""
+    _create(pg_url, table, "updated_at timestamptz,")
+    missing = ("SELECT equipment_serial, data_status, consecutive_missing_days, deletion_suspected_date, "
+               f'last_seen_date FROM "{table}" WHERE equipment_serial LIKE %s ORDER BY 1')
+    with EgenEmulator(count=100) as base:
+        obj = binding(base, table)
+        assert runner(obj).outcome is Outcome.SUCCEEDED
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for n in range(3):
+                conn.execute(f'INSERT INTO "{table}" (equipment_serial, data_status) VALUES (%s, %s)',
+                             (f"GONE-{n}", "active"))
+        marked = runner(obj)
+        assert marked.outcome is Outcome.SUCCEEDED and marked.counts.deleted == 3
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"UPDATE \"{table}\" SET last_seen_date = current_date - 8 "
+                         "WHERE equipment_serial LIKE 'GONE-%'")  # eight days pass
+        aged = runner(obj)
+        assert aged.outcome is Outcome.SUCCEEDED and aged.counts.updated == 3, aged.error
+        back = runner(obj, rollback_to=marked.run_id)
+    assert back.outcome is Outcome.SUCCEEDED, (back.outcome, back.error)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(missing, ("GONE-%",)).fetchall()
+    assert {(status, days, suspected) for _, status, days, suspected, _ in rows} == {("missing", 0, None)}
+
+
 def test_values_longer_than_a_varchar_column_are_rejected_rows_not_a_failed_run(
         pg_url: str, runner: Runner, table: str) -> None:
     """A target column narrower than the spec's length rule (or without one) is checked in
