@@ -87,7 +87,8 @@ class Target:
         self.tracking = False
         self.updated_at = False  # the table has an updated_at column the mapping does not own
         self.all_new = False  # the table was empty: the stage is the change set
-        self.aged_keys: list[str] = []  # rows already missing that a full run ages (`snapshot`)
+        self.ageing = 0  # rows already missing that a full run ages (`compare`), their keys:
+        self.aged_keys: list[str] = []
         self._limits: dict[str, int] = {}  # bounded character columns (PostgreSQL: varchar(n))
         self.cur = conn.cursor()
 
@@ -276,7 +277,8 @@ class Target:
                      f"WHERE {self._absent_where(True)}{marked}")
         if full and policy == "mark" and self.tracking:
             ageing = self._ageing_where()
-            c.ageing = int(self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {ageing}") or 0)
+            self.ageing = int(self.scalar(f"SELECT count(*) FROM {self.table} t WHERE {ageing}") or 0)
+            c.ageing = self.ageing
         counts = dict(self.sql(f"SELECT action, count(*) FROM {CHANGES} GROUP BY action").fetchall())
         c.inserts, c.updates, c.absent = (int(counts.get(a, 0)) for a in ("create", "update", "delete"))
         c.unchanged = c.staged - c.inserts - c.updates
@@ -319,7 +321,7 @@ class Target:
         rows = self.sql(f"SELECT {select} FROM {CHANGES} c JOIN {self.table} t ON t.{k} = c.k "
                         f"WHERE c.action <> 'create'").fetchall()
         aged = []
-        if full and self.tracking and self.spec.deletion.policy.value == "mark":
+        if full and self.ageing:
             # Rows missing since earlier runs that this run ages: a rollback restores them too.
             aged = self.sql(f"SELECT {select} FROM {self.table} t WHERE {self._ageing_where()} AND "
                             f"t.{k} NOT IN (SELECT k FROM {CHANGES})").fetchall()
