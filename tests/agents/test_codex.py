@@ -408,7 +408,7 @@ def test_import_reads_codex_own_rules_and_hand_written_entries(tmp_path: Path) -
      'trust_level = "trusted"\n'),
 ])
 def test_a_new_root_key_does_not_land_under_a_tables_comment(before: str, after: str) -> None:
-    from reconciler.drivers.agents.documents import TomlDocument
+    from reconciler.drivers.agents.tomldocument import TomlDocument
 
     doc = TomlDocument(before, ".codex/config.toml")
     doc.set(("approval_policy",), "on-request")

@@ -38,8 +38,9 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
-from reconciler.drivers.agents.documents import Format, TomlDocument
+from reconciler.drivers.agents.documents import Format
 from reconciler.drivers.agents.entries import Place, Rendering
+from reconciler.drivers.agents.tomldocument import TomlDocument
 from reconciler.drivers.agents.translating import (
     Permission,
     command_prefix,
