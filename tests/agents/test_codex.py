@@ -428,3 +428,39 @@ def test_a_config_with_a_byte_order_mark_is_refused_saying_so(runner: Runner, tm
     assert result.outcome is Outcome.FAILED and result.error is not None
     assert ".codex/config.toml:1:1" in result.error and "byte order mark" in result.error
     assert config.read_bytes() == b'\xef\xbb\xbfmodel = "o3"\n'
+
+
+# --- how config.toml spells its tables ---------------------------------------------------------
+
+
+def user_target(home: Path) -> list[dict[str, Any]]:
+    return [{"client": "codex", "scope": "user", "root": str(home)}]
+
+
+def codex_home(tmp_path: Path, config: str) -> tuple[Path, Path]:
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(config)
+    return home, home / ".codex" / "config.toml"
+
+
+def test_a_server_added_beside_top_level_dotted_keys_leaves_their_meaning_alone(
+        runner: Runner, tmp_path: Path) -> None:
+    """A table inserted between two top-level dotted keys takes every dotted line below it in
+    (`mcp_servers.docs.mcp_servers.github`): the new server is written as dotted keys too."""
+    home, config = codex_home(tmp_path, 'model = "o3"\nmcp_servers.other.command = "x"\n'
+                              'mcp_servers.github.command = "old"\n\n[profiles.fast]\nmodel = "o4-mini"\n')
+    obj = agent_config({"mcpServers": {"github": {"command": "npx"},
+                                       "docs": {"url": "https://d.example/mcp", "transport": "http"}},
+                        "targets": user_target(home)})
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    text = config.read_text()
+    assert text == ('model = "o3"\nmcp_servers.other.command = "x"\nmcp_servers.github.command = "npx"\n'
+                    'mcp_servers.docs.url = "https://d.example/mcp"\n\n[profiles.fast]\nmodel = "o4-mini"\n')
+    assert tomllib.loads(text) == {
+        "model": "o3", "profiles": {"fast": {"model": "o4-mini"}},
+        "mcp_servers": {"other": {"command": "x"}, "github": {"command": "npx"},
+                        "docs": {"url": "https://d.example/mcp"}}}
+    second = runner(obj)
+    assert second.outcome is Outcome.NOOP and second.drift == (), second.drift
+    assert config.read_text() == text

@@ -3,18 +3,22 @@ comments and layout, edits go key by key."""
 
 from __future__ import annotations
 
+import math
 import re
+import tomllib
 from collections.abc import Mapping
 from typing import Any
 
 from reconciler.drivers.agents.documents import (
+    MISSING,
     DocumentError,
     ListEdit,
     Path_,
-    delete_pruning,
+    ShapeError,
     only_crlf,
     walk,
 )
+from reconciler.drivers.agents.tomlspans import Kind, key_text, members, position, statements
 
 
 def _toml_item(value: Any, *, top: bool = False) -> Any:
@@ -44,21 +48,89 @@ class TomlDocument:
         self.crlf = only_crlf(text)
         if self.crlf:
             text = (text or "").replace("\r\n", "\n")
+        self.source = source
+        self.text = text or ""
         try:
-            self._doc = tomlkit.parse(text or "")
+            self._tk: Any = tomlkit.parse(self.text)
         except ParseError as exc:
             reason = str(exc).split(" at line ")[0]
             raise DocumentError(source, exc.line, exc.col + 1, reason) from None
-        self._text = text or ""
-        self._ends_blank = (text or "").endswith("\n\n")
+        try:
+            self._value = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:  # what tomlkit lets through and Codex's reader refuses
+            found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            line, column = (int(found[1]), int(found[2])) if found else (None, None)
+            raise DocumentError(source, line, column, str(exc).split(" (at ")[0]) from None
+        self._ends_blank = self.text.endswith("\n\n")
+        self._emptied = False
 
-    def get(self, path: Path_) -> Any:
-        return walk(self._doc.unwrap(), path)
-
-    def set(self, path: Path_, value: Any) -> None:
+    def _tomlkit(self) -> Any:
+        """The tomlkit document of the text as it is now (parsed again after an edit by spans)."""
         import tomlkit
 
-        container: Any = self._doc
+        if self._tk is None:
+            self._tk = tomlkit.parse(self.text)
+        return self._tk
+
+    def _commit(self, text: str, expected: Any, path: Path_) -> None:
+        """Take `text` as the new file once TOML reads it as exactly `expected`: an edit that
+        would change any other key (the meaning of a layout the editor got wrong) is refused,
+        and the file stays as it was. A table that only its members spelled (`[a.b]` makes
+        `a`) goes with the last of them."""
+        try:
+            value: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            value = exc
+        for end in range(len(path) - 1, 0, -1):
+            gone = isinstance(value, dict) and walk(value, path[:end]) is MISSING
+            if gone and walk(expected, path[:end]) == {}:
+                expected = _without(expected, path[:end])
+        if not _same(value, expected):
+            where = next((self.where(path[:end]) for end in range(len(path), 0, -1)
+                          if walk(self._value, path[:end]) is not MISSING), None)
+            line, column = where or (None, None)
+            raise ShapeError(self.source, line, column, "/" + "/".join(path),
+                             "this edit would change other keys of the file as TOML reads it (a layout "
+                             "the reconciler cannot edit in place); make the change by hand")
+        self.text, self._value, self._tk = text, value, None
+
+    def get(self, path: Path_) -> Any:
+        return walk(self._value, path)
+
+    def set(self, path: Path_, value: Any) -> None:
+        expected = _with(self._value, path, value)
+        if isinstance(value, Mapping) and len(path) == 2 and self.get(path) is MISSING:
+            lines = self._dotted_entry(path, value)
+            if lines is not None:
+                at, text = lines
+                self._commit(self.text[:at] + text + self.text[at:], expected, path)
+                return
+        self._tomlkit_set(path, value)
+        self._commit(self._tomlkit().as_string(), expected, path)
+
+    def _dotted_entry(self, path: Path_, value: Mapping[str, Any]) -> tuple[int, str] | None:
+        """(where, lines) of a new entry whose parent is spelled as dotted keys only
+        (`mcp_servers.other.command = "x"`): the entry is spelled so too, after the last of
+        them. A table header there would take in every dotted line below it. None when the
+        parent is spelled otherwise (or not at all)."""
+        parent = path[:-1]
+        under = [s for s in statements(self.text) if s.path[:len(parent)] == parent]
+        if not under or any(s.kind is Kind.HEADER or len(s.path) == len(parent) for s in under):
+            return None
+        last = under[-1]
+        prefix = key_text(path[len(last.table):])
+        lines = [f"{prefix} = {{}}"] if not value else [
+            f"{prefix}.{key_text((key,))} = {inline_value(item)}" for key, item in value.items()]
+        text = "\n".join(lines) + "\n"
+        if not self.text[:last.end].endswith("\n"):  # the file ends without a line break: so it stays
+            text = "\n" + text[:-1]
+        return last.end, text
+
+    def _tomlkit_set(self, path: Path_, value: Any) -> None:
+        import tomlkit
+
+        root = self._tomlkit()
+        container: Any = root
         for depth, key in enumerate(path[:-1]):
             if key not in container or not isinstance(container[key], Mapping):
                 container[key] = tomlkit.table(is_super_table=depth == 0)
@@ -68,11 +140,11 @@ class TomlDocument:
         if is_entry and path[-1] not in container:
             item.add(tomlkit.nl())  # a blank line before whatever table follows
         if len(path) == 1 and path[0] not in container and not isinstance(value, Mapping):
-            place = self._root_key_place()
+            place = _root_key_place(root)
             if place is not None:
                 index, after_key = place
                 item = tomlkit.item(item)
-                before = self._doc.body[index - 1][1] if after_key else None
+                before = root.body[index - 1][1] if after_key else None
                 if before is not None and before.trivia.trail.endswith("\n\n"):  # one we added
                     before.trivia.trail = before.trivia.trail[:-1]  # the blank line moves below
                     item.trivia.trail += "\n"
@@ -82,41 +154,39 @@ class TomlDocument:
                 return
         container[path[-1]] = item
 
-    def _root_key_place(self) -> tuple[int, bool] | None:
-        """Where a new root key goes when tables follow (tomlkit appends it after the comments
-        above the first table, under a comment that belongs to that table): after the last
-        root key (True), else before the comments attached to the first table (False); None
-        when no table follows or nothing stands between it and the top of the file."""
-        from tomlkit.items import AoT, Comment, Table, Whitespace
-
-        body = self._doc.body
-        first = next((i for i, (key, item) in enumerate(body)
-                      if key is not None and isinstance(item, Table | AoT) and not key.is_dotted()), None)
-        if first is None:
-            return None
-        keys = [i for i, (key, item) in enumerate(body[:first])
-                if key is not None and not isinstance(item, Comment | Whitespace)]
-        if keys:
-            return keys[-1] + 1, True
-        index = first
-        while index > 0 and isinstance(body[index - 1][1], Comment):
-            index -= 1
-        return (index, False) if index < first else None
-
     def delete(self, path: Path_) -> None:
-        delete_pruning(self._doc, path)
-        self._emptied = not self._doc
+        found = self.get(path)
+        if found is MISSING:
+            return
+        expected = _without(self._value, path)
+        under = [s for s in statements(self.text) if s.path[:len(path)] == path]
+        if isinstance(found, Mapping) and under and all(s.kind is Kind.PAIR for s in under):
+            text = self.text
+            for statement in reversed(under):  # an entry spelled as dotted keys: its lines go
+                start = statement.start
+                if statement.end == len(text) and not text.endswith("\n") and start:
+                    start -= 1  # the file ends without a line break: so it stays
+                text = text[:start] + text[statement.end:]
+            self._commit(text, expected, path)
+        else:
+            container: Any = self._tomlkit()
+            for key in path[:-1]:
+                container = container[key]
+            del container[path[-1]]
+            self._commit(self._tomlkit().as_string(), expected, path)
+        if len(path) > 1 and self.get(path[:-1]) == {}:
+            self.delete(path[:-1])  # the parents it left empty go too (no `mcp_servers = {}`)
+        self._emptied = not self._value
 
     def edit_list(self, path: Path_, edit: ListEdit) -> None:
-        container: Any = self._doc
-        for key in path[:-1]:
-            container = container.get(key)
-            if container is None:
-                self.set(path, list(edit.append))
-                return
-        if path[-1] not in container:
+        current = self.get(path)
+        if current is MISSING:
             self.set(path, list(edit.append))
             return
+        expected = _with(self._value, path, edit.applied(list(current)))
+        container: Any = self._tomlkit()
+        for key in path[:-1]:
+            container = container[key]
         array = container[path[-1]]
         # tomlkit arrays keep the comments and layout of the items they still hold.
         for index in sorted(edit.remove, reverse=True):
@@ -126,31 +196,103 @@ class TomlDocument:
             array[shift[index]] = value
         for value in edit.append:
             array.append(value)
+        self._commit(self._tomlkit().as_string(), expected, path)
 
     def where(self, path: Path_) -> tuple[int, int] | None:
-        """The line of the table header or `key =` line of `path` (tomlkit keeps no positions)."""
+        """1-based (line, column) of the table header or the key spelling `path` (the first
+        dotted key through it, the member of an inline table holding it)."""
         if not path:
             return 1, 1
-        text = self._text
-        quoted = [re.escape(part) if re.fullmatch(r"[A-Za-z0-9_-]+", part) else
-                  "[\"']" + re.escape(part) + "[\"']" for part in path]
-        dotted = r"\s*\.\s*".join(quoted)
-        patterns = [rf"^[ \t]*\[+\s*{dotted}\s*\]+", rf"^[ \t]*{quoted[-1]}\s*="]
-        for pattern in patterns:
-            match = re.search(pattern, text, re.MULTILINE)
-            if match:
-                line = text.count("\n", 0, match.start()) + 1
-                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
-                return line, column + len(match.group()) - len(match.group().lstrip())
+        for statement in statements(self.text):
+            if statement.kind is Kind.HEADER or statement.kind is Kind.PAIR:
+                if statement.path[:len(path)] == path:
+                    return position(self.text, statement.key)
+                if statement.kind is Kind.PAIR and path[:len(statement.path)] == statement.path:
+                    rest = path[len(statement.path):]
+                    return position(self.text, self._member_key(statement.value[0], rest, statement.key))
         return None
 
+    def _member_key(self, at: int, rest: Path_, fallback: int) -> int:
+        """Where the key of `rest` is inside the inline table starting at `at`."""
+        if self.text[at] != "{":
+            return fallback
+        for member in members(self.text, at)[0]:
+            if member.path[:len(rest)] == rest:
+                return member.key
+            if rest[:len(member.path)] == member.path:
+                return self._member_key(member.value[0], rest[len(member.path):], member.key)
+        return fallback
+
     def render(self) -> str | None:
-        import tomlkit
-
-        if getattr(self, "_emptied", False) and not self._doc:
+        if self._emptied and not self._value:
             return None
-
-        out = tomlkit.dumps(self._doc)
+        out = self.text
         if out.endswith("\n\n") and not self._ends_blank:
             out = out.rstrip("\n") + "\n"
         return out.replace("\n", "\r\n") if self.crlf else out
+
+
+def _root_key_place(root: Any) -> tuple[int, bool] | None:
+    """Where a new root key goes when tables follow (tomlkit appends it after the comments
+    above the first table, under a comment that belongs to that table): after the last
+    root key (True), else before the comments attached to the first table (False); None
+    when no table follows or nothing stands between it and the top of the file."""
+    from tomlkit.items import AoT, Comment, Table, Whitespace
+
+    body = root.body
+    first = next((i for i, (key, item) in enumerate(body)
+                  if key is not None and isinstance(item, Table | AoT) and not key.is_dotted()), None)
+    if first is None:
+        return None
+    keys = [i for i, (key, item) in enumerate(body[:first])
+            if key is not None and not isinstance(item, Comment | Whitespace)]
+    if keys:
+        return keys[-1] + 1, True
+    index = first
+    while index > 0 and isinstance(body[index - 1][1], Comment):
+        index -= 1
+    return (index, False) if index < first else None
+
+
+def inline_value(value: Any) -> str:
+    """A value as one line of TOML: maps as inline tables."""
+    import tomlkit
+
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{key_text((key,))} = {inline_value(item)}" for key, item in value.items())
+        return "{" + inner + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(inline_value(item) for item in value) + "]"
+    return str(tomlkit.item(value).as_string())
+
+
+def _with(value: Any, path: Path_, new: Any) -> Any:
+    """`value` with `new` at `path` (copies along the path; parents made as needed)."""
+    if not path:
+        return new
+    out = dict(value) if isinstance(value, Mapping) else {}
+    out[path[0]] = _with(out.get(path[0], {}), path[1:], new)
+    return out
+
+
+def _without(value: Any, path: Path_) -> Any:
+    out = dict(value)
+    if len(path) == 1:
+        out.pop(path[0], None)
+    else:
+        out[path[0]] = _without(out[path[0]], path[1:])
+    return out
+
+
+def _same(read: Any, meant: Any) -> bool:
+    """What TOML read equals what the edit meant (a list for a tuple, NaN for NaN; a bool only
+    for a bool)."""
+    if isinstance(read, dict):
+        return isinstance(meant, Mapping) and read.keys() == meant.keys() and all(
+            _same(read[key], meant[key]) for key in read)
+    if isinstance(read, list):
+        return isinstance(meant, list | tuple) and len(read) == len(meant) and all(
+            _same(a, b) for a, b in zip(read, meant, strict=True))
+    if isinstance(read, float) and isinstance(meant, float) and math.isnan(read) and math.isnan(meant):
+        return True
+    return isinstance(read, bool) == isinstance(meant, bool) and bool(read == meant)
