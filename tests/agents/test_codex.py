@@ -464,3 +464,20 @@ def test_a_server_added_beside_top_level_dotted_keys_leaves_their_meaning_alone(
     second = runner(obj)
     assert second.outcome is Outcome.NOOP and second.drift == (), second.drift
     assert config.read_text() == text
+
+
+def test_servers_that_come_and_go_leave_no_blank_lines_behind(runner: Runner, tmp_path: Path) -> None:
+    home, config = codex_home(tmp_path, '# mine\nmodel = "x"\n')
+    one, target = {"one": {"command": "one"}}, user_target(home)
+    spec_a = agent_config({"mcpServers": {**one, "two": {"command": "two"}}, "targets": target})
+    spec_b = agent_config({"mcpServers": {**one, "three": {"command": "three"}}, "targets": target})
+    with_a = ('# mine\nmodel = "x"\n\n[mcp_servers.one]\ncommand = "one"\n\n'
+              '[mcp_servers.two]\ncommand = "two"\n')
+    with_b = with_a.replace("two", "three")
+    for _ in range(3):
+        assert runner(spec_a).outcome is Outcome.SUCCEEDED
+        assert config.read_text() == with_a
+        assert runner(spec_b).outcome is Outcome.SUCCEEDED
+        assert config.read_text() == with_b
+    runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": user_target(home)}))
+    assert config.read_text() == '# mine\nmodel = "x"\n'

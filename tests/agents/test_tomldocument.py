@@ -6,6 +6,8 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
+import pytest
+
 from reconciler.drivers.agents.tomldocument import TomlDocument
 
 GITHUB = {"command": "npx", "args": ["-y", "gh"], "env": {"GITHUB_TOOLSETS": "repos"}}
@@ -56,3 +58,60 @@ def test_a_field_added_to_a_dotted_server_stays_in_that_server() -> None:
                   (("mcp_servers", "github", "env"), {"A": "1"}))
     assert tomllib.loads(text) == {"tui": {"x": 1}, "mcp_servers": {
         "github": {"command": "old", "args": ["-y"], "env": {"A": "1"}}, "other": {"command": "x"}}}
+
+
+def in_one_run(before: str, *edits: tuple[tuple[str, ...], Any]) -> str | None:
+    """The text after several edits of one opened document, as one run makes them."""
+    doc = TomlDocument(before, ".codex/config.toml")
+    for path, value in edits:
+        if value is None:
+            doc.delete(path)
+        else:
+            doc.set(path, value)
+    return doc.render()
+
+
+ONE = '[mcp_servers.one]\ncommand = "one"\n'
+
+
+@pytest.mark.parametrize("before", [
+    '# mine\nmodel = "x"\n',
+    f'# mine\nmodel = "x"\n\n{ONE}',
+    f'{ONE}\n[tui]\nx = 1\n',
+    f'{ONE}[tui]\nx = 1\n',  # no blank line between the tables
+    'model = "x"\n\n',  # the file ends with a blank line
+    'model = "x"',  # no line break at the end
+    f'{ONE}\n# [mcp_servers.old]\n# command = "old"\n\n# the notice table\n[notice]\nx = true\n',
+    f'[mcp_servers]\n{ONE}\n[mcp_servers.one.tools.t]\napproval_mode = "approve"\n',
+])
+def test_servers_added_then_removed_give_back_the_exact_bytes(before: str) -> None:
+    two, three = ("mcp_servers", "two"), ("mcp_servers", "three")
+    added = in_one_run(before, (two, {"command": "two"}), (three, GITHUB))
+    assert added is not None
+    assert tomllib.loads(added) == {**tomllib.loads(before), "mcp_servers": {
+        **tomllib.loads(before).get("mcp_servers", {}), "two": {"command": "two"}, "three": GITHUB}}
+    assert in_one_run(added, (two, None), (three, None)) == before
+    assert edited(added, (three, None), (two, None)) == before
+    # one run adds one server and removes the other, back and forth: nothing piles up
+    swapped = edited(before, (two, {"command": "two"}), (three, {"command": "three"}), (two, None))
+    assert in_one_run(swapped, (two, {"command": "two"}), (three, None)) == \
+        edited(before, (two, {"command": "two"}))
+    assert in_one_run(swapped, (three, None)) == before
+
+
+def test_a_new_server_goes_after_the_last_one_not_under_the_next_tables_comment() -> None:
+    before = (f'{ONE}args = ["-y"]\n\n[mcp_servers.one.env]\nA = "1"\n\n# history is not kept\n'
+              '[history]\npersistence = "none"\n')
+    assert edited(before, (("mcp_servers", "docs"), DOCS)) == (
+        f'{ONE}args = ["-y"]\n\n[mcp_servers.one.env]\nA = "1"\n\n[mcp_servers.docs]\n'
+        'url = "https://d.example/mcp"\n\n# history is not kept\n[history]\npersistence = "none"\n')
+
+
+@pytest.mark.parametrize(("rest", "left"), [
+    ('\n[tui]\nx = 1\n', 'model = "o3"\n\n[tui]\nx = 1\n'),
+    ('', 'model = "o3"\n'),
+])
+def test_a_deleted_table_goes_whole_with_its_subtables_and_leaves_no_blank_line(rest: str, left: str) -> None:
+    before = ('model = "o3"\n\n[mcp_servers.github]\ncommand = "old"\n\n'
+              f'[mcp_servers.github.tools.search]\napproval_mode = "approve"\n{rest}')
+    assert in_one_run(before, (("mcp_servers", "github"), None)) == left

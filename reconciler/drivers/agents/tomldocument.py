@@ -18,7 +18,8 @@ from reconciler.drivers.agents.documents import (
     only_crlf,
     walk,
 )
-from reconciler.drivers.agents.tomlspans import Kind, key_text, members, position, statements
+from reconciler.drivers.agents.tomlentries import add_entry, remove_entry
+from reconciler.drivers.agents.tomlspans import Kind, members, position, statements
 
 
 def _toml_item(value: Any, *, top: bool = False) -> Any:
@@ -61,7 +62,6 @@ class TomlDocument:
             found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
             line, column = (int(found[1]), int(found[2])) if found else (None, None)
             raise DocumentError(source, line, column, str(exc).split(" (at ")[0]) from None
-        self._ends_blank = self.text.endswith("\n\n")
         self._emptied = False
 
     def _tomlkit(self) -> Any:
@@ -100,31 +100,12 @@ class TomlDocument:
     def set(self, path: Path_, value: Any) -> None:
         expected = _with(self._value, path, value)
         if isinstance(value, Mapping) and len(path) == 2 and self.get(path) is MISSING:
-            lines = self._dotted_entry(path, value)
-            if lines is not None:
-                at, text = lines
-                self._commit(self.text[:at] + text + self.text[at:], expected, path)
+            text = add_entry(self.text, path, value)  # an entry: in the spelling of its siblings
+            if text is not None:
+                self._commit(text, expected, path)
                 return
         self._tomlkit_set(path, value)
         self._commit(self._tomlkit().as_string(), expected, path)
-
-    def _dotted_entry(self, path: Path_, value: Mapping[str, Any]) -> tuple[int, str] | None:
-        """(where, lines) of a new entry whose parent is spelled as dotted keys only
-        (`mcp_servers.other.command = "x"`): the entry is spelled so too, after the last of
-        them. A table header there would take in every dotted line below it. None when the
-        parent is spelled otherwise (or not at all)."""
-        parent = path[:-1]
-        under = [s for s in statements(self.text) if s.path[:len(parent)] == parent]
-        if not under or any(s.kind is Kind.HEADER or len(s.path) == len(parent) for s in under):
-            return None
-        last = under[-1]
-        prefix = key_text(path[len(last.table):])
-        lines = [f"{prefix} = {{}}"] if not value else [
-            f"{prefix}.{key_text((key,))} = {inline_value(item)}" for key, item in value.items()]
-        text = "\n".join(lines) + "\n"
-        if not self.text[:last.end].endswith("\n"):  # the file ends without a line break: so it stays
-            text = "\n" + text[:-1]
-        return last.end, text
 
     def _tomlkit_set(self, path: Path_, value: Any) -> None:
         import tomlkit
@@ -135,10 +116,7 @@ class TomlDocument:
             if key not in container or not isinstance(container[key], Mapping):
                 container[key] = tomlkit.table(is_super_table=depth == 0)
             container = container[key]
-        is_entry = isinstance(value, Mapping) and len(path) == 2
-        item = _toml_item(value, top=is_entry)
-        if is_entry and path[-1] not in container:
-            item.add(tomlkit.nl())  # a blank line before whatever table follows
+        item = _toml_item(value, top=isinstance(value, Mapping) and len(path) == 2)
         if len(path) == 1 and path[0] not in container and not isinstance(value, Mapping):
             place = _root_key_place(root)
             if place is not None:
@@ -159,14 +137,8 @@ class TomlDocument:
         if found is MISSING:
             return
         expected = _without(self._value, path)
-        under = [s for s in statements(self.text) if s.path[:len(path)] == path]
-        if isinstance(found, Mapping) and under and all(s.kind is Kind.PAIR for s in under):
-            text = self.text
-            for statement in reversed(under):  # an entry spelled as dotted keys: its lines go
-                start = statement.start
-                if statement.end == len(text) and not text.endswith("\n") and start:
-                    start -= 1  # the file ends without a line break: so it stays
-                text = text[:start] + text[statement.end:]
+        text = remove_entry(self.text, path) if isinstance(found, Mapping) else None
+        if text is not None:
             self._commit(text, expected, path)
         else:
             container: Any = self._tomlkit()
@@ -227,8 +199,6 @@ class TomlDocument:
         if self._emptied and not self._value:
             return None
         out = self.text
-        if out.endswith("\n\n") and not self._ends_blank:
-            out = out.rstrip("\n") + "\n"
         return out.replace("\n", "\r\n") if self.crlf else out
 
 
@@ -252,18 +222,6 @@ def _root_key_place(root: Any) -> tuple[int, bool] | None:
     while index > 0 and isinstance(body[index - 1][1], Comment):
         index -= 1
     return (index, False) if index < first else None
-
-
-def inline_value(value: Any) -> str:
-    """A value as one line of TOML: maps as inline tables."""
-    import tomlkit
-
-    if isinstance(value, Mapping):
-        inner = ", ".join(f"{key_text((key,))} = {inline_value(item)}" for key, item in value.items())
-        return "{" + inner + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(inline_value(item) for item in value) + "]"
-    return str(tomlkit.item(value).as_string())
 
 
 def _with(value: Any, path: Path_, new: Any) -> Any:
