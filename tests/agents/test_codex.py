@@ -481,3 +481,34 @@ def test_servers_that_come_and_go_leave_no_blank_lines_behind(runner: Runner, tm
         assert config.read_text() == with_b
     runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": user_target(home)}))
     assert config.read_text() == '# mine\nmodel = "x"\n'
+
+
+def test_servers_in_an_inline_table_are_edited_inside_it(runner: Runner, tmp_path: Path) -> None:
+    """`mcp_servers = { other = {...} }` is valid Codex TOML: new servers join the inline table
+    in its own style (plan and apply failed with "Inline tables cannot contain a table")."""
+    before = 'model = "o3"\nmcp_servers = { other = { command = "x" } }  # mine\n\n[tui]\nx = 1\n'
+    home, config = codex_home(tmp_path, before)
+    obj = agent_config({"mcpServers": {"github": {"command": "npx", "args": ["-y", "gh"]},
+                                       "docs": {"url": "https://d.example/mcp", "transport": "http"}},
+                        "targets": user_target(home)})
+    assert runner(obj, dry_run=True).outcome is Outcome.PLANNED
+    result = runner(obj)
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    text = config.read_text()
+    assert text == ('model = "o3"\nmcp_servers = { other = { command = "x" }, github = { command = "npx", '
+                    'args = ["-y", "gh"] }, docs = { url = "https://d.example/mcp" } }  # mine\n'
+                    '\n[tui]\nx = 1\n')
+    assert tomllib.loads(text)["mcp_servers"] == {
+        "other": {"command": "x"}, "github": {"command": "npx", "args": ["-y", "gh"]},
+        "docs": {"url": "https://d.example/mcp"}}
+    second = runner(obj)
+    assert second.outcome is Outcome.NOOP and second.drift == (), second.drift
+    runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": user_target(home)}))
+    assert config.read_text() == before
+
+
+def test_import_reads_servers_of_an_inline_table(tmp_path: Path) -> None:
+    home, _ = codex_home(tmp_path, 'mcp_servers = { other = { command = "x", args = ["-v"] } }\n')
+    place = Place(AgentClient.CODEX, TargetScope.USER, str(home), "mine")
+    found = adapter_for("codex").read(Reader(home), place, lambda warning: None)
+    assert found["mcpServers"] == {"other": {"command": "x", "args": ["-v"]}}

@@ -115,3 +115,35 @@ def test_a_deleted_table_goes_whole_with_its_subtables_and_leaves_no_blank_line(
     before = ('model = "o3"\n\n[mcp_servers.github]\ncommand = "old"\n\n'
               f'[mcp_servers.github.tools.search]\napproval_mode = "approve"\n{rest}')
     assert in_one_run(before, (("mcp_servers", "github"), None)) == left
+
+
+@pytest.mark.parametrize(("before", "added"), [
+    ('mcp_servers = {}\n', 'mcp_servers = {docs = {url = "https://d.example/mcp"}}\n'),
+    ('mcp_servers = { }\n', 'mcp_servers = { docs = { url = "https://d.example/mcp" } }\n'),
+    ('mcp_servers = {other={command="x"}}\n',
+     'mcp_servers = {other={command="x"}, docs = {url = "https://d.example/mcp"}}\n'),
+    ('[mcp_servers]\nother = { command = "x" }\n',
+     '[mcp_servers]\nother = { command = "x" }\n\n[mcp_servers.docs]\nurl = "https://d.example/mcp"\n'),
+])
+def test_a_server_joins_an_inline_table_in_its_style(before: str, added: str) -> None:
+    assert edited(before, (("mcp_servers", "docs"), DOCS)) == added
+    assert tomllib.loads(added)["mcp_servers"]["docs"] == DOCS
+
+
+def test_servers_added_to_an_inline_table_and_removed_leave_it_as_it_was() -> None:
+    before = 'mcp_servers = {other={command="x"}}  # mine\n'
+    added = edited(before, (("mcp_servers", "docs"), DOCS), (("mcp_servers", "github"), GITHUB))
+    assert added == ('mcp_servers = {other={command="x"}, docs = {url = "https://d.example/mcp"}, github = '
+                     '{command = "npx", args = ["-y", "gh"], env = {GITHUB_TOOLSETS = "repos"}}}  # mine\n')
+    assert in_one_run(added, (("mcp_servers", "docs"), None), (("mcp_servers", "github"), None)) == before
+    assert edited(added, (("mcp_servers", "github"), None), (("mcp_servers", "docs"), None)) == before
+
+
+def test_a_server_of_an_inline_table_taken_over_keeps_its_place() -> None:
+    other = 'other = { command = "x" } }\n'
+    before = 'mcp_servers = { github = { command = "old", env = { A = "1" } }, ' + other
+    github = ("mcp_servers", "github")
+    text = in_one_run(before, ((*github, "command"), "npx"), ((*github, "args"), ["-y"]),
+                      ((*github, "env"), None))
+    assert text == 'mcp_servers = { github = { command = "npx", args = ["-y"] }, ' + other
+    assert in_one_run(before, (github, None)) == "mcp_servers = { " + other

@@ -19,6 +19,7 @@ from reconciler.drivers.agents.documents import (
     walk,
 )
 from reconciler.drivers.agents.tomlentries import add_entry, remove_entry
+from reconciler.drivers.agents.tomlinline import add_key, remove_key
 from reconciler.drivers.agents.tomlspans import Kind, members, position, statements
 
 
@@ -99,8 +100,10 @@ class TomlDocument:
 
     def set(self, path: Path_, value: Any) -> None:
         expected = _with(self._value, path, value)
-        if isinstance(value, Mapping) and len(path) == 2 and self.get(path) is MISSING:
-            text = add_entry(self.text, path, value)  # an entry: in the spelling of its siblings
+        if self.get(path) is MISSING:
+            text = add_key(self.text, path, value)  # a key of an inline table: inside it, in its style
+            if text is None and isinstance(value, Mapping) and len(path) == 2:
+                text = add_entry(self.text, path, value)  # an entry: in the spelling of its siblings
             if text is not None:
                 self._commit(text, expected, path)
                 return
@@ -137,7 +140,9 @@ class TomlDocument:
         if found is MISSING:
             return
         expected = _without(self._value, path)
-        text = remove_entry(self.text, path) if isinstance(found, Mapping) else None
+        text = remove_key(self.text, path)
+        if text is None and isinstance(found, Mapping):
+            text = remove_entry(self.text, path)
         if text is not None:
             self._commit(text, expected, path)
         else:

@@ -34,15 +34,16 @@ from typing import Any
 from reconciler.drivers.agents.tomlspans import Kind, Path_, Statement, key_text, statements
 
 
-def inline_value(value: Any) -> str:
-    """A value as one line of TOML: maps as inline tables."""
+def inline_value(value: Any, *, padded: bool = False) -> str:
+    """A value as one line of TOML: maps as inline tables (`{ a = 1 }` when `padded`)."""
     import tomlkit
 
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{key_text((key,))} = {inline_value(item)}" for key, item in value.items())
-        return "{" + inner + "}"
+        inner = ", ".join(f"{key_text((key,))} = {inline_value(item, padded=padded)}"
+                          for key, item in value.items())
+        return "{ " + inner + " }" if padded and inner else "{" + inner + "}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(inline_value(item) for item in value) + "]"
+        return "[" + ", ".join(inline_value(item, padded=padded) for item in value) + "]"
     return str(tomlkit.item(value).as_string())
 
 
