@@ -512,3 +512,20 @@ def test_import_reads_servers_of_an_inline_table(tmp_path: Path) -> None:
     place = Place(AgentClient.CODEX, TargetScope.USER, str(home), "mine")
     found = adapter_for("codex").read(Reader(home), place, lambda warning: None)
     assert found["mcpServers"] == {"other": {"command": "x", "args": ["-v"]}}
+
+
+@pytest.mark.parametrize("before", [
+    '# mine\n[mcp_servers]\n',
+    'model = "o3"\nmcp_servers = { }\n\n[tui]\nx = 1\n',
+    'model = "o3"\n\n[mcp_servers]  # servers go here\n\n[tui]\nx = 1\n',
+    'model = "o3"\n',  # no table of the user's: the one the reconciler made goes whole
+    '# my Codex settings\n',  # only a comment: the file stays, with it
+])
+def test_removing_the_last_server_gives_back_the_users_own_spelling(runner: Runner, tmp_path: Path,
+                                                                    before: str) -> None:
+    home, config = codex_home(tmp_path, before)
+    assert runner(agent_config({"mcpServers": {"srv": {"command": "x"}}, "targets": user_target(home)})) \
+        .outcome is Outcome.SUCCEEDED
+    assert tomllib.loads(config.read_text())["mcp_servers"] == {"srv": {"command": "x"}}
+    runner(agent_config({"rules": [{"name": "r", "content": "x"}], "targets": user_target(home)}))
+    assert config.read_text() == before

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.drivers.agents.documents import MISSING
 from reconciler.drivers.agents.tomldocument import TomlDocument
 
 GITHUB = {"command": "npx", "args": ["-y", "gh"], "env": {"GITHUB_TOOLSETS": "repos"}}
@@ -147,3 +148,30 @@ def test_a_server_of_an_inline_table_taken_over_keeps_its_place() -> None:
                       ((*github, "env"), None))
     assert text == 'mcp_servers = { github = { command = "npx", args = ["-y"] }, ' + other
     assert in_one_run(before, (github, None)) == "mcp_servers = { " + other
+
+
+@pytest.mark.parametrize("before", ['[mcp_servers]\n', 'mcp_servers = {}\n', 'mcp_servers = { }\n',
+                                    'x = 1\n\n[mcp_servers]\n[mcp_servers.other.tools.t]\na = 1\n'])
+def test_a_container_emptied_then_kept_by_the_planner_keeps_its_bytes(before: str) -> None:
+    srv = ("mcp_servers", "srv")
+    added = edited(before, (srv, {"command": "x"}))
+    doc = TomlDocument(added, ".codex/config.toml")
+    doc.delete(srv)
+    if doc.get(("mcp_servers",)) is MISSING:  # the planner puts back what the user had (`_keep_found`)
+        doc.set(("mcp_servers",), {})
+    assert doc.render() == before
+
+
+def test_an_emptied_container_of_the_users_goes_when_the_planner_does_not_keep_it() -> None:
+    doc = TomlDocument('model = "o3"\n\n[features]\nweb_search = true\n', ".codex/config.toml")
+    doc.delete(("features", "web_search"))
+    assert doc.get(("features",)) is MISSING
+    assert doc.render() == 'model = "o3"\n'
+
+
+def test_tables_a_deletion_empties_go_with_the_tables_above_them_it_empties() -> None:
+    before = 'model = "o3"\n\n[features]\n\n[features.beta]\nweb_search = true\n'
+    doc = TomlDocument(before, ".codex/config.toml")
+    doc.delete(("features", "beta", "web_search"))
+    assert doc.get(("features",)) is MISSING
+    assert doc.render() == 'model = "o3"\n'

@@ -19,7 +19,7 @@ from reconciler.drivers.agents.documents import (
     walk,
 )
 from reconciler.drivers.agents.tomlentries import add_entry, remove_entry
-from reconciler.drivers.agents.tomlinline import add_key, remove_key
+from reconciler.drivers.agents.tomlinline import add_key, inline_table, remove_key
 from reconciler.drivers.agents.tomlspans import Kind, members, position, statements
 
 
@@ -63,7 +63,13 @@ class TomlDocument:
             found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
             line, column = (int(found[1]), int(found[2])) if found else (None, None)
             raise DocumentError(source, line, column, str(exc).split(" (at ")[0]) from None
-        self._emptied = False
+        self._deleted = False
+        # Containers a deletion left empty: those spelled by bytes of their own (`[mcp_servers]`,
+        # `mcp_servers = {}`) are deleted at `render` unless set again meanwhile (the planner
+        # keeps what the user had: then they keep their bytes); those only their members
+        # spelled (`[mcp_servers.x]` makes `mcp_servers`) are gone already, with nothing to keep.
+        self._pruned: set[Path_] = set()
+        self._vanished: set[Path_] = set()
 
     def _tomlkit(self) -> Any:
         """The tomlkit document of the text as it is now (parsed again after an edit by spans)."""
@@ -96,9 +102,21 @@ class TomlDocument:
         self.text, self._value, self._tk = text, value, None
 
     def get(self, path: Path_) -> Any:
-        return walk(self._value, path)
+        value = self._value
+        for gone in sorted(self._pruned | self._vanished, key=len, reverse=True):
+            if walk(value, gone) is not MISSING:  # as the planner must see it: already deleted
+                value = _without(value, gone)
+        return walk(value, path)
 
     def set(self, path: Path_, value: Any) -> None:
+        if path in self._vanished and value == {}:
+            return  # an empty table no byte spelled: there is nothing to write back
+        for kept in [p for p in self._pruned if path[:len(p)] == p]:
+            self._pruned.discard(kept)
+            self._vanished -= {kept[:end] for end in range(1, len(kept))}
+        self._vanished -= {path[:end] for end in range(1, len(path) + 1)}
+        if _same(self.get(path), value):
+            return
         expected = _with(self._value, path, value)
         if self.get(path) is MISSING:
             text = add_key(self.text, path, value)  # a key of an inline table: inside it, in its style
@@ -136,24 +154,37 @@ class TomlDocument:
         container[path[-1]] = item
 
     def delete(self, path: Path_) -> None:
-        found = self.get(path)
-        if found is MISSING:
+        if self.get(path) is MISSING:
             return
+        self._remove(path)
+        self._deleted = True
+        for end in range(len(path) - 1, 0, -1):  # the parents it left empty (no `mcp_servers = {}`)
+            parent = path[:end]
+            if walk(self._value, parent) is MISSING:
+                self._vanished.add(parent)
+            elif self.get(parent) == {}:
+                (self._pruned if self._spelled(parent) else self._vanished).add(parent)
+            else:
+                break
+
+    def _remove(self, path: Path_) -> None:
+        found = walk(self._value, path)
         expected = _without(self._value, path)
         text = remove_key(self.text, path)
         if text is None and isinstance(found, Mapping):
             text = remove_entry(self.text, path)
-        if text is not None:
-            self._commit(text, expected, path)
-        else:
+        if text is None:
             container: Any = self._tomlkit()
             for key in path[:-1]:
                 container = container[key]
             del container[path[-1]]
-            self._commit(self._tomlkit().as_string(), expected, path)
-        if len(path) > 1 and self.get(path[:-1]) == {}:
-            self.delete(path[:-1])  # the parents it left empty go too (no `mcp_servers = {}`)
-        self._emptied = not self._value
+            text = self._tomlkit().as_string()
+        self._commit(text, expected, path)
+
+    def _spelled(self, path: Path_) -> bool:
+        """Whether a table has bytes of its own: a header, a `key = {...}` pair or member."""
+        return inline_table(self.text, path) is not None or any(
+            s.kind is Kind.HEADER and s.path == path for s in statements(self.text))
 
     def edit_list(self, path: Path_, edit: ListEdit) -> None:
         current = self.get(path)
@@ -201,8 +232,12 @@ class TomlDocument:
         return fallback
 
     def render(self) -> str | None:
-        if self._emptied and not self._value:
-            return None
+        for path in sorted(self._pruned, key=len):
+            if walk(self._value, path) is not MISSING:
+                self._remove(path)
+        self._pruned.clear()
+        if self._deleted and not self._value and not self.text.strip():
+            return None  # nothing left, not even a comment: the file goes (unless the user made it)
         out = self.text
         return out.replace("\n", "\r\n") if self.crlf else out
 

@@ -22,7 +22,7 @@ from reconciler.drivers.agents.tomlentries import inline_value
 from reconciler.drivers.agents.tomlspans import Kind, Path_, key_text, members, statements
 
 
-def _table(text: str, path: Path_) -> int | None:
+def inline_table(text: str, path: Path_) -> int | None:
     """Where the `{` of the inline table holding the keys of `path` is; None when `path` is
     not an inline table (or is one only through dotted keys inside another)."""
     for statement in statements(text):
@@ -41,7 +41,7 @@ def _table(text: str, path: Path_) -> int | None:
 def add_key(text: str, path: Path_, value: Any) -> str | None:
     """`text` with the new key `path` in its parent's inline table; None when the parent is
     not an inline table."""
-    brace = _table(text, path[:-1])
+    brace = inline_table(text, path[:-1])
     if brace is None:
         return None
     found, close = members(text, brace)
@@ -56,7 +56,7 @@ def add_key(text: str, path: Path_, value: Any) -> str | None:
 def remove_key(text: str, path: Path_) -> str | None:
     """`text` without the key `path` of an inline table (every dotted member spelling it);
     None when its parent is not an inline table."""
-    brace = _table(text, path[:-1])
+    brace = inline_table(text, path[:-1])
     if brace is None:
         return None
     while True:
