@@ -12,7 +12,9 @@
   `enabled = false`. Codex writes its own per-tool `[mcp_servers.<name>.tools.<tool>]
   approval_mode` tables inside these entries: they are preserved (rulesync#1709). Every
   other table and comment of the file (`model`, `[profiles.*]`, `[projects.*]` trust,
-  servers the reconciler does not own) stays byte for byte: the file is edited with tomlkit.
+  servers the reconciler does not own) stays byte for byte: the file is edited with tomlkit,
+  and whole servers by span in the spelling the file uses for them (tables, dotted keys or an
+  inline table; see `tomlentries`, `tomlinline`).
 - Rules: every rule goes in the reconciler's block of `AGENTS.md` (`~/.codex/AGENTS.md` at
   user scope). AGENTS.md has no path scoping: a path-scoped rule is always on, its paths
   stated in its text (weakened note). The project `AGENTS.md` is shared with Rovo Dev, which
@@ -101,7 +103,8 @@ class Codex:
         "sets of items": "server `enabled_tools` / `disabled_tools` (`reconciler.rules`: a whole file "
                          "of its own)",
         "one value": "server `args`, `env_vars`, `env`, `http_headers`",
-        "grammar": "TOML (tomlkit; duplicate keys refused)",
+        "grammar": "TOML; servers as tables, dotted keys or an inline table, as the file has them; "
+                   "duplicate keys refused",
     }
 
     def render(self, spec: AgentConfigSpec, place: Place) -> Rendering:
