@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.drivers.agents.documents import MISSING
+from reconciler.drivers.agents.documents import MISSING, ShapeError
 from reconciler.drivers.agents.tomldocument import TomlDocument
 
 GITHUB = {"command": "npx", "args": ["-y", "gh"], "env": {"GITHUB_TOOLSETS": "repos"}}
@@ -175,3 +175,21 @@ def test_tables_a_deletion_empties_go_with_the_tables_above_them_it_empties() ->
     doc.delete(("features", "beta", "web_search"))
     assert doc.get(("features",)) is MISSING
     assert doc.render() == 'model = "o3"\n'
+
+
+def test_an_edit_that_would_change_another_key_is_refused_where_it_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net under every edit: the new text is read back, and a placement that
+    changes what other lines mean (here: finding 1's table between two dotted lines) is
+    refused with the file, line and column, and the document stays as it was."""
+    import reconciler.drivers.agents.tomldocument as module
+
+    before = 'mcp_servers.other.command = "x"\nmcp_servers.github.command = "old"\n'
+    misplaced = before.replace('"x"\n', '"x"\n[mcp_servers.docs]\nurl = "u"\n')
+    monkeypatch.setattr(module, "add_entry", lambda text, path, value: misplaced)
+    doc = TomlDocument(before, ".codex/config.toml")
+    with pytest.raises(ShapeError) as refused:
+        doc.set(("mcp_servers", "docs"), {"url": "u"})
+    assert str(refused.value).startswith(".codex/config.toml:1:1: /mcp_servers/docs: this edit would change "
+                                         "other keys of the file")
+    assert doc.render() == before
