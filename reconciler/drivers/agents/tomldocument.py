@@ -1,5 +1,25 @@
-"""TOML files (Codex's `config.toml`, Gemini's policy files) as documents: tomlkit keeps
-comments and layout, edits go key by key."""
+"""TOML files (Codex's `config.toml`, Gemini's policy files) as documents: the user's bytes
+and the meaning of every key the reconciler does not edit stay as they were.
+
+**The text is the document.** Each edit produces a new text, by one of two means:
+
+- *tomlkit* for what it does in place without touching anything else: a changed value, a
+  key added to an existing table, items of an array (comments and layout kept), a new root
+  key (placed after the last root key, see `_root_key_place`);
+- *spans* for what tomlkit gets wrong: whole entries (`tomlentries`: a server as a table or
+  as dotted keys, in the spelling of the servers beside it, with blank lines that come and
+  go with it) and keys of inline tables (`tomlinline`).
+
+**Every edit is read back** with tomllib, the strict reader closest to Codex's, and must
+give exactly the document meant (the old values with that one change); otherwise it is
+refused as a `ShapeError` at the key's line and column and the text stays as it was. A
+wrong placement can therefore fail a run, but never silently change another key.
+
+**Emptied containers.** A deletion that leaves its parent empty deletes the parent too, as
+every document does, but a parent with bytes of its own (`[mcp_servers]`, `mcp_servers =
+{ }`) only reads as deleted until `render`: when the planner sets it again (it keeps what
+the user had), it is still there, spelled as it was.
+"""
 
 from __future__ import annotations
 
