@@ -143,22 +143,6 @@ def walk(value: Any, path: Path_) -> Any:
     return value
 
 
-def delete_pruning(doc: Any, path: Path_) -> None:
-    """Delete the key at `path`, then every parent mapping that deletion left empty."""
-    for end in range(len(path), 0, -1):
-        container: Any = doc
-        for key in path[:end - 1]:
-            if not isinstance(container, Mapping) or key not in container:
-                return
-            container = container[key]
-        if not isinstance(container, Mapping) or path[end - 1] not in container:
-            return
-        if end < len(path) and not (isinstance(container[path[end - 1]], Mapping)
-                                    and len(container[path[end - 1]]) == 0):
-            return
-        del container[path[end - 1]]  # type: ignore[attr-defined]  # narrowed to Mapping; documents are dicts
-
-
 @dataclass(frozen=True, slots=True)
 class JsonGrammarRule:
     """The grammar of the JSON files whose path ends with `pattern`, and why (for refusals)."""
