@@ -129,6 +129,12 @@ class TomlDocument:
         return walk(value, path)
 
     def set(self, path: Path_, value: Any) -> None:
+        current = self.get(path)
+        if value == {} and path and isinstance(current, Mapping) and current:
+            # Emptied where it stands (the planner keeps the user's container): its members
+            # go, its own text (a header, inline braces) stays, as after their deletion.
+            for key in list(current):
+                self.delete((*path, key))
         if path in self._vanished and value == {}:
             return  # an empty table no byte spelled: there is nothing to write back
         for kept in [p for p in self._pruned if path[:len(p)] == p]:
