@@ -223,3 +223,28 @@ def test_import_leaves_tool_groups_with_mixed_levels_in_the_file(tmp_path: Path)
     found = adapter_for("rovo-dev").read(Reader(root), place, warnings.append)
     assert not found["permissions"]
     assert len(warnings) == 2 and all("not imported (they stay in the file" in w for w in warnings)
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ('toolPermissions:\n  bash:\n    commands: [{command: "ls.*", permission: allow}, '
+     "{command: 'git log: .*', permission: allow}]\n",
+     'toolPermissions:\n  bash:\n    commands: [{command: "ls.*", permission: allow}, '
+     "{command: 'git log: .*', permission: allow}, {command: 'rm -rf( .*)?', permission: deny}]\n"),
+    ("toolPermissions: {}\n",
+     "toolPermissions: {bash: {commands: [{command: 'rm -rf( .*)?', permission: deny}]}}\n"),
+], ids=["flow-list", "empty-flow-mapping"])
+def test_apply_into_flow_collections_keeps_user_items_and_writes_for_every_yaml_reader(
+        runner: Runner, tmp_path: Path, before: str, after: str) -> None:
+    import yaml
+
+    home = tmp_path / "home"
+    (home / ".rovodev").mkdir(parents=True)
+    config = home / ".rovodev" / "config.yml"
+    config.write_text(before)
+    obj = agent_config({"permissions": {"deny": ["Bash(rm -rf *)"]},
+                        "targets": [{"client": "rovo-dev", "scope": "user", "root": str(home)}]})
+    result = runner(obj)
+    assert result.outcome is Outcome.SUCCEEDED, result.error
+    assert config.read_bytes() == after.encode()
+    assert yaml.safe_load(after) == YAML(typ="safe", pure=True).load(after)
+    assert runner(obj).outcome is Outcome.NOOP

@@ -22,19 +22,23 @@ rewritten after the key (whose spelling stays). A new key goes after the last en
 deepest existing mapping, at that mapping's indentation, with any missing mappings in the
 snippet. `delete` removes the entry, or its highest ancestor the deletion would leave
 empty. `edit_list` removes, replaces and appends items of a block sequence; untouched
-items keep every byte. Something inside a flow collection (`{...}`, `[...]`) is changed by
-rewriting that collection whole, in flow style. Snippets are rendered by ruamel in block
-style with the file's own mapping indentation and sequence style (dashes indented under
-their key or not, whichever the file does most), `None` as `null`, multi-line strings as
-literal blocks, and strings that a YAML 1.1 reader (PyYAML) would take for a boolean, a
-null or a number quoted: ruamel's YAML 1.2 would leave `yes` or `on` bare.
+items keep every byte. Inside a flow collection (`{...}`, `[...]`) the edit is made by
+`yamlflow` the same way: only the entry or item concerned changes, the others keep their
+bytes (a user's `"ls.*"` keeps its quotes). Snippets come from `yamlsnippets`: ruamel in
+block style with the file's own mapping indentation and sequence style (dashes indented
+under their key or not, whichever the file does most), or in flow style inside a flow
+collection, with every string quoted that a plain scalar would not carry back unchanged
+through PyYAML (YAML 1.1) and ruamel (1.2), in block and in flow context.
 
 **Checks.** A file the client could not read is refused with `DocumentError` at a line and
 column: a parse error, a duplicated key (ruamel refuses it too, but names only the second
 occurrence), a top level that is not a mapping. After each edit the new text is parsed and
-its values compared, type for type, with the intended result; an edit that would change
-anything else (an alias of the edited anchor, a key inherited through `<<`) is refused the
-same way and the text stays as it was. Anchors, aliases and merge keys are otherwise read
+its values compared, type for type, with the intended result, as ruamel reads it and, when
+PyYAML could read the file before the edit, as PyYAML reads it; an edit that would change
+anything else (an alias of the edited anchor, a key inherited through `<<`, a scalar a YAML
+1.1 reader takes otherwise) is refused the same way and the text stays as it was. A file
+only ruamel reads (a `?` bare inside a flow collection) is edited around the user's bytes,
+which are not the reconciler's to fix. Anchors, aliases and merge keys are otherwise read
 as ruamel reads them; editing inside an anchored or aliased node is refused up front.
 
 **Not done.** Comments are never removed, except those inside a removed or rewritten span
@@ -47,7 +51,6 @@ new text's final newline is dropped (unless that would change a literal block's 
 from __future__ import annotations
 
 import copy
-import io
 import math
 import re
 from collections import Counter
@@ -56,31 +59,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, TaggedScalar
+from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.representer import RoundTripRepresenter
-from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.scalarstring import LiteralScalarString, ScalarString, SingleQuotedScalarString
 
+from reconciler.drivers.agents import yamlflow
 from reconciler.drivers.agents.documents import MISSING, DocumentError, ListEdit, Path_
+from reconciler.drivers.agents.yamlsnippets import Style as _Style
+from reconciler.drivers.agents.yamlsnippets import dump as _dump
+from reconciler.drivers.agents.yamlsnippets import strict_reading
 
-_STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _COLON = re.compile(r"[ \t]*:")
-_YAML11 = VersionedResolver(version=(1, 1))
+_UNKNOWN: Any = object()
 
 
 # -- reading ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Style:
-    """How the file indents: a child key `mapping` columns in, a dash `offset` columns in."""
-
-    mapping: int = 2
-    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,45 +271,6 @@ def _items(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[_Span]] 
 # -- writing ------------------------------------------------------------------------------
 
 
-class _Representer(RoundTripRepresenter):
-    """Writes None as `null` (ruamel writes nothing, which reads back as null but looks unset)."""
-
-
-_Representer.add_representer(
-    type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
-
-
-def _misread(text: str) -> bool:
-    """Would a YAML 1.1 reader take this plain string for something else (`yes`, `on`, `1:20`)?"""
-    return str(_YAML11.resolve(ScalarNode, text, (True, False))) != _STR
-
-
-def _for_dump(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return CommentedMap((_for_dump(k), _for_dump(v)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return [_for_dump(v) for v in value]
-    if isinstance(value, str) and not isinstance(value, ScalarString):
-        # A literal block's end is clipped to one newline: more would swallow the blank
-        # lines that follow the snippet.
-        if "\n" in value and not value.endswith("\n\n"):
-            return LiteralScalarString(value)
-        if _misread(value):
-            return SingleQuotedScalarString(value)
-    return value
-
-
-def _dump(value: Any, *, style: _Style, flow: bool = False) -> str:
-    yaml = YAML(typ="rt")
-    yaml.Representer = _Representer
-    yaml.width = 4096
-    yaml.default_flow_style = flow
-    yaml.indent(mapping=style.mapping, sequence=style.offset + 2, offset=style.offset)
-    out = io.StringIO()
-    yaml.dump(_for_dump(value), out)
-    return out.getvalue()
-
-
 def _nested(keys: Path_, value: Any) -> Any:
     for key in reversed(keys):
         value = {key: value}
@@ -330,6 +286,17 @@ def _with(doc: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
         holder = holder[key]
     holder[path[-1]] = copy.deepcopy(value)
     return out
+
+
+def _setting(path: Path_, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda doc: _with(doc, path, _plain(value))
+
+
+def _at(doc: dict[str, Any], path: Path_) -> Any:
+    value: Any = doc
+    for key in path:
+        value = value.get(key, MISSING) if isinstance(value, dict) else MISSING
+    return value
 
 
 def _without(doc: dict[str, Any], path: Path_) -> dict[str, Any]:
@@ -367,6 +334,7 @@ class YamlSpanDocument:
         self._text = text or ""
         self._parsed = _parse(self._text, source)
         self._emptied = False
+        self._strict_value: Any = _UNKNOWN
 
     # -- reading
 
@@ -397,7 +365,7 @@ class YamlSpanDocument:
     def set(self, path: Path_, value: Any) -> None:
         if not path:
             raise ValueError("set needs a key path")
-        expected = _with(self._parsed.value, path, _plain(value))
+        change = _setting(path, value)
         trail = self._trail(path)
         done = len(trail.entries)
         if done == len(path):
@@ -405,15 +373,16 @@ class YamlSpanDocument:
             work = self._replaced(trail.entries[-1], value, path)
         elif isinstance(trail.holder, MappingNode) and _is_flow(trail.holder):
             self._guard(trail.entries)
-            work = self._reflowed(trail, self.get(path[:done]) if done else self._parsed.value,
-                                  lambda held: _with(held, path[done:], _plain(value)))
+            self._guard_flow(trail.holder, path[done:], path)
+            work = yamlflow.value_set(self._parsed.work, trail.holder, path[done:], value,
+                                      style=self._parsed.style)
         elif isinstance(trail.holder, MappingNode) or not done:
             self._guard(trail.entries)
             work = self._inserted(trail, path[done], _nested(path[done + 1:], value))
         else:  # the value at path[:done] is not a mapping: it becomes one
             self._guard(trail.entries[:-1], target=trail.entries[-1])
             work = self._replaced(trail.entries[-1], _nested(path[done:], value), path[:done])
-        self._commit(work, expected, path)
+        self._commit(work, change, path)
 
     def delete(self, path: Path_) -> None:
         if not path or self.get(path) is MISSING:
@@ -423,23 +392,24 @@ class YamlSpanDocument:
         while top > 1 and len(self.get(path[:top - 1])) == 1:
             top -= 1
         path = path[:top]
-        expected = _without(self._parsed.value, path)
         trail = self._trail(path)
         work = self._parsed.work
-        if len(trail.entries) == len(path):
+        done = len(trail.entries)
+        holder = trail.holder
+        inner = yamlflow.walk(holder, path[done:]) if holder is not None and _is_flow(holder) else []
+        if done == len(path):
             entry = trail.entries[-1]
             self._guard(trail.entries[:-1], target=entry)
             self._colon(entry, path)
             work = work[:entry.start] + work[entry.end:]
-        elif _is_flow(trail.holder):
+        elif holder is not None and inner and len(inner) == len(path) - done:
             self._guard(trail.entries)
-            done = len(trail.entries)
-            work = self._reflowed(trail, self.get(path[:done]) if done else self._parsed.value,
-                                  lambda held: _without(held, path[done:]))
+            self._guard_flow(holder, path[done:-1], path)
+            work = yamlflow.key_deleted(work, inner[-1])
         else:
             raise self._refusal(path, f"{_dotted(path)} is not written here but inherited "
                                 "through a merge key (<<)")
-        self._commit(work, expected, path)
+        self._commit(work, lambda doc: _without(doc, path), path)
         self._emptied = not self._parsed.value
 
     def edit_list(self, path: Path_, edit: ListEdit) -> None:
@@ -455,21 +425,37 @@ class YamlSpanDocument:
         if wrong:
             raise IndexError(f"{_dotted(path)} has {len(current)} items, no item {wrong[0]}")
         after = edit.applied(current)
+
+        def change(doc: dict[str, Any]) -> dict[str, Any]:
+            held = _at(doc, path)  # a strict reader's list: its own items, the same positions
+            return _with(doc, path, edit.applied(held) if isinstance(held, list) else after)
+
         trail = self._trail(path)
-        entry = trail.entries[-1] if len(trail.entries) == len(path) else None
+        done = len(trail.entries)
+        entry = trail.entries[-1] if done == len(path) else None
         node = entry.node if entry is not None else None
-        if (entry is None or not isinstance(node, SequenceNode) or _is_flow(node)
-                or id(node) in self._parsed.shared or not after):
-            # A flow list, a list inside a flow collection, an alias, or a list left empty
-            # (`key: []`: a bare `key:` would read as null): rewritten whole.
+        if node is None and trail.holder is not None and _is_flow(trail.holder):
+            inner = yamlflow.walk(trail.holder, path[done:])
+            node = inner[-1].value if len(inner) == len(path) - done else None
+        if node is None or id(node) in self._parsed.shared or not after or not isinstance(node, SequenceNode):
+            # A list reached through an alias or a merge key, or one left empty (`key: []`: a
+            # bare `key:` would read as null): rewritten whole.
             self.set(path, after)
             return
-        self._guard(trail.entries[:-1])
+        self._guard(trail.entries[:-1] if entry is not None else trail.entries)
+        if entry is None:
+            assert trail.holder is not None
+            self._guard_flow(trail.holder, path[done:], path)
+        if _is_flow(node):
+            work = yamlflow.items_edited(self._parsed.work, node, edit, style=self._parsed.style)
+            self._commit(work, change, path)
+            return
+        assert entry is not None  # a block sequence sits in a block mapping
         items = _items(node, self._parsed.work, entry.end)
         if items is None:
             raise self._refusal(path, f"cannot tell the items of {_dotted(path)} apart; edit it by hand")
         column, spans = items
-        self._commit(self._items_edited(spans, column, edit), _with(self._parsed.value, path, after), path)
+        self._commit(self._items_edited(spans, column, edit), change, path)
 
     # -- the text of one edit
 
@@ -545,14 +531,6 @@ class YamlSpanDocument:
             at, column = len(work), 0
         return work[:at] + self._block(key, value, column=column) + work[at:]
 
-    def _reflowed(self, trail: _Trail, held: Any, change: Callable[[Any], Any]) -> str:
-        """The text with the flow collection `trail.holder` rewritten as `change(held)`."""
-        node = trail.holder
-        assert node is not None
-        work = self._parsed.work
-        flow = _dump(change(held), style=self._parsed.style, flow=True).strip()
-        return work[:node.start_mark.index] + flow + work[node.end_mark.index:]
-
     def _items_edited(self, spans: list[_Span], column: int, edit: ListEdit) -> str:
         work = self._parsed.work
         pieces = [work[:spans[0].start]]
@@ -604,12 +582,23 @@ class YamlSpanDocument:
                                 "that other keys share; editing it would change them too, "
                                 "edit the file by hand")
 
-    def _commit(self, work: str, expected: dict[str, Any], path: Path_) -> None:
-        """Take the new text if it reads back as `expected`; else refuse and keep the old one."""
+    def _guard_flow(self, holder: Node, keys: Path_, path: Path_) -> None:
+        """`_guard` inside a flow collection: no edit in a node that other keys share."""
+        shared = self._parsed.shared
+        nodes = [holder, *(e.value for e in yamlflow.walk(holder, keys))]
+        if any(id(node) in shared for node in nodes):
+            raise self._refusal(path, f"{_dotted(path)} is inside an anchor or an alias that other "
+                                "keys share; editing it would change them too, edit the file by hand")
+
+    def _commit(self, work: str, change: Callable[[dict[str, Any]], dict[str, Any]], path: Path_) -> None:
+        """Take the new text if it reads back as `change` of the old one (ruamel's reading,
+        and PyYAML's when PyYAML could read the old text); else refuse and keep the old one."""
         candidates = [work]
         if self._text and not self._text.endswith("\n") and work.endswith("\n"):
             cut = len(self._newline) if work.endswith(self._newline) else 1
             candidates.insert(0, work[:-cut])  # the file had no final newline
+        expected = change(self._parsed.value)
+        strict = self._strict()
         reason = ""
         for text in candidates:
             try:
@@ -617,9 +606,24 @@ class YamlSpanDocument:
             except DocumentError as exc:
                 reason = f"the edited text would not parse ({exc.reason})"
                 continue
-            if _same(parsed.value, expected):
-                self._text, self._parsed = text, parsed
-                return
-            reason = "the edited text would read back differently (an alias, a merge key?)"
+            if not _same(parsed.value, expected):
+                reason = "the edited text would read back differently (an alias, a merge key?)"
+                continue
+            if strict is not None:
+                now = strict_reading(text)
+                if now is None or not _same(now, change(strict)):
+                    reason = "a YAML 1.1 reader (PyYAML) would read the edited text differently"
+                    continue
+                self._strict_value = now
+            self._text, self._parsed = text, parsed
+            return
         raise self._refusal(path, f"cannot edit {_dotted(path)} in place: {reason}; edit the "
                             "file by hand")
+
+    def _strict(self) -> dict[str, Any] | None:
+        """PyYAML's reading of the text now, or None when PyYAML cannot read it (then only
+        ruamel's reading is checked: the user's own bytes are not the reconciler's to fix)."""
+        if self._strict_value is _UNKNOWN:
+            value = strict_reading(self._text)
+            self._strict_value = value if isinstance(value, dict) else None
+        return self._strict_value
