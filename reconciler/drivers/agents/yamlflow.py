@@ -28,9 +28,8 @@ from typing import Any
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.drivers.agents.documents import ListEdit, Path_
+from reconciler.drivers.agents.yamlnodes import MERGE
 from reconciler.drivers.agents.yamlsnippets import Style, dump, flow_entry, flow_items
-
-_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ def walk(node: Node, keys: Path_) -> list[FlowEntry]:
         if not isinstance(node, MappingNode):
             break
         index = next((i for i, (k, _) in enumerate(node.value) if isinstance(k, ScalarNode)
-                      and str(k.tag) != _MERGE and k.value == key), None)
+                      and str(k.tag) != MERGE and k.value == key), None)
         if index is None:
             break
         found = node.value[index]

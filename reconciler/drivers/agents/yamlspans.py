@@ -9,11 +9,9 @@ So this module never dumps the document. The text *is* the document; ruamel.yaml
 it only to learn where each node starts and ends, and every edit replaces one span of the
 text, then parses the result again so that the next edit sees true positions.
 
-**Spans.** An *entry* of a block mapping runs from the start of its key's line to the end
-of its content: the last line before the next sibling key (or before the end of its
-parent) that is neither blank nor a comment. An *item* of a block sequence runs the same
-way from its dash's line. A comment block before the next key, or at the end of a mapping
-or of the file, belongs to no entry and stays where it is.
+**Spans** (see `yamlnodes`): an entry of a block mapping runs from its key's line to its last
+content line, an item of a block sequence from its dash's line; comment blocks between
+them belong to no entry and stay where they are.
 
 **Edits.** `set` of an existing key rewrites as little as it can: a one-line scalar is
 replaced in place (key, spacing and trailing comment stay), a flow collection is
@@ -53,219 +51,28 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import TaggedScalar
-from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.scalarbool import ScalarBoolean
 
 from reconciler.drivers.agents import yamlflow
 from reconciler.drivers.agents.documents import MISSING, DocumentError, ListEdit, Path_
-from reconciler.drivers.agents.yamlsnippets import Style as _Style
-from reconciler.drivers.agents.yamlsnippets import dump as _dump
-from reconciler.drivers.agents.yamlsnippets import strict_reading
+from reconciler.drivers.agents.yamlnodes import (
+    MERGE,
+    Span,
+    Trail,
+    end_of_line,
+    entry_spans,
+    is_flow,
+    item_spans,
+    parse,
+    plain,
+)
+from reconciler.drivers.agents.yamlsnippets import dump, strict_reading
 
-_MERGE = "tag:yaml.org,2002:merge"
 _COLON = re.compile(r"[ \t]*:")
 _UNKNOWN: Any = object()
-
-
-# -- reading ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    value: dict[str, Any]  # plain values, read from the text itself
-    work: str  # the text with a final newline, which node positions refer to
-    root: Node | None
-    shared: frozenset[int]  # ids of nodes written once and referred to again (anchor + aliases)
-    style: _Style
-
-
-def _plain(value: Any) -> Any:
-    """ruamel's round-trip values as plain JSON-like ones (dict, list, str, int, float, bool)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, TaggedScalar):
-        return _plain(value.value)
-    if isinstance(value, ScalarBoolean):  # an anchored `true`: an int subclass, not a bool
-        return bool(value)
-    for kind in (bool, int, float, str):  # ScalarFloat, ScalarInt, quoted strings → builtins
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
-def _is_flow(node: Node | None) -> bool:
-    return isinstance(node, MappingNode | SequenceNode) and node.flow_style is True
-
-
-def _survey(root: Node, text: str, source: str) -> tuple[frozenset[int], _Style]:
-    """Refuse duplicated keys; find shared nodes and the file's indentation style."""
-    seen: set[int] = set()
-    shared: set[int] = set()
-    indents: Counter[int] = Counter()
-    offsets: Counter[int] = Counter()
-
-    def visit(node: Node) -> None:
-        if id(node) in seen:
-            shared.add(id(node))
-            return
-        seen.add(id(node))
-        if isinstance(node, SequenceNode):
-            for item in node.value:
-                visit(item)
-        if not isinstance(node, MappingNode):
-            return
-        first: dict[tuple[str, str], ScalarNode] = {}
-        for key, value in node.value:
-            if isinstance(key, ScalarNode) and str(key.tag) != _MERGE:
-                earlier = first.setdefault((str(key.tag), key.value), key)
-                if earlier is not key:
-                    raise DocumentError(source, key.start_mark.line + 1, key.start_mark.column + 1,
-                                        f"expected each key once in a mapping: duplicated key "
-                                        f"{key.value!r} (first at line "
-                                        f"{earlier.start_mark.line + 1})")
-            below = value.start_mark.line > key.start_mark.line and not _is_flow(value)
-            if below and isinstance(value, MappingNode) and value.value:
-                indents[value.value[0][0].start_mark.column - key.start_mark.column] += 1
-            if below and isinstance(value, SequenceNode) and text[value.start_mark.index] == "-":
-                offsets[value.start_mark.column - key.start_mark.column] += 1
-            visit(key)
-            visit(value)
-
-    visit(root)
-    return frozenset(shared), _Style(
-        mapping=indents.most_common(1)[0][0] if indents else 2,
-        offset=offsets.most_common(1)[0][0] if offsets else 0)
-
-
-def _parse(text: str, source: str) -> _Parsed:
-    newline = "\r\n" if "\r\n" in text else "\n"
-    # Positions come from the text with a final newline, so that every line of it ends
-    # with one; values come from the text itself (a literal block at the very end reads
-    # differently without its newline).
-    work = text if not text or text.endswith("\n") else text + newline
-    try:
-        root = YAML(typ="rt").compose(work)
-        shared, style = _survey(root, work, source) if root is not None else (frozenset(), _Style())
-        loaded = YAML(typ="rt").load(text) if text.strip() else None
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise DocumentError(source, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
-                            str(exc.problem or exc.context)) from None
-    if loaded is not None and not isinstance(loaded, Mapping):
-        mark = root.start_mark if root is not None else None
-        raise DocumentError(source, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                            "expected a mapping at the top level")
-    return _Parsed(_plain(loaded or {}), work, root, shared, style)
-
-
-# -- locating -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """One entry of a block mapping (with its `key`) or one item of a block sequence."""
-
-    node: Node  # the entry's value, or the item
-    key: ScalarNode | None
-    start: int  # the start of its first line
-    end: int  # after the newline of its last content line
-
-
-@dataclass(frozen=True, slots=True)
-class _Trail:
-    """How far a path exists as written keys of block mappings."""
-
-    entries: tuple[_Span, ...]  # the entries of path[0], path[1], ... that exist
-    holder: Node | None  # what holds the next key: the root, or the last entry's value
-    bound: int  # where the holder's content stops
-
-
-def _line_start(text: str, index: int) -> int:
-    return text.rfind("\n", 0, index) + 1
-
-
-def _line_end(text: str, index: int) -> int:
-    """After the newline of the line holding `index`."""
-    return text.find("\n", index) + 1 or len(text)
-
-
-def _last_char(node: Node, text: str, seen: frozenset[int] = frozenset()) -> int:
-    """The index of the node's last character; -1 for an empty scalar (ruamel places one at
-    the next token, which may be the next key)."""
-    if isinstance(node, ScalarNode):
-        body = text[node.start_mark.index:node.end_mark.index].rstrip()
-        return node.start_mark.index + len(body) - 1 if body else -1
-    if _is_flow(node) or not node.value or id(node) in seen:
-        return node.end_mark.index - 1
-    last, inner = node.value[-1], seen | {id(node)}
-    if isinstance(node, MappingNode):
-        return max(_last_char(last[1], text, inner), last[0].end_mark.index - 1)
-    return _last_char(last, text, inner)
-
-
-def _content_end(text: str, *, start: int, bound: int, floor: int) -> int:
-    """After the last line in [start, bound) that is neither blank nor a comment, or that
-    holds `floor` (a literal block's line may look like a comment)."""
-    end = bound
-    while end > start:
-        line_start = _line_start(text, end - 1)
-        stripped = text[line_start:end].strip()
-        if line_start <= max(floor, start) or (stripped and not stripped.startswith("#")):
-            return end
-        end = line_start
-    return end
-
-
-def _entries(mapping: MappingNode, text: str, bound: int) -> list[_Span]:
-    starts = [_line_start(text, key.start_mark.index) for key, _ in mapping.value]
-    out = []
-    for i, (key, value) in enumerate(mapping.value):
-        limit = starts[i + 1] if i + 1 < len(starts) else bound
-        floor = max(_last_char(value, text), key.end_mark.index - 1)
-        out.append(_Span(value, key, starts[i],
-                         _content_end(text, start=starts[i], bound=limit, floor=floor)))
-    return out
-
-
-def _dash_lines(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[int]]:
-    """The dash column of a block sequence and the start of each line holding a dash."""
-    pos = _line_start(text, seq.start_mark.index)
-    column = seq.start_mark.column if text[seq.start_mark.index] == "-" else -1
-    dashes = []
-    while pos < bound:
-        end = _line_end(text, pos)
-        line = text[pos:end]
-        if column < 0 and line.lstrip().startswith("-") and pos > seq.start_mark.index:
-            column = len(line) - len(line.lstrip())  # after an anchor or a tag on the key's line
-        if (column >= 0 and not line[:column].strip() and line[column:column + 1] == "-"
-                and line[column + 1:column + 2] in ("", " ", "\t", "\r", "\n")):
-            dashes.append(pos)
-        pos = end
-    return column, dashes
-
-
-def _items(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[_Span]] | None:
-    """The dash column and the spans of a block sequence's items; None if the dashes found
-    do not match the items (a flow collection spread over lines, say)."""
-    column, dashes = _dash_lines(seq, text, bound)
-    if len(dashes) != len(seq.value):
-        return None
-    spans = []
-    for i, (item, dash) in enumerate(zip(seq.value, dashes, strict=True)):
-        limit = dashes[i + 1] if i + 1 < len(dashes) else bound
-        end = _content_end(text, start=dash, bound=limit, floor=_last_char(item, text))
-        spans.append(_Span(item, None, dash, end))
-    return column, spans
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -289,7 +96,7 @@ def _with(doc: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
 
 
 def _setting(path: Path_, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda doc: _with(doc, path, _plain(value))
+    return lambda doc: _with(doc, path, plain(value))
 
 
 def _at(doc: dict[str, Any], path: Path_) -> Any:
@@ -332,7 +139,7 @@ class YamlSpanDocument:
         self._source = source
         self._absent = text is None
         self._text = text or ""
-        self._parsed = _parse(self._text, source)
+        self._parsed = parse(self._text, source)
         self._emptied = False
         self._strict_value: Any = _UNKNOWN
 
@@ -371,7 +178,7 @@ class YamlSpanDocument:
         if done == len(path):
             self._guard(trail.entries[:-1], target=trail.entries[-1])
             work = self._replaced(trail.entries[-1], value, path)
-        elif isinstance(trail.holder, MappingNode) and _is_flow(trail.holder):
+        elif isinstance(trail.holder, MappingNode) and is_flow(trail.holder):
             self._guard(trail.entries)
             self._guard_flow(trail.holder, path[done:], path)
             work = yamlflow.value_set(self._parsed.work, trail.holder, path[done:], value,
@@ -396,7 +203,7 @@ class YamlSpanDocument:
         work = self._parsed.work
         done = len(trail.entries)
         holder = trail.holder
-        inner = yamlflow.walk(holder, path[done:]) if holder is not None and _is_flow(holder) else []
+        inner = yamlflow.walk(holder, path[done:]) if holder is not None and is_flow(holder) else []
         if done == len(path):
             entry = trail.entries[-1]
             self._guard(trail.entries[:-1], target=entry)
@@ -434,7 +241,7 @@ class YamlSpanDocument:
         done = len(trail.entries)
         entry = trail.entries[-1] if done == len(path) else None
         node = entry.node if entry is not None else None
-        if node is None and trail.holder is not None and _is_flow(trail.holder):
+        if node is None and trail.holder is not None and is_flow(trail.holder):
             inner = yamlflow.walk(trail.holder, path[done:])
             node = inner[-1].value if len(inner) == len(path) - done else None
         if node is None or id(node) in self._parsed.shared or not after or not isinstance(node, SequenceNode):
@@ -446,35 +253,35 @@ class YamlSpanDocument:
         if entry is None:
             assert trail.holder is not None
             self._guard_flow(trail.holder, path[done:], path)
-        if _is_flow(node):
+        if is_flow(node):
             work = yamlflow.items_edited(self._parsed.work, node, edit, style=self._parsed.style)
             self._commit(work, change, path)
             return
         assert entry is not None  # a block sequence sits in a block mapping
-        items = _items(node, self._parsed.work, entry.end)
-        if items is None:
+        found = item_spans(node, self._parsed.work, entry.end)
+        if found is None:
             raise self._refusal(path, f"cannot tell the items of {_dotted(path)} apart; edit it by hand")
-        column, spans = items
+        column, spans = found
         self._commit(self._items_edited(spans, column, edit), change, path)
 
     # -- the text of one edit
 
-    def _trail(self, path: Path_) -> _Trail:
+    def _trail(self, path: Path_) -> Trail:
         work, node = self._parsed.work, self._parsed.root
         bound = node.end_mark.index if node is not None else len(work)
-        entries: list[_Span] = []
+        entries: list[Span] = []
         for key in path:
-            if not isinstance(node, MappingNode) or _is_flow(node):
+            if not isinstance(node, MappingNode) or is_flow(node):
                 break
-            entry = next((e for e in _entries(node, work, bound) if e.key is not None
-                          and str(e.key.tag) != _MERGE and e.key.value == key), None)
+            entry = next((e for e in entry_spans(node, work, bound) if e.key is not None
+                          and str(e.key.tag) != MERGE and e.key.value == key), None)
             if entry is None:
                 break
             entries.append(entry)
             node, bound = entry.node, entry.end
-        return _Trail(tuple(entries), node, bound)
+        return Trail(tuple(entries), node, bound)
 
-    def _colon(self, entry: _Span, path: Path_) -> int:
+    def _colon(self, entry: Span, path: Path_) -> int:
         """Where the entry's `:` is; refuses a key that does not start its line (`? key`)."""
         work, key = self._parsed.work, entry.key
         assert key is not None
@@ -486,22 +293,22 @@ class YamlSpanDocument:
 
     def _block(self, key: str, value: Any, *, column: int) -> str:
         """`key: value` as block lines at `column`, each ending with the file's newline."""
-        lines = _dump({key: value}, style=self._parsed.style).splitlines()
+        lines = dump({key: value}, style=self._parsed.style).splitlines()
         return "".join((" " * column + line if line else "") + self._newline for line in lines)
 
     def _inline(self, value: Any) -> str | None:
         """A scalar's one-line spelling, or None (a collection, a literal block)."""
         if isinstance(value, Mapping | list | tuple):
             return None
-        lines = _dump({"k": value}, style=self._parsed.style).splitlines()
+        lines = dump({"k": value}, style=self._parsed.style).splitlines()
         return lines[0][3:] if len(lines) == 1 and lines[0].startswith("k: ") else None
 
-    def _replaced(self, entry: _Span, value: Any, path: Path_) -> str:
+    def _replaced(self, entry: Span, value: Any, path: Path_) -> str:
         work, node = self._parsed.work, entry.node
         key = entry.key
         assert key is not None
         colon = self._colon(entry, path)
-        after_colon = work[colon + 1:_line_end(work, colon)].strip()
+        after_colon = work[colon + 1:end_of_line(work, colon)].strip()
         bare = not after_colon or after_colon.startswith("#")
         # An alias's node carries its anchor's positions: only its entry's lines are its own.
         here = id(node) not in self._parsed.shared or entry.start <= node.start_mark.index < entry.end
@@ -512,26 +319,26 @@ class YamlSpanDocument:
             return work[:node.start_mark.index] + scalar + work[node.end_mark.index:]
         if scalar is not None and bare and isinstance(node, ScalarNode) and not written:
             return work[:colon + 1] + " " + scalar + work[colon + 1:]  # `key:   # note` → `key: v   # note`
-        if isinstance(value, Mapping | list | tuple) and here and _is_flow(node):
-            flow = _dump(value, style=self._parsed.style, flow=True).strip()
+        if isinstance(value, Mapping | list | tuple) and here and is_flow(node):
+            flow = dump(value, style=self._parsed.style, flow=True).strip()
             return work[:node.start_mark.index] + flow + work[node.end_mark.index:]
         column = key.start_mark.column
         lines = self._block("k", value, column=column)
         if bare and value and isinstance(value, Mapping | list | tuple):
-            first = _line_end(work, colon)  # keep the `key:` line and its comment
-            return work[:first] + lines[_line_end(lines, 0):] + work[entry.end:]
+            first = end_of_line(work, colon)  # keep the `key:` line and its comment
+            return work[:first] + lines[end_of_line(lines, 0):] + work[entry.end:]
         return work[:key.end_mark.index] + lines[column + 1:] + work[entry.end:]
 
-    def _inserted(self, trail: _Trail, key: str, value: Any) -> str:
+    def _inserted(self, trail: Trail, key: str, value: Any) -> str:
         work, holder = self._parsed.work, trail.holder
         if isinstance(holder, MappingNode) and holder.value:
-            last = _entries(holder, work, trail.bound)[-1]
+            last = entry_spans(holder, work, trail.bound)[-1]
             at, column = last.end, holder.value[0][0].start_mark.column
         else:  # an empty document, perhaps with comments
             at, column = len(work), 0
         return work[:at] + self._block(key, value, column=column) + work[at:]
 
-    def _items_edited(self, spans: list[_Span], column: int, edit: ListEdit) -> str:
+    def _items_edited(self, spans: list[Span], column: int, edit: ListEdit) -> str:
         work = self._parsed.work
         pieces = [work[:spans[0].start]]
         for i, span in enumerate(spans):
@@ -549,7 +356,7 @@ class YamlSpanDocument:
     def _item_lines(self, items: list[Any], column: int) -> str:
         """Items as block sequence lines with their dashes at `column`."""
         offset = self._parsed.style.offset
-        lines = _dump({"k": items}, style=self._parsed.style).splitlines()[1:]
+        lines = dump({"k": items}, style=self._parsed.style).splitlines()[1:]
         return "".join((" " * column + line[offset:] if line else "") + self._newline for line in lines)
 
     # -- checks
@@ -565,7 +372,7 @@ class YamlSpanDocument:
                 return DocumentError(self._source, *where, reason)
         return DocumentError(self._source, 1, 1, reason)
 
-    def _guard(self, inside: tuple[_Span, ...], *, target: _Span | None = None) -> None:
+    def _guard(self, inside: tuple[Span, ...], *, target: Span | None = None) -> None:
         """Refuse an edit inside a node that is written once and referred to again, or one
         replacing or deleting such a node where it is written (its aliases would dangle)."""
         shared = self._parsed.shared
@@ -602,7 +409,7 @@ class YamlSpanDocument:
         reason = ""
         for text in candidates:
             try:
-                parsed = _parse(text, self._source)
+                parsed = parse(text, self._source)
             except DocumentError as exc:
                 reason = f"the edited text would not parse ({exc.reason})"
                 continue
