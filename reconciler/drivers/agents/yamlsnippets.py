@@ -5,16 +5,17 @@ items, a flow collection) and splices them into the user's text. Those snippets 
 rendered here by ruamel, in block or flow style, with the file's own mapping indentation
 and sequence style, `None` as `null` and multi-line strings as literal blocks.
 
-**Quoting.** A config file is read by more than one YAML reader: the client (Rovo Dev is
-a Python program), and every tool people point at their dotfiles. PyYAML reads YAML 1.1:
-`yes`, `on`, `1:20` are not strings there, and inside a flow collection (`[...]`,
-`{...}`) a `?`, `,`, `[`, `]`, `{` or `}` ends a plain scalar, so `{command: rm -rf( .*)?}`
-is an error to it. ruamel's emitter follows YAML 1.2, which allows that text, and would
-write it bare. So a string goes out plain only when it reads back as the same string, in
-block and in flow context, as a key and as a value, in both PyYAML (`safe_load`) and
-ruamel; otherwise it is single-quoted (double-quoted when it holds a line break or a
-character single quotes cannot hold). Whether a plain scalar reads back is tested by
-parsing it, not guessed from a character list (cached per string).
+**Quoting.** A config file is read by more than one YAML reader: the client, and every
+tool people point at their dotfiles. PyYAML reads YAML 1.1: `yes`, `on`, `1:20` are not
+strings there, and inside a flow collection (`[...]`, `{...}`) a `?`, `,`, `[`, `]`, `{` or
+`}` ends a plain scalar, so `{command: rm -rf( .*)?}` is an error to it. ruamel's emitter
+follows YAML 1.2, which allows that text, and would write it bare. So a string goes out
+plain only when it reads back as the same string in the context it is written in (block,
+or inside a flow collection), as a key, an item and a value, in both PyYAML (`safe_load`)
+and ruamel; otherwise it is single-quoted (double-quoted when it holds a line break or a
+character single quotes cannot hold). `- command: rm -rf( .*)?` stays bare in a block
+list, where both read it. Whether a plain scalar reads back is tested by parsing it, not
+guessed from a character list (cached per string and context).
 
 **Strict reading.** `strict_reading` is PyYAML's reading of a whole text (None when it
 refuses it): `yamlspans` checks after every edit that a file PyYAML could read before still
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,17 +90,25 @@ def strict_reading(text: str) -> Any:
     return {} if value is None else value
 
 
+# Where a written string may stand, as (document with the string at %s, what it must read as).
+_Case = tuple[str, Callable[[str], Any]]
+_BLOCK: tuple[_Case, ...] = (("k: %s\n", lambda t: {"k": t}), ("- %s\n", lambda t: [t]),
+                             ("%s: v\n", lambda t: {t: "v"}))
+_FLOW: tuple[_Case, ...] = (("[%s, x]\n", lambda t: [t, "x"]), ("[%s]\n", lambda t: [t]),
+                            ("{k: %s, x: y}\n", lambda t: {"k": t, "x": "y"}),
+                            ("{k: %s}\n", lambda t: {"k": t}), ("{%s: v}\n", lambda t: {t: "v"}))
+
+
 @functools.lru_cache(maxsize=4096)
-def plain_reads_back(text: str) -> bool:
-    """Whether `text`, written as a plain scalar, is read as `text` everywhere it may stand."""
+def plain_reads_back(text: str, *, flow: bool) -> bool:
+    """Whether `text`, written as a plain scalar in block (or flow) context, is read as
+    `text` wherever it may stand there: a value, an item, a key."""
     if not text or "\n" in text or "\r" in text:
         return False
-    cases = ((f"k: {text}\n", {"k": text}), (f"- {text}\n", [text]), (f"{text}: v\n", {text: "v"}),
-             (f"[{text}]\n", [text]), (f"{{k: {text}}}\n", {"k": text}), (f"{{{text}: v}}\n", {text: "v"}),
-             (f"[{text}, x]\n", [text, "x"]), (f"{{k: {text}, x: y}}\n", {"k": text, "x": "y"}))
-    for doc, want in cases:
+    for shape, want in _FLOW if flow else _BLOCK:
+        doc = shape % text
         for reading in (_pyyaml(doc), _ruamel_reading(doc)):
-            if reading is _UNREADABLE or not _same_strings(reading, want):
+            if reading is _UNREADABLE or not _same_strings(reading, want(text)):
                 return False
     return True
 
@@ -125,7 +134,7 @@ def _for_dump(value: Any, *, flow: bool) -> Any:
             # A literal block's end is clipped to one newline: more would swallow the blank
             # lines that follow the snippet (ruamel then picks the style).
             return value if value.endswith("\n\n") else LiteralScalarString(value)
-        if not plain_reads_back(value):
+        if not plain_reads_back(value, flow=flow):
             return SingleQuotedScalarString(value)  # ruamel falls back to double quotes
     return value
 
