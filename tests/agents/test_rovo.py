@@ -90,7 +90,7 @@ def test_command_regexes_round_trip() -> None:
     assert bash_rule("npm run test( .*)?") == "Bash(npm run test *)"
     assert bash_rule(r"make -C a\.b") == "Bash(make -C a.b)"
     assert bash_rule(".*") == "Bash"
-    assert bash_rule("git.*") == "Bash(git *)"
+    assert bash_rule("git( .*)?") == "Bash(git *)"
     assert bash_rule("(git|hg) status") is None
 
 
@@ -248,3 +248,45 @@ def test_apply_into_flow_collections_keeps_user_items_and_writes_for_every_yaml_
     assert config.read_bytes() == after.encode()
     assert yaml.safe_load(after) == YAML(typ="safe", pure=True).load(after)
     assert runner(obj).outcome is Outcome.NOOP
+
+
+def test_import_turns_only_exact_spellings_of_a_glob_into_bash_rules(tmp_path: Path) -> None:
+    """`Bash(rm *)` is `rm` alone or followed by a space and arguments, what the writer's
+    `rm( .*)?` matches. `rm.*` also matches `rmdir` and `rm-foo`, and `cat\\s.*` not a bare
+    `cat`: read back as a glob they would change what the other clients permit or deny."""
+    root = tmp_path / "home"
+    (root / ".rovodev").mkdir(parents=True)
+    (root / ".rovodev" / "config.yml").write_text(
+        "toolPermissions:\n  bash:\n    commands:\n"
+        "      - command: rm.*\n        permission: deny\n"
+        "      - command: npm.*\n        permission: allow\n"
+        "      - command: cat\\s.*\n        permission: allow\n"
+        "      - command: rm -rf( .*)?\n        permission: deny\n"
+        "      - command: git diff(\\s.*)?\n        permission: allow\n"
+        "      - command: ^git status$\n        permission: allow\n"
+        "      - command: 'git push( +.*)?'\n        permission: ask\n")
+    warnings: list[str] = []
+    place = Place(AgentClient.ROVO_DEV, TargetScope.USER, str(root), "team")
+    found = adapter_for("rovo-dev").read(Reader(root), place, warnings.append)
+    assert found["permissions"] == {"allow": ["Bash(git diff *)", "Bash(git status)"],
+                                    "ask": ["Bash(git push *)"], "deny": ["Bash(rm -rf *)"]}
+    assert [w.split("{")[1].split(",")[0] for w in warnings] == [
+        "'command': 'rm.*'", "'command': 'npm.*'", "'command': 'cat\\\\s.*'"]
+    assert all("not imported (it stays in the file" in w for w in warnings)
+    for regex in ("rm.*", "rm\\s.*", "rm .*", "rm\\s+.*", "rm"):
+        assert bash_rule(regex) != "Bash(rm *)", regex
+
+
+def test_a_regex_that_only_looks_like_the_spec_rule_is_not_taken_for_it(runner: Runner,
+                                                                         tmp_path: Path) -> None:
+    # The user's `rm.*` is broader than the spec's `Bash(rm *)`: another rule, kept, and the
+    # spec's own is written beside it (before, the two were one item and nothing was written).
+    home = tmp_path / "home"
+    (home / ".rovodev").mkdir(parents=True)
+    config = home / ".rovodev" / "config.yml"
+    mine = "toolPermissions:\n  bash:\n    commands:\n    - command: rm.*\n      permission: deny\n"
+    config.write_text(mine)
+    obj = agent_config({"permissions": {"deny": ["Bash(rm *)"]},
+                        "targets": [{"client": "rovo-dev", "scope": "user", "root": str(home)}]})
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    assert config.read_text() == mine + "    - command: rm( .*)?\n      permission: deny\n"

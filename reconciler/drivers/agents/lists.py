@@ -9,9 +9,9 @@ what each one permits:
 
 - `identity` names an item independently of how it is spelled: a plain rule string is its
   own identity; a Rovo Dev `bash.commands` item `{command, permission}` is identified by
-  the command, read back as a canonical `Bash(...)` rule when the regex is a command
-  prefix in disguise (so `git push(\\s.*)?`, written by Rovo or by hand, and the
-  reconciler's `git push( .*)?` are the same item).
+  the command, read back as a canonical `Bash(...)` rule when the regex matches exactly
+  what one matches (so `git push(\\s.*)?`, written by Rovo or by hand, and the
+  reconciler's `git push( .*)?` are the same item; `git push.*` is another).
 - `normal` is the item as compared: two spellings of one rule with the same permission
   are equal, so a user's own regex text is never rewritten.
 - `level_of` is the item's permission level (`deny` > `ask` > `allow`): from the list it

@@ -59,6 +59,8 @@ DEFAULT_LEVELS = {DefaultMode.DEFAULT: "ask", DefaultMode.BYPASS_PERMISSIONS: "a
 LEVELS = ("deny", "ask", "allow")  # strictest first
 ANY_COMMAND = ".*"
 WORD_WILDCARD = "( .*)?"  # `git *`: git alone or followed by arguments, not `gitk`
+# Every spelling of WORD_WILDCARD's set of commands (`\s` as the blank between words).
+ARGUMENTS = (WORD_WILDCARD, r"( +.*)?", r"(\s.*)?", r"(\s+.*)?")
 _REGEX_SYNTAX = set(".^$*+?{}[]|()\\")
 _ESCAPE = re.compile(r"([.^$*+?{}\[\]|()\\])")
 
@@ -83,18 +85,23 @@ def command_regex(specifier: str | None) -> str | None:
 
 
 def bash_rule(regex: str) -> str | None:
-    """The canonical rule of a command regex `command_regex` could have written, else None."""
+    """The canonical rule that means exactly what the command regex matches, else None.
+
+    Rovo Dev matches a command against the whole regex (so `^` and `$` change nothing), as
+    `command_regex` assumes. `Bash(git *)` is git alone or followed by a blank and arguments:
+    the writer's `git( .*)?`, and the spellings of the same set people and Rovo itself use
+    (`git(\\s.*)?`; a tab separates words as a space does). `git.*` is not it (it also
+    matches `gitk`, `git-lfs`), nor `git .*` (it misses a bare `git`): those stay regexes.
+    """
     regex = regex.strip()
     if regex.startswith("^"):
         regex = regex[1:]
     if regex.endswith("$") and not regex.endswith("\\$"):
         regex = regex[:-1]
-    if regex in (ANY_COMMAND, ""):
+    if regex == ANY_COMMAND:
         return "Bash"
     wildcard = False
-    # A command prefix in disguise: ours `( .*)?`, Rovo's own `(\s.*)?` and the other ways
-    # people write "this command, with or without arguments".
-    for suffix in (WORD_WILDCARD, r"(\s.*)?", r"(\s+.*)?", r"( +.*)?", r"\s.*", r"\s+.*", " .*", ".*"):
+    for suffix in ARGUMENTS:
         if regex.endswith(suffix):
             regex, wildcard = regex[: -len(suffix)], True
             break
@@ -220,8 +227,9 @@ class RovoDev:
             rule = bash_rule(str(item.get("command", ""))) if isinstance(item, dict) else None
             level = item.get("permission") if isinstance(item, dict) else None
             if rule is None or level not in LEVELS:
-                warn(f"{CONFIG}: toolPermissions.bash.commands entry {item!r} is not a command "
-                     "prefix with a level; not imported (it stays in the file as it is: the reconciler "
+                warn(f"{CONFIG}: toolPermissions.bash.commands entry {item!r} does not match exactly "
+                     "what a Bash rule does (a command, or a command and its arguments: `git( .*)?`) "
+                     "with a level; not imported (it stays in the file as it is: the reconciler "
                      "never removes list items it did not add)")
                 continue
             lists[str(level)].append(rule)
