@@ -140,11 +140,13 @@ class FileDiff:
 
 @dataclass(frozen=True, slots=True)
 class SpecProposal:
-    """An edit found in a target that the spec could take: `spec.<canonical> = proposed`."""
+    """An edit found in a target that the spec could take: `spec.<canonical> = proposed`,
+    with how it reads to a reviewer (`note`, e.g. what it weakens)."""
 
     key: str
     canonical: str
     proposed: Any
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@
 
 - **accept** writes the proposal's spec patch into the file that declares the object (a
   ruamel round trip: comments and layout kept, see `specpatch`), marks the proposal
-  accepted and audits it with the actor. The caller then reconciles the object: the
+  accepted and audits it with the actor. A patch that would leave the spec as it is (the
+  spec already says it) fails the accept: nothing is written, the proposal stays pending,
+  and accept never reports a success that changed nothing. The caller then reconciles the object: the
   changed spec reaches every other client, and the edited client is already in sync.
   In git mode (a daemon following a branch, see `specpatch.use_git`) the file is in the
   repository, not here: accept makes the patch a commit on a new branch
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from reconciler.drivers.agents.specpatch import (
     Committed,
+    PatchError,
     SpecWriter,
     git_writer,
     patch_text,
@@ -87,9 +90,13 @@ def decide(book: ProposalBook, proposal_id: str, *, accept: bool, actor: str,
         writer, blob = git_writer(), spec_blob(proposal.target)
         if located is not None:
             before = located.path.read_text(encoding="utf-8")
-            after = patch_text(before, proposal.target, proposal.patch.items(), source=str(located.path))
-            if after != before:
-                _write(located.path, after)
+            try:
+                after = patch_text(before, proposal.target, proposal.patch.items(), source=str(located.path),
+                                   must_change=True)
+            except PatchError as exc:
+                raise ProposalError(f"proposal {proposal_id} was not accepted: {exc}; it stays pending "
+                                    "(a run supersedes it once the file and the spec agree)") from None
+            _write(located.path, after)
             written = str(located.path)
         elif writer is not None and blob is not None:
             committed = _commit(proposal, writer=writer, path=blob, actor=actor)
@@ -123,6 +130,7 @@ def _commit(proposal: Proposal, *, writer: SpecWriter, path: str, actor: str) ->
     try:
         return writer.commit(
             path=path, branch=f"reconciler/proposal-{proposal.id}", message=message,
-            change=lambda text: patch_text(text, proposal.target, items, source=f"{writer.watched}:{path}"))
+            change=lambda text: patch_text(text, proposal.target, items, source=f"{writer.watched}:{path}",
+                                           must_change=True))
     except ReconcilerError as exc:
         raise ProposalError(f"proposal {proposal.id} was not accepted: {exc}") from None

@@ -206,9 +206,9 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
                 d["outcome"], d["reason"] = "proposed", "no spec file to write back (a git revision)"
         res.patches.clear()
         forced = _rejected_keys(obj, ctx, adopt)
-    if not res.patches and not forced:
-        return replace(plan, details={**plan.details, "decisions": decisions},
-                       notices=_notices(decisions)) if decisions else plan
+    if not res.patches and not forced:  # nothing taken or imposed: the decisions are still said
+        return replace(plan, details={**plan.details, "decisions": decisions}, notices=_notices(decisions),
+                       warnings=(*plan.warnings, *_decision_lines(decisions))) if decisions else plan
     target_obj, rendered, files = obj, actual.rendered, dict(actual.files)
     spec_write: dict[str, Any] | None = None
     if res.patches:
@@ -234,14 +234,17 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
             changes.append(Change.update(f"spec:{spec_key}#{canonical}", None, value, item="spec"))
         writes[spec_key] = spec_write
         diffs[spec_key] = _diff(spec_key, spec_write["before"], spec_write["after"])
-    warnings = [*new.warnings,
-                *(f"{d['policy']}: {d['key']}: {d['outcome']}: {d['reason']}" for d in decisions)]
+    warnings = [*new.warnings, *_decision_lines(decisions)]
     details = {**new.details, "decisions": decisions, "specPatch": dict(res.patches)}
     for d in decisions:
         d.setdefault("info", adopt.get(d["key"]) or {})
     shown = replace(new.presentation, files=Presentation.file_diffs(diffs))
     return replace(new, changes=tuple(changes), handle=writes, details=details, presentation=shown,
                    warnings=tuple(warnings), notices=_notices(decisions))
+
+
+def _decision_lines(decisions: list[dict[str, Any]]) -> list[str]:
+    return [f"{d['policy']}: {d['key']}: {d['outcome']}: {d['reason']}" for d in decisions]
 
 
 def _notices(decisions: list[dict[str, Any]]) -> tuple[Notice, ...]:

@@ -39,6 +39,7 @@ from reconciler.drivers.agents.lists import (
     list_level,
     normal,
     rank,
+    rule_of,
     weaker,
 )
 from reconciler.drivers.agents.ownership import (
@@ -49,6 +50,7 @@ from reconciler.drivers.agents.ownership import (
     policy_for,
     weakening_allowed,
 )
+from reconciler.drivers.agents.specpatch import level_field
 from reconciler.models.agents import Authority, ConflictPolicy, ConflictPolicyConfig
 from reconciler.structs.plans import Change
 
@@ -358,26 +360,42 @@ class FilePlanner:
                          entries: list[Entry], policy: ConflictPolicy) -> None:
         """Adopt: items others put in the list stay (as under every policy) and are proposed
         for the spec. Those the list held when the reconciler first saw it are the user's
-        own (a proposal, not drift); one added since is a hand edit: the list is reported as
-        drifted until the spec takes it. The items seen are kept as a watermark."""
+        own (a proposal, not drift); one added since is a hand edit: reported as drifted
+        until the spec takes it. The items seen are kept as a watermark. A list of items
+        of one level (`permissions.deny`) is proposed whole, as the client holds it; Rovo
+        Dev's `bash.commands` mixes levels, so each of its items is a proposal of its own
+        (its rule at its level), and an item no canonical rule means exactly (`rm.*`)
+        cannot be proposed: a note says so, and it stays in the file."""
         declared = {entry.item for entry in entries}
         ours = {entry.item for entry in entries if entry.key in self.inventory}
         known = declared | {k.rsplit("#", 1)[-1] for k in self.inventory if k.startswith(entries[0].file)}
-        foreign = [identity(kind, item) for item in items if identity(kind, item) not in known | ours]
+        found = {identity(kind, item): item for item in items if identity(kind, item) not in known | ours}
         whole = replace(entries[0], item=None, value=[entry.value for entry in entries])
         mark = FOREIGN + whole.key
         seen = self.last.get(mark, MISSING)
-        baseline = sorted(foreign) if seen is MISSING else sorted(set(seen) & set(foreign))
+        baseline = sorted(found) if seen is MISSING else sorted(set(seen) & set(found))
         if seen is MISSING or baseline != sorted(seen):
             self.tally.watermarks[mark] = baseline
-        if not foreign:
+        if not found:
             return
-        if set(foreign) - set(baseline):
-            self.tally.drift.append(whole.key)
-        else:
-            self.tally.proposals.append(whole.key)
-        self.tally.held[whole.key] = whole
-        self.tally.policies[whole.key] = policy
+        if kind is not ItemKind.ROVO_COMMAND:
+            self._hold(whole, policy, drifted=bool(set(found) - set(baseline)))
+            return
+        regexes = [name for name, item in found.items() if rule_of(kind, item) is None]
+        if regexes:
+            self.tally.notes.append(f"{whole.key}: {', '.join(map(repr, regexes))}: no canonical rule "
+                                    "matches exactly the same commands; not proposed for the spec (left "
+                                    "in the file as written)")
+        for name, item in found.items():
+            rule = rule_of(kind, item)
+            if rule is not None:
+                held = replace(entries[0], item=name, value=None, canonical=level_field(rule))
+                self._hold(held, policy, drifted=name not in baseline)
+
+    def _hold(self, entry: Entry, policy: ConflictPolicy, *, drifted: bool) -> None:
+        (self.tally.drift if drifted else self.tally.proposals).append(entry.key)
+        self.tally.held[entry.key] = entry
+        self.tally.policies[entry.key] = policy
 
     def _take_over_list(self, pointer: tuple[str, ...], kind: ItemKind, items: list[Any], declared: set[str],
                         remove: set[int], replace: dict[int, Any], may_weaken: bool) -> None:

@@ -48,6 +48,17 @@ def identity(kind: ItemKind, item: Any) -> str:
     return item if isinstance(item, str) else json.dumps(item, sort_keys=True, ensure_ascii=False)
 
 
+def rule_of(kind: ItemKind, item: Any) -> str | None:
+    """The canonical rule an item is (`Bash(git push *)`), or None when none means exactly
+    what it does (a Rovo Dev regex such as `rm.*`)."""
+    if kind is ItemKind.ROVO_COMMAND:
+        from reconciler.drivers.agents.clients.rovo import bash_rule
+
+        command = item.get("command") if isinstance(item, dict) else None
+        return bash_rule(command) if isinstance(command, str) else None
+    return item if isinstance(item, str) else None
+
+
 def normal(kind: ItemKind, item: Any) -> Any:
     """The item as compared: the same rule spelled another way is the same item."""
     if kind is ItemKind.ROVO_COMMAND and isinstance(item, dict):

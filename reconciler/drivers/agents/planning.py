@@ -30,6 +30,8 @@ from reconciler.drivers.agents.documents import (
 from reconciler.drivers.agents.editing import FilePlanner, Tally
 from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
 from reconciler.drivers.agents.lists import identity, kind_of
+from reconciler.drivers.agents.ownership import weakening_allowed
+from reconciler.drivers.agents.specpatch import PatchError, describe, rule_of
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
 from reconciler.models.literals import mask_secrets
@@ -211,23 +213,14 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
             writes[file] = {"path": state.path, "before": state.text, "after": after,
                             "mode": state.mode}
     refuse_linked_disagreement(files, planned, rendered)
-    adopt: dict[str, Any] = {}
-    for key, adopted in tally.held.items():
-        desired = adopted.value if adopted is not None else MISSING
-        actual = files[parse_key(key).file]
-        adopt[key] = {"canonical": adopted.canonical if adopted else "", "spec": None if desired is MISSING
-                      else desired, "file": _value_in(actual, key, obj.metadata.name),
-                      "client": str(adopted.client) if adopted else None,
-                      "policy": str(tally.policies.get(key, ConflictPolicy.ADOPT))}
-        if adopted is not None:
-            place = rendered.places.get(key) or next(
-                found for k, found in rendered.places.items() if k.startswith(key + "#"))
-            adopt[key]["proposed"] = proposed_value(adopted, place, files)
-            adopt[key]["place"] = {"scope": str(place.scope), "root": place.root}
+    adopt = {key: _adoption(obj, key, adopted, tally.policies.get(key, ConflictPolicy.ADOPT), rendered, files)
+             for key, adopted in tally.held.items()}
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
-    warnings += [f"proposal: {key} holds items the spec does not declare; policy Adopt keeps them "
-                 "and proposes them for the spec (see the proposed patch)" if key in tally.proposals
+    warnings += [(f"proposal: {key} is the file's own item, which the spec does not declare; policy Adopt "
+                  "keeps it and proposes it for the spec (see the proposed patch)" if parse_key(key).item
+                  else f"proposal: {key} holds items the spec does not declare; policy Adopt keeps them "
+                  "and proposes them for the spec (see the proposed patch)") if key in tally.proposals
                  else f"drift: {key} was changed outside the reconciler; policy Adopt keeps the "
                  f"file as it is until the spec takes the change (see the proposed patch)"
                  for key in adopt]
@@ -240,12 +233,45 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                  "shared": rendered.shared, "adopt": adopt},
         presentation=Presentation(
             files=Presentation.file_diffs(diffs),
-            proposals=tuple(SpecProposal(key, str(info.get("canonical")), info.get("proposed"))
-                            for key, info in adopt.items())),
+            proposals=tuple(SpecProposal(key, str(info.get("canonical")), info.get("proposed"),
+                                         str(info.get("note") or "")) for key, info in adopt.items())),
         handle=writes,
         drift=tuple(tally.drift), inventory=tuple(sorted(tally.owned | held)), watermarks=watermarks,
         takeovers=tuple(tally.takeovers), weakens=tuple(tally.weakens), pending=tuple(tally.pending),
     )
+
+
+def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: ConflictPolicy, rendered: Rendered,
+              files: Mapping[str, FileState]) -> dict[str, Any]:
+    """What the plan says of one held key: the spec field, the file's and the spec's values,
+    the patch that would adopt the file's (`proposed`), how it reads (`note`) and the
+    security rules it would weaken (`weakens`: a strategy never accepts those on its own)."""
+    desired = adopted.value if adopted is not None else MISSING
+    file = parse_key(key).file
+    info: dict[str, Any] = {
+        "canonical": adopted.canonical if adopted else "", "spec": None if desired is MISSING else desired,
+        "file": _value_in(files[file], key, obj.metadata.name),
+        "client": str(adopted.client) if adopted else None, "policy": str(policy)}
+    if adopted is None:
+        return info
+    # A whole list's target is its items'; a user's own item's is its list's (it renders none).
+    prefix = (key.rsplit("#", 1)[0] if parse_key(key).item is not None else key) + "#"
+    place = rendered.places.get(key) or next(found for k, found in rendered.places.items()
+                                             if k.startswith(prefix))
+    proposed = info["proposed"] = proposed_value(adopted, place, files)
+    info["place"] = {"scope": str(place.scope), "root": place.root}
+    if isinstance(proposed, Mapping) and "error" in proposed:
+        return info
+    permissions = obj.spec.permissions.model_dump(mode="json", by_alias=True, exclude_none=True)
+    try:
+        note, weakens = describe(permissions, adopted.canonical, proposed)
+    except PatchError:
+        return info  # a field no patch can set: accept says so
+    if weakens and weakening_allowed(adopted.pointer, obj.spec.conflict_policy):
+        weakens = []
+    info.update({"note": note} if note else {})
+    info.update({"weakens": weakens} if weakens else {})
+    return info
 
 
 FOUND = "#@found"
@@ -336,6 +362,13 @@ def proposed_value(entry: Entry, place: Place, files: Mapping[str, FileState]) -
     except Exception as exc:  # a hand edit the adapter cannot read back
         return {"error": f"cannot read the edit back into the spec: {exc}"}
     canonical = entry.canonical
+    if rule_of(canonical) is not None:
+        # One rule's level: the file's item says it (gone: the rule has none).
+        item = _value_in(files[entry.file], entry.key, entry.marker)
+        level = item.get("permission") if isinstance(item, Mapping) else None
+        if item is not None and level not in ("allow", "ask", "deny"):
+            return {"error": f"the file's item {item!r} has no permission level (allow, ask, deny)"}
+        return level
     if canonical.startswith("rules"):
         rules = found.get("rules") or []
         name = canonical[len("rules["):-1] if canonical.startswith("rules[") else None

@@ -14,6 +14,10 @@ canonical field it renders, the client, the file's value read back into canonica
   its priority is lower than the spec's own (`conflictPolicy.specPriority`): then it is
   proposed. The other clients' edits are imposed over.
 
+An edit that weakens a security rule (`details["adopt"][key]["weakens"]`: a deny or ask
+removed or lowered, where the path does not allow weakening) is never resolved: it is
+proposed, for a person to accept or reject.
+
 An accepted edit becomes a spec patch (canonical field → value); the driver re-plans with
 the patched spec, so the same run writes the winning value into every other client, and
 writes the patch into the spec file. Only edits (drift) are resolved: items that were in
@@ -75,6 +79,14 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
     for key, info in adopt.items():
         policy = ConflictPolicy(info.get("policy", ConflictPolicy.ADOPT))
         if not policy.resolves or key not in drift or not info.get("canonical"):
+            continue
+        if info.get("weakens"):
+            # Security rules are never weakened silently: no strategy takes such an edit
+            # on its own (it would reach every client); it waits for a person.
+            out.decisions.append(Decision(
+                key, str(info["canonical"]), info.get("client"), str(policy), "proposed",
+                f"the edit weakens {'; '.join(info['weakens'])}: proposed for review (allowWeakening "
+                "on the path lets the strategy take it)"))
             continue
         by_field.setdefault(str(info["canonical"]), []).append((key, info))
     spec_priority = obj.spec.conflict_policy.spec_priority

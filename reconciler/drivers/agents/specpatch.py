@@ -2,11 +2,15 @@
 
 A proposal (see `proposals`) says "the spec field `canonical` should become `value`":
 `mcpServers.NAME` (a server, or None to drop it), `permissions.allow|ask|deny|defaultMode`
-(the list or mode as the client holds it) or `rules[NAME]` (the rule, as a one-item list,
-or an empty list to drop it). `patched` applies such patches to a spec body (plain
-dicts, camelCase as in the YAML); `patch_text` applies them to the text of the spec file
-that declares the object, by a ruamel.yaml round trip, so that the file keeps its
-comments, key order, quoting and indentation everywhere the patch does not touch.
+(the list or mode as the client holds it), `permissions[RULE]` (the level one rule has:
+`allow`, `ask` or `deny`, or None for none; the rule leaves the other lists: a Rovo Dev
+command item whose `permission` was edited moves its rule from `deny` to `ask`) or
+`rules[NAME]` (the rule, as a one-item list, or an empty list to drop it). `patched`
+applies such patches to a spec body (plain dicts, camelCase as in the YAML); `patch_text`
+applies them to the text of the spec file that declares the object, by a ruamel.yaml round
+trip, so that the file keeps its comments, key order, quoting and indentation everywhere
+the patch does not touch. `weakened` says which rules a patch would let through more
+easily (a deny or ask removed or lowered): those are never accepted without a person.
 
 Where the spec came from is recorded per object by `remember` (the daemon does it for
 every spec set it takes): `spec_file` answers with the file (folder mode) and the time the
@@ -21,6 +25,7 @@ accepting a proposal then makes a commit on a branch of the daemon's clone
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -31,6 +36,9 @@ from reconciler.errors import ReconcilerError
 from reconciler.models.common import ObjectRef
 
 _RULE = re.compile(r"^rules\[(?P<name>[^\]]+)\]$")
+_LEVEL = re.compile(r"^permissions\[(?P<rule>.+)\]$")
+LEVELS = ("allow", "ask", "deny")  # as the spec lists them; deny is the strictest
+_RANK = {"allow": 0, "ask": 1, "deny": 2}
 
 
 class PatchError(ReconcilerError):
@@ -119,7 +127,7 @@ def _locate(canonical: str) -> tuple[str, ...]:
     if len(parts) == 2 and parts[0] in ("mcpServers", "permissions"):
         return parts
     raise PatchError(f"cannot patch spec field {canonical!r}: expected mcpServers.NAME, "
-                     "permissions.FIELD or rules[NAME]")
+                     "permissions.FIELD, permissions[RULE] or rules[NAME]")
 
 
 def _assign(container: MutableMapping[str, Any], key: str, value: Any) -> None:
@@ -135,8 +143,78 @@ def _assign(container: MutableMapping[str, Any], key: str, value: Any) -> None:
         container[key] = value
 
 
+def level_field(rule: str) -> str:
+    """The canonical field of one rule's level (`permissions[Bash(rm -rf *)]`)."""
+    return f"permissions[{rule}]"
+
+
+def rule_of(canonical: str) -> str | None:
+    """The rule of a `permissions[RULE]` field, else None."""
+    match = _LEVEL.match(canonical)
+    return match.group("rule") if match else None
+
+
+def _like(sample: Any, items: list[Any]) -> Any:
+    """A new list for the spec, in the flow or block style of `sample` (a ruamel list)."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    if not isinstance(sample, CommentedSeq):
+        return items
+    seq = CommentedSeq(items)
+    if sample.fa.flow_style():
+        seq.fa.set_flow_style()
+    return seq
+
+
+def _quoted_like(first: Any, text: str) -> Any:
+    """`text` quoted the way `first` (an item of the spec's lists) is: `"Bash(x)"` beside `"Read"`."""
+    from ruamel.yaml.scalarstring import ScalarString
+
+    return type(first)(text) if isinstance(first, ScalarString) else text
+
+
+def _set_level(spec: MutableMapping[str, Any], rule: str, level: Any) -> None:
+    """`rule` out of every permission list, then into `level`'s (None: into none)."""
+    if level is not None and level not in LEVELS:
+        raise PatchError(f"cannot give {rule} the level {level!r}: expected one of {', '.join(LEVELS)}")
+    section = spec.get("permissions")
+    if not isinstance(section, MutableMapping):
+        if level is None:
+            return
+        spec["permissions"] = section = {}
+    lists = [section[n] for n in LEVELS if isinstance(section.get(n), list)]
+    first = next((items[0] for items in lists if items), None)  # how the file quotes rules
+    sample, place = None, len(section)
+    for name in LEVELS:
+        items = section.get(name)
+        if not isinstance(items, list) or rule not in items:
+            continue
+        sample = items if sample is None else sample
+        for index in reversed([i for i, item in enumerate(items) if item == rule]):
+            del items[index]
+        if not items:
+            place = min(place, list(section).index(name))
+            del section[name]
+    if level is None:
+        return
+    target = section.get(level)
+    if not isinstance(target, list):
+        target = _like(sample if sample is not None else next(iter(lists), None), [])
+        insert = getattr(section, "insert", None)
+        if insert is not None and place < len(section):
+            insert(place, level, target)  # where the list it left was
+        else:
+            section[level] = target
+    if rule not in target:
+        target.append(_quoted_like(target[0] if target else first, rule))
+
+
 def apply_patch(spec: MutableMapping[str, Any], canonical: str, value: Any) -> None:
     """Apply one patch to a spec body (plain or ruamel containers)."""
+    rule = rule_of(canonical)
+    if rule is not None:
+        _set_level(spec, rule, value)
+        return
     where = _locate(canonical)
     if where[0] == "rules":
         rules = spec.setdefault("rules", [])
@@ -173,6 +251,50 @@ def patched(body: Mapping[str, Any], patches: Iterable[tuple[str, Any]]) -> dict
     return spec
 
 
+def _levels(permissions: Any) -> dict[str, str]:
+    """rule → its strictest level in a spec's `permissions` (plain or ruamel)."""
+    out: dict[str, str] = {}
+    if isinstance(permissions, Mapping):
+        for level in LEVELS:  # loosest first: a stricter list overrides
+            for rule in permissions.get(level) or ():
+                out[str(rule)] = level
+    return out
+
+
+def weakened(permissions: Mapping[str, Any], patches: Iterable[tuple[str, Any]]) -> list[str]:
+    """The rules the patches would let through more easily: a deny or ask rule removed or
+    turned looser (`Bash(rm -rf *): deny → ask`)."""
+    before = _levels(permissions)
+    after = _levels(patched({"permissions": permissions}, patches).get("permissions"))
+    out = []
+    for rule, level in before.items():
+        new = after.get(rule)
+        if _RANK[level] > 0 and (new is None or _RANK[new] < _RANK[level]):
+            out.append(f"{rule}: {level} → {new or 'none'}")
+    return out
+
+
+def describe(permissions: Mapping[str, Any], canonical: str, value: Any) -> tuple[str, list[str]]:
+    """How a patch reads to a reviewer (`moves Bash(x) from deny to ask`, '' when `spec.FIELD
+    = VALUE` says it all) and the rules it weakens (see `weakened`)."""
+    weakens = weakened(permissions, [(canonical, value)])
+    rule = rule_of(canonical)
+    if rule is None:
+        return ("weakens " + "; ".join(weakens) if weakens else ""), weakens
+    old = _levels(permissions).get(rule)
+    what = (f"moves {rule} from {old} to {value}" if old and value else f"removes {rule} from {old}"
+            if old else f"adds {rule} to {value}")
+    return (f"{what}: this weakens a security rule of every client" if weakens else what), weakens
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 # --- patches on the spec file's text ----------------------------------------------------
 
 
@@ -191,9 +313,12 @@ def _yaml(text: str) -> Any:
     return yaml
 
 
-def patch_text(text: str, ref: ObjectRef, patches: Iterable[tuple[str, Any]], *, source: str) -> str:
+def patch_text(text: str, ref: ObjectRef, patches: Iterable[tuple[str, Any]], *, source: str,
+               must_change: bool = False) -> str:
     """The spec file's text with the patches applied to `ref`'s spec (a round trip: what the
-    patch does not touch keeps its bytes as far as ruamel.yaml can tell)."""
+    patch does not touch keeps its bytes as far as ruamel.yaml can tell). `must_change`:
+    a patch that leaves the spec as it was (the spec already says it, or the field means
+    nothing) is a `PatchError`, never a silent success."""
     yaml = _yaml(text)
     docs = list(yaml.load_all(text))
     found = None
@@ -204,8 +329,14 @@ def patch_text(text: str, ref: ObjectRef, patches: Iterable[tuple[str, Any]], *,
             found = doc
     if found is None or not isinstance(found.get("spec"), MutableMapping):
         raise PatchError(f"{source}: no {ref.short} with a spec in this file; nothing was written")
+    before = _plain(found["spec"])
+    patches = list(patches)
     for canonical, value in patches:
         apply_patch(found["spec"], canonical, value)
+    if must_change and _plain(found["spec"]) == before:
+        fields = ", ".join(f"{field} = {json.dumps(value, ensure_ascii=False)}" for field, value in patches)
+        raise PatchError(f"{source}: the patch ({fields}) changes nothing in the spec of {ref.short}; "
+                         "nothing was written")
     out = io.StringIO()
     if len(docs) == 1 and not text.lstrip().startswith("---"):
         yaml.dump(docs[0], out)

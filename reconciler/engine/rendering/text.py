@@ -89,8 +89,9 @@ def render_text(plans: Sequence[Plan], *, max_changes: int = 100, color: bool = 
             out.append(_paint(f"  … pending {key}: declared by the spec, left unwritten by policy",
                               "magenta", color))
         for proposal in plan.presentation.proposals:
+            note = f" ({proposal.note})" if proposal.note else ""
             out.append(_paint(f"  ? proposed spec patch for {proposal.key}: spec.{proposal.canonical} = "
-                              f"{format_value(proposal.proposed)}", "magenta", color))
+                              f"{format_value(proposal.proposed)}{note}", "magenta", color))
         for warning in plan.warnings:
             out.append(_paint(f"  ! {warning}", "magenta", color))
     if not plans:

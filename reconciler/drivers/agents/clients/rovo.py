@@ -29,6 +29,7 @@ from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
 from reconciler.drivers.agents.documents import Format, YamlDocument
 from reconciler.drivers.agents.entries import Place, Rendering
+from reconciler.drivers.agents.specpatch import level_field
 from reconciler.drivers.agents.translating import (
     ServerShape,
     command_prefix,
@@ -184,7 +185,7 @@ class RovoDev:
 
     def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:
         levels: dict[str, tuple[str, str]] = {}  # tool → (level, canonical); deny comes first
-        commands: list[dict[str, str]] = []
+        commands: list[tuple[dict[str, str], str]] = []  # (item, the rule it renders)
         for permission in permissions_of(spec.permissions):
             field = f"permissions.{permission.decision}[{permission.text}]"
             if permission.tool in TOOL_GROUPS:
@@ -199,15 +200,17 @@ class RovoDev:
                     out.dropped(field, "only a command prefix (optionally ending in ' *') can be "
                                 "written as a Rovo Dev command regex")
                     continue
-                commands.append({"command": regex, "permission": permission.decision})
+                commands.append(({"command": regex, "permission": permission.decision}, permission.text))
             else:
                 out.dropped(field, f"Rovo Dev has no permission for {permission.tool}")
         for tool, (level, canonical) in levels.items():
             out.put(CONFIG, Format.YAML, ("toolPermissions", "tools", tool), level, canonical=canonical,
                     security=True)
-        if commands:
-            out.put_items(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), commands,
-                          canonical="permissions.Bash")
+        for item, rule in commands:
+            # One rule at one level: an edit of the item's `permission` moves that rule to
+            # another level list of the spec (see specpatch), it does not replace a list.
+            out.put_items(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), [item],
+                          canonical=level_field(rule))
         mode = spec.permissions.default_mode
         if mode is not None and mode in DEFAULT_LEVELS:
             out.put(CONFIG, Format.YAML, ("toolPermissions", "default"), DEFAULT_LEVELS[mode],
