@@ -140,3 +140,55 @@ def test_a_rule_level_patch_moves_the_rule_and_says_what_it_weakens() -> None:
     assert weakened(spec["permissions"], [("permissions[Read]", "deny")]) == []
     assert weakened(spec["permissions"], [("permissions.deny", ["Read(./.env)"])]) == [
         "Bash(rm -rf *): deny → none"]
+
+
+def test_a_looser_default_mode_is_a_weakening() -> None:
+    """`defaultMode: default → bypassPermissions` turns every client's ask into allow (Codex
+    `approval_policy = "never"`, Qwen `yolo`, Rovo `default: allow`): as weak as any rule."""
+    from reconciler.drivers.agents.specpatch import weakened
+
+    spec = {"allow": ["Read"], "defaultMode": "default"}
+    assert weakened(spec, [("permissions.defaultMode", "bypassPermissions")]) == [
+        "defaultMode: default → bypassPermissions"]
+    assert weakened(spec, [("permissions.defaultMode", "acceptEdits")]) == [
+        "defaultMode: default → acceptEdits"]
+    assert weakened(spec, [("permissions.defaultMode", "plan")]) == []
+    assert weakened({"defaultMode": "acceptEdits"}, [("permissions.defaultMode", "default")]) == []
+    assert weakened({}, [("permissions.defaultMode", "bypassPermissions")]) == [
+        "defaultMode: default → bypassPermissions"]  # no mode is the clients' default
+
+
+def test_a_hand_set_bypass_mode_in_one_client_is_not_spread_by_last_write_wins(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = specs / "a.yaml"
+    spec.write_text(f"""\
+apiVersion: reconciler.dev/v1alpha1
+kind: AgentConfig
+metadata: {{name: team}}
+spec:
+  permissions: {{allow: [Read], deny: ["Bash(rm -rf *)"], defaultMode: default}}
+  targets:
+    - {{client: claude-code, scope: user, root: {home}}}
+    - {{client: qwen-code, scope: user, root: {home}}}
+  conflictPolicy: {{default: last-write-wins}}
+""")
+    os.utime(spec, (1_000_000_000, 1_000_000_000))
+    env = {**os.environ, "HOME": str(home), "RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    env.pop("RECONCILER_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("apply", "specs").returncode == 0
+    settings = home / ".claude" / "settings.json"
+    body = json.loads(settings.read_text())
+    body["permissions"]["defaultMode"] = "bypassPermissions"
+    settings.write_text(json.dumps(body, indent=2) + "\n")
+    done = run("apply", "specs")
+    assert done.returncode == 0, done.stderr
+    assert "proposed: the edit weakens defaultMode: default → bypassPermissions" in done.stdout
+    assert "yolo" not in (home / ".qwen" / "settings.json").read_text()
+    assert "defaultMode: default" in spec.read_text()

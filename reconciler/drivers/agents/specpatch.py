@@ -261,16 +261,26 @@ def _levels(permissions: Any) -> dict[str, str]:
     return out
 
 
+# How strict each canonical default mode is (no mode: the clients' own default, which asks).
+_MODE_RANK = {"plan": 2, "default": 2, "acceptEdits": 1, "bypassPermissions": 0}
+
+
 def weakened(permissions: Mapping[str, Any], patches: Iterable[tuple[str, Any]]) -> list[str]:
     """The rules the patches would let through more easily: a deny or ask rule removed or
-    turned looser (`Bash(rm -rf *): deny → ask`)."""
+    turned looser (`Bash(rm -rf *): deny → ask`), and a looser default mode (`defaultMode:
+    default → bypassPermissions`: every client then allows what it asked about)."""
     before = _levels(permissions)
-    after = _levels(patched({"permissions": permissions}, patches).get("permissions"))
+    changed = patched({"permissions": permissions}, patches).get("permissions") or {}
+    after = _levels(changed)
     out = []
     for rule, level in before.items():
         new = after.get(rule)
         if _RANK[level] > 0 and (new is None or _RANK[new] < _RANK[level]):
             out.append(f"{rule}: {level} → {new or 'none'}")
+    old_mode = str(permissions.get("defaultMode") or "default")
+    new_mode = str(changed.get("defaultMode") or "default") if isinstance(changed, Mapping) else "default"
+    if _MODE_RANK.get(new_mode, 2) < _MODE_RANK.get(old_mode, 2):
+        out.append(f"defaultMode: {old_mode} → {new_mode}")
     return out
 
 
