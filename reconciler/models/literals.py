@@ -146,3 +146,18 @@ def mask_secrets(line: str) -> str:
     line = _URL_PASSWORD.sub(lambda m: m["head"] + MASK, line)
     line = _QUERY_PARAMETER.sub(_mask_query, line)
     return TOKEN_SHAPE.sub(MASK, line)
+
+
+def masked(value: Any, name: str = "") -> Any:
+    """`value` (a client file's value: a server entry, an env map, a text) with every literal
+    secret in it masked, for what a plan, a run's record or a proposal shows of it."""
+    if isinstance(value, dict):
+        return {key: masked(inner, str(key)) for key, inner in value.items()}
+    if isinstance(value, list):
+        hidden = set(secret_args(value)) if all(isinstance(item, str) for item in value) else set()
+        return [MASK if i in hidden else masked(item, name) for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if SECRET_NAME.search(name) and is_secret_value(value) and not _ENV_NAME.fullmatch(value):
+        return MASK
+    return "\n".join(mask_secrets(line) for line in value.split("\n"))

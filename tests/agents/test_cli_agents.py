@@ -142,3 +142,37 @@ def test_a_plan_never_shows_a_foreign_literal_secret_of_a_client_file(cli, home:
     assert done.returncode == 0, done.stderr
     assert "sentinel" not in done.stdout + done.stderr
     assert "***" in done.stdout  # the lines are shown, the values masked
+
+
+def test_a_literal_secret_put_in_by_hand_is_never_shown_in_changes_history_or_proposals(
+        cli, home: Path) -> None:
+    """A person pastes their token into a server the spec declares with a reference: the
+    field lines of the plan, the run's recorded changes and a proposal's file value showed it
+    in clear (the diff itself was already masked)."""
+    assert cli("apply", "examples/agents").returncode == 0
+    path = home / ".claude.json"
+    body = json.loads(path.read_text())
+    body["mcpServers"]["github"]["env"]["GITHUB_TOKEN"] = "ghp_sentinelABCDEFGHIJKLMNOPQRSTUVWXYZ01"
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    shown = [cli("plan", "examples/agents", "-f", fmt) for fmt in ("text", "markdown", "json")]
+    applied = cli("apply", "examples/agents", "-o", "json")
+    run_id = json.loads(applied.stdout.splitlines()[-1])["runId"]
+    shown += [applied, cli("history", "--run", run_id, "-o", "json")]
+    for done in shown:
+        assert done.returncode in (0, 2), done.stderr
+        assert "sentinel" not in done.stdout + done.stderr, done.args
+    assert "GITHUB_TOKEN" in shown[0].stdout  # the change is shown, its value masked
+
+
+def test_a_proposal_never_carries_a_literal_secret_of_the_file(cli, home: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "work" / "examples" / "agents" / "agentconfig.yaml"
+    spec.write_text(spec.read_text().replace("    default: Override\n", "    default: manual-review\n", 1))
+    assert cli("apply", "examples/agents").returncode == 0
+    path = home / ".claude.json"
+    body = json.loads(path.read_text())
+    body["mcpServers"]["github"]["args"] = ["-y", "server-github", "--token", "sentinel0123456789"]
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    planned = cli("plan", "examples/agents")
+    listed = cli("review", "-o", "json")
+    for done in (planned, listed):
+        assert "sentinel" not in done.stdout + done.stderr

@@ -46,6 +46,7 @@ from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.events import EventType
 from reconciler.errors import ConflictError, DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
+from reconciler.models.literals import masked
 from reconciler.structs.plans import Change, Notice, Plan, PlanMode, Presentation
 
 
@@ -337,12 +338,12 @@ def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) 
         state = actual.files[file]
         if text == state.text:
             continue
-        if text is None:
-            changes.append(Change.delete(file, state.text, item="file"))
+        if text is None:  # whole texts, as shown: the file's literal secrets masked
+            changes.append(Change.delete(file, masked(state.text), item="file"))
         elif state.text is None:
-            changes.append(Change.create(file, text, item="file"))
+            changes.append(Change.create(file, masked(text), item="file"))
         else:
-            changes.append(Change.update(file, state.text, text, item="file"))
+            changes.append(Change.update(file, masked(state.text), masked(text), item="file"))
         diffs[file] = _diff(file, state.text, text)
         writes[file] = {"path": state.path, "before": state.text, "after": text, "mode": state.mode}
         for key in inventory:

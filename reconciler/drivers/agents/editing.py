@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.drivers.agents.documents import MISSING, BlockDocument, Document, ListEdit, refuse_shape
-from reconciler.drivers.agents.entries import Entry, KeyParts, escape_pointer
+from reconciler.drivers.agents.entries import Entry, KeyParts, escape_pointer, parse_key
 from reconciler.drivers.agents.lists import (
     ItemKind,
     identity,
@@ -52,6 +52,7 @@ from reconciler.drivers.agents.ownership import (
 )
 from reconciler.drivers.agents.specpatch import level_field
 from reconciler.models.agents import Authority, ConflictPolicy, ConflictPolicyConfig
+from reconciler.models.literals import masked
 from reconciler.structs.plans import Change
 
 
@@ -82,11 +83,14 @@ def _item(entry_format: str) -> str:
 
 
 def _change(key: str, item: str, value: Any, actual: Any) -> Change:
+    """The change as the plan, the run's record and the API show it: a literal secret the
+    file holds (a user's own token in a server's env) is masked in both values."""
+    name = parse_key(key).pointer[-1:] or ("",)
     if value is MISSING:
-        return Change.delete(key, actual, item=item)
+        return Change.delete(key, masked(actual, name[0]), item=item)
     if actual is MISSING:
-        return Change.create(key, value, item=item)
-    return Change.update(key, actual, value, item=item)
+        return Change.create(key, masked(value, name[0]), item=item)
+    return Change.update(key, masked(actual, name[0]), masked(value, name[0]), item=item)
 
 
 def respelled(desired: Any, actual: Any, env_ref: re.Pattern[str]) -> Any:

@@ -34,7 +34,7 @@ from reconciler.drivers.agents.ownership import weakening_allowed
 from reconciler.drivers.agents.specpatch import PatchError, describe, rule_of
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
-from reconciler.models.literals import mask_secrets
+from reconciler.models.literals import mask_secrets, masked, secret_paths
 from reconciler.structs.plans import Plan, Presentation, SpecProposal
 
 WATERMARK_PREFIX = "applied:"
@@ -250,7 +250,8 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
     file = parse_key(key).file
     info: dict[str, Any] = {
         "canonical": adopted.canonical if adopted else "", "spec": None if desired is MISSING else desired,
-        "file": _value_in(files[file], key, obj.metadata.name),
+        "file": masked(_value_in(files[file], key, obj.metadata.name), parse_key(key).pointer[-1:][0]
+                       if parse_key(key).pointer else ""),
         "client": str(adopted.client) if adopted else None, "policy": str(policy)}
     if adopted is None:
         return info
@@ -378,6 +379,9 @@ def proposed_value(entry: Entry, place: Place, files: Mapping[str, FileState]) -
         if not isinstance(value, Mapping) or part not in value:
             return None  # removed by hand: the proposal is to drop the field
         value = value[part]
+    if secret_paths(value, canonical.rsplit(".", 1)[-1]):
+        return {"error": "the edit holds a literal secret, which a spec never holds: put it in the "
+                         "server's env as a secret reference ({env: NAME})"}
     return value
 
 
