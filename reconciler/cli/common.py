@@ -88,8 +88,11 @@ def report_error(exc: ReconcilerError) -> typer.Exit:
     if isinstance(exc, SpecError):
         for problem in exc.problems:
             say_error(str(problem))
-        if current_settings().log_format != "json":
-            typer.echo(f"{len(exc.problems)} problem(s); nothing was applied.", err=True)
+        summary = f"{len(exc.problems)} problem(s); nothing was applied."
+        if current_settings().log_format == "json":
+            say_error(summary, problems=len(exc.problems))
+        else:
+            typer.echo(summary, err=True)
         raise typer.Exit(1)
     return abort(str(exc))
 
