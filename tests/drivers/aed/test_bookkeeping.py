@@ -324,6 +324,19 @@ def test_code_99_key_fault_is_answered_once_per_request() -> None:
 # --- rows missing from the source age every day, changes or not ---------------------------------
 
 
+def _three_rows_gone(pg_url: str, table: str, runner: Runner, obj: Any) -> Any:
+    """A first load, three rows the registry does not hold (`GONE-0..2`), and the full run
+    that marks them missing: its result."""
+    assert runner(obj).outcome is Outcome.SUCCEEDED
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for n in range(3):
+            conn.execute(f'INSERT INTO "{table}" (equipment_serial, data_status) VALUES (%s, %s)',
+                         (f"GONE-{n}", "active"))
+    marked = runner(obj)
+    assert marked.outcome is Outcome.SUCCEEDED and marked.counts.deleted == 3
+    return marked
+
+
 def test_missing_rows_age_and_turn_suspected_in_a_run_with_nothing_else_to_do(
         pg_url: str, runner: Runner, table: str) -> None:
     """`consecutive_missing_days` and `deletion_suspected` follow the calendar, not whether
@@ -331,13 +344,7 @@ def test_missing_rows_age_and_turn_suspected_in_a_run_with_nothing_else_to_do(
     _create(pg_url, table, "updated_at timestamptz,")
     with EgenEmulator(count=100) as base:
         obj = binding(base, table)
-        assert runner(obj).outcome is Outcome.SUCCEEDED
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            for n in range(3):
-                conn.execute(f'INSERT INTO "{table}" (equipment_serial, data_status) VALUES (%s, %s)',
-                             (f"GONE-{n}", "active"))
-        marked = runner(obj)
-        assert marked.outcome is Outcome.SUCCEEDED and marked.counts.deleted == 3
+        _three_rows_gone(pg_url, table, runner, obj)
         assert runner(obj).outcome is Outcome.NOOP  # missing since today: nothing moves on
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f"UPDATE \"{table}\" SET last_seen_date = current_date - 8, updated_at = NULL "
@@ -365,13 +372,7 @@ def test_a_rollback_puts_back_the_ageing_of_the_runs_after_it(pg_url: str, runne
                f'last_seen_date FROM "{table}" WHERE equipment_serial LIKE %s ORDER BY 1')
     with EgenEmulator(count=100) as base:
         obj = binding(base, table)
-        assert runner(obj).outcome is Outcome.SUCCEEDED
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            for n in range(3):
-                conn.execute(f'INSERT INTO "{table}" (equipment_serial, data_status) VALUES (%s, %s)',
-                             (f"GONE-{n}", "active"))
-        marked = runner(obj)
-        assert marked.outcome is Outcome.SUCCEEDED and marked.counts.deleted == 3
+        marked = _three_rows_gone(pg_url, table, runner, obj)
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f"UPDATE \"{table}\" SET last_seen_date = current_date - 8 "
                          "WHERE equipment_serial LIKE 'GONE-%'")  # eight days pass
