@@ -150,3 +150,16 @@ def test_what_plain_json_loading_refuses_goes_to_the_parser_and_its_messages(tex
         return
     with pytest.raises(jsonc.JsonSyntaxError, match=message):
         jsonc.loads(text, grammar=jsonc.JSON)
+
+
+@settings(max_examples=100, deadline=None)
+@given(document=DOCUMENTS, path=st.lists(KEYS, min_size=1, max_size=3), value=VALUES)
+def test_a_documents_value_after_a_set_is_what_its_text_reads(document: dict[str, object], path: list[str],
+                                                              value: object) -> None:
+    """A set updates the value along its path instead of parsing the whole text again."""
+    from reconciler.drivers.agents.documents import JsonDocument
+
+    for text in _texts(document):
+        doc = JsonDocument(text, ".cursor/mcp.json")  # JSONC: the commented spelling too
+        doc.set(tuple(path), value)
+        assert doc.get(()) == jsonc.loads(doc.text)

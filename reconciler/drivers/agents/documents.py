@@ -143,6 +143,15 @@ def walk(value: Any, path: Path_) -> Any:
     return value
 
 
+def with_value(value: Any, path: Path_, new: Any) -> Any:
+    """`value` with `new` at `path` (copies along the path only; parents made as needed)."""
+    if not path:
+        return new
+    out = dict(value) if isinstance(value, Mapping) else {}
+    out[path[0]] = with_value(out.get(path[0], {}), path[1:], new)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class JsonGrammarRule:
     """The grammar of the JSON files whose path ends with `pattern`, and why (for refusals)."""
@@ -256,7 +265,8 @@ class JsonDocument:
 
     def set(self, path: Path_, value: Any) -> None:
         self.text = jsonc.set_value(self.text, path, value)
-        self._value = self._load(self.text)
+        # The value as the text now reads (not a second parse of a file that may be megabytes).
+        self._value = with_value(self._value, path, json.loads(json.dumps(value, ensure_ascii=False)))
 
     def delete(self, path: Path_) -> None:
         for end in range(len(path), 0, -1):  # the key, then the parents it leaves empty

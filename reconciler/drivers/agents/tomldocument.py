@@ -37,6 +37,7 @@ from reconciler.drivers.agents.documents import (
     ShapeError,
     only_crlf,
     walk,
+    with_value,
 )
 from reconciler.drivers.agents.tomlentries import add_entry, remove_entry
 from reconciler.drivers.agents.tomlinline import add_key, inline_table, remove_key
@@ -143,7 +144,7 @@ class TomlDocument:
         self._vanished -= {path[:end] for end in range(1, len(path) + 1)}
         if _same(self.get(path), value):
             return
-        expected = _with(self._value, path, value)
+        expected = with_value(self._value, path, value)
         if self.get(path) is MISSING:
             text = add_key(self.text, path, value)  # a key of an inline table: inside it, in its style
             if text is None and isinstance(value, Mapping) and len(path) == 2:
@@ -217,7 +218,7 @@ class TomlDocument:
         if current is MISSING:
             self.set(path, list(edit.append))
             return
-        expected = _with(self._value, path, edit.applied(list(current)))
+        expected = with_value(self._value, path, edit.applied(list(current)))
         container: Any = self._tomlkit()
         for key in path[:-1]:
             container = container[key]
@@ -288,15 +289,6 @@ def _root_key_place(root: Any) -> tuple[int, bool] | None:
     while index > 0 and isinstance(body[index - 1][1], Comment):
         index -= 1
     return (index, False) if index < first else None
-
-
-def _with(value: Any, path: Path_, new: Any) -> Any:
-    """`value` with `new` at `path` (copies along the path; parents made as needed)."""
-    if not path:
-        return new
-    out = dict(value) if isinstance(value, Mapping) else {}
-    out[path[0]] = _with(out.get(path[0], {}), path[1:], new)
-    return out
 
 
 def _without(value: Any, path: Path_) -> Any:
