@@ -5,10 +5,12 @@ spec patch that would adopt the file's value. `ProposalBook.observe` turns that 
 the id is a fingerprint of (object, key, file value), so the same edit seen by ten runs is
 one proposal whose `last_seen` moves; a new edit of the same key supersedes the older
 pending one; a pending proposal whose key is no longer held (the spec took it, or the file
-went back) is superseded too. Strategy decisions of a run (accepted, imposed, overwritten)
-are recorded as decided proposals with the run id. `decide` marks one accepted or
-rejected with the actor; what that does to the spec and the clients is `proposals.py` in
-the AgentConfig driver.
+went back) is superseded too. Strategy decisions of a run are recorded as decided
+proposals with the run id, decided by `reconciler`: an edit the spec took (`accepted`) is
+accepted, one the spec was written over (`imposed`, `overwritten`) is rejected. `decide`
+marks one accepted or rejected with the actor; what that does to the spec and the clients
+is `deciding.py` in the AgentConfig driver. Only a person's reject keeps re-imposing the
+spec on the same edit (`rejected`): a strategy decides again at each edit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from reconciler.store import tables as t
 
 PENDING, ACCEPTED, REJECTED, SUPERSEDED = "pending", "accepted", "rejected", "superseded"
 STATUSES = (PENDING, ACCEPTED, REJECTED, SUPERSEDED)
+RECONCILER = "reconciler"  # who decided what a strategy decided
+
+
+def status_of(decision: Mapping[str, Any] | None) -> str:
+    """The status of a proposal a run's strategy decided (None or `proposed`: still pending)."""
+    outcome = decision["outcome"] if decision else "proposed"
+    return {"proposed": PENDING, "accepted": ACCEPTED}.get(outcome, REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +125,17 @@ class ProposalBook:
         with self.engine.begin() as conn:
             for key, info in adopt.items():
                 decision = decided.pop(key, None)
-                status = PENDING if decision is None or decision["outcome"] == "proposed" else ACCEPTED
-                seen.append(self._upsert(conn, target, run_id, key, info, status,
-                                         decision, now))
+                seen.append(self._upsert(conn, target, run_id, key, info, status_of(decision), decision, now))
             for key, decision in decided.items():  # accepted/imposed keys are no longer held
                 info = decision.get("info") or {}
-                seen.append(self._upsert(conn, target, run_id, key, info, ACCEPTED, decision, now))
+                seen.append(self._upsert(conn, target, run_id, key, info, status_of(decision), decision, now))
             pending = conn.execute(select(t.proposals.c.id).where(
                 t.proposals.c.kind == target.kind, t.proposals.c.namespace == target.namespace,
                 t.proposals.c.name == target.name, t.proposals.c.status == PENDING)).scalars().all()
             stale = [pid for pid in pending if pid not in seen]
             if stale:
                 conn.execute(update(t.proposals).where(t.proposals.c.id.in_(stale)).values(
-                    status=SUPERSEDED, decided_at=now, decided_by="reconciler",
+                    status=SUPERSEDED, decided_at=now, decided_by=RECONCILER,
                     reason="no longer held: the spec and the file agree again, or a newer edit replaced it"))
         return seen
 
@@ -142,7 +149,8 @@ class ProposalBook:
             isinstance(proposed, Mapping) and "error" in proposed) else None
         outcome = decision["outcome"] if decision else None
         reason = decision["reason"] if decision else None
-        existing = conn.execute(select(t.proposals.c.status).where(t.proposals.c.id == pid)).first()
+        existing = conn.execute(select(t.proposals.c.status, t.proposals.c.decided_by).where(
+            t.proposals.c.id == pid)).first()
         if existing is None:
             conn.execute(insert(t.proposals).values(
                 id=pid, kind=target.kind, namespace=target.namespace, name=target.name,
@@ -152,12 +160,16 @@ class ProposalBook:
                 file_value=file_value, spec_value=info.get("spec"), patch=patch, status=status,
                 outcome=outcome, reason=reason, first_seen=now, last_seen=now, run_id=run_id,
                 decided_at=now if status != PENDING else None,
-                decided_by="reconciler" if status != PENDING else None))
+                decided_by=RECONCILER if status != PENDING else None))
         else:
             values: dict[str, Any] = {"last_seen": now, "run_id": run_id}
-            if existing.status == PENDING and status != PENDING:
-                values |= {"status": status, "outcome": outcome, "reason": reason, "decided_at": now,
-                           "decided_by": "reconciler"}
+            # The same edit seen again: what a run decided of it (or that it is held again)
+            # replaces what an earlier run decided; a person's decision stays.
+            if existing.decided_by in (None, RECONCILER):
+                decided = status != PENDING
+                values |= {"status": status, "outcome": outcome, "reason": reason,
+                           "decided_at": now if decided else None,
+                           "decided_by": RECONCILER if decided else None}
             conn.execute(update(t.proposals).where(t.proposals.c.id == pid).values(**values))
         return pid
 
@@ -168,5 +180,7 @@ class ProposalBook:
                 reason=reason))
 
     def rejected(self, target: ObjectRef) -> dict[str, str]:
-        """key → the id of its rejected proposals (the spec is re-imposed while they match)."""
-        return {p.key: p.id for p in self.list(status=REJECTED, target=target, limit=10_000)}
+        """key → the id of the proposals a person rejected (the spec is re-imposed while they
+        match); an edit a strategy imposed the spec on is decided again when it comes back."""
+        return {p.key: p.id for p in self.list(status=REJECTED, target=target, limit=10_000)
+                if p.decided_by != RECONCILER}

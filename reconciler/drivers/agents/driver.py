@@ -173,15 +173,19 @@ class AgentConfigDriver:
                        failed=ClientCheckFailed("; ".join(checked.errors)))
 
 
-def _rejected_keys(obj: AgentConfig, ctx: RunContext, adopt: Mapping[str, Any]) -> dict[str, ConflictPolicy]:
-    """Held keys whose current edit a person rejected: the spec is imposed on them."""
+def _rejected_keys(obj: AgentConfig, ctx: RunContext, adopt: Mapping[str, Any],
+                   drift: set[str]) -> dict[str, ConflictPolicy]:
+    """Held keys whose current edit a person rejected: the spec is imposed on them. Items the
+    file added to a list stay (no item of others is ever removed): once they are the file's
+    own, no longer drift, there is nothing left to impose."""
     if ctx.state is None:
         return {}
     from reconciler.store.proposals import fingerprint
 
     rejected = set(ctx.state.rejected_proposals().values())
     return {key: ConflictPolicy.OVERRIDE for key, info in adopt.items()
-            if fingerprint(obj.ref, key, info.get("file")) in rejected}
+            if fingerprint(obj.ref, key, info.get("file")) in rejected
+            and (key in drift or not info.get("foreign"))}
 
 
 def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan) -> Plan:
@@ -193,20 +197,26 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
     if not adopt:
         return plan
     located = spec_file(obj.ref)
-    res = resolve(obj, adopt, set(plan.drift), actual.files, located.changed_at if located else None)
-    forced = {**_rejected_keys(obj, ctx, adopt), **res.forced}
+    rejected = _rejected_keys(obj, ctx, adopt, set(plan.drift))
+    # A person's reject is the decision: the strategies decide only the other edits.
+    res = resolve(obj, adopt, set(plan.drift) - set(rejected), actual.files,
+                  located.changed_at if located else None)
+    forced = {**rejected, **res.forced}
     decisions = [d.as_dict() for d in res.decisions]
-    for key in _rejected_keys(obj, ctx, adopt):
+    for key in rejected:
         info = adopt[key]
         decisions.append({"key": key, "canonical": info.get("canonical"), "client": info.get("client"),
                           "policy": adopt[key].get("policy"), "outcome": "imposed",
-                          "reason": "the proposal was rejected: the spec is re-imposed"})
+                          "reason": "the proposal was rejected: " + (
+                              "its items stay in the file as the file's own (items others add to a list "
+                              "are never removed) and the spec does not take them" if info.get("foreign")
+                              else "the spec is re-imposed")})
     if res.patches and located is None:  # nowhere to write the spec back: propose instead
         for d in decisions:
             if d["outcome"] in ("accepted", "overwritten"):
                 d["outcome"], d["reason"] = "proposed", "no spec file to write back (a git revision)"
         res.patches.clear()
-        forced = _rejected_keys(obj, ctx, adopt)
+        forced = dict(rejected)
     if not res.patches and not forced:  # nothing taken or imposed: the decisions are still said
         return replace(plan, details={**plan.details, "decisions": decisions}, notices=_notices(decisions),
                        warnings=(*plan.warnings, *_decision_lines(decisions))) if decisions else plan

@@ -70,6 +70,7 @@ class Tally:
     weakens: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     proposals: list[str] = field(default_factory=list)  # Adopt: lists with the user's own items
+    foreign: set[str] = field(default_factory=set)  # held keys that are others' items: never removed
     policies: dict[str, ConflictPolicy] = field(default_factory=dict)  # held key → its policy
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -374,10 +375,19 @@ class FilePlanner:
         ours = {entry.item for entry in entries if entry.key in self.inventory}
         known = declared | {k.rsplit("#", 1)[-1] for k in self.inventory if k.startswith(entries[0].file)}
         found = {identity(kind, item): item for item in items if identity(kind, item) not in known | ours}
-        whole = replace(entries[0], item=None, value=[entry.value for entry in entries])
+        # The list as one field of the spec (its items are each a rule's level, see `put_items`).
+        level = list_level(pointer)
+        whole = replace(entries[0], item=None, value=[entry.value for entry in entries],
+                        canonical=f"permissions.{level}" if level else entries[0].canonical)
         mark = FOREIGN + whole.key
         seen = self.last.get(mark, MISSING)
         baseline = sorted(found) if seen is MISSING else sorted(set(seen) & set(found))
+        # Items the run imposes the spec on (a person rejected them, or another client's edit
+        # of the list won) are not removed, as no item of others ever is: they are the file's
+        # own from now on, no longer drift.
+        rejected = {name for name in found
+                    if whole.key in self.forced or f"{whole.key}#{name}" in self.forced}
+        baseline = sorted(set(baseline) | rejected)
         if seen is MISSING or baseline != sorted(seen):
             self.tally.watermarks[mark] = baseline
         if not found:
@@ -398,6 +408,7 @@ class FilePlanner:
 
     def _hold(self, entry: Entry, policy: ConflictPolicy, *, drifted: bool) -> None:
         (self.tally.drift if drifted else self.tally.proposals).append(entry.key)
+        self.tally.foreign.add(entry.key)
         self.tally.held[entry.key] = entry
         self.tally.policies[entry.key] = policy
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -169,15 +169,19 @@ class Rendering:
                                   ranks=tuple((ranks or {}).items()), meaning=meaning))
 
     def put_items(self, relative: str, fmt: Format, pointer: tuple[str, ...], items: list[Any], *,
-                  canonical: str = "") -> None:
-        """Each item of a set-list as an entry of its own (the list itself stays shared)."""
+                  canonical: str = "", rules: Sequence[str | None] = ()) -> None:
+        """Each item of a set-list as an entry of its own (the list itself stays shared).
+        `rules`, beside `items`, names the canonical permission rule each item is: an item's
+        field is then that rule's level (`permissions[RULE]`), so that moving it to another
+        level list, or out of every one, is an edit of that one rule (see specpatch)."""
         from reconciler.drivers.agents.lists import identity, kind_of
+        from reconciler.drivers.agents.specpatch import level_field
 
         kind = kind_of(pointer)
-        for value in items:
+        for value, rule in zip(items, [*rules, *[None] * (len(items) - len(rules))], strict=True):
             self.entries.append(Entry(self.place.client, self.place.file(relative), fmt, pointer, value,
-                                      canonical, (), self.place.marker, self.place.policy,
-                                      item=identity(kind, value)))
+                                      level_field(rule) if rule else canonical, (), self.place.marker,
+                                      self.place.policy, item=identity(kind, value)))
 
     def fold(self, relative: str, path: tuple[str, ...], value: Any) -> bool:
         """Set `path` inside the value of an entry that holds it (an override of a field of an

@@ -29,7 +29,7 @@ from reconciler.drivers.agents.documents import (
 )
 from reconciler.drivers.agents.editing import FilePlanner, Tally
 from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
-from reconciler.drivers.agents.lists import identity, kind_of
+from reconciler.drivers.agents.lists import LEVELS, identity, kind_of, list_level
 from reconciler.drivers.agents.ownership import weakening_allowed
 from reconciler.drivers.agents.specpatch import PatchError, describe, rule_of
 from reconciler.errors import DriverError
@@ -214,15 +214,17 @@ def plan_files(obj: AgentConfig, rendered: Rendered, files: Mapping[str, FileSta
                             "mode": state.mode}
     refuse_linked_disagreement(files, planned, rendered)
     adopt = {key: _adoption(obj, key, adopted, tally.policies.get(key, ConflictPolicy.ADOPT), rendered, files)
-             for key, adopted in tally.held.items()}
+             | ({"foreign": True} if key in tally.foreign else {}) for key, adopted in tally.held.items()}
     held = set(adopt) & inventory
     warnings = [f"translation: {note}" for note in rendered.notes]
-    warnings += [(f"proposal: {key} is the file's own item, which the spec does not declare; policy Adopt "
-                  "keeps it and proposes it for the spec (see the proposed patch)" if parse_key(key).item
-                  else f"proposal: {key} holds items the spec does not declare; policy Adopt keeps them "
-                  "and proposes them for the spec (see the proposed patch)") if key in tally.proposals
-                 else f"drift: {key} was changed outside the reconciler; policy Adopt keeps the "
-                 f"file as it is until the spec takes the change (see the proposed patch)"
+    # Each line names the policy in force (a strategy's decision on the key follows it).
+    warnings += [(f"proposal: {key} is the file's own item, which the spec does not declare; policy "
+                  f"{adopt[key]['policy']} keeps it and proposes it for the spec (see the proposed patch)"
+                  if parse_key(key).item else f"proposal: {key} holds items the spec does not declare; "
+                  f"policy {adopt[key]['policy']} keeps them and proposes them for the spec (see the "
+                  "proposed patch)") if key in tally.proposals
+                 else f"drift: {key} was changed outside the reconciler; policy {adopt[key]['policy']} keeps "
+                 f"the file as it is until the spec takes the change (see the proposed patch)"
                  for key in adopt]
     warnings += tally.notes
     watermarks = {watermark_key(key): watermark_value(key, value)
@@ -264,6 +266,12 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
     if isinstance(proposed, Mapping) and "error" in proposed:
         return info
     permissions = obj.spec.permissions.model_dump(mode="json", by_alias=True, exclude_none=True)
+    rule = rule_of(adopted.canonical)
+    if rule is not None and list_level(adopted.pointer) is not None:
+        # The rule's level is the list it sits in: the file's and the spec's values are levels
+        # (so a move to allow and one to deny are two edits, never one proposal).
+        info["file"] = proposed
+        info["spec"] = next((level for level in LEVELS if rule in (permissions.get(level) or ())), None)
     try:
         note, weakens = describe(permissions, adopted.canonical, proposed)
     except PatchError:
@@ -320,6 +328,26 @@ def _value_in(state: FileState, key: str, marker: str) -> Any:
     return None if value is MISSING else value
 
 
+def rule_level(state: FileState, entry: Entry) -> Any:
+    """The level the file gives the rule of an item entry (None: none). A Rovo Dev command
+    item says it itself (`permission`); in lists named for a level (`permissions.allow`,
+    `ask`, `deny`) it is the list that holds the rule, the strictest when several do, so an
+    item moved from `ask` to `allow` reads as that rule's move, not as a removal."""
+    kind = kind_of(entry.pointer)
+    if list_level(entry.pointer) is None:
+        item = _value_in(state, entry.key, entry.marker)
+        level = item.get("permission") if isinstance(item, Mapping) else None
+        if item is not None and level not in LEVELS:
+            return {"error": f"the file's item {item!r} has no permission level (allow, ask, deny)"}
+        return level
+    doc = open_document(entry.format, state.text, entry.file, marker=entry.marker)
+    for level in LEVELS:  # strictest first
+        items = doc.get((*entry.pointer[:-1], level))
+        if isinstance(items, list) and any(identity(kind, item) == entry.item for item in items):
+            return level
+    return None
+
+
 def refuse_linked_disagreement(files: Mapping[str, FileState], planned: Mapping[str, str | None],
                                 rendered: Rendered) -> None:
     """Two target files that are one file through a symbolic link (`CLAUDE.md` → `AGENTS.md`,
@@ -364,12 +392,7 @@ def proposed_value(entry: Entry, place: Place, files: Mapping[str, FileState]) -
         return {"error": f"cannot read the edit back into the spec: {exc}"}
     canonical = entry.canonical
     if rule_of(canonical) is not None:
-        # One rule's level: the file's item says it (gone: the rule has none).
-        item = _value_in(files[entry.file], entry.key, entry.marker)
-        level = item.get("permission") if isinstance(item, Mapping) else None
-        if item is not None and level not in ("allow", "ask", "deny"):
-            return {"error": f"the file's item {item!r} has no permission level (allow, ask, deny)"}
-        return level
+        return rule_level(files[entry.file], entry)
     if canonical.startswith("rules"):
         rules = found.get("rules") or []
         name = canonical[len("rules["):-1] if canonical.startswith("rules[") else None

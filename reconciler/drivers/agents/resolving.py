@@ -16,7 +16,11 @@ canonical field it renders, the client, the file's value read back into canonica
 
 An edit that weakens a security rule (`details["adopt"][key]["weakens"]`: a deny or ask
 removed or lowered, where the path does not allow weakening) is never resolved: it is
-proposed, for a person to accept or reject.
+proposed, for a person to accept or reject. An edit that is items a client added to a list
+(`foreign`) cannot be written over when the spec wins: items others put in a list are
+never removed, so it is proposed too, rather than "imposed" by a run that changes nothing.
+A rule moved from one level list to another (`ask` to `allow`) is one held key, the field
+of that rule's level (`permissions[RULE]`, see `planning.rule_level`): one decision.
 
 An accepted edit becomes a spec patch (canonical field → value); the driver re-plans with
 the patched spec, so the same run writes the winning value into every other client, and
@@ -102,6 +106,16 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
                  canonical: str = canonical, policy: ConflictPolicy = policy) -> None:
             out.decisions.append(Decision(key, canonical, info.get("client"), str(policy), outcome, reason))
 
+        def impose(key: str, info: Mapping[str, Any], outcome: str, reason: str) -> None:
+            """The spec wins over this edit: written over it, unless the edit is items the file
+            added to a list, which are never removed (it then waits for a person)."""
+            if info.get("foreign"):
+                note(key, info, "proposed", f"{reason}, but items others add to a list are never removed "
+                     "(authority: Full on the path would take the list over): proposed for review")
+            else:
+                out.forced[key] = ConflictPolicy.OVERRIDE
+                note(key, info, outcome, f"{reason}: the spec is written over the edit")
+
         winner: tuple[str, Mapping[str, Any]] | None = None
         if policy is ConflictPolicy.LAST_WRITE_WINS:
             newest = max(readable, key=mtime, default=None)
@@ -118,11 +132,9 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
                     note(key, info, "accepted", "the file changed after the spec: the edit is "
                          "written back into the spec and to every other client")
                 elif newest is not None or winner is not None or spec_changed_at is not None:
-                    out.forced[key] = ConflictPolicy.OVERRIDE
-                    note(key, info, "imposed" if winner is None else "overwritten",
-                         "the spec changed after the file (or at the same time): the spec is "
-                         "written over the edit" if winner is None else "a newer edit of the "
-                         "same field in another client won")
+                    impose(key, info, "imposed" if winner is None else "overwritten",
+                           "the spec changed after the file (or at the same time)" if winner is None
+                           else "a newer edit of the same field in another client won")
         else:  # priority
             ranked = sorted(readable, key=lambda item: -_priority(obj, item[1].get("client"),
                                                                   item[1].get("place")))
@@ -135,9 +147,8 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
                     note(key, info, "accepted", "the highest-priority client's edit: written back "
                          "into the spec and to every other client")
                 elif winner is not None:
-                    out.forced[key] = ConflictPolicy.OVERRIDE
-                    note(key, info, "overwritten", f"a higher-priority client "
-                         f"({winner[1].get('client')}) edited the same field")
+                    impose(key, info, "overwritten", f"a higher-priority client "
+                           f"({winner[1].get('client')}) edited the same field")
                 else:
                     note(key, info, "proposed", f"the client's priority is lower than the spec's "
                          f"({spec_priority}): the edit is proposed for review")
@@ -145,6 +156,7 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
             out.patches[canonical] = winner[1].get("proposed")
             # Every other key of this field takes the new spec value, edited or not.
             for key, info in adopt.items():
-                if info.get("canonical") == canonical and key != winner[0]:
+                if info.get("canonical") == canonical and key != winner[0] and not (
+                        info.get("foreign") and key in drift):
                     out.forced[key] = ConflictPolicy.OVERRIDE
     return out

@@ -84,11 +84,12 @@ class ClaudeCode:
             extra_deny += [f"mcp__{name}__{tool}" for tool in server.disabled_tools]
             out.put(_mcp_file(place), Format.JSON, ("mcpServers", name), entry, canonical=where)
         perms = spec.permissions
-        for decision, rules in (("allow", perms.allow), ("ask", perms.ask),
-                                ("deny", [*perms.deny, *extra_deny])):
-            if rules:
-                out.put_items(SETTINGS, Format.JSON, ("permissions", decision), list(rules),
-                              canonical=f"permissions.{decision}")
+        for decision, rules, extra in (("allow", perms.allow, []), ("ask", perms.ask, []),
+                                       ("deny", perms.deny, extra_deny)):
+            if rules or extra:
+                # A server's disabled tool, denied here, is no permission rule of the spec.
+                out.put_items(SETTINGS, Format.JSON, ("permissions", decision), [*rules, *extra],
+                              canonical=f"permissions.{decision}", rules=rules)
         if perms.default_mode is not None:
             out.put(SETTINGS, Format.JSON, ("permissions", "defaultMode"), str(perms.default_mode),
                     canonical="permissions.defaultMode", ranks=MODE_RANKS)

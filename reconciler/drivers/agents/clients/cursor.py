@@ -150,15 +150,16 @@ class Cursor:
                     canonical=f"rules[{rule.name}]")
 
     def _permissions(self, spec: AgentConfigSpec, out: Rendering) -> None:
-        lists: dict[str, list[str]] = {"allow": [], "deny": []}
+        lists: dict[str, dict[str, str]] = {"allow": {}, "deny": {}}  # native token → the first rule of it
         for permission in permissions_of(spec.permissions):
             native = self._native(permission, out, servers=spec.mcp_servers)
-            if native is not None and native not in lists[permission.decision]:
-                lists[permission.decision].append(native)
+            if native is not None:
+                lists[permission.decision].setdefault(native, permission.text)
         for decision in ("allow", "deny"):
             if lists[decision]:
                 out.put_items(_cli_file(out.place), Format.JSON, ("permissions", decision),
-                              lists[decision], canonical=f"permissions.{decision}")
+                              list(lists[decision]), canonical=f"permissions.{decision}",
+                              rules=list(lists[decision].values()))
         if spec.permissions.default_mode is not None:
             out.dropped("permissions.defaultMode", "the Cursor CLI has no default permission mode")
 

@@ -104,14 +104,15 @@ class QwenCode:
             if server.disabled_tools:
                 entry["excludeTools"] = list(server.disabled_tools)
             out.put(SETTINGS, Format.JSON, ("mcpServers", name), entry, canonical=where, sets=TOOL_SETS)
-        rules: dict[str, list[str]] = {"allow": [], "ask": [], "deny": []}
+        rules: dict[str, list[Permission]] = {"allow": [], "ask": [], "deny": []}
         for permission in permissions_of(spec.permissions):
-            rules[permission.decision].append(_native_rule(permission))
+            rules[permission.decision].append(permission)
         for decision in ("allow", "ask", "deny"):
             # permissions_of lists deny first; each list keeps the spec's own order.
             if rules[decision]:
-                out.put_items(SETTINGS, Format.JSON, ("permissions", decision), rules[decision],
-                              canonical=f"permissions.{decision}")
+                out.put_items(SETTINGS, Format.JSON, ("permissions", decision),
+                              [_native_rule(p) for p in rules[decision]], canonical=f"permissions.{decision}",
+                              rules=[p.text for p in rules[decision]])
         mode = spec.permissions.default_mode
         if mode is not None:
             out.put(SETTINGS, Format.JSON, ("tools", "approvalMode"), APPROVAL_MODES[mode],

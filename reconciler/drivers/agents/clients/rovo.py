@@ -29,7 +29,6 @@ from reconciler.drivers.agents import importing
 from reconciler.drivers.agents.clients import Reader
 from reconciler.drivers.agents.documents import Format, YamlDocument
 from reconciler.drivers.agents.entries import Place, Rendering
-from reconciler.drivers.agents.specpatch import level_field
 from reconciler.drivers.agents.translating import (
     ServerShape,
     command_prefix,
@@ -209,8 +208,7 @@ class RovoDev:
         for item, rule in commands:
             # One rule at one level: an edit of the item's `permission` moves that rule to
             # another level list of the spec (see specpatch), it does not replace a list.
-            out.put_items(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), [item],
-                          canonical=level_field(rule))
+            out.put_items(CONFIG, Format.YAML, ("toolPermissions", "bash", "commands"), [item], rules=[rule])
         mode = spec.permissions.default_mode
         if mode is not None and mode in DEFAULT_LEVELS:
             out.put(CONFIG, Format.YAML, ("toolPermissions", "default"), DEFAULT_LEVELS[mode],
