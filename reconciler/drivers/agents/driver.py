@@ -8,8 +8,9 @@ read, stores a snapshot of each file it is about to change, then writes them all
 temp file + fsync + rename, keeping each file's mode; if a write fails, the files already
 replaced are put back.
 
-A rollback (`RunContext.rollback_to`) plans the files back to how they were right after
-that run, from the snapshots, and is applied like any other plan, as a recorded run.
+A rollback (`RunContext.rollback_to`) plans the reconciler's own keys back to how they
+were right after that run, from the snapshots (see restoring.py), and is applied like any
+other plan, as a recorded run.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reconciler.drivers.agents.contexts import unloaded_rules
-from reconciler.drivers.agents.documents import MISSING, open_document
-from reconciler.drivers.agents.entries import expand, parse_key
-from reconciler.drivers.agents.lists import identity, kind_of
+from reconciler.drivers.agents.documents import open_document
+from reconciler.drivers.agents.entries import expand
 from reconciler.drivers.agents.planning import (
     FileState,
     Rendered,
@@ -36,17 +36,15 @@ from reconciler.drivers.agents.planning import (
     last_applied,
     plan_files,
     render_spec,
-    watermark_key,
-    watermark_value,
 )
 from reconciler.drivers.agents.resolving import resolve
+from reconciler.drivers.agents.restoring import RestorePoint, owned_in, plan_rollback, restore_points
 from reconciler.drivers.agents.specpatch import patch_text, patched, spec_file
 from reconciler.drivers.agents.validating import ClientCheckFailed, hold, validate, withhold
 from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.events import EventType
 from reconciler.errors import ConflictError, DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
-from reconciler.models.literals import masked
 from reconciler.structs.plans import Change, Notice, Plan, PlanMode, Presentation
 
 
@@ -55,7 +53,7 @@ class Observed:
     rendered: Rendered
     files: dict[str, FileState]
     last: dict[str, Any]
-    restore: dict[str, str | None] | None = None  # rollback: file → text after the run
+    restore: dict[str, RestorePoint] | None = None  # rollback: file → what it restores
     watermarks: Mapping[str, str] | None = None  # the target's, as observed (validation state)
     notes: tuple[str, ...] = ()  # warnings found while observing (see contexts.py)
 
@@ -87,28 +85,13 @@ def _text_or_none(display: str) -> str | None:
         return None
 
 
-def rollback_texts(ctx: RunContext, run_id: str) -> dict[str, str | None]:
-    """file → its text right after run `run_id`, for every file changed then or since."""
-    assert ctx.state is not None
-    state = ctx.state
-    runs = [r for r in state.runs(limit=100_000) if r.id >= run_id]
-    if not any(r.id == run_id for r in runs):
-        raise DriverError(f"no run {run_id} of {state.target.short}; see `reconciler history`")
-    restore: dict[str, str | None] = {}
-    for run in sorted(runs, key=lambda r: r.id):
-        for file, snap in state.snapshots_of(run.id):
-            if file not in restore:
-                restore[file] = snap["after"] if run.id == run_id else snap["before"]
-    return restore
-
-
 class AgentConfigDriver:
     kind: ClassVar[str] = "AgentConfig"
 
     async def observe(self, obj: AgentConfig, ctx: RunContext) -> Observed:
         rendered = render_spec(obj)
         wanted = files_to_read(rendered, ctx.inventory)
-        restore = rollback_texts(ctx, ctx.rollback_to) if ctx.rollback_to else None
+        restore = restore_points(ctx, ctx.rollback_to) if ctx.rollback_to else None
         for file in restore or {}:
             wanted.setdefault(file, format_of(file, False, ()))
         if not ctx.dry_run:  # under the target lock: no run of this target is writing now
@@ -134,7 +117,9 @@ class AgentConfigDriver:
 
     def diff(self, obj: AgentConfig, actual: Observed, ctx: RunContext) -> Plan:
         if actual.restore is not None:
-            return plan_restore(obj, actual, ctx.inventory)
+            located = spec_file(obj.ref)
+            return plan_rollback(obj, actual.rendered, actual.files, actual.restore, ctx.inventory,
+                                 actual.last, located.path if located else None)
         plan = plan_files(obj, actual.rendered, actual.files, ctx.inventory, actual.last)
         plan = resolve_plan(obj, actual, ctx, plan)
         plan = hold(obj, plan, {f: s.text for f, s in actual.files.items()}, actual.watermarks or {},
@@ -156,9 +141,12 @@ class AgentConfigDriver:
                 raise ConflictError(f"{file} changed after it was read; nothing was written, "
                                     "run again")
         if ctx.state is not None:
+            # What the reconciler owned in each file before and after, for a later rollback.
+            after = plan.inventory if plan.inventory is not None else ctx.inventory
             ctx.state.save_snapshots(
-                (file, {"path": w["path"], "before": w["before"], "after": w["after"],
-                        "mode": w["mode"]}) for file, w in writes.items())
+                (file, {"path": w["path"], "before": w["before"], "after": w["after"], "mode": w["mode"],
+                        "ownedBefore": owned_in(ctx.inventory, file), "owned": owned_in(after, file),
+                        "spec": bool(w.get("spec"))}) for file, w in writes.items())
         write_all(writes)
         if plan.mode is PlanMode.ROLLBACK:
             return ApplyResult.from_plan(plan, ctx.inventory)
@@ -234,7 +222,7 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
         before = located.path.read_text(encoding="utf-8")
         after = patch_text(before, obj.ref, res.patches.items(), source=str(located.path))
         spec_write = {"path": str(located.path), "before": before, "after": after,
-                      "mode": stat.S_IMODE(located.path.stat().st_mode)}
+                      "mode": stat.S_IMODE(located.path.stat().st_mode), "spec": True}
     new = plan_files(target_obj, rendered, files, ctx.inventory, actual.last, forced=forced)
     changes = list(new.changes)
     writes = dict(new.handle or {})
@@ -335,39 +323,3 @@ def write_all(writes: Mapping[str, Mapping[str, Any]]) -> None:
                 atomic_write(path, write["before"], write["mode"])
         raise DriverError(f"cannot write {exc.filename}: {exc.strerror}; the files already "
                           "written were restored") from None
-
-
-def plan_restore(obj: AgentConfig, actual: Observed, inventory: frozenset[str]) -> Plan:
-    """Files back to their snapshot texts; owned keys' last-applied values follow them."""
-    assert actual.restore is not None
-    changes: list[Change] = []
-    diffs: dict[str, str] = {}
-    writes: dict[str, dict[str, Any]] = {}
-    watermarks: dict[str, str] = {}
-    for file, text in sorted(actual.restore.items()):
-        state = actual.files[file]
-        if text == state.text:
-            continue
-        if text is None:  # whole texts, as shown: the file's literal secrets masked
-            changes.append(Change.delete(file, masked(state.text), item="file"))
-        elif state.text is None:
-            changes.append(Change.create(file, masked(text), item="file"))
-        else:
-            changes.append(Change.update(file, masked(state.text), masked(text), item="file"))
-        diffs[file] = _diff(file, state.text, text)
-        writes[file] = {"path": state.path, "before": state.text, "after": text, "mode": state.mode}
-        for key in inventory:
-            parts = parse_key(key)
-            if parts.file == file:
-                doc = open_document(format_of(file, parts.is_block, parts.pointer), text, file,
-                                    marker=obj.metadata.name)
-                value = doc.get(parts.pointer)
-                if parts.item is not None:
-                    kind = kind_of(parts.pointer)
-                    value = next((v for v in value if identity(kind, v) == parts.item), MISSING) \
-                        if isinstance(value, list) else MISSING
-                watermarks[watermark_key(key)] = watermark_value(key, value)
-    return Plan(target=obj.ref, changes=tuple(changes), unchanged=len(actual.restore) - len(changes),
-                presentation=Presentation(files=Presentation.file_diffs(diffs)), handle=writes,
-                mode=PlanMode.ROLLBACK,
-                inventory=tuple(sorted(inventory)), watermarks=watermarks)
