@@ -147,9 +147,9 @@ def assert_one_commit_with_the_patch(repo: git.Repo, commit_sha: str, watched: s
     assert [d.b_path for d in changed] == ["specs/agents.yaml"]
     before = (commit.parents[0].tree / "specs/agents.yaml").data_stream.read().decode()
     after = (commit.tree / "specs/agents.yaml").data_stream.read().decode()
-    # Exactly the toolsets line changed; every comment is kept.
+    # Exactly the toolsets value changed; every comment is kept where it was.
     assert after == before.replace("GITHUB_TOOLSETS: repos   # which toolsets",
-                                   "GITHUB_TOOLSETS: repos,issues # which toolsets"), after
+                                   "GITHUB_TOOLSETS: repos,issues   # which toolsets"), after
 
 
 def test_accept_in_git_mode_commits_on_a_new_branch_of_the_clone(world) -> None:

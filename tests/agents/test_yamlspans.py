@@ -93,3 +93,9 @@ def test_a_file_that_only_ruamel_reads_is_still_edited_around_the_users_bytes() 
     text = "toolPermissions: {bash: {commands: [{command: rm -rf( .*)?, permission: deny}]}}\n"
     out = edited(text, lambda doc: doc.set(("toolPermissions", "default"), "ask"))
     assert out == text.replace("]}}", "]}, default: ask}")
+
+
+def test_a_scalar_inside_a_flow_mapping_is_replaced_in_place() -> None:
+    out = edited("toolPermissions: {default: ask, tools: {}}  # mine\n",
+                 lambda doc: doc.set(("toolPermissions", "default"), "allow"))
+    assert out == "toolPermissions: {default: allow, tools: {}}  # mine\n"

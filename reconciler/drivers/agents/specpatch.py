@@ -7,10 +7,14 @@ A proposal (see `proposals`) says "the spec field `canonical` should become `val
 command item whose `permission` was edited moves its rule from `deny` to `ask`) or
 `rules[NAME]` (the rule, as a one-item list, or an empty list to drop it). `patched`
 applies such patches to a spec body (plain dicts, camelCase as in the YAML); `patch_text`
-applies them to the text of the spec file that declares the object, by a ruamel.yaml round
-trip, so that the file keeps its comments, key order, quoting and indentation everywhere
-the patch does not touch. `weakened` says which rules a patch would let through more
-easily (a deny or ask removed or lowered): those are never accepted without a person.
+applies them to the text of the spec file that declares the object, changing only the
+bytes of the patched fields (`specwriting`): comments, quotes, flow collections and the
+other documents of the file stay. What a patch writes takes the style of what it replaces
+(a string its quotes, a list its flow style, a new rule the quotes of the list's first),
+and a server patch keeps the spec's keys the client's file leaves out when they say what
+the spec would mean without them (`transport: http` beside a `url`). `weakened` says
+which rules a patch would let through more easily (a deny or ask removed or lowered):
+those are never accepted without a person.
 
 Where the spec came from is recorded per object by `remember` (the daemon does it for
 every spec set it takes): `spec_file` answers with the file (folder mode) and the time the
@@ -24,7 +28,6 @@ accepting a proposal then makes a commit on a branch of the daemon's clone
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -32,17 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.errors import ReconcilerError
+from reconciler.drivers.agents.specwriting import PatchError, rewrite
 from reconciler.models.common import ObjectRef
 
 _RULE = re.compile(r"^rules\[(?P<name>[^\]]+)\]$")
 _LEVEL = re.compile(r"^permissions\[(?P<rule>.+)\]$")
 LEVELS = ("allow", "ask", "deny")  # as the spec lists them; deny is the strictest
 _RANK = {"allow": 0, "ask": 1, "deny": 2}
-
-
-class PatchError(ReconcilerError):
-    """A patch that cannot be applied (an unknown field, no such object in the file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +130,7 @@ def _locate(canonical: str) -> tuple[str, ...]:
 
 
 def _assign(container: MutableMapping[str, Any], key: str, value: Any) -> None:
-    """Set `key` to `value`, editing nested mappings in place (their comments stay)."""
+    """Set `key` to `value`, editing nested mappings in place (their styles stay)."""
     old = container.get(key)
     if isinstance(old, MutableMapping) and isinstance(value, Mapping):
         for k in [k for k in old if k not in value]:
@@ -140,7 +139,44 @@ def _assign(container: MutableMapping[str, Any], key: str, value: Any) -> None:
             if old.get(k) != v:
                 _assign(old, k, v)
     else:
-        container[key] = value
+        container[key] = _styled_like(old, value)
+
+
+def _styled_like(old: Any, value: Any) -> Any:
+    """`value` in the style of `old`, the spec's value it replaces (ruamel's round-trip
+    values; plain ones pass through): a string in its quotes, a list in its flow or block
+    style with the items it keeps spelled as they were and new strings quoted like its first."""
+    from ruamel.yaml.comments import CommentedSeq
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString, SingleQuotedScalarString
+
+    if isinstance(value, str) and not isinstance(value, ScalarString):
+        quoted = isinstance(old, DoubleQuotedScalarString | SingleQuotedScalarString)
+        return type(old)(value) if quoted else value
+    if isinstance(value, list) and isinstance(old, CommentedSeq):
+        first = old[0] if old else None
+        return _like(old, [old[old.index(v)] if v in old else _styled_like(first, v) for v in value])
+    return value
+
+
+def _kept_implied(old: Any, value: Any) -> Any:
+    """A server patch `value` with the keys of the spec's server (`old`) it leaves out that
+    change nothing (`transport: http` beside a `url` is what the spec means without it):
+    a client's file reads back without them, and the spec keeps its own spelling."""
+    from pydantic import ValidationError
+
+    from reconciler.models.agents import McpServer
+
+    if not isinstance(old, Mapping) or not isinstance(value, Mapping):
+        return value
+    try:
+        meant = McpServer.model_validate(_plain(value))
+        out = dict(value)
+        for key in [key for key in old if key not in value]:
+            if McpServer.model_validate({**_plain(value), key: _plain(old[key])}) == meant:
+                out[key] = old[key]
+    except ValidationError:
+        return value
+    return out
 
 
 def level_field(rule: str) -> str:
@@ -166,13 +202,6 @@ def _like(sample: Any, items: list[Any]) -> Any:
     return seq
 
 
-def _quoted_like(first: Any, text: str) -> Any:
-    """`text` quoted the way `first` (an item of the spec's lists) is: `"Bash(x)"` beside `"Read"`."""
-    from ruamel.yaml.scalarstring import ScalarString
-
-    return type(first)(text) if isinstance(first, ScalarString) else text
-
-
 def _set_level(spec: MutableMapping[str, Any], rule: str, level: Any) -> None:
     """`rule` out of every permission list, then into `level`'s (None: into none)."""
     if level is not None and level not in LEVELS:
@@ -184,14 +213,14 @@ def _set_level(spec: MutableMapping[str, Any], rule: str, level: Any) -> None:
         spec["permissions"] = section = {}
     lists = [section[n] for n in LEVELS if isinstance(section.get(n), list)]
     first = next((items[0] for items in lists if items), None)  # how the file quotes rules
-    sample, place = None, len(section)
+    sample, place, moved = None, len(section), None
     for name in LEVELS:
         items = section.get(name)
         if not isinstance(items, list) or rule not in items:
             continue
         sample = items if sample is None else sample
         for index in reversed([i for i, item in enumerate(items) if item == rule]):
-            del items[index]
+            moved = items.pop(index)
         if not items:
             place = min(place, list(section).index(name))
             del section[name]
@@ -205,8 +234,8 @@ def _set_level(spec: MutableMapping[str, Any], rule: str, level: Any) -> None:
             insert(place, level, target)  # where the list it left was
         else:
             section[level] = target
-    if rule not in target:
-        target.append(_quoted_like(target[0] if target else first, rule))
+    if rule not in target:  # spelled as in the list it left when it makes a new one
+        target.append(_styled_like(target[0], rule) if target else moved or _styled_like(first, rule))
 
 
 def apply_patch(spec: MutableMapping[str, Any], canonical: str, value: Any) -> None:
@@ -238,6 +267,8 @@ def apply_patch(spec: MutableMapping[str, Any], canonical: str, value: Any) -> N
         return
     if not isinstance(section, MutableMapping):
         spec[where[0]] = section = {}
+    if where[0] == "mcpServers":
+        value = _kept_implied(section.get(where[1]), value)
     _assign(section, where[1], value)
 
 
@@ -308,49 +339,21 @@ def _plain(value: Any) -> Any:
 # --- patches on the spec file's text ----------------------------------------------------
 
 
-def _yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    # Keep the file's list style: "- item" indented under its key, or flush with it.
-    indented = re.search(r"^( *)[^\s#-][^\n]*:\s*\n\1 +- ", text, re.MULTILINE)
-    if indented:
-        yaml.indent(mapping=2, sequence=4, offset=2)
-    else:
-        yaml.indent(mapping=2, sequence=2, offset=0)
-    return yaml
-
-
 def patch_text(text: str, ref: ObjectRef, patches: Iterable[tuple[str, Any]], *, source: str,
                must_change: bool = False) -> str:
-    """The spec file's text with the patches applied to `ref`'s spec (a round trip: what the
-    patch does not touch keeps its bytes as far as ruamel.yaml can tell). `must_change`:
-    a patch that leaves the spec as it was (the spec already says it, or the field means
-    nothing) is a `PatchError`, never a silent success."""
-    yaml = _yaml(text)
-    docs = list(yaml.load_all(text))
-    found = None
-    for doc in docs:
-        meta = doc.get("metadata") if isinstance(doc, Mapping) else None
-        if (isinstance(meta, Mapping) and doc.get("kind") == ref.kind and meta.get("name") == ref.name
-                and meta.get("namespace", "default") == ref.namespace):
-            found = doc
-    if found is None or not isinstance(found.get("spec"), MutableMapping):
-        raise PatchError(f"{source}: no {ref.short} with a spec in this file; nothing was written")
-    before = _plain(found["spec"])
+    """The spec file's text with the patches applied to `ref`'s spec, only the patched
+    fields' bytes changed (see `specwriting`). `must_change`: a patch that leaves the spec as
+    it was (the spec already says it, or the field means nothing) is a `PatchError`, never
+    a silent success."""
     patches = list(patches)
-    for canonical, value in patches:
-        apply_patch(found["spec"], canonical, value)
-    if must_change and _plain(found["spec"]) == before:
+
+    def change(spec: Any) -> None:
+        for canonical, value in patches:
+            apply_patch(spec, canonical, value)
+
+    out = rewrite(text, ref, change, source=source)
+    if must_change and out == text:
         fields = ", ".join(f"{field} = {json.dumps(value, ensure_ascii=False)}" for field, value in patches)
         raise PatchError(f"{source}: the patch ({fields}) changes nothing in the spec of {ref.short}; "
                          "nothing was written")
-    out = io.StringIO()
-    if len(docs) == 1 and not text.lstrip().startswith("---"):
-        yaml.dump(docs[0], out)
-    else:
-        yaml.explicit_start = True
-        yaml.dump_all(docs, out)
-    return out.getvalue()
+    return out

@@ -27,9 +27,9 @@ from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.drivers.agents.documents import ListEdit, Path_
-from reconciler.drivers.agents.yamlnodes import MERGE
-from reconciler.drivers.agents.yamlsnippets import Style, dump, flow_entry, flow_items
+from reconciler.drivers.agents.documents import ListEdit
+from reconciler.drivers.agents.yamlnodes import MERGE, Steps, nested
+from reconciler.drivers.agents.yamlsnippets import Style, dump, flow_entry, flow_items, flow_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class FlowEntry:
     value: Node
 
 
-def walk(node: Node, keys: Path_) -> list[FlowEntry]:
+def walk(node: Node, keys: Steps) -> list[FlowEntry]:
     """The entries of `keys[0]`, `keys[1]`, ... inside the flow mapping `node`, as far as
     they exist."""
     out: list[FlowEntry] = []
@@ -80,25 +80,18 @@ def _spliced(text: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out) + text[at:]
 
 
-def _nested(keys: Path_, value: Any) -> Any:
-    for key in reversed(keys):
-        value = {key: value}
-    return value
-
-
-def value_set(text: str, holder: MappingNode, keys: Path_, value: Any, *, style: Style) -> str:
+def value_set(text: str, holder: MappingNode, keys: Steps, value: Any, *, style: Style) -> str:
     """`keys` (below the flow mapping `holder`) set to `value`."""
     inner = walk(holder, keys)
     if len(inner) == len(keys):
         node = inner[-1].value
-        flow = dump(value, style=style, flow=True).strip()
-        return _spliced(text, [(_start(node), _end(node, text), flow)])
+        return _spliced(text, [(_start(node), _end(node, text), flow_value(value, style=style))])
     node = inner[-1].value if inner else holder
     rest = keys[len(inner):]
     if not isinstance(node, MappingNode):  # a scalar on the way becomes a mapping
-        flow = dump(_nested(rest, value), style=style, flow=True).strip()
+        flow = dump(nested(rest, value), style=style, flow=True).strip()
         return _spliced(text, [(_start(node), _end(node, text), flow)])
-    entry = flow_entry(rest[0], _nested(rest[1:], value), style=style)
+    entry = flow_entry(str(rest[0]), nested(rest[1:], value), style=style)
     if not node.value:
         return _spliced(text, [(_start(node) + 1, _start(node) + 1, entry)])
     at = _end(node.value[-1][1], text)

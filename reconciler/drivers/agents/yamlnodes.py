@@ -15,9 +15,12 @@ or of the file, belongs to no entry and stays where it is.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -26,10 +29,14 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from reconciler.drivers.agents.documents import DocumentError
+from reconciler.drivers.agents.documents import MISSING, DocumentError
 from reconciler.drivers.agents.yamlsnippets import Style
 
 MERGE = "tag:yaml.org,2002:merge"
+
+Steps = tuple[str | int, ...]
+"""A path into a document: keys of mappings, and numbers of items of block sequences
+(`spec.rules[0].content` is `("spec", "rules", 0, "content")`)."""
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -123,6 +130,72 @@ def parse(text: str, source: str) -> Parsed:
         raise DocumentError(source, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
                             "expected a mapping at the top level")
     return Parsed(plain(loaded or {}), work, root, shared, style)
+
+
+# -- plain values along a path -------------------------------------------------------------
+
+
+def value_at(doc: Any, path: Steps) -> Any:
+    """The plain value at `path`, or `missing`."""
+    value: Any = doc
+    for key in path:
+        if isinstance(key, int):
+            value = value[key] if isinstance(value, list) and 0 <= key < len(value) else MISSING
+        else:
+            value = value.get(key, MISSING) if isinstance(value, dict) else MISSING
+        if value is MISSING:
+            break
+    return value
+
+
+def nested(keys: Steps, value: Any) -> Any:
+    """`value` under the mappings `keys` name (`a.b` → `{a: {b: value}}`)."""
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def with_value(doc: dict[str, Any], path: Steps, value: Any) -> dict[str, Any]:
+    """A copy of `doc` with `value` at `path` (missing mappings on the way made)."""
+    out = copy.deepcopy(doc)
+    holder: Any = out
+    for key, following in pairwise(path):
+        if isinstance(key, str) and isinstance(following, str) and not isinstance(holder.get(key), dict):
+            holder[key] = {}
+        holder = holder[key]
+    holder[path[-1]] = copy.deepcopy(value)
+    return out
+
+
+def without(doc: dict[str, Any], path: Steps) -> dict[str, Any]:
+    """A copy of `doc` without the value at `path`."""
+    out = copy.deepcopy(doc)
+    holder: Any = out
+    for key in path[:-1]:
+        holder = holder[key]
+    del holder[path[-1]]
+    return out
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, type for type (`1 == True == 1.0` in Python, not in the file)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def dotted(path: Steps) -> str:
+    """`spec.rules[0].content`."""
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else f".{key}" if out else str(key)
+    return out or "the top level"
 
 
 # -- locating -----------------------------------------------------------------------------
@@ -223,3 +296,4 @@ def item_spans(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[Span
         end = content_end(text, start=dash, bound=limit, floor=last_char(item, text))
         spans.append(Span(item, None, dash, end))
     return column, spans
+

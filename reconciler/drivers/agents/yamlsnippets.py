@@ -3,7 +3,9 @@
 `yamlspans` never dumps a whole document; it writes snippets (a `key: value` entry, list
 items, a flow collection) and splices them into the user's text. Those snippets are
 rendered here by ruamel, in block or flow style, with the file's own mapping indentation
-and sequence style, `None` as `null` and multi-line strings as literal blocks.
+and sequence style, `None` as `null` and multi-line strings as literal blocks. A value that
+carries a style of its own (a quoted ruamel string, a round-trip list or mapping read in
+flow style: what the spec write-back takes from the list it replaces) keeps it.
 
 **Quoting.** A config file is read by more than one YAML reader: the client, and every
 tool people point at their dotfiles. PyYAML reads YAML 1.1: `yes`, `on`, `1:20` are not
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -122,11 +124,22 @@ def _same_strings(got: Any, want: Any) -> bool:
     return type(got) is str and got == want
 
 
+def _flowing(value: Any) -> bool:
+    """A round-trip collection that carries the flow style it was read in (`["-y", "x"]`)."""
+    return isinstance(value, CommentedMap | CommentedSeq) and bool(value.fa.flow_style())
+
+
 def _for_dump(value: Any, *, flow: bool) -> Any:
+    inner = flow or _flowing(value)
+    out: CommentedMap | CommentedSeq | None = None
     if isinstance(value, Mapping):
-        return CommentedMap((_for_dump(k, flow=flow), _for_dump(v, flow=flow)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return [_for_dump(v, flow=flow) for v in value]
+        out = CommentedMap((_for_dump(k, flow=inner), _for_dump(v, flow=inner)) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        out = CommentedSeq(_for_dump(v, flow=inner) for v in value)
+    if out is not None:
+        if inner and not flow:
+            out.fa.set_flow_style()  # a flow value in a block snippet stays one
+        return out
     if isinstance(value, str) and not isinstance(value, ScalarString):
         if "\n" in value and flow:
             return DoubleQuotedScalarString(value)  # a flow collection holds no block: escaped
@@ -149,6 +162,12 @@ def dump(value: Any, *, style: Style, flow: bool = False) -> str:
     out = io.StringIO()
     yaml.dump(_for_dump(value, flow=flow), out)
     return out.getvalue()
+
+
+def flow_value(value: Any, *, style: Style) -> str:
+    """A value as it stands inside a flow collection (a scalar alone would be a document of
+    its own, with a `...` end marker)."""
+    return flow_entry("k", value, style=style)[len("k: "):]
 
 
 def flow_entry(key: str, value: Any, *, style: Style) -> str:

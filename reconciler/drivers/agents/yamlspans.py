@@ -14,19 +14,22 @@ content line, an item of a block sequence from its dash's line; comment blocks b
 them belong to no entry and stay where they are.
 
 **Edits.** `set` of an existing key rewrites as little as it can: a one-line scalar is
-replaced in place (key, spacing and trailing comment stay), a flow collection is
-rewritten as one, a block value under a bare `key:` line keeps that line, anything else is
-rewritten after the key (whose spelling stays). A new key goes after the last entry of the
-deepest existing mapping, at that mapping's indentation, with any missing mappings in the
-snippet. `delete` removes the entry, or its highest ancestor the deletion would leave
-empty. `edit_list` removes, replaces and appends items of a block sequence; untouched
-items keep every byte. Inside a flow collection (`{...}`, `[...]`) the edit is made by
-`yamlflow` the same way: only the entry or item concerned changes, the others keep their
-bytes (a user's `"ls.*"` keeps its quotes). Snippets come from `yamlsnippets`: ruamel in
-block style with the file's own mapping indentation and sequence style (dashes indented
-under their key or not, whichever the file does most), or in flow style inside a flow
-collection, with every string quoted that a plain scalar would not carry back unchanged
-through PyYAML (YAML 1.1) and ruamel (1.2), in block and in flow context.
+replaced in place (key, spacing and trailing comment stay), a flow collection is rewritten
+as one, a block value under a bare `key:` line keeps that line, anything else is rewritten
+after the key (whose spelling stays). A new key goes after the last entry of the deepest
+existing mapping (or as the entry number a caller names), at that mapping's indentation,
+with any missing mappings in the snippet. A path may go through the items of a block
+sequence by number (`rules.0.content`: a key of the mapping that is item 0); items are
+added and removed by `edit_list` only. `delete` removes the entry, or its highest ancestor
+the deletion would leave empty. `edit_list` removes, replaces and appends items of a block
+sequence; untouched items keep every byte. Inside a flow collection (`{...}`, `[...]`) the
+edit is made by `yamlflow` the same way: only the entry or item concerned changes, the
+others keep their bytes (a user's `"ls.*"` keeps its quotes). Snippets come from
+`yamlsnippets`: ruamel in block style with the file's own mapping indentation and sequence
+style (dashes indented under their key or not, whichever the file does most), or in flow
+style inside a flow collection, with every string quoted that a plain scalar would not
+carry back unchanged through PyYAML (YAML 1.1) and ruamel (1.2), in block and in flow
+context.
 
 **Checks.** A file the client could not read is refused with `DocumentError` at a line and
 column: a parse error, a duplicated key (ruamel refuses it too, but names only the second
@@ -49,7 +52,6 @@ new text's final newline is dropped (unless that would change a literal block's 
 from __future__ import annotations
 
 import copy
-import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -57,79 +59,37 @@ from typing import Any
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.drivers.agents import yamlflow
-from reconciler.drivers.agents.documents import MISSING, DocumentError, ListEdit, Path_
+from reconciler.drivers.agents.documents import MISSING, DocumentError, ListEdit
 from reconciler.drivers.agents.yamlnodes import (
     MERGE,
     Span,
+    Steps,
     Trail,
+    dotted,
     end_of_line,
     entry_spans,
     is_flow,
     item_spans,
+    nested,
     parse,
     plain,
+    same,
+    value_at,
+    with_value,
+    without,
 )
 from reconciler.drivers.agents.yamlsnippets import dump, strict_reading
 
 _COLON = re.compile(r"[ \t]*:")
+_DASHES = re.compile(r"(?:[ \t]*-[ \t]+)+")  # `- ` or `- - `: the dashes of list items
 _UNKNOWN: Any = object()
 
 
 # -- writing ------------------------------------------------------------------------------
 
 
-def _nested(keys: Path_, value: Any) -> Any:
-    for key in reversed(keys):
-        value = {key: value}
-    return value
-
-
-def _with(doc: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(doc)
-    holder = out
-    for key in path[:-1]:
-        if not isinstance(holder.get(key), dict):
-            holder[key] = {}
-        holder = holder[key]
-    holder[path[-1]] = copy.deepcopy(value)
-    return out
-
-
-def _setting(path: Path_, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda doc: _with(doc, path, plain(value))
-
-
-def _at(doc: dict[str, Any], path: Path_) -> Any:
-    value: Any = doc
-    for key in path:
-        value = value.get(key, MISSING) if isinstance(value, dict) else MISSING
-    return value
-
-
-def _without(doc: dict[str, Any], path: Path_) -> dict[str, Any]:
-    out = copy.deepcopy(doc)
-    holder = out
-    for key in path[:-1]:
-        holder = holder[key]
-    del holder[path[-1]]
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, type for type (`1 == True == 1.0` in Python, not in the file)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(map(_same, a, b))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
-
-
-def _dotted(path: Path_) -> str:
-    return ".".join(path) or "the top level"
+def _setting(path: Steps, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda doc: with_value(doc, path, plain(value))
 
 
 class YamlSpanDocument:
@@ -145,22 +105,18 @@ class YamlSpanDocument:
 
     # -- reading
 
-    def get(self, path: Path_) -> Any:
-        value: Any = self._parsed.value
-        for key in path:
-            if not isinstance(value, dict) or key not in value:
-                return MISSING
-            value = value[key]
-        return copy.deepcopy(value)
+    def get(self, path: Steps) -> Any:
+        value = value_at(self._parsed.value, path)
+        return value if value is MISSING else copy.deepcopy(value)
 
-    def where(self, path: Path_) -> tuple[int, int] | None:
+    def where(self, path: Steps) -> tuple[int, int] | None:
         if not path:
             return 1, 1
         trail = self._trail(path)
         if len(trail.entries) < len(path):
             return None
-        key = trail.entries[-1].key
-        return None if key is None else (key.start_mark.line + 1, key.start_mark.column + 1)
+        mark = (trail.entries[-1].key or trail.entries[-1].node).start_mark
+        return mark.line + 1, mark.column + 1
 
     def render(self) -> str | None:
         if not self._parsed.value and (self._emptied or (self._absent and not self._text)):
@@ -169,29 +125,33 @@ class YamlSpanDocument:
 
     # -- editing
 
-    def set(self, path: Path_, value: Any) -> None:
+    def set(self, path: Steps, value: Any, *, position: int | None = None) -> None:
+        """`path` set to `value`; a new key of a block mapping goes in as its entry number
+        `position` (None: after the last one)."""
         if not path:
             raise ValueError("set needs a key path")
         change = _setting(path, value)
         trail = self._trail(path)
         done = len(trail.entries)
+        rest = path[done:]
+        self._no_items(path, rest)
         if done == len(path):
-            self._guard(trail.entries[:-1], target=trail.entries[-1])
+            self._guard(path, trail.entries[:-1], target=trail.entries[-1])
             work = self._replaced(trail.entries[-1], value, path)
         elif isinstance(trail.holder, MappingNode) and is_flow(trail.holder):
-            self._guard(trail.entries)
-            self._guard_flow(trail.holder, path[done:], path)
-            work = yamlflow.value_set(self._parsed.work, trail.holder, path[done:], value,
-                                      style=self._parsed.style)
+            self._guard(path, trail.entries)
+            self._guard_flow(trail.holder, rest, path)
+            work = yamlflow.value_set(self._parsed.work, trail.holder, rest, value, style=self._parsed.style)
         elif isinstance(trail.holder, MappingNode) or not done:
-            self._guard(trail.entries)
-            work = self._inserted(trail, path[done], _nested(path[done + 1:], value))
+            self._guard(path, trail.entries)
+            work = self._inserted(trail, str(rest[0]), nested(rest[1:], value),
+                                  position=position if len(rest) == 1 else None)
         else:  # the value at path[:done] is not a mapping: it becomes one
-            self._guard(trail.entries[:-1], target=trail.entries[-1])
-            work = self._replaced(trail.entries[-1], _nested(path[done:], value), path[:done])
+            self._guard(path, trail.entries[:-1], target=trail.entries[-1])
+            work = self._replaced(trail.entries[-1], nested(rest, value), path[:done])
         self._commit(work, change, path)
 
-    def delete(self, path: Path_) -> None:
+    def delete(self, path: Steps) -> None:
         if not path or self.get(path) is MISSING:
             self._emptied = not self._parsed.value  # as every document does: no keys, no file
             return
@@ -203,42 +163,44 @@ class YamlSpanDocument:
         work = self._parsed.work
         done = len(trail.entries)
         holder = trail.holder
+        self._no_items(path, path[done:] + path[-1:])  # an item goes by edit_list
         inner = yamlflow.walk(holder, path[done:]) if holder is not None and is_flow(holder) else []
         if done == len(path):
             entry = trail.entries[-1]
-            self._guard(trail.entries[:-1], target=entry)
+            self._guard(path, trail.entries[:-1], target=entry)
             self._colon(entry, path)
             work = work[:entry.start] + work[entry.end:]
         elif holder is not None and inner and len(inner) == len(path) - done:
-            self._guard(trail.entries)
+            self._guard(path, trail.entries)
             self._guard_flow(holder, path[done:-1], path)
             work = yamlflow.key_deleted(work, inner[-1])
         else:
-            raise self._refusal(path, f"{_dotted(path)} is not written here but inherited "
+            raise self._refusal(path, f"{dotted(path)} is not written here but inherited "
                                 "through a merge key (<<)")
-        self._commit(work, lambda doc: _without(doc, path), path)
+        self._commit(work, lambda doc: without(doc, path), path)
         self._emptied = not self._parsed.value
 
-    def edit_list(self, path: Path_, edit: ListEdit) -> None:
+    def edit_list(self, path: Steps, edit: ListEdit) -> None:
         current = self.get(path)
         if current is MISSING or current is None:
             if edit.append:
                 self.set(path, list(edit.append))
             return
         if not isinstance(current, list):
-            raise self._refusal(path, f"expected a list at {_dotted(path)}, found "
+            raise self._refusal(path, f"expected a list at {dotted(path)}, found "
                                 f"{'a mapping' if isinstance(current, dict) else 'a scalar'}")
         wrong = [i for i in (*edit.remove, *edit.replace) if not 0 <= i < len(current)]
         if wrong:
-            raise IndexError(f"{_dotted(path)} has {len(current)} items, no item {wrong[0]}")
+            raise IndexError(f"{dotted(path)} has {len(current)} items, no item {wrong[0]}")
         after = edit.applied(current)
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
-            held = _at(doc, path)  # a strict reader's list: its own items, the same positions
-            return _with(doc, path, edit.applied(held) if isinstance(held, list) else after)
+            held = value_at(doc, path)  # a strict reader's list: its own items, the same positions
+            return with_value(doc, path, plain(edit.applied(held) if isinstance(held, list) else after))
 
         trail = self._trail(path)
         done = len(trail.entries)
+        self._no_items(path, path[done:])
         entry = trail.entries[-1] if done == len(path) else None
         node = entry.node if entry is not None else None
         if node is None and trail.holder is not None and is_flow(trail.holder):
@@ -249,7 +211,7 @@ class YamlSpanDocument:
             # bare `key:` would read as null): rewritten whole.
             self.set(path, after)
             return
-        self._guard(trail.entries[:-1] if entry is not None else trail.entries)
+        self._guard(path, trail.entries[:-1] if entry is not None else trail.entries)
         if entry is None:
             assert trail.holder is not None
             self._guard_flow(trail.holder, path[done:], path)
@@ -260,17 +222,25 @@ class YamlSpanDocument:
         assert entry is not None  # a block sequence sits in a block mapping
         found = item_spans(node, self._parsed.work, entry.end)
         if found is None:
-            raise self._refusal(path, f"cannot tell the items of {_dotted(path)} apart; edit it by hand")
+            raise self._refusal(path, f"cannot tell the items of {dotted(path)} apart; edit it by hand")
         column, spans = found
         self._commit(self._items_edited(spans, column, edit), change, path)
 
     # -- the text of one edit
 
-    def _trail(self, path: Path_) -> Trail:
+    def _trail(self, path: Steps) -> Trail:
         work, node = self._parsed.work, self._parsed.root
         bound = node.end_mark.index if node is not None else len(work)
         entries: list[Span] = []
         for key in path:
+            if isinstance(key, int):  # an item of a block sequence
+                found = item_spans(node, work, bound) if isinstance(node, SequenceNode) and not is_flow(
+                    node) else None
+                if found is None or not 0 <= key < len(found[1]):
+                    break
+                entries.append(found[1][key])
+                node, bound = found[1][key].node, found[1][key].end
+                continue
             if not isinstance(node, MappingNode) or is_flow(node):
                 break
             entry = next((e for e in entry_spans(node, work, bound) if e.key is not None
@@ -281,12 +251,14 @@ class YamlSpanDocument:
             node, bound = entry.node, entry.end
         return Trail(tuple(entries), node, bound)
 
-    def _colon(self, entry: Span, path: Path_) -> int:
-        """Where the entry's `:` is; refuses a key that does not start its line (`? key`)."""
+    def _colon(self, entry: Span, path: Steps, *, after_dash: bool = False) -> int:
+        """Where the entry's `:` is; refuses a key that does not start its line (`? key`), or,
+        with `after_dash`, its line after the dash of a list item (`- name: x`)."""
         work, key = self._parsed.work, entry.key
         assert key is not None
         colon = _COLON.match(work, key.end_mark.index)
-        if colon is None or work[entry.start:key.start_mark.index].strip():
+        before = work[entry.start:key.start_mark.index]
+        if colon is None or (before.strip() and not (after_dash and _DASHES.fullmatch(before))):
             raise self._refusal(path, f"the key {key.value!r} does not start its own line "
                                 "('? key', or after '---'); edit it by hand")
         return colon.end() - 1
@@ -303,11 +275,12 @@ class YamlSpanDocument:
         lines = dump({"k": value}, style=self._parsed.style).splitlines()
         return lines[0][3:] if len(lines) == 1 and lines[0].startswith("k: ") else None
 
-    def _replaced(self, entry: Span, value: Any, path: Path_) -> str:
+    def _replaced(self, entry: Span, value: Any, path: Steps) -> str:
         work, node = self._parsed.work, entry.node
         key = entry.key
-        assert key is not None
-        colon = self._colon(entry, path)
+        if key is None:
+            raise self._refusal(path, f"{dotted(path)} is an item of a list; edit the list")
+        colon = self._colon(entry, path, after_dash=True)  # the edit starts after the key
         after_colon = work[colon + 1:end_of_line(work, colon)].strip()
         bare = not after_colon or after_colon.startswith("#")
         # An alias's node carries its anchor's positions: only its entry's lines are its own.
@@ -329,11 +302,17 @@ class YamlSpanDocument:
             return work[:first] + lines[end_of_line(lines, 0):] + work[entry.end:]
         return work[:key.end_mark.index] + lines[column + 1:] + work[entry.end:]
 
-    def _inserted(self, trail: Trail, key: str, value: Any) -> str:
+    def _inserted(self, trail: Trail, key: str, value: Any, *, position: int | None = None) -> str:
         work, holder = self._parsed.work, trail.holder
         if isinstance(holder, MappingNode) and holder.value:
-            last = entry_spans(holder, work, trail.bound)[-1]
-            at, column = last.end, holder.value[0][0].start_mark.column
+            spans = entry_spans(holder, work, trail.bound)
+            first = spans[0].key
+            assert first is not None
+            at, column = spans[-1].end, first.start_mark.column
+            if position is not None and 0 < position < len(spans):
+                at = spans[position - 1].end  # before the comments above the next key
+            elif position == 0 and not work[spans[0].start:first.start_mark.index].strip():
+                at = spans[0].start  # (not before the dash of a list item)
         else:  # an empty document, perhaps with comments
             at, column = len(work), 0
         return work[:at] + self._block(key, value, column=column) + work[at:]
@@ -365,16 +344,17 @@ class YamlSpanDocument:
     def _newline(self) -> str:
         return "\r\n" if "\r\n" in self._text else "\n"
 
-    def _refusal(self, path: Path_, reason: str) -> DocumentError:
+    def _refusal(self, path: Steps, reason: str) -> DocumentError:
         for end in range(len(path), 0, -1):
             where = self.where(path[:end])
             if where is not None:
                 return DocumentError(self._source, *where, reason)
         return DocumentError(self._source, 1, 1, reason)
 
-    def _guard(self, inside: tuple[Span, ...], *, target: Span | None = None) -> None:
+    def _guard(self, path: Steps, inside: tuple[Span, ...], *, target: Span | None = None) -> None:
         """Refuse an edit inside a node that is written once and referred to again, or one
-        replacing or deleting such a node where it is written (its aliases would dangle)."""
+        replacing or deleting such a node where it is written (its aliases would dangle).
+        `inside` and `target` are the spans of `path[0]`, `path[1]`, ..."""
         shared = self._parsed.shared
         spans = [*inside, *([target] if target is not None else [])]
         for depth, span in enumerate(spans):
@@ -384,20 +364,26 @@ class YamlSpanDocument:
             here = span.start <= node.start_mark.index < span.end
             if span is target and not here:
                 continue  # replacing or deleting an alias itself is fine
-            path = tuple(s.key.value for s in spans[:depth + 1] if s.key is not None)
-            raise self._refusal(path, f"{_dotted(path)} is {'an anchor' if here else 'an alias'} "
-                                "that other keys share; editing it would change them too, "
-                                "edit the file by hand")
+            raise self._refusal(path[:depth + 1], f"{dotted(path[:depth + 1])} is "
+                                f"{'an anchor' if here else 'an alias'} that other keys share; editing "
+                                "it would change them too, edit the file by hand")
 
-    def _guard_flow(self, holder: Node, keys: Path_, path: Path_) -> None:
+    def _guard_flow(self, holder: Node, keys: Steps, path: Steps) -> None:
         """`_guard` inside a flow collection: no edit in a node that other keys share."""
         shared = self._parsed.shared
         nodes = [holder, *(e.value for e in yamlflow.walk(holder, keys))]
         if any(id(node) in shared for node in nodes):
-            raise self._refusal(path, f"{_dotted(path)} is inside an anchor or an alias that other "
+            raise self._refusal(path, f"{dotted(path)} is inside an anchor or an alias that other "
                                 "keys share; editing it would change them too, edit the file by hand")
 
-    def _commit(self, work: str, change: Callable[[dict[str, Any]], dict[str, Any]], path: Path_) -> None:
+    def _no_items(self, path: Steps, rest: Steps) -> None:
+        """Refuse a path that goes on through list items the file does not have (or holds
+        in flow style): an item is added or removed by `edit_list`, never made on the way."""
+        if any(isinstance(key, int) for key in rest):
+            raise self._refusal(path, f"{dotted(path)}: no such item in a block list of this file; "
+                                "edit it by hand")
+
+    def _commit(self, work: str, change: Callable[[dict[str, Any]], dict[str, Any]], path: Steps) -> None:
         """Take the new text if it reads back as `change` of the old one (ruamel's reading,
         and PyYAML's when PyYAML could read the old text); else refuse and keep the old one."""
         candidates = [work]
@@ -413,18 +399,18 @@ class YamlSpanDocument:
             except DocumentError as exc:
                 reason = f"the edited text would not parse ({exc.reason})"
                 continue
-            if not _same(parsed.value, expected):
+            if not same(parsed.value, expected):
                 reason = "the edited text would read back differently (an alias, a merge key?)"
                 continue
             if strict is not None:
                 now = strict_reading(text)
-                if now is None or not _same(now, change(strict)):
+                if now is None or not same(now, change(strict)):
                     reason = "a YAML 1.1 reader (PyYAML) would read the edited text differently"
                     continue
                 self._strict_value = now
             self._text, self._parsed = text, parsed
             return
-        raise self._refusal(path, f"cannot edit {_dotted(path)} in place: {reason}; edit the "
+        raise self._refusal(path, f"cannot edit {dotted(path)} in place: {reason}; edit the "
                             "file by hand")
 
     def _strict(self) -> dict[str, Any] | None:
