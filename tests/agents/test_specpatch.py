@@ -117,3 +117,38 @@ def test_crlf_lines_stay_crlf() -> None:
     assert out == text.replace('"Bash(git status)"   # harmless\r\n',
                                '"Bash(git status)"   # harmless\r\n      - Bash(ls *)\r\n')
 
+
+ALIASED = """\
+apiVersion: reconciler.dev/v1alpha1
+kind: AgentConfig
+metadata:
+  name: team
+spec:
+  mcpServers:
+    github: &gh
+      command: npx
+      args: ["-y", "server-github"]
+    github-readonly: *gh
+  targets:
+    - {client: claude-code, scope: project, root: /p}
+"""
+
+
+def test_a_patch_inside_an_anchored_value_is_refused_naming_the_anchor_and_its_alias() -> None:
+    server = {"command": "npx", "args": ["-y", "server-github", "--write"]}
+    with pytest.raises(PatchError) as refused:
+        patch_text(ALIASED, TEAM, [("mcpServers.github", server)], source="a.yaml")
+    assert str(refused.value) == (
+        "a.yaml:7:5: spec.mcpServers.github holds the anchor &gh, which spec.mcpServers.github-readonly "
+        "also uses (as *gh); editing it would change that too: edit the file by hand (write the shared "
+        "value out at each place); nothing was written")
+
+
+def test_a_patch_of_an_alias_writes_the_value_out_there_and_leaves_the_anchor() -> None:
+    server = {"command": "npx", "args": ["-y", "server-github", "--read-only"]}
+    out = patch_text(ALIASED, TEAM, [("mcpServers.github-readonly", server)], source="a.yaml")
+    assert out == ALIASED.replace("    github-readonly: *gh\n", """\
+    github-readonly:
+      command: npx
+      args: ["-y", "server-github", "--read-only"]
+""")

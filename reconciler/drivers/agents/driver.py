@@ -39,7 +39,7 @@ from reconciler.drivers.agents.planning import (
 )
 from reconciler.drivers.agents.resolving import resolve
 from reconciler.drivers.agents.restoring import RestorePoint, owned_in, plan_rollback, restore_points
-from reconciler.drivers.agents.specpatch import patch_text, patched, spec_file
+from reconciler.drivers.agents.specpatch import PatchError, patch_text, patched, spec_file
 from reconciler.drivers.agents.validating import ClientCheckFailed, hold, validate, withhold
 from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.events import EventType
@@ -199,12 +199,19 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
                               "its items stay in the file as the file's own (items others add to a list "
                               "are never removed) and the spec does not take them" if info.get("foreign")
                               else "the spec is re-imposed")})
-    if res.patches and located is None:  # nowhere to write the spec back: propose instead
+    # Edits the spec cannot take are proposed instead (a run never fails on them, and the
+    # other fields still sync): nowhere to write (a git revision), or the spec file or model
+    # refuses the patch (a value shared through an anchor, an invalid spec).
+    refused = (dict.fromkeys(res.patches, "no spec file to write back (a git revision)") if located is None
+               else _unwritable(obj, located.path, res.patches))
+    if refused:
         for d in decisions:
-            if d["outcome"] in ("accepted", "overwritten"):
-                d["outcome"], d["reason"] = "proposed", "no spec file to write back (a git revision)"
-        res.patches.clear()
-        forced = dict(rejected)
+            if d["outcome"] in ("accepted", "overwritten") and d["canonical"] in refused:
+                d["outcome"], d["reason"] = "proposed", refused[d["canonical"]]
+        forced = {key: policy for key, policy in forced.items()
+                  if key in rejected or adopt[key].get("canonical") not in refused}
+        for canonical in refused:
+            del res.patches[canonical]
     if not res.patches and not forced:  # nothing taken or imposed: the decisions are still said
         return replace(plan, details={**plan.details, "decisions": decisions}, notices=_notices(decisions),
                        warnings=(*plan.warnings, *_decision_lines(decisions))) if decisions else plan
@@ -212,8 +219,7 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
     spec_write: dict[str, Any] | None = None
     if res.patches:
         assert located is not None
-        body = obj.model_dump(mode="json", by_alias=True, exclude={"status"}, exclude_defaults=True)
-        body["apiVersion"], body["kind"] = obj.api_version, obj.KIND
+        body = _body(obj)
         body["spec"] = patched(body.get("spec") or {}, res.patches.items())
         target_obj = AgentConfig.model_validate(body)
         rendered = render_spec(target_obj)
@@ -240,6 +246,37 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
     shown = replace(new.presentation, files=Presentation.file_diffs(diffs))
     return replace(new, changes=tuple(changes), handle=writes, details=details, presentation=shown,
                    warnings=tuple(warnings), notices=_notices(decisions))
+
+
+def _body(obj: AgentConfig) -> dict[str, Any]:
+    """The object as its spec file says it (camelCase, defaults left out)."""
+    body = obj.model_dump(mode="json", by_alias=True, exclude={"status"}, exclude_defaults=True)
+    body["apiVersion"], body["kind"] = obj.api_version, obj.KIND
+    return body
+
+
+def _unwritable(obj: AgentConfig, path: Path, patches: Mapping[str, Any]) -> dict[str, str]:
+    """The accepted patches (canonical field → value) the spec cannot take, each with why:
+    its file refuses the edit, or the patched spec would not be valid. Tried in order, each
+    on top of those taken before it."""
+    from pydantic import ValidationError
+
+    text, body = path.read_text(encoding="utf-8"), _body(obj)
+    taken: list[tuple[str, Any]] = []
+    refused: dict[str, str] = {}
+    for canonical, value in patches.items():
+        trial = [*taken, (canonical, value)]
+        try:
+            patch_text(text, obj.ref, trial, source=str(path))
+            AgentConfig.model_validate({**body, "spec": patched(body.get("spec") or {}, trial)})
+        except PatchError as exc:
+            refused[canonical] = f"cannot write it into the spec file: {exc}"
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            refused[canonical] = f"the spec would not be valid with it: {problems}"
+        else:
+            taken = trial
+    return refused
 
 
 def _decision_lines(decisions: list[dict[str, Any]]) -> list[str]:

@@ -2,7 +2,7 @@
 
 A spec file is a person's text: comments after list items, quotes they chose, flow
 collections (`args: ["-y", "server"]`, `docs: {url: …, transport: http}`), several objects
-separated by `---`. Loading it into a round-trip tree and dumping the
+separated by `---`, anchors and aliases. Loading it into a round-trip tree and dumping the
 tree re-spells all of that (ruamel drops the inline comments of items it rewrites, turns
 flow lists into block lists, adds a `---` before the first of several documents). So the
 spec file is edited the way the clients' YAML files are (`yamlspans`): the text is the
@@ -19,7 +19,14 @@ flow style of the one it replaces). The old and new specs are then compared, and
 differs is written: a key that changed is set (a scalar in place, its comment kept), a
 new key goes where the new spec puts it, a removed key goes with its lines; a list gets
 item edits (its other items keep their bytes) and a rule inside a block list is edited
-field by field (`rules[0].content`). Every edit is read back as `yamlspans` checks it, and
+field by field (`rules[0].content`).
+
+**Anchors.** A value written once with an anchor (`github: &gh {…}`) and used again through
+an alias (`github-readonly: *gh`) is one value in two places: a patch of one place never
+changes the other. A patch of the alias's place writes the patched value out in full
+there (the anchor keeps its value); a patch inside the anchored value is refused, naming the
+anchor and its aliases (`yamlspans` refuses edits inside shared nodes), for a person to
+decide whether both should change. Every edit is read back as `yamlspans` checks it, and
 the whole file after it: the other documents must read as before.
 """
 
@@ -76,12 +83,25 @@ def _declares(value: Any, ref: ObjectRef) -> bool:
 
 
 def _styled(text: str) -> Any:
-    """The document's spec as ruamel's round-trip values, quotes and flow styles kept."""
+    """The document's spec as ruamel's round-trip values, quotes and flow styles kept, with
+    no value shared between places (a patch of an alias's place must not reach its anchor)."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    def unshared(value: Any) -> Any:
+        if isinstance(value, CommentedMap):
+            out: CommentedMap | CommentedSeq = CommentedMap((k, unshared(v)) for k, v in value.items())
+        elif isinstance(value, CommentedSeq):
+            out = CommentedSeq(unshared(v) for v in value)
+        else:
+            return value
+        if value.fa.flow_style():
+            out.fa.set_flow_style()
+        return out
 
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    return yaml.load(text)["spec"]
+    return unshared(yaml.load(text)["spec"])
 
 
 def rewrite(text: str, ref: ObjectRef, change: Callable[[Any], None], *, source: str) -> str:
@@ -123,11 +143,11 @@ def _write(doc: YamlSpanDocument, path: Steps, old: Any, new: Any) -> None:
     small edits as the document allows."""
     if same(old, plain(new)):
         return
-    if isinstance(old, dict) and isinstance(new, Mapping) and new:
+    if isinstance(old, dict) and isinstance(new, Mapping) and new and doc.alias(path) is None:
         _write_mapping(doc, path, old, new)
-    elif isinstance(old, list) and isinstance(new, list) and new:
+    elif isinstance(old, list) and isinstance(new, list) and new and doc.alias(path) is None:
         _write_list(doc, path, old, new)
-    else:  # a scalar, or a new shape
+    else:  # a scalar, a new shape, or an alias's place: the value written out in full here
         doc.set(path, new)
 
 

@@ -297,3 +297,41 @@ def item_spans(seq: SequenceNode, text: str, bound: int) -> tuple[int, list[Span
         spans.append(Span(item, None, dash, end))
     return column, spans
 
+
+def node_at(root: Node | None, path: Steps) -> Node | None:
+    """The node at `path` (through block and flow collections), or None."""
+    node = root
+    for key in path:
+        if isinstance(key, int):
+            node = node.value[key] if isinstance(node, SequenceNode) and 0 <= key < len(node.value) else None
+        elif isinstance(node, MappingNode):
+            node = next((v for k, v in node.value if isinstance(k, ScalarNode) and str(k.tag) != MERGE
+                         and k.value == key), None)
+        else:
+            node = None
+        if node is None:
+            break
+    return node
+
+
+def places(root: Node, target: Node) -> list[Steps]:
+    """Every path at which `target` occurs, in document order: first where it is written
+    (with its anchor, which YAML puts before any alias), then at each alias."""
+    found: list[Steps] = []
+
+    def visit(node: Node, path: Steps, inside: frozenset[int]) -> None:
+        if node is target:
+            found.append(path)
+            return
+        if id(node) in inside:  # a recursive alias
+            return
+        inside |= {id(node)}
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                visit(value, (*path, key.value if isinstance(key, ScalarNode) else "?"), inside)
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                visit(item, (*path, index), inside)
+
+    visit(root, (), frozenset())
+    return found

@@ -71,7 +71,9 @@ from reconciler.drivers.agents.yamlnodes import (
     is_flow,
     item_spans,
     nested,
+    node_at,
     parse,
+    places,
     plain,
     same,
     value_at,
@@ -117,6 +119,15 @@ class YamlSpanDocument:
             return None
         mark = (trail.entries[-1].key or trail.entries[-1].node).start_mark
         return mark.line + 1, mark.column + 1
+
+    def alias(self, path: Steps) -> str | None:
+        """The anchor's name when the value at `path` is an alias (`*name`) of a node written
+        elsewhere; None when it is written here (or absent)."""
+        root = self._parsed.root
+        node = node_at(root, path)
+        if root is None or node is None or id(node) not in self._parsed.shared:
+            return None
+        return None if places(root, node)[0] == path else str(node.anchor)
 
     def render(self) -> str | None:
         if not self._parsed.value and (self._emptied or (self._absent and not self._text)):
@@ -364,17 +375,33 @@ class YamlSpanDocument:
             here = span.start <= node.start_mark.index < span.end
             if span is target and not here:
                 continue  # replacing or deleting an alias itself is fine
-            raise self._refusal(path[:depth + 1], f"{dotted(path[:depth + 1])} is "
-                                f"{'an anchor' if here else 'an alias'} that other keys share; editing "
-                                "it would change them too, edit the file by hand")
+            raise self._refusal(path[:depth + 1], self._sharing(node, path[:depth + 1]))
 
     def _guard_flow(self, holder: Node, keys: Steps, path: Steps) -> None:
         """`_guard` inside a flow collection: no edit in a node that other keys share."""
         shared = self._parsed.shared
         nodes = [holder, *(e.value for e in yamlflow.walk(holder, keys))]
-        if any(id(node) in shared for node in nodes):
-            raise self._refusal(path, f"{dotted(path)} is inside an anchor or an alias that other "
-                                "keys share; editing it would change them too, edit the file by hand")
+        node = next((node for node in nodes if id(node) in shared), None)
+        if node is not None:
+            raise self._refusal(path, self._sharing(node, path))
+
+    def _sharing(self, node: Node, path: Steps) -> str:
+        """Why an edit at `path`, in or at the shared `node`, is refused: the anchor by name,
+        and every place that uses it."""
+        assert self._parsed.root is not None
+        written, *aliases = places(self._parsed.root, node)
+        name, several = node.anchor, len(aliases) > 1
+        if path[:len(written)] == written:
+            holder = f"{dotted(path)} holds" if path == written else \
+                f"{dotted(path)} is inside {dotted(written)}, which holds"
+            users = ", ".join(dotted(p) for p in aliases) or "another key"
+            verb = "use" if several else "uses"
+            what = f"{holder} the anchor &{name}, which {users} also {verb} (as *{name})"
+        else:
+            what = f"{dotted(path)} is (inside) an alias *{name} of {dotted(written)}"
+            several = False
+        return (f"{what}; editing it would change {'them' if several else 'that'} too: edit the file by "
+                "hand (write the shared value out at each place)")
 
     def _no_items(self, path: Steps, rest: Steps) -> None:
         """Refuse a path that goes on through list items the file does not have (or holds
