@@ -3,7 +3,8 @@
 A run of an AgentConfig reports, per held key, the file's value, the spec's value and the
 spec patch that would adopt the file's value. `ProposalBook.observe` turns that into rows:
 the id is a fingerprint of (object, key, file value), so the same edit seen by ten runs is
-one proposal whose `last_seen` moves; a new edit of the same key supersedes the older
+one proposal whose `last_seen` moves (and whose patch is the latest run's reading of the
+edit, while it is pending); a new edit of the same key supersedes the older
 pending one; a pending proposal whose key is no longer held (the spec took it, or the file
 went back) is superseded too. Strategy decisions of a run are recorded as decided
 proposals with the run id, decided by `reconciler`: an edit the spec took (`accepted`) is
@@ -163,6 +164,10 @@ class ProposalBook:
                 decided_by=RECONCILER if status != PENDING else None))
         else:
             values: dict[str, Any] = {"last_seen": now, "run_id": run_id}
+            if existing.status == PENDING and canonical and "proposed" in info:
+                # The same edit as this run reads it (a newer reconciler, a changed spec): accept
+                # writes the patch of the latest run.
+                values |= {"canonical": canonical, "spec_value": info.get("spec"), "patch": patch}
             # The same edit seen again: what a run decided of it (or that it is held again)
             # replaces what an earlier run decided; a person's decision stays.
             if existing.decided_by in (None, RECONCILER):

@@ -22,6 +22,7 @@ from typing import Any
 from reconciler.drivers.agents.clients import Reader, adapter_for
 from reconciler.drivers.agents.documents import (
     MISSING,
+    BlockDocument,
     Document,
     Format,
     open_document,
@@ -32,6 +33,7 @@ from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, pars
 from reconciler.drivers.agents.lists import LEVELS, identity, kind_of, list_level
 from reconciler.drivers.agents.ownership import weakening_allowed
 from reconciler.drivers.agents.specpatch import PatchError, describe, rule_of
+from reconciler.drivers.agents.translating import rules_edited
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
 from reconciler.models.literals import mask_secrets, masked, secret_paths
@@ -261,7 +263,11 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
     prefix = (key.rsplit("#", 1)[0] if parse_key(key).item is not None else key) + "#"
     place = rendered.places.get(key) or next(found for k, found in rendered.places.items()
                                              if k.startswith(prefix))
-    proposed = info["proposed"] = proposed_value(adopted, place, files)
+    if adopted.format is Format.BLOCK:  # the rules, section by section: the fields edited
+        info["canonical"], info["proposed"] = block_proposal(obj, adopted, files[file])
+    else:
+        info["proposed"] = proposed_value(adopted, place, files)
+    proposed = info["proposed"]
     info["place"] = {"scope": str(place.scope), "root": place.root}
     if isinstance(proposed, Mapping) and "error" in proposed:
         return info
@@ -273,7 +279,7 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
         info["file"] = proposed
         info["spec"] = next((level for level in LEVELS if rule in (permissions.get(level) or ())), None)
     try:
-        note, weakens = describe(permissions, adopted.canonical, proposed)
+        note, weakens = describe(permissions, info["canonical"], proposed)
     except PatchError:
         return info  # a field no patch can set: accept says so
     if weakens and weakening_allowed(adopted.pointer, obj.spec.conflict_policy):
@@ -364,6 +370,21 @@ def refuse_linked_disagreement(files: Mapping[str, FileState], planned: Mapping[
                               f"and the targets of {', '.join(clients)} would write different text into "
                               "it; nothing was written: remove the link, or give one of the targets "
                               "another root")
+
+
+def block_proposal(obj: AgentConfig, entry: Entry, state: FileState) -> tuple[str, Any]:
+    """The spec patch a person's edit of the reconciler's block in an instruction file makes:
+    (`rules[NAME].FIELD`, its new value) for one changed field, (`rules`, {field: value})
+    for several; an error when the edit is not one of the rules' fields (see `rules_edited`)."""
+    doc = open_document(Format.BLOCK, state.text, entry.file, marker=entry.marker)
+    assert isinstance(doc, BlockDocument)
+    block = doc.get(())
+    block = "" if block is MISSING else block
+    try:
+        fields = rules_edited(obj.spec.rules, entry.sections, block, doc.outside())
+    except ValueError as exc:
+        return entry.canonical, {"error": f"cannot read the block back into the spec's rules: {exc}"}
+    return next(iter(fields.items())) if len(fields) == 1 else ("rules", fields)
 
 
 class _MemoryReader(Reader):

@@ -16,11 +16,13 @@ canonical field it renders, the client, the file's value read back into canonica
 
 An edit that weakens a security rule (`details["adopt"][key]["weakens"]`: a deny or ask
 removed or lowered, where the path does not allow weakening) is never resolved: it is
-proposed, for a person to accept or reject. An edit that is items a client added to a list
-(`foreign`) cannot be written over when the spec wins: items others put in a list are
-never removed, so it is proposed too, rather than "imposed" by a run that changes nothing.
-A rule moved from one level list to another (`ask` to `allow`) is one held key, the field
-of that rule's level (`permissions[RULE]`, see `planning.rule_level`): one decision.
+proposed, for a person to accept or reject. So is an edit the client's adapter cannot read
+back into the spec (its `proposed` is an error): it is neither taken nor written over. An
+edit that is items a client added to a list (`foreign`) cannot be written over when the
+spec wins: items others put in a list are never removed, so it is proposed too, rather than
+"imposed" by a run that changes nothing. A rule moved from one level list to another (`ask`
+to `allow`) is one held key, the field of that rule's level (`permissions[RULE]`, see
+`planning.rule_level`): one decision.
 
 An accepted edit becomes a spec patch (canonical field → value); the driver re-plans with
 the patched spec, so the same run writes the winning value into every other client, and
@@ -92,12 +94,19 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
                 f"the edit weakens {'; '.join(info['weakens'])}: proposed for review (allowWeakening "
                 "on the path lets the strategy take it)"))
             continue
+        proposed = info.get("proposed")
+        if isinstance(proposed, Mapping) and "error" in proposed:
+            # An edit the spec cannot take (read back) is neither taken nor written over: the
+            # person's edit stays, and its proposal says why (`review reject` re-imposes).
+            out.decisions.append(Decision(
+                key, str(info["canonical"]), info.get("client"), str(policy), "proposed",
+                f"{proposed['error']}: proposed for review (accept cannot take it: edit the spec by "
+                "hand, or reject it)"))
+            continue
         by_field.setdefault(str(info["canonical"]), []).append((key, info))
     spec_priority = obj.spec.conflict_policy.spec_priority
     for canonical, edits in sorted(by_field.items()):
         policy = ConflictPolicy(edits[0][1]["policy"])
-        readable = [(k, i) for k, i in edits if not (isinstance(i.get("proposed"), Mapping)
-                                                     and "error" in i["proposed"])]
 
         def mtime(item: tuple[str, Mapping[str, Any]]) -> float:
             return files[parse_key(item[0]).file].mtime or 0.0
@@ -118,7 +127,7 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
 
         winner: tuple[str, Mapping[str, Any]] | None = None
         if policy is ConflictPolicy.LAST_WRITE_WINS:
-            newest = max(readable, key=mtime, default=None)
+            newest = max(edits, key=mtime, default=None)
             if newest is None:
                 pass
             elif spec_changed_at is None:
@@ -136,8 +145,8 @@ def resolve(obj: AgentConfig, adopt: Mapping[str, Mapping[str, Any]], drift: set
                            "the spec changed after the file (or at the same time)" if winner is None
                            else "a newer edit of the same field in another client won")
         else:  # priority
-            ranked = sorted(readable, key=lambda item: -_priority(obj, item[1].get("client"),
-                                                                  item[1].get("place")))
+            ranked = sorted(edits, key=lambda item: -_priority(obj, item[1].get("client"),
+                                                               item[1].get("place")))
             best = ranked[0] if ranked else None
             if best is not None and _priority(obj, best[1].get("client"),
                                               best[1].get("place")) >= spec_priority:

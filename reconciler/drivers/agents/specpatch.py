@@ -5,7 +5,10 @@ A proposal (see `proposals`) says "the spec field `canonical` should become `val
 (the list or mode as the client holds it), `permissions[RULE]` (the level one rule has:
 `allow`, `ask` or `deny`, or None for none; the rule leaves the other lists: a Rovo Dev
 command item whose `permission` was edited moves its rule from `deny` to `ask`) or
-`rules[NAME]` (the rule, as a one-item list, or an empty list to drop it). `patched`
+`rules[NAME]` (the rule, as a one-item list, or an empty list to drop it), `rules[NAME].FIELD`
+(one field of a rule: `description`, `paths` or `content`, as a person edited it in the
+reconciler's block of an instruction file) or `rules` (several such fields at once, a
+mapping of `rules[NAME].FIELD` to values). `patched`
 applies such patches to a spec body (plain dicts, camelCase as in the YAML); `patch_text`
 applies them to the text of the spec file that declares the object, changing only the
 bytes of the patched fields (`specwriting`): comments, quotes, flow collections and the
@@ -38,7 +41,7 @@ from typing import Any, Protocol
 from reconciler.drivers.agents.specwriting import PatchError, rewrite
 from reconciler.models.common import ObjectRef
 
-_RULE = re.compile(r"^rules\[(?P<name>[^\]]+)\]$")
+_RULE = re.compile(r"^rules\[(?P<name>[^\]]+)\](?:\.(?P<field>description|paths|content))?$")
 _LEVEL = re.compile(r"^permissions\[(?P<rule>.+)\]$")
 LEVELS = ("allow", "ask", "deny")  # as the spec lists them; deny is the strictest
 _RANK = {"allow": 0, "ask": 1, "deny": 2}
@@ -121,12 +124,28 @@ def spec_file(ref: ObjectRef) -> SpecFile | None:
 def _locate(canonical: str) -> tuple[str, ...]:
     match = _RULE.match(canonical)
     if match:
-        return ("rules", match.group("name"))
+        return ("rules", match.group("name"), *([match.group("field")] if match.group("field") else []))
     parts = tuple(canonical.split("."))
     if len(parts) == 2 and parts[0] in ("mcpServers", "permissions"):
         return parts
     raise PatchError(f"cannot patch spec field {canonical!r}: expected mcpServers.NAME, "
-                     "permissions.FIELD, permissions[RULE] or rules[NAME]")
+                     "permissions.FIELD, permissions[RULE], rules[NAME], rules[NAME].FIELD or rules "
+                     "(a mapping of rules[NAME].FIELD to values)")
+
+
+def _set_rule_field(spec: MutableMapping[str, Any], name: str, field: str, value: Any) -> None:
+    """One field of the rule `name` (its description, paths or content) set; an empty value
+    is the field's default, left out."""
+    rules = spec.get("rules") or ()
+    rule = next((r for r in rules if isinstance(r, MutableMapping) and r.get("name") == name), None)
+    if rule is None:
+        raise PatchError(f"cannot patch rules[{name}].{field}: the spec has no rule {name!r}")
+    if value in (None, "", []):
+        if field == "content":
+            raise PatchError(f"cannot patch rules[{name}].content: a rule needs content")
+        rule.pop(field, None)
+    else:
+        _assign(rule, field, value)
 
 
 def _assign(container: MutableMapping[str, Any], key: str, value: Any) -> None:
@@ -244,7 +263,16 @@ def apply_patch(spec: MutableMapping[str, Any], canonical: str, value: Any) -> N
     if rule is not None:
         _set_level(spec, rule, value)
         return
+    if canonical == "rules" and isinstance(value, Mapping):  # several fields of the rules at once
+        for field, new in value.items():
+            if not field.startswith("rules["):
+                raise PatchError(f"cannot patch spec field {field!r} as part of rules")
+            apply_patch(spec, field, new)
+        return
     where = _locate(canonical)
+    if len(where) == 3:
+        _set_rule_field(spec, where[1], where[2], value)
+        return
     if where[0] == "rules":
         rules = spec.setdefault("rules", [])
         at = next((i for i, r in enumerate(rules) if r.get("name") == where[1]), None)

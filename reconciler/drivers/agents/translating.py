@@ -230,10 +230,13 @@ def put_overrides(rendering: Rendering, relative: str, fmt: Format, servers: str
         rendering.put(where, form, path, value, canonical=canonical)
 
 
+_SECTION = re.compile(r"^## (\S+)\n", re.MULTILINE)
+
+
 def parse_sections(markdown: str) -> list[tuple[str, str, list[str], str]]:
     """(name, description, paths, content) of the `## name` sections `rules_block` writes."""
     out: list[tuple[str, str, list[str], str]] = []
-    parts = re.split(r"^## (\S+)\n", markdown, flags=re.MULTILINE)
+    parts = _SECTION.split(markdown)
     for name, body in zip(parts[1::2], parts[2::2], strict=False):
         paragraphs = body.strip("\n").split("\n\n")
         description, paths = "", []
@@ -242,6 +245,51 @@ def parse_sections(markdown: str) -> list[tuple[str, str, list[str], str]]:
         if paragraphs and paragraphs[0].startswith("Applies to files matching: "):
             paths = re.findall(r"`([^`]+)`", paragraphs.pop(0))
         out.append((name, description, paths, "\n\n".join(paragraphs).strip("\n") + "\n"))
+    return out
+
+
+def rules_edited(rules: Iterable[AgentRule], sections: Iterable[tuple[str, str]], block: str,
+                 outside: str) -> dict[str, Any]:
+    """What a person's edit of the reconciler's block says about the spec's rules: the patch
+    of each rule field whose text changed (`rules[NAME].content` → the new text; also
+    `.description` and `.paths`, which a section spells in its first lines).
+
+    `sections` are the block's rules as the entry renders them ((content, section), see
+    `put_rules_block`), `block` the block as the file now holds it, `outside` the file's
+    other text (a rule already written there has no section). A ValueError says why the
+    edit is not one of the rules' fields: a section added, removed, renamed or moved, text
+    outside every section, a section that would not render back as written."""
+    by_name = {rule.name: rule for rule in rules}
+    expected = [(section.split("\n", 1)[0][3:], section) for content, section in sections
+                if content.strip() not in outside]
+    parts = _SECTION.split(block)
+    if parts[0].strip():
+        raise ValueError("the block holds text before its first `## RULE` heading")
+    found = [(name, f"## {name}\n{body}") for name, body in zip(parts[1::2], parts[2::2], strict=True)]
+    if [name for name, _ in found] != [name for name, _ in expected]:
+        raise ValueError(f"the block's sections ({', '.join(name for name, _ in found) or 'none'}) are not "
+                         f"the spec's rules ({', '.join(name for name, _ in expected)}): a rule added, "
+                         "removed, renamed or moved there is not read back")
+    out: dict[str, Any] = {}
+    for (name, text), (_, section) in zip(found, expected, strict=True):
+        if text.strip("\n") == section.strip("\n"):
+            continue
+        rule = by_name[name]
+        [(_, description, paths, content)] = parse_sections(text + "\n")
+        changed: dict[str, Any] = {}
+        if description != rule.description:
+            changed["description"] = description
+        if paths != rule.paths:
+            changed["paths"] = paths
+        if content.strip("\n") != rule.content.strip("\n"):
+            # The spec's own ending stays (`|` keeps its final newline, `|-` has none).
+            changed["content"] = content.strip("\n") + rule.content[len(rule.content.rstrip("\n")):]
+        if not content.strip() or rule_section(rule.model_copy(update=changed)) != text.strip("\n"):
+            raise ValueError(f"the section `## {name}` does not read back as the rule's fields "
+                             "(description, paths, content)")
+        out.update({f"rules[{name}].{field}": value for field, value in changed.items()})
+    if not out:
+        raise ValueError("the edit changes no rule (only the blank lines between sections?)")
     return out
 
 
