@@ -218,10 +218,8 @@ class Daemon:
 
         async def start_run(job: Any, target: Any, trigger: Trigger, mode: Any, dry_run: bool,
                             scheduled_for: Any) -> Any:
-            obj = controller.get(target)
-            return await controller.runtime.orchestrator.run(obj, trigger=trigger, mode=mode,
-                                                            dry_run=dry_run,
-                                                            revision=controller.specs.revision)
+            return await controller.reconcile(controller.get(target), trigger=trigger, mode=mode,
+                                              dry_run=dry_run)
 
         self.scheduler = Scheduler(controller.store, clock=SystemClock(), start_run=start_run,
                                    jobs=controller.jobs)
@@ -236,6 +234,7 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.poke.wait(), timeout=self.options.poll_seconds)
             self.poke.clear()
+            since = self.controller.write_backs  # before the source is read (see Controller.take)
             try:
                 new_head = await asyncio.to_thread(source.head)
             except Exception as exc:
@@ -265,7 +264,10 @@ class Daemon:
             # cancelling this watcher does not cancel them.
             with contextlib.suppress(ReconcilerError):
                 await asyncio.shield(self.controller.spawn(self.controller.take(
-                    specs, trigger=Trigger.GIT if isinstance(source, GitSource) else Trigger.MANUAL)))
+                    specs, trigger=Trigger.GIT if isinstance(source, GitSource) else Trigger.MANUAL,
+                    since=since)))
+            if self.controller.write_backs != since:
+                current = None  # a run wrote a spec back while the source was read: read it again
 
 
     async def _prune_history(self) -> None:
@@ -377,7 +379,12 @@ class Daemon:
                         self.controller.start_run(ref, trigger=Trigger.FILE_WATCH,
                                                   even_if_suspended=False)
                 if self.controller.specs is not specs:
-                    break  # new specs: new files to watch
+                    # New specs (a spec set taken, or a run's write-back): new files to watch,
+                    # if they name others. Watching again only then: edits made while the
+                    # watch restarts would be missed.
+                    if self._watched() != watched:
+                        break
+                    specs = self.controller.specs
 
 
 def serve(settings: Settings, options: DaemonOptions, logs: LogBuffer | None = None) -> None:

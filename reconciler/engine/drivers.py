@@ -134,6 +134,10 @@ class ApplyResult:
     failed: Exception | None = None
     """Part of the plan could not be kept (a client's own check rejected its files, which
     were put back): the run fails with this error, and what the result lists was applied."""
+    spec_written: Resource | None = None
+    """The object as the apply left its spec, when it wrote the spec itself (AgentConfig's
+    two-way sync writes an accepted client edit back into the spec file): from now on this is
+    the object's spec, for whoever keeps specs between runs (see `orchestrator.SpecKeeper`)."""
 
     @classmethod
     def from_plan(cls, plan: Plan, inventory: frozenset[str] = frozenset(), **extra: Any) -> ApplyResult:

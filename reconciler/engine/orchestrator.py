@@ -5,7 +5,10 @@ records the run as started, builds the `RunContext`, then calls the driver's obs
 diff, runs the guards, applies (unless it is a dry run or there is nothing to do), and
 records the end of the run with its changes, the inventory of owned keys and the
 watermarks in one store transaction. It publishes events on the bus at start and end, and
-while a run still goes past a duration threshold (a WARNING too: see overruns.py).
+while a run still goes past a duration threshold (a WARNING too: see overruns.py). A front
+end that keeps specs between runs (the daemon) passes itself as the run's `SpecKeeper`:
+the run then plans with the keeper's spec as it is once the lock is held, and a spec the
+apply wrote back goes to the keeper before the lock is released.
 
 Failures never escape: a driver error, a guard, an unreachable target or a lock timeout
 all give a `RunResult` with the outcome and the error recorded, so a scheduler or an API
@@ -24,6 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
@@ -62,6 +66,21 @@ _EVENT_FOR_OUTCOME = {
     Outcome.FAILED: EventType.RUN_FAILED,
     Outcome.CANCELLED: EventType.RUN_CANCELLED,
 }
+
+
+class SpecKeeper(Protocol):
+    """Who keeps the specs between runs (the daemon's controller). A run takes its target's
+    spec from the keeper once it holds the target's lock, not when it was asked for: a run
+    queued behind another plans with the spec that one left. A spec the run's apply wrote
+    back (`ApplyResult.spec_written`) goes to the keeper before the lock is released."""
+
+    def current(self, ref: ObjectRef) -> Resource | None:
+        """The object's spec now; None: keep the one the run was started with."""
+        ...
+
+    def written(self, obj: Resource) -> None:
+        """A run wrote `obj`'s spec back: it is the object's spec from now on."""
+        ...
 
 
 def new_run_id() -> str:
@@ -112,13 +131,16 @@ class Orchestrator:
         verify: bool = False,
         guards: Sequence[Guard] = (),
         run_id: str | None = None,
+        keeper: SpecKeeper | None = None,
     ) -> RunResult:
         """One run of `obj`. `record=False` (dry runs only: a pull-request review with read-only
         credentials) writes nothing to the store: no run, changes or events are recorded.
         `verify` (dry runs only) asks the driver to prove the plan (see `drivers.prove`).
         `guards` are checked for this run only, after the orchestrator's and the driver's
         (for example `RefuseDrift` for `apply --refuse-drift`). `run_id` (from `new_run_id`) lets
-        a caller name the run before it starts, to answer with it at once (a forced API run)."""
+        a caller name the run before it starts, to answer with it at once (a forced API run).
+        `keeper`: where the spec is taken from under the lock and a written-back spec goes
+        (see `SpecKeeper`); without one, the run plans with `obj`."""
         if not record and not dry_run:
             raise ValueError("only a dry run can be left unrecorded")
         if verify and not dry_run:
@@ -133,6 +155,8 @@ class Orchestrator:
             try:
                 async with self.store.target_lock(target, timeout=self.lock_timeout):
                     started = datetime.now(UTC)
+                    kept = keeper.current(target) if keeper is not None else None
+                    obj = kept if kept is not None else obj
                     if record:
                         # Holding the lock: a run of this target still `running` was left by a
                         # process that died (kill -9); it is closed as failed, not left forever.
@@ -162,7 +186,7 @@ class Orchestrator:
 
                     disarm = watch_duration(self.duration_limits, overrun)
                     try:
-                        return await self._reconcile(ctx, started, record, tuple(guards))
+                        return await self._reconcile(ctx, started, record, tuple(guards), keeper)
                     finally:
                         disarm()
             except asyncio.CancelledError:
@@ -196,7 +220,8 @@ class Orchestrator:
                               record=record)
 
     async def _reconcile(self, ctx: RunContext, started: datetime, record: bool = True,
-                         extra_guards: tuple[Guard, ...] = ()) -> RunResult:
+                         extra_guards: tuple[Guard, ...] = (), keeper: SpecKeeper | None = None,
+                         ) -> RunResult:
         obj, secrets = ctx.obj, ctx.secrets
         plan: Plan | None = None
         applied: ApplyResult | None = None
@@ -232,6 +257,8 @@ class Orchestrator:
                 applied = ApplyResult.bookkeeping(plan, ctx.inventory)
             else:
                 applied = await driver.apply(plan, ctx)
+                if keeper is not None and applied.spec_written is not None:
+                    keeper.written(applied.spec_written)  # still under the lock: before any later run
                 warnings = (*warnings, *applied.warnings)
                 outcome = Outcome.SUCCEEDED
             error = error_type = failure = None

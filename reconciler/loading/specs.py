@@ -58,6 +58,12 @@ class SpecSet:
     def of_kind(self, kind: str) -> tuple[Resource, ...]:
         return tuple(o for o in self.objects if kind == o.KIND)
 
+    def replacing(self, *objs: Resource) -> SpecSet:
+        """The same set with these objects in place of those of the same ref (declared where
+        they were); an object the set does not hold is not added."""
+        by_ref = {o.ref: o for o in objs}
+        return SpecSet(tuple(by_ref.get(o.ref, o) for o in self.objects), self.origins, self.revision)
+
 
 def build_spec_set(documents: Iterable[SpecDocument], *, revision: str | None = None) -> SpecSet:
     """Validate documents into a spec set; raise `SpecError` with every problem found."""

@@ -10,6 +10,14 @@ unless a spec says so). No domain logic lives here: every run goes through the
 orchestrator. Every run it starts is a task it keeps (`tasks`), so that a stopping daemon
 can let them finish within its grace and cancel the rest; once `closing` is set, new
 runs are refused and a new spec set starts no further runs.
+
+The controller is the keeper of the specs for its runs (`orchestrator.SpecKeeper`): a run
+plans with the spec the controller holds once the run has its target's lock, and a spec
+that a run wrote back (a client's edit accepted by AgentConfig's two-way sync) replaces
+the controller's before the lock is released, so no later run, file-watch, scheduled,
+forced or queued, plans with the spec from before the write-back. A spec set read from the
+source before such a write-back (`take(..., since=...)`) does not undo it: the object
+keeps the written spec until the source is read again.
 """
 
 from __future__ import annotations
@@ -70,6 +78,8 @@ class Controller:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     closing: bool = False
     started: dict[str, StartedRun] = field(default_factory=dict)  # accepted runs not yet ended
+    write_backs: int = 0  # how many specs runs wrote back so far (see `take`'s `since`)
+    written_back: dict[ObjectRef, int] = field(default_factory=dict)  # ref → `write_backs` after its last
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -103,6 +113,22 @@ class Controller:
         if isinstance(obj, SyncJob):
             return is_suspended(obj, self.store.schedule_state(obj.ref))
         return target_suspended(obj.ref, self.jobs(), self.store.schedule_state)
+
+    # --- the specs runs plan with (orchestrator.SpecKeeper) --------------------------------
+
+    def current(self, ref: ObjectRef) -> Resource | None:
+        return self.specs.get(ref)
+
+    def written(self, obj: Resource) -> None:
+        self.specs = self.specs.replacing(obj)
+        self.write_backs += 1
+        self.written_back[obj.ref] = self.write_backs
+
+    async def reconcile(self, obj: Resource, **kwargs: Any) -> RunResult:
+        """One run of `obj` (`Orchestrator.run`'s arguments), with the controller as its spec
+        keeper: every run the daemon starts goes through here."""
+        kwargs.setdefault("revision", self.specs.revision)
+        return await self.runtime.orchestrator.run(obj, keeper=self, **kwargs)
 
     # --- forced runs ----------------------------------------------------------------------
 
@@ -140,9 +166,8 @@ class Controller:
                                         "rollbackTo": rollback_to,
                                         "evenIfSuspended": even_if_suspended,
                                         "suspended": self.suspended(obj)})
-        return await self.runtime.orchestrator.run(target, trigger=trigger, mode=mode, dry_run=dry_run,
-                                                   revision=self.specs.revision, run_id=run_id,
-                                                   rollback_to=rollback_to)
+        return await self.reconcile(target, trigger=trigger, mode=mode, dry_run=dry_run, run_id=run_id,
+                                    rollback_to=rollback_to)
 
     def start_run(self, ref: ObjectRef, **kwargs: Any) -> StartedRun:
         """`run_now` in the background, named before it starts: the API answers 202 with the
@@ -245,9 +270,15 @@ class Controller:
         old = {o.ref: spec_hash(o) for o in self.specs}
         return [o for o in new if old.get(o.ref) != spec_hash(o)]
 
-    async def take(self, new: SpecSet, *, trigger: Trigger = Trigger.GIT) -> list[RunResult]:
+    async def take(self, new: SpecSet, *, trigger: Trigger = Trigger.GIT,
+                   since: int | None = None) -> list[RunResult]:
         """Adopt a new spec set; reconcile the targets whose specs changed (a changed SyncJob
-        only reschedules). Schedule overrides of changed SyncJobs are cleared."""
+        only reschedules). Schedule overrides of changed SyncJobs are cleared. `since`: the
+        `write_backs` count read before `new` was loaded; an object whose spec a run wrote
+        back after that keeps the written spec (`new` may have been read before the write)."""
+        if since is not None:
+            new = new.replacing(*[obj for ref, n in self.written_back.items()
+                                  if n > since and (obj := self.specs.get(ref)) is not None])
         changed = self.changed(new)
         self.specs = new
         from reconciler.drivers.agents.specpatch import remember
@@ -269,8 +300,7 @@ class Controller:
             if not self.runtime.drivers.has(obj.KIND):
                 continue
             log.info("spec changed", object=obj.ref.short, revision=new.revision)
-            results.append(await self.runtime.orchestrator.run(obj, trigger=trigger, mode=Mode.FULL,
-                                                               revision=new.revision))
+            results.append(await self.reconcile(obj, trigger=trigger, mode=Mode.FULL, revision=new.revision))
         return results
 
     async def drain(self, timeout: float) -> None:

@@ -74,7 +74,7 @@ def poll(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "a 
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, specs: Path, home: Path) -> None:
+    def __init__(self, tmp_path: Path, specs: Path, home: Path, *, poll_every: str = "1s") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.state = tmp_path / "state"
@@ -87,7 +87,7 @@ class Daemon:
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", "serve", "--specs", str(specs), "--port", str(self.port),
-             "--admin-token-env", "ADMIN_T", "--viewer-token-env", "VIEWER_T", "--poll", "1s"],
+             "--admin-token-env", "ADMIN_T", "--viewer-token-env", "VIEWER_T", "--poll", poll_every],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path)
         poll(lambda: self.up() or self.proc.poll() is not None, what="the API")
         assert self.proc.poll() is None, self.log()
@@ -274,3 +274,82 @@ def test_priority_concurrent_edits_resolve_to_the_higher_priority_client(world) 
     poll(lambda: everywhere(home, "from-claude"), what="Claude's edit (priority 5) in every client")
     assert "GITHUB_TOOLSETS: from-claude" in spec.read_text()
     assert "# which toolsets" in spec.read_text()
+
+
+# --- the daemon's spec after its own write-back ----------------------------------------------
+
+PROJECT_SPEC = """\
+apiVersion: reconciler.dev/v1alpha1
+kind: AgentConfig
+metadata:
+  name: team
+spec:
+  mcpServers:
+    github:
+      command: npx
+      args: ["-y", "server-github"]
+    docs:
+      url: https://docs.example.com/mcp
+      transport: http
+  targets:
+    - {{client: claude-code, scope: project, root: {root}}}
+    - {{client: qwen-code, scope: project, root: {root}}}
+    - {{client: gemini-cli, scope: project, root: {root}}}
+  conflictPolicy:
+    default: last-write-wins
+"""
+PROJECT_FILES = (".mcp.json", ".qwen/settings.json", ".gemini/settings.json")
+EDITED = ["-y", "server-github", "--edit1"]
+
+
+def server(root: Path, file: str, name: str) -> dict[str, Any]:
+    path = root / file
+    data = json.loads(path.read_text()) if path.exists() else {}
+    found = data.get("mcpServers", {}).get(name, {})
+    return found if isinstance(found, dict) else {}
+
+
+def docs_url(root: Path, file: str) -> str | None:
+    found = server(root, file, "docs")
+    return found.get("url") or found.get("httpUrl")
+
+
+def edit_server(root: Path, file: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+    path = root / file
+    data = json.loads(path.read_text())
+    change(data["mcpServers"][name])
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def test_a_file_watch_run_after_a_write_back_plans_with_the_written_spec(tmp_path: Path) -> None:
+    """Trial f-daemon-stale-spec: the daemon's own write-back is its spec at once. The spec
+    folder is polled once an hour here, so every run below plans with the daemon's
+    in-memory spec: a second edit must not take back the first one."""
+    root, specs = tmp_path / "proj", tmp_path / "specs"
+    for folder in (root / ".qwen", root / ".gemini", specs):  # the clients' folders exist, as in the trial
+        folder.mkdir(parents=True)
+    spec = specs / "a.yaml"
+    spec.write_text(PROJECT_SPEC.format(root=root))
+    daemon = Daemon(tmp_path, specs, tmp_path / "home", poll_every="1h")
+    try:
+        poll(lambda: all(server(root, f, "github") for f in PROJECT_FILES) and settled(daemon),
+             what="the first reconcile")
+        edit_server(root, ".mcp.json", "github", lambda s: s["args"].append("--edit1"))
+        poll(lambda: "--edit1" in spec.read_text()
+             and all(server(root, f, "github").get("args") == EDITED for f in PROJECT_FILES),
+             what="the first edit in the spec and every client")
+        edit_server(root, ".gemini/settings.json", "docs",
+                    lambda s: s.update(httpUrl="https://docs2.example.com/mcp"))
+        poll(lambda: "https://docs2.example.com/mcp" in spec.read_text()
+             and all(docs_url(root, f) == "https://docs2.example.com/mcp" for f in PROJECT_FILES),
+             what="the second edit in the spec and every client")
+        assert "--edit1" in spec.read_text()
+        for file in PROJECT_FILES:
+            assert server(root, file, "github").get("args") == EDITED, (file, daemon.log())
+        changes = [c for r in daemon.runs()
+                   for c in daemon.request("GET", f"/api/v1/runs/{r.id}").json()["changes"]]
+        taken_back = [c for c in changes if "--edit1" in json.dumps(c.get("before"))
+                      and "--edit1" not in json.dumps(c.get("after"))]
+        assert not taken_back, taken_back
+    finally:
+        daemon.stop()

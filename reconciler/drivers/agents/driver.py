@@ -151,14 +151,16 @@ class AgentConfigDriver:
         if plan.mode is PlanMode.ROLLBACK:
             return ApplyResult.from_plan(plan, ctx.inventory)
         assert isinstance(ctx.obj, AgentConfig)
+        # The spec file, once written, stays so even when a client's check puts its files back.
+        spec = next((w["spec"] for w in writes.values() if w.get("spec") is not None), None)
         checked = validate(ctx.obj, writes, lambda file: read_file(file).text)
         if not checked.rolled_back:
             result = ApplyResult.from_plan(plan, ctx.inventory)
-            return replace(result, watermarks={**result.watermarks, **checked.watermarks})
+            return replace(result, watermarks={**result.watermarks, **checked.watermarks}, spec_written=spec)
         kept = withhold(plan, checked.rolled_back, ctx.inventory)
         result = ApplyResult.from_plan(kept, ctx.inventory)
         return replace(result, watermarks={**result.watermarks, **checked.watermarks},
-                       failed=ClientCheckFailed("; ".join(checked.errors)))
+                       failed=ClientCheckFailed("; ".join(checked.errors)), spec_written=spec)
 
 
 def _rejected_keys(obj: AgentConfig, ctx: RunContext, adopt: Mapping[str, Any],
@@ -227,8 +229,9 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
             files.setdefault(file, read_file(file))
         before = located.path.read_text(encoding="utf-8")
         after = patch_text(before, obj.ref, res.patches.items(), source=str(located.path))
+        # `spec`: the object as the written file declares it, the run's spec once apply wrote it.
         spec_write = {"path": str(located.path), "before": before, "after": after,
-                      "mode": stat.S_IMODE(located.path.stat().st_mode), "spec": True}
+                      "mode": stat.S_IMODE(located.path.stat().st_mode), "spec": target_obj}
     new = plan_files(target_obj, rendered, files, ctx.inventory, actual.last, forced=forced)
     changes = list(new.changes)
     writes = dict(new.handle or {})
