@@ -19,8 +19,9 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +44,7 @@ from reconciler.drivers.agents.specpatch import PatchError, patch_text, patched,
 from reconciler.drivers.agents.validating import ClientCheckFailed, hold, validate, withhold
 from reconciler.engine.drivers import ApplyResult, RunContext
 from reconciler.engine.events import EventType
-from reconciler.errors import ConflictError, DriverError
+from reconciler.errors import ConflictError, DriverError, ReconcilerError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
 from reconciler.structs.plans import Change, Notice, Plan, PlanMode, Presentation
 
@@ -136,10 +137,7 @@ class AgentConfigDriver:
         # The plan's handle: file → its text before and after (what apply writes).
         writes: Mapping[str, Mapping[str, Any]] = plan.handle or {}
         for file, write in writes.items():
-            now = read_file(file)
-            if now.text != write["before"]:
-                raise ConflictError(f"{file} changed after it was read; nothing was written, "
-                                    "run again")
+            unchanged_since_read(file, write["before"])
         if ctx.state is not None:
             # What the reconciler owned in each file before and after, for a later rollback.
             after = plan.inventory if plan.inventory is not None else ctx.inventory
@@ -147,7 +145,7 @@ class AgentConfigDriver:
                 (file, {"path": w["path"], "before": w["before"], "after": w["after"], "mode": w["mode"],
                         "ownedBefore": owned_in(ctx.inventory, file), "owned": owned_in(after, file),
                         "spec": bool(w.get("spec"))}) for file, w in writes.items())
-        write_all(writes)
+        write_all(writes, if_unchanged=True)
         if plan.mode is PlanMode.ROLLBACK:
             return ApplyResult.from_plan(plan, ctx.inventory)
         assert isinstance(ctx.obj, AgentConfig)
@@ -325,9 +323,17 @@ def remove_stale_temps(paths: list[Path]) -> list[Path]:
     return removed
 
 
-def atomic_write(path: Path, text: str, mode: int | None) -> None:
+def unchanged_since_read(file: str, text: str | None) -> None:
+    """`ConflictError` when `file` no longer holds `text`, the text its write was planned from."""
+    if read_file(file).text != text:
+        raise ConflictError(f"{file} changed after it was read; nothing was written, run again")
+
+
+def atomic_write(path: Path, text: str, mode: int | None, *,
+                 check: Callable[[], None] | None = None) -> None:
     """Write `text` to `path` (through its symlinks) by a rename: a reader sees the old file or
-    the new one, never half of it; the temporary file is named so that no client reads it."""
+    the new one, never half of it; the temporary file is named so that no client reads it.
+    `check` runs right before the rename (it raises to leave the file as it is)."""
     path = written_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp")
@@ -337,29 +343,46 @@ def atomic_write(path: Path, text: str, mode: int | None) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode if mode is not None else 0o644)
+        if check is not None:
+            check()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_all(writes: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write every file; if one fails, put back those already written, then raise."""
+def write_all(writes: Mapping[str, Mapping[str, Any]], *, if_unchanged: bool = False) -> None:
+    """Write every file; if one fails, put back those already written, then raise.
+
+    `if_unchanged`: each file is checked again right before it is replaced, not only when
+    apply began: a person's save landing while the run stores its snapshots or writes the
+    files before it (each write waits for a disk sync) is not overwritten; the run fails as
+    a conflict and the next run sees the edit. Clients share no lock with us, so a save in
+    the instant between that last check and the rename can still be lost."""
     done: list[Mapping[str, Any]] = []
+    wrote: dict[str, str | None] = {}  # real path → what this call wrote there (linked files are one)
     try:
-        for write in writes.values():
+        for file, write in writes.items():
             path = Path(write["path"])
+            real = os.path.realpath(path)
+            expected = wrote.get(real, write["before"])
+            check = partial(unchanged_since_read, file, expected) if if_unchanged else None
             if write["after"] is None:
+                if check is not None:
+                    check()
                 path.unlink(missing_ok=True)
             else:
-                atomic_write(path, write["after"], write["mode"])
+                atomic_write(path, write["after"], write["mode"], check=check)
+            wrote[real] = write["after"]
             done.append(write)
-    except OSError as exc:
+    except (OSError, ReconcilerError) as exc:
         for write in reversed(done):
             path = Path(write["path"])
             if write["before"] is None:
                 path.unlink(missing_ok=True)
             else:
                 atomic_write(path, write["before"], write["mode"])
+        if isinstance(exc, ReconcilerError):
+            raise
         raise DriverError(f"cannot write {exc.filename}: {exc.strerror}; the files already "
                           "written were restored") from None
