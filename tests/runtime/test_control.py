@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,3 +111,32 @@ def test_a_spec_set_read_before_a_write_back_does_not_undo_it(world) -> None:
 
     asyncio.run(scenario())
     everywhere(controller, root, specs)
+
+
+def test_an_edit_saved_while_a_write_back_was_written_is_newer_than_the_spec(world) -> None:
+    """Last-write-wins compares an edit's time with the spec's. The spec a run wrote back
+    carries the time of the edit it took, not of the write: Qwen's save, made after Claude's
+    edit but before the run wrote the spec file, is the newest edit and wins the next run."""
+    controller, root, specs = world
+
+    async def scenario() -> None:
+        await controller.take(load_specs(specs), trigger=Trigger.MANUAL)
+        now = time.time()  # the spec written 30 s ago, Claude edited 20 s ago, Qwen 10 s ago
+        os.utime(specs / "a.yaml", (now - 30, now - 30))
+        edit_claude(root)
+        os.utime(root / ".mcp.json", (now - 20, now - 20))
+        first = await controller.start_run(TEAM, trigger=Trigger.FILE_WATCH).task
+        assert first is not None and first.outcome is Outcome.SUCCEEDED, first
+        qwen = root / ".qwen/settings.json"
+        data = json.loads(qwen.read_text())
+        data["mcpServers"]["github"]["args"] = ["-y", "server-github", "--later"]
+        qwen.write_text(json.dumps(data, indent=2) + "\n")
+        os.utime(qwen, (now - 10, now - 10))
+        second = await controller.start_run(TEAM, trigger=Trigger.FILE_WATCH).task
+        assert second is not None and second.outcome is Outcome.SUCCEEDED, second
+        assert any("accepted" in w for w in second.warnings), second.warnings
+
+    asyncio.run(scenario())
+    assert "--later" in (specs / "a.yaml").read_text()
+    for file in FILES:
+        assert args(root, file) == ["-y", "server-github", "--later"], file

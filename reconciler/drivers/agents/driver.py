@@ -19,6 +19,7 @@ import contextlib
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -230,6 +231,13 @@ def resolve_plan(obj: AgentConfig, actual: Observed, ctx: RunContext, plan: Plan
         # `spec`: the object as the written file declares it, the run's spec once apply wrote it.
         spec_write = {"path": str(located.path), "before": before, "after": after,
                       "mode": stat.S_IMODE(located.path.stat().st_mode), "spec": target_obj}
+        # The spec changed when the edit it takes was made, not when this run writes it: a
+        # client saved while the run writes (after that edit) is newer than the spec, and
+        # last-write-wins gives it the next run. Never set back to before the spec's own time.
+        taken = max((files[parse_key(d.key).file].mtime or 0.0 for d in res.decisions
+                     if d.outcome == "accepted"), default=0.0)
+        if taken > located.changed_at:
+            spec_write["mtime"] = taken
     new = plan_files(target_obj, rendered, files, ctx.inventory, actual.last, forced=forced)
     changes = list(new.changes)
     writes = dict(new.handle or {})
@@ -373,6 +381,8 @@ def write_all(writes: Mapping[str, Mapping[str, Any]], *, if_unchanged: bool = F
                 path.unlink(missing_ok=True)
             else:
                 atomic_write(path, write["after"], write["mode"], check=check)
+                if write.get("mtime") is not None:  # the time its content stands for (a spec write-back)
+                    os.utime(path, (time.time(), write["mtime"]))
             wrote[real] = write["after"]
             done.append(write)
     except (OSError, ReconcilerError) as exc:
