@@ -314,6 +314,12 @@ def docs_url(root: Path, file: str) -> str | None:
     return found.get("url") or found.get("httpUrl")
 
 
+def spec_args(spec: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(spec.read_text())["spec"]["mcpServers"]["github"].get("args")
+
+
 def edit_server(root: Path, file: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
     path = root / file
     data = json.loads(path.read_text())
@@ -351,5 +357,35 @@ def test_a_file_watch_run_after_a_write_back_plans_with_the_written_spec(tmp_pat
         taken_back = [c for c in changes if "--edit1" in json.dumps(c.get("before"))
                       and "--edit1" not in json.dumps(c.get("after"))]
         assert not taken_back, taken_back
+    finally:
+        daemon.stop()
+
+
+def test_two_clients_edited_in_quick_succession_end_with_every_client_and_the_spec_on_the_newest(
+        tmp_path: Path) -> None:
+    """Trial t5-daemon/race.py: Claude edited, then Gemini as soon as the daemon started the
+    run for Claude's edit, six times over. Each time, once the daemon is done, the spec and
+    every client hold Gemini's value, the newest."""
+    root, specs = tmp_path / "proj", tmp_path / "specs"
+    for folder in (root / ".qwen", root / ".gemini", specs):
+        folder.mkdir(parents=True)
+    spec = specs / "a.yaml"
+    spec.write_text(PROJECT_SPEC.format(root=root))
+    daemon = Daemon(tmp_path, specs, tmp_path / "home", poll_every="1h")  # runs plan with its own spec
+    try:
+        poll(lambda: all(server(root, f, "github") for f in PROJECT_FILES) and settled(daemon),
+             what="the first reconcile")
+        for round_ in range(6):
+            seen = daemon.log().count("target file changed outside the reconciler")
+            edit_server(root, ".mcp.json", "github",
+                        lambda s, r=round_: s.update(args=["-y", f"--claude{r}"]))
+            poll(lambda n=seen: daemon.log().count("target file changed outside the reconciler") > n,
+                 what="the run for Claude's edit")
+            edit_server(root, ".gemini/settings.json", "github",
+                        lambda s, r=round_: s.update(args=["-y", f"--gemini{r}"]))
+            newest = ["-y", f"--gemini{round_}"]
+            poll(lambda v=newest: spec_args(spec) == v
+                 and all(server(root, f, "github").get("args") == v for f in PROJECT_FILES),
+                 what=f"round {round_}: Gemini's edit in the spec and every client")
     finally:
         daemon.stop()
