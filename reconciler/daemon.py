@@ -355,15 +355,23 @@ class Daemon:
             # A linked file (dotfiles managers link client files from a repository) changes
             # where its target lives: that folder is watched too, its events mapped back.
             aliases = {Path(os.path.realpath(p)): p for p in watched}
-            folders = sorted({p.parent for p in [*watched, *aliases] if p.parent.exists()})
+            wanted = {p.parent for p in [*watched, *aliases]}
+            folders = sorted(folder for folder in wanted if folder.exists())
             if not folders:  # no spec set yet (start-up), or its files' folders not created yet
                 await asyncio.sleep(min(self.options.poll_seconds, 0.25))
                 continue
             specs = self.controller.specs
+            touched: set[ObjectRef] = set()
             for path in watched:
-                known.setdefault(path, fingerprint(path))
+                now = fingerprint(path)
+                if path in known and now != known[path]:
+                    touched.add(watched[path])  # changed while the watch restarted
+                known[path] = now
+            self._run_edited(touched)
+            # Every second without a change the watch yields nothing: a client's folder created
+            # meanwhile (a first reconcile makes `.gemini/`) is then watched too.
             async for changes in awatch(*folders, stop_event=self.stop, debounce=200, step=50,
-                                        recursive=False):
+                                        recursive=False, rust_timeout=1000, yield_on_timeout=True):
                 paths = {aliases.get(Path(p), Path(p)) for _, p in changes}
                 touched = set()
                 for path in paths & watched.keys():
@@ -373,18 +381,25 @@ class Daemon:
                         # from a backup after a failed run) is an edit too, not the last write.
                         known[path] = now
                         touched.add(watched[path])
-                for ref in touched:
-                    log.info("target file changed outside the reconciler", object=ref.short)
-                    with contextlib.suppress(ReconcilerError):
-                        self.controller.start_run(ref, trigger=Trigger.FILE_WATCH,
-                                                  even_if_suspended=False)
+                self._run_edited(touched)
+                # Watching again only when the files or folders to watch changed (an edit made
+                # while the watch restarts is found by its fingerprint above).
                 if self.controller.specs is not specs:
                     # New specs (a spec set taken, or a run's write-back): new files to watch,
-                    # if they name others. Watching again only then: edits made while the
-                    # watch restarts would be missed.
+                    # if they name others.
                     if self._watched() != watched:
                         break
                     specs = self.controller.specs
+                if any(folder.exists() for folder in wanted.difference(folders)):
+                    break  # a client's folder was created
+
+    def _run_edited(self, refs: set[ObjectRef]) -> None:
+        """A file-watch run of each object whose watched file was edited by hand."""
+        assert self.controller is not None
+        for ref in refs:
+            log.info("target file changed outside the reconciler", object=ref.short)
+            with contextlib.suppress(ReconcilerError):
+                self.controller.start_run(ref, trigger=Trigger.FILE_WATCH, even_if_suspended=False)
 
 
 def serve(settings: Settings, options: DaemonOptions, logs: LogBuffer | None = None) -> None:

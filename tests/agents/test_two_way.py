@@ -389,3 +389,23 @@ def test_two_clients_edited_in_quick_succession_end_with_every_client_and_the_sp
                  what=f"round {round_}: Gemini's edit in the spec and every client")
     finally:
         daemon.stop()
+
+
+def test_an_edit_in_a_client_folder_the_first_reconcile_created_is_seen(tmp_path: Path) -> None:
+    """A fresh project: `.qwen/` and `.gemini/` do not exist until the daemon's first
+    reconcile writes them; an edit of Gemini's settings is still a hand edit it handles."""
+    root, specs = tmp_path / "proj", tmp_path / "specs"
+    for folder in (root, specs):
+        folder.mkdir()
+    spec = specs / "a.yaml"
+    spec.write_text(PROJECT_SPEC.format(root=root))
+    daemon = Daemon(tmp_path, specs, tmp_path / "home", poll_every="1h")
+    try:
+        poll(lambda: all(server(root, f, "github") for f in PROJECT_FILES) and settled(daemon),
+             what="the first reconcile")
+        edit_server(root, ".gemini/settings.json", "github", lambda s: s["args"].append("--edit1"))
+        poll(lambda: spec_args(spec) == EDITED
+             and all(server(root, f, "github").get("args") == EDITED for f in PROJECT_FILES),
+             what="Gemini's edit in the spec and every client")
+    finally:
+        daemon.stop()
