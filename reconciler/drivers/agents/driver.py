@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from reconciler.drivers.agents.contexts import unloaded_rules
 from reconciler.drivers.agents.documents import open_document
-from reconciler.drivers.agents.entries import expand
+from reconciler.drivers.agents.entries import expand, parse_key
 from reconciler.drivers.agents.planning import (
     FileState,
     Rendered,
@@ -151,7 +151,7 @@ class AgentConfigDriver:
             return ApplyResult.from_plan(plan, ctx.inventory)
         assert isinstance(ctx.obj, AgentConfig)
         # The spec file, once written, stays so even when a client's check puts its files back.
-        spec = next((w["spec"] for w in writes.values() if w.get("spec") is not None), None)
+        spec = next((w["spec"] for w in writes.values() if isinstance(w.get("spec"), AgentConfig)), None)
         checked = validate(ctx.obj, writes, lambda file: read_file(file).text)
         if not checked.rolled_back:
             result = ApplyResult.from_plan(plan, ctx.inventory)
