@@ -87,6 +87,7 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
         open_cli_runtime,
         print_failures,
         reconcile_specs,
+        say_error,
         show_applied,
     )
     from reconciler.drivers.agents.deciding import decide
@@ -99,13 +100,18 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
         raise abort(str(exc)) from None
     runtime = open_cli_runtime()
     targets: set[str] = set()
+    refused = False
     try:
         book = ProposalBook(runtime.store.engine)
         for pid in ids:
             try:
                 done = decide(book, pid, accept=accept, actor="cli", audit=runtime.store, source="cli")
             except ReconcilerError as exc:
-                raise abort(str(exc)) from None
+                # The others are still decided, and what was decided is reconciled below: an
+                # accepted spec change must not wait for the next run to reach the clients.
+                say_error(str(exc))
+                refused = True
+                continue
             patched = f" (spec patched: {done.spec_file})" if done.spec_file else ""
             typer.echo(f"{pid}: {done.status}{patched}")
             if done.note():  # git mode: the commit and branch to push
@@ -113,11 +119,13 @@ def _decide(ids: list[str], specs: Path, *, accept: bool) -> None:
             targets.add(done.proposal.target.short)
     finally:
         runtime.close()
+    if not targets:
+        raise typer.Exit(1)
     if accept:
         loaded = load_spec_set(specs)  # the patched spec
     results = reconcile_specs(specs, sorted(targets), ModeOption.full, dry_run=False, specs=loaded)
     show_applied(results)
-    if print_failures(results):
+    if print_failures(results) or refused:
         raise typer.Exit(1)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, inspect, text
 
 from reconciler.errors import StoreError
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration; a test checks it against the migration scripts."""
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -3,8 +3,8 @@
 A run of an AgentConfig reports, per held key, the file's value, the spec's value and the
 spec patch that would adopt the file's value. `ProposalBook.observe` turns that into rows:
 the id is a fingerprint of (object, key, file value), so the same edit seen by ten runs is
-one proposal whose `last_seen` moves (and whose patch is the latest run's reading of the
-edit, while it is pending); a new edit of the same key supersedes the older
+one proposal whose `last_seen` moves (and whose patch, spec value and the digest of the spec
+field it was made against, `spec_digest`, are the latest run's, while it is pending); a new edit of the same key supersedes the older
 pending one; a pending proposal whose key is no longer held (the spec took it, or the file
 went back) is superseded too. Strategy decisions of a run are recorded as decided
 proposals with the run id, decided by `reconciler`: an edit the spec took (`accepted`) is
@@ -60,6 +60,9 @@ class Proposal:
     run_id: str | None
     decided_at: datetime | None
     decided_by: str | None
+    spec_digest: str | None = None
+    """What the spec said for `canonical` when a run last saw the edit (`specpatch.spec_digest`);
+    None for a proposal recorded before proposals kept it."""
 
     def as_dict(self) -> dict[str, Any]:
         """The API's and `review -o json`'s shape (camelCase)."""
@@ -93,7 +96,7 @@ def _row(r: Any) -> Proposal:
         spec_value=r.spec_value, patch=r.patch, status=r.status, outcome=r.outcome, reason=r.reason,
         first_seen=_aware(r.first_seen) or datetime.now(UTC),
         last_seen=_aware(r.last_seen) or datetime.now(UTC),
-        run_id=r.run_id, decided_at=_aware(r.decided_at), decided_by=r.decided_by)
+        run_id=r.run_id, decided_at=_aware(r.decided_at), decided_by=r.decided_by, spec_digest=r.spec_digest)
 
 
 class ProposalBook:
@@ -158,7 +161,8 @@ class ProposalBook:
                 client=info.get("client") or (decision or {}).get("client"), file=key.split("#", 1)[0],
                 item_key=key, canonical=canonical,
                 policy=str(info.get("policy") or (decision or {}).get("policy") or "manual-review"),
-                file_value=file_value, spec_value=info.get("spec"), patch=patch, status=status,
+                file_value=file_value, spec_value=info.get("spec"), spec_digest=info.get("specDigest"),
+                patch=patch, status=status,
                 outcome=outcome, reason=reason, first_seen=now, last_seen=now, run_id=run_id,
                 decided_at=now if status != PENDING else None,
                 decided_by=RECONCILER if status != PENDING else None))
@@ -166,8 +170,9 @@ class ProposalBook:
             values: dict[str, Any] = {"last_seen": now, "run_id": run_id}
             if existing.status == PENDING and canonical and "proposed" in info:
                 # The same edit as this run reads it (a newer reconciler, a changed spec): accept
-                # writes the patch of the latest run.
-                values |= {"canonical": canonical, "spec_value": info.get("spec"), "patch": patch}
+                # writes the patch of the latest run, against the spec that run saw.
+                values |= {"canonical": canonical, "spec_value": info.get("spec"), "patch": patch,
+                           "spec_digest": info.get("specDigest")}
             # The same edit seen again: what a run decided of it (or that it is held again)
             # replaces what an earlier run decided; a person's decision stays.
             if existing.decided_by in (None, RECONCILER):

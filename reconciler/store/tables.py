@@ -213,6 +213,7 @@ proposals = Table(
     Column("policy", String(32), nullable=False),
     Column("file_value", Json),
     Column("spec_value", Json),
+    Column("spec_digest", String(64)),  # the spec field the proposal was made against (specpatch)
     Column("patch", Json),
     Column("status", String(16), nullable=False),
     Column("outcome", String(16)),

@@ -247,3 +247,24 @@ def test_review_accept_server_names_the_branch_and_commit(world, tmp_path: Path)
          "--token-env", "ADMIN_T"], env={**os.environ, "ADMIN_T": ADMIN}, capture_output=True, text=True,
         timeout=120, cwd=tmp_path)
     assert again.returncode == 1 and "409" in again.stderr and "not pending" in again.stderr, again.stderr
+
+
+def test_a_second_proposal_of_a_field_an_accepted_one_changed_is_refused_in_git_mode(world) -> None:
+    """With --write-back, the first accepted proposal is a commit on the write-back branch;
+    a later proposal of the same field was made against the watched spec, and its commit
+    would overwrite the first one's change there: it is refused (409), nothing is pushed."""
+    home, bare, start = world
+    daemon = start("--write-back", "review-branch")
+    poll(lambda: claude_toolsets(home) == "repos", what="the first reconcile")
+    edit_claude(home, "repos,issues")
+    first = pending_proposal(daemon)
+    assert daemon.request("POST", f"/api/v1/proposals/{first['id']}/accept").status_code == 200
+    pushed = bare.commit("review-branch").hexsha
+    edit_claude(home, "repos,actions")
+    second = poll(lambda: [p for p in daemon.request("GET", "/api/v1/proposals", token=VIEWER).json()["items"]
+                           if p["id"] != first["id"]], what="a second proposal")[0]
+    refused = daemon.request("POST", f"/api/v1/proposals/{second['id']}/accept")
+    assert refused.status_code == 409, refused.text
+    assert "mcpServers.github changed since the proposal was made" in refused.json()["detail"]
+    assert bare.commit("review-branch").hexsha == pushed
+    assert daemon.request("GET", "/api/v1/proposals", token=VIEWER).json()["items"][0]["status"] == "pending"

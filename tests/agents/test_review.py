@@ -192,3 +192,98 @@ spec:
     assert "proposed: the edit weakens defaultMode: default → bypassPermissions" in done.stdout
     assert "yolo" not in (home / ".qwen" / "settings.json").read_text()
     assert "defaultMode: default" in spec.read_text()
+
+
+# --- a proposal against a spec that changed since (trials t14-held, t1-manual) ---------------
+
+HELD = """\
+apiVersion: reconciler.dev/v1alpha1
+kind: AgentConfig
+metadata: {{name: team}}
+spec:
+  mcpServers:
+    github: {{command: npx, args: ["-y", "server-github"]}}
+  targets:
+    - {{client: claude-code, scope: project, root: {root}}}
+    - {{client: qwen-code, scope: project, root: {root}}}
+  conflictPolicy:
+    default: manual-review
+"""
+
+
+@pytest.fixture
+def held(tmp_path: Path):
+    """manual-review, Claude and Qwen at project scope, the first apply done."""
+    root, specs = tmp_path / "p", tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text(HELD.format(root=root))
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    env.pop("RECONCILER_DATABASE_URL", None)
+    env.pop("RECONCILER_PLUGINS", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("apply", "specs").returncode == 0
+    return run, root, specs / "a.yaml"
+
+
+def spec_args(spec: Path) -> list[str]:
+    import yaml
+
+    return yaml.safe_load(spec.read_text())["spec"]["mcpServers"]["github"]["args"]
+
+
+def edit_args(file: Path, args: list[str]) -> None:
+    data = json.loads(file.read_text())
+    data["mcpServers"]["github"]["args"] = args
+    file.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def test_accept_is_refused_when_the_spec_field_changed_since_the_proposal_was_made(held) -> None:
+    run, root, spec = held
+    edit_args(root / ".mcp.json", ["-y", "server-github", "--hand"])
+    assert run("apply", "specs").returncode == 0
+    [proposal] = pending(run)
+    assert proposal["specValue"]["args"] == ["-y", "server-github"]
+    changed = spec.read_text().replace('"server-github"]', '"server-github", "--spec"]')
+    spec.write_text(changed)  # a person changes the same field of the spec meanwhile
+
+    refused = run("review", "accept", proposal["id"], "--specs", "specs")
+    assert refused.returncode == 1, refused.stdout
+    assert "mcpServers.github changed since the proposal was made" in refused.stderr, refused.stderr
+    assert "accepted" not in refused.stdout
+    assert spec.read_text() == changed
+    assert [p["id"] for p in pending(run)] == [proposal["id"]]
+
+    # A run plans again: the proposal shows the spec as it is now, and can then be accepted.
+    assert run("apply", "specs").returncode == 0
+    [again] = pending(run)
+    assert again["id"] == proposal["id"]
+    assert again["specValue"]["args"] == ["-y", "server-github", "--spec"]
+    accepted = run("review", "accept", again["id"], "--specs", "specs")
+    assert accepted.returncode == 0, accepted.stderr
+    assert spec_args(spec) == ["-y", "server-github", "--hand"]
+
+
+def test_of_two_competing_proposals_the_second_is_refused_once_the_first_changed_the_field(held) -> None:
+    run, root, spec = held
+    edit_args(root / ".mcp.json", ["-y", "server-github", "--claude"])
+    edit_args(root / ".qwen/settings.json", ["-y", "server-github", "--qwen"])
+    assert run("apply", "specs").returncode == 0
+    by_client = {p["client"]: p for p in pending(run)}
+    assert set(by_client) == {"claude-code", "qwen-code"}
+
+    both = run("review", "accept", by_client["claude-code"]["id"], by_client["qwen-code"]["id"],
+               "--specs", "specs")
+    assert both.returncode == 1
+    assert f"{by_client['claude-code']['id']}: accepted" in both.stdout
+    assert "mcpServers.github changed since the proposal was made" in both.stderr, both.stderr
+    assert spec_args(spec) == ["-y", "server-github", "--claude"]
+    # Claude's accepted edit reached the clients; Qwen's proposal, seen again by that run,
+    # shows the spec as it is now.
+    assert json.loads((root / ".mcp.json").read_text())["mcpServers"]["github"]["args"][-1] == "--claude"
+    [left] = pending(run)
+    assert left["id"] == by_client["qwen-code"]["id"]
+    assert left["specValue"]["args"] == ["-y", "server-github", "--claude"]

@@ -7,7 +7,11 @@
   ruamel round trip: comments and layout kept, see `specpatch`), marks the proposal
   accepted and audits it with the actor. A patch that would leave the spec as it is (the
   spec already says it) fails the accept: nothing is written, the proposal stays pending,
-  and accept never reports a success that changed nothing. The caller then reconciles the object: the
+  and accept never reports a success that changed nothing. So does a proposal whose spec
+  field changed since a run last saw the edit (a person edited it, or another proposal of
+  the same field was accepted): the patch would silently overwrite that change. The next
+  run of the object records the proposal against the spec as it is (its spec value shows
+  it), and it can be decided then. The caller then reconciles the object: the
   changed spec reaches every other client, and the edited client is already in sync.
   In git mode (a daemon following a branch, see `specpatch.use_git`) the file is in the
   repository, not here: accept makes the patch a commit on a new branch
@@ -23,6 +27,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +35,12 @@ from reconciler.drivers.agents.specpatch import (
     Committed,
     PatchError,
     SpecWriter,
+    declared,
     git_writer,
     patch_text,
     spec_blob,
+    spec_digest,
+    spec_field,
     spec_file,
 )
 from reconciler.errors import ReconcilerError
@@ -91,11 +99,10 @@ def decide(book: ProposalBook, proposal_id: str, *, accept: bool, actor: str,
         if located is not None:
             before = located.path.read_text(encoding="utf-8")
             try:
-                after = patch_text(before, proposal.target, proposal.patch.items(), source=str(located.path),
-                                   must_change=True)
+                after = _patched(proposal, before, source=str(located.path))
             except PatchError as exc:
-                raise ProposalError(f"proposal {proposal_id} was not accepted: {exc}; it stays pending "
-                                    "(a run supersedes it once the file and the spec agree)") from None
+                raise ProposalError(f"proposal {proposal_id} was not accepted: {exc}; "
+                                    "it stays pending") from None
             _write(located.path, after)
             written = str(located.path)
         elif writer is not None and blob is not None:
@@ -119,6 +126,29 @@ def decide(book: ProposalBook, proposal_id: str, *, accept: bool, actor: str,
     return Decided(proposal, status, written, committed)
 
 
+def _patched(proposal: Proposal, text: str, *, source: str) -> str:
+    """The spec file's text with the proposal's patch applied; `PatchError` when the patch
+    changes nothing, or when the field it patches is no longer what the proposal was made
+    against (accepting would overwrite that newer change)."""
+    assert proposal.patch is not None
+    try:
+        after = patch_text(text, proposal.target, proposal.patch.items(), source=source, must_change=True)
+    except PatchError as exc:
+        raise PatchError(f"{exc} (a run supersedes the proposal once the file and the spec agree)") from None
+    ref, field = proposal.target, proposal.canonical
+    if proposal.spec_digest is None:
+        raise PatchError(f"the proposal was recorded before proposals kept the spec they were made "
+                         f"against, so it cannot be told whether the spec's {field} changed since: run "
+                         f"{ref.short} again (reconciler apply, or the daemon's next run), then decide")
+    now = declared(text, ref, source=source)
+    if spec_digest(now, field) != proposal.spec_digest:
+        shown = json.dumps(spec_field(now, field), ensure_ascii=False)
+        raise PatchError(f"the spec's {field} changed since the proposal was made (it now says {shown}); "
+                         f"accepting would overwrite that change. The next run of {ref.short} on that spec "
+                         "(reconciler apply, or the daemon's) shows the proposal against it: decide then")
+    return after
+
+
 def _commit(proposal: Proposal, *, writer: SpecWriter, path: str, actor: str) -> Committed:
     """The proposal's patch as a commit of the spec file `path` (git mode)."""
     assert proposal.patch is not None
@@ -126,11 +156,9 @@ def _commit(proposal: Proposal, *, writer: SpecWriter, path: str, actor: str) ->
                f"The spec takes {proposal.client or 'a client'}'s edit of {proposal.key}.\n\n"
                f"Proposal: {proposal.id}\nObject: {proposal.target.short}\nKey: {proposal.key}\n"
                f"Field: {proposal.canonical}\nAccepted-by: {actor}\n")
-    items = list(proposal.patch.items())
     try:
         return writer.commit(
             path=path, branch=f"reconciler/proposal-{proposal.id}", message=message,
-            change=lambda text: patch_text(text, proposal.target, items, source=f"{writer.watched}:{path}",
-                                           must_change=True))
+            change=lambda text: _patched(proposal, text, source=f"{writer.watched}:{path}"))
     except ReconcilerError as exc:
         raise ProposalError(f"proposal {proposal.id} was not accepted: {exc}") from None

@@ -32,7 +32,7 @@ from reconciler.drivers.agents.editing import FilePlanner, Tally
 from reconciler.drivers.agents.entries import Entry, KeyParts, Note, Place, parse_key
 from reconciler.drivers.agents.lists import LEVELS, identity, kind_of, list_level
 from reconciler.drivers.agents.ownership import weakening_allowed
-from reconciler.drivers.agents.specpatch import PatchError, describe, rule_of
+from reconciler.drivers.agents.specpatch import PatchError, describe, rule_of, spec_digest
 from reconciler.drivers.agents.translating import rules_edited
 from reconciler.errors import DriverError
 from reconciler.models.agents import AgentConfig, ConflictPolicy
@@ -280,6 +280,7 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
         info["spec"] = next((level for level in LEVELS if rule in (permissions.get(level) or ())), None)
     try:
         note, weakens = describe(permissions, info["canonical"], proposed)
+        info["specDigest"] = spec_digest(obj, info["canonical"])  # what accept checks against
     except PatchError:
         return info  # a field no patch can set: accept says so
     if weakens and weakening_allowed(adopted.pointer, obj.spec.conflict_policy):

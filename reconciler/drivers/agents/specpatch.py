@@ -31,6 +31,7 @@ accepting a proposal then makes a commit on a branch of the daemon's clone
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.drivers.agents.specwriting import PatchError, rewrite
+from reconciler.errors import SpecError
 from reconciler.models.common import ObjectRef
 
 _RULE = re.compile(r"^rules\[(?P<name>[^\]]+)\](?:\.(?P<field>description|paths|content))?$")
@@ -354,6 +356,49 @@ def describe(permissions: Mapping[str, Any], canonical: str, value: Any) -> tupl
     what = (f"moves {rule} from {old} to {value}" if old and value else f"removes {rule} from {old}"
             if old else f"adds {rule} to {value}")
     return (f"{what}: this weakens a security rule of every client" if weakens else what), weakens
+
+
+def field_value(spec: Mapping[str, Any], canonical: str) -> Any:
+    """What a spec body says for the field a patch sets (None: nothing): the server, the
+    list or mode, the rule's level, the named rule (as a one-item list, or empty)."""
+    rule = rule_of(canonical)
+    if rule is not None:
+        return _levels(spec.get("permissions")).get(rule)
+    where = _locate(canonical)
+    if where[0] == "rules":
+        return [r for r in spec.get("rules") or () if isinstance(r, Mapping) and r.get("name") == where[1]]
+    section = spec.get(where[0])
+    return section.get(where[1]) if isinstance(section, Mapping) else None
+
+
+def spec_field(obj: Any, canonical: str) -> Any:
+    """What `obj`'s spec says for the field `canonical`, as the spec file states it (plain
+    JSON, defaults left out); `PatchError` for a field no patch can set."""
+    body = obj.model_dump(mode="json", by_alias=True, exclude={"status"}, exclude_defaults=True)
+    return field_value(body.get("spec") or {}, canonical)
+
+
+def spec_digest(obj: Any, canonical: str) -> str:
+    """A digest of `spec_field(obj, canonical)`. A proposal records it when a run sees the
+    edit; accept compares it with the spec as it is then, so that a proposal never overwrites
+    a newer change of that field (see `deciding`)."""
+    raw = json.dumps(spec_field(obj, canonical), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def declared(text: str, ref: ObjectRef, *, source: str) -> Any:
+    """The object `ref` as the spec file's text declares it, loaded as the loader loads it;
+    `PatchError` when the text does not hold it or does not load."""
+    from reconciler.loading.documents import parse_documents
+    from reconciler.loading.specs import build_spec_set
+
+    try:
+        obj = build_spec_set(parse_documents(text, source=source)).get(ref)
+    except SpecError as exc:
+        raise PatchError(f"{source} does not load ({exc.problems[0]}); nothing was written") from None
+    if obj is None:
+        raise PatchError(f"{source}: no {ref.short} in this file; nothing was written")
+    return obj
 
 
 def _plain(value: Any) -> Any:
