@@ -4,7 +4,8 @@ A run of an AgentConfig reports, per held key, the file's value, the spec's valu
 spec patch that would adopt the file's value. `ProposalBook.observe` turns that into rows:
 the id is a fingerprint of (object, key, file value), so the same edit seen by ten runs is
 one proposal whose `last_seen` moves (and whose patch, spec value and the digest of the spec
-field it was made against, `spec_digest`, are the latest run's, while it is pending); a new edit of the same key supersedes the older
+field it was made against, `spec_digest`, are the latest run's, while it is pending); a new
+edit of the same key supersedes the older
 pending one; a pending proposal whose key is no longer held (the spec took it, or the file
 went back) is superseded too. Strategy decisions of a run are recorded as decided
 proposals with the run id, decided by `reconciler`: an edit the spec took (`accepted`) is

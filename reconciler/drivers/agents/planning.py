@@ -12,6 +12,7 @@ unified diff per file, the state of every key, the drift, and the new file texts
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -278,9 +279,10 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
         # (so a move to allow and one to deny are two edits, never one proposal).
         info["file"] = proposed
         info["spec"] = next((level for level in LEVELS if rule in (permissions.get(level) or ())), None)
+    with contextlib.suppress(PatchError):  # a field no patch can set has nothing to check
+        info["specDigest"] = spec_digest(obj, info["canonical"])  # what accept checks against
     try:
         note, weakens = describe(permissions, info["canonical"], proposed)
-        info["specDigest"] = spec_digest(obj, info["canonical"])  # what accept checks against
     except PatchError:
         return info  # a field no patch can set: accept says so
     if weakens and weakening_allowed(adopted.pointer, obj.spec.conflict_policy):

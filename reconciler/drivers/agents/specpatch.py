@@ -364,6 +364,8 @@ def field_value(spec: Mapping[str, Any], canonical: str) -> Any:
     rule = rule_of(canonical)
     if rule is not None:
         return _levels(spec.get("permissions")).get(rule)
+    if canonical == "rules":  # several rules' fields in one patch: all the rules
+        return list(spec.get("rules") or ())
     where = _locate(canonical)
     if where[0] == "rules":
         return [r for r in spec.get("rules") or () if isinstance(r, Mapping) and r.get("name") == where[1]]
