@@ -86,12 +86,12 @@ def _item(entry_format: str) -> str:
 def _change(key: str, item: str, value: Any, actual: Any) -> Change:
     """The change as the plan, the run's record and the API show it: a literal secret the
     file holds (a user's own token in a server's env) is masked in both values."""
-    name = parse_key(key).pointer[-1:] or ("",)
+    name = (*parse_key(key).pointer[-1:], "")[0]  # the key's own name: what a value is for
     if value is MISSING:
-        return Change.delete(key, masked(actual, name[0]), item=item)
+        return Change.delete(key, masked(actual, name), item=item)
     if actual is MISSING:
-        return Change.create(key, masked(value, name[0]), item=item)
-    return Change.update(key, masked(actual, name[0]), masked(value, name[0]), item=item)
+        return Change.create(key, masked(value, name), item=item)
+    return Change.update(key, masked(actual, name), masked(value, name), item=item)
 
 
 def respelled(desired: Any, actual: Any, env_ref: re.Pattern[str]) -> Any:

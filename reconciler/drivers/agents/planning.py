@@ -252,16 +252,16 @@ def _adoption(obj: AgentConfig, key: str, adopted: Entry | None, policy: Conflic
     the patch that would adopt the file's (`proposed`), how it reads (`note`) and the
     security rules it would weaken (`weakens`: a strategy never accepts those on its own)."""
     desired = adopted.value if adopted is not None else MISSING
-    file = parse_key(key).file
+    parts = parse_key(key)
+    file = parts.file
     info: dict[str, Any] = {
         "canonical": adopted.canonical if adopted else "", "spec": None if desired is MISSING else desired,
-        "file": masked(_value_in(files[file], key, obj.metadata.name), parse_key(key).pointer[-1:][0]
-                       if parse_key(key).pointer else ""),
+        "file": masked(_value_in(files[file], key, obj.metadata.name), (*parts.pointer[-1:], "")[0]),
         "client": str(adopted.client) if adopted else None, "policy": str(policy)}
     if adopted is None:
         return info
     # A whole list's target is its items'; a user's own item's is its list's (it renders none).
-    prefix = (key.rsplit("#", 1)[0] if parse_key(key).item is not None else key) + "#"
+    prefix = (key.rsplit("#", 1)[0] if parts.item is not None else key) + "#"
     place = rendered.places.get(key) or next(found for k, found in rendered.places.items()
                                              if k.startswith(prefix))
     if adopted.format is Format.BLOCK:  # the rules, section by section: the fields edited
